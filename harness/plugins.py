@@ -1,0 +1,210 @@
+"""The plugin interfaces every generator, scorer, method, metric and data source implements.
+
+A plugin is a class with a pydantic `Params` model (extra="forbid", so spec typos are caught), a
+`version` that goes into every cache key it produces, and a `fingerprint()` that names everything
+that determines its outputs (params, weights digests) — never a path alone, never the process rank.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Sequence
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:  # pragma: no cover
+    from PIL import Image
+
+    from harness.graph import Builder, Node
+    from harness.runtime import Context
+
+
+class PluginParams(BaseModel):
+    """Base for every plugin's parameters: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Plugin:
+    """Common base: parameters, version and identity."""
+
+    name: ClassVar[str] = ""  # set by the registry
+    version: ClassVar[str] = "1"
+    Params: ClassVar[type[PluginParams]] = PluginParams
+
+    def __init__(self, params: PluginParams | dict[str, Any] | None = None, **kwargs: Any):
+        if isinstance(params, BaseModel):
+            self.params = params
+        else:
+            self.params = self.Params(**{**(params or {}), **kwargs})
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Everything that determines this plugin's outputs. Subclasses add weights digests."""
+        return {"plugin": self.name, "version": self.version, "params": self.params.model_dump(mode="json")}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.params!r})"
+
+
+# ---------------------------------------------------------------------------------------------
+# Data: prompts, items (one generated or given image/video), item sets.
+
+
+@dataclass(frozen=True)
+class Prompt:
+    id: str
+    text: str
+    meta: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+
+@dataclass(frozen=True)
+class SampleRequest:
+    """One item a generator must produce: the seed is derived from (spec seed, prompt id, k)."""
+
+    prompt: Prompt
+    k: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class Item:
+    """One image (PNG) or video (NPZ of uint8 frames T×H×W×3) on disk, with where it came from."""
+
+    key: str
+    path: str
+    prompt_id: str | None = None
+    prompt: str | None = None
+    k: int | None = None
+    seed: int | None = None
+
+    def load(self) -> "Image.Image | np.ndarray":
+        return load_media(self.path)
+
+
+def load_media(path: str | Path) -> "Image.Image | np.ndarray":
+    """A PIL RGB image for image files; a uint8 array T×H×W×3 for .npz videos."""
+    path = Path(path)
+    if path.suffix == ".npz":
+        with np.load(path) as data:
+            return data["frames"]
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return im.convert("RGB")
+
+
+@dataclass(frozen=True)
+class ItemSet:
+    """An ordered set of items (a sample pool, a selection, a PPD set, a reference set)."""
+
+    key: str
+    items: tuple[Item, ...]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def load(self) -> list:
+        return [it.load() for it in self.items]
+
+    def prompts(self) -> list[str | None]:
+        return [it.prompt for it in self.items]
+
+    def by_prompt(self) -> dict[str, list[Item]]:
+        out: dict[str, list[Item]] = {}
+        for it in self.items:
+            out.setdefault(it.prompt_id or it.key, []).append(it)
+        return out
+
+
+@dataclass
+class MetricResult:
+    """One metric value with its confidence interval and the convention that makes it comparable."""
+
+    value: float
+    ci_low: float = float("nan")
+    ci_high: float = float("nan")
+    n: int = 0
+    convention: str = ""
+    per_sample: np.ndarray | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------
+# Plugin kinds.
+
+
+class PromptSource(Plugin):
+    """Yields the prompts of a prompt set (a file, a dataset id, a built-in list)."""
+
+    def load(self, ctx: "Context") -> list[Prompt]:
+        raise NotImplementedError
+
+
+class ImageSource(Plugin):
+    """Yields a set of given images (PPD, FID reference): paths on disk, each with a content key."""
+
+    def load(self, ctx: "Context") -> ItemSet:
+        raise NotImplementedError
+
+
+class Generator(Plugin):
+    """Turns sample requests into images (PIL) or videos (uint8 T×H×W×3 arrays).
+
+    `generate` must be deterministic in each request's seed alone, whatever the batch it is in,
+    so that pools are shareable, resumable and shardable.
+    """
+
+    modality: ClassVar[Literal["image", "video"]] = "image"
+
+    def generate(self, requests: Sequence[SampleRequest], ctx: "Context") -> list:
+        raise NotImplementedError
+
+
+class Scorer(Plugin):
+    """A per-sample scorer (higher is better): GAN-RM, ImageReward, PickScore, HPS, CLIPScore..."""
+
+    def score(self, images: Sequence[Any], prompts: Sequence[str | None], ctx: "Context") -> np.ndarray:
+        raise NotImplementedError
+
+
+class TrainableScorer(Scorer):
+    """A scorer trained by the harness (GAN-RM): fit on positives vs negatives, saved in the store."""
+
+    def fit(self, positives: ItemSet, negatives: ItemSet, ctx: "Context", *, unlabeled: ItemSet | None = None) -> dict[str, Any]:
+        """Train; return training metrics (accuracy, AUC, ...)."""
+        raise NotImplementedError
+
+    def save(self, directory: Path) -> None:
+        raise NotImplementedError
+
+    def load_state(self, directory: Path) -> None:
+        raise NotImplementedError
+
+
+class Metric(Plugin):
+    """A metric column. Declares its direction and convention; returns a value with a CI."""
+
+    direction: ClassVar[Literal["higher", "lower"]] = "higher"
+    needs_reference: ClassVar[bool] = False
+
+    def convention(self) -> str:
+        """Implementation, version and convention, e.g. 'clean-fid 0.1.35 mode=clean inception'."""
+        return f"{self.name} v{self.version}"
+
+    def compute(self, samples: ItemSet, ctx: "Context", *, reference: ItemSet | None = None) -> MetricResult:
+        raise NotImplementedError
+
+
+class Method(Plugin):
+    """A table row: builds the artifact graph that yields the row's evaluation samples."""
+
+    #: which named spec entries the method uses, besides its params (validated against the spec)
+    uses: ClassVar[tuple[str, ...]] = ("generator", "prompts")
+
+    def build(self, b: "Builder", entry: Any) -> "Node":
+        raise NotImplementedError

@@ -1,0 +1,204 @@
+"""The content-addressed store: every artifact lives under a key that hashes everything that made it.
+
+Layout under the root (`$GANRM_BENCH_CACHE`, default the user cache dir):
+
+    objects/ab/<key>/        an artifact: data files, then `manifest.json` written last;
+                             the directory appears by an atomic rename, so it is complete or absent
+    items/ab/<key>.<ext>     one item (a generated image, a feature vector, a score), atomic rename
+    locks/<key>.lock         file locks, so concurrent runs on one cache never compute twice
+    digests.json             memo of weights-file digests by (path, size, mtime)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from filelock import FileLock
+
+MANIFEST = "manifest.json"
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=_json_default)
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "model_dump"):
+        return obj.model_dump(mode="json")
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    raise TypeError(f"cannot hash {type(obj).__name__} into a cache key")
+
+
+def hash_key(obj: Any) -> str:
+    """The key of an artifact: sha256 of the canonical JSON of everything that produced it."""
+    return hashlib.sha256(canonical_json(obj).encode()).hexdigest()[:40]
+
+
+def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def default_root() -> Path:
+    env = os.environ.get("GANRM_BENCH_CACHE")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("ganrm-bench"))
+
+
+@dataclass
+class ArtifactInfo:
+    key: str
+    path: Path
+    manifest: dict[str, Any]
+
+    @property
+    def producer(self) -> str:
+        return self.manifest.get("producer", "?")
+
+
+class Store:
+    def __init__(self, root: str | Path | None = None):
+        self.root = Path(root) if root is not None else default_root()
+        for sub in ("objects", "items", "locks", "tmp"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+
+    # -- artifacts (directories) ---------------------------------------------------------------
+    def path(self, key: str) -> Path:
+        return self.root / "objects" / key[:2] / key
+
+    def has(self, key: str) -> bool:
+        return (self.path(key) / MANIFEST).is_file()
+
+    def manifest(self, key: str) -> dict[str, Any]:
+        return json.loads((self.path(key) / MANIFEST).read_text())
+
+    @contextlib.contextmanager
+    def lock(self, key: str, timeout: float = -1) -> Iterator[None]:
+        with FileLock(str(self.root / "locks" / f"{key}.lock"), timeout=timeout):
+            yield
+
+    @contextlib.contextmanager
+    def writing(self, key: str, meta: dict[str, Any]) -> Iterator[Path]:
+        """Yield a private temp dir to fill; on success, add the manifest and rename into place.
+
+        On an exception (or a kill) the temp dir is left behind for `cache gc` and the artifact
+        stays absent, so nothing half-written ever looks complete.
+        """
+        tmp = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=self.root / "tmp"))
+        yield tmp
+        files = {p.relative_to(tmp).as_posix(): file_digest(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+        manifest = {"key": key, "created": time.time(), "files": files, **meta}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True, default=_json_default))
+        final = self.path(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.rename(tmp, final)
+        except OSError:  # another process finished first: theirs is as good as ours
+            if not self.has(key):
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    # -- items (single files) -----------------------------------------------------------------
+    def item_path(self, key: str, ext: str) -> Path:
+        return self.root / "items" / key[:2] / f"{key}.{ext}"
+
+    def put_item(self, key: str, ext: str, write: Callable[[Path], None]) -> Path:
+        """Write one item through `write(tmp_path)` and rename it into place atomically."""
+        final = self.item_path(key, ext)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f"{key}.", suffix=f".{ext}", dir=self.root / "tmp")
+        os.close(fd)
+        write(Path(tmp))
+        os.replace(tmp, final)
+        return final
+
+    # -- weights digests -----------------------------------------------------------------------
+    def weights_digest(self, path: str | Path) -> str:
+        """Content digest of a weights file (or a directory of them), memoized by path, size, mtime."""
+        path = Path(path).resolve()
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        memo_path = self.root / "digests.json"
+        with self.lock("digests"):
+            memo = json.loads(memo_path.read_text()) if memo_path.exists() else {}
+            parts = []
+            for f in files:
+                st = f.stat()
+                sig = f"{st.st_size}:{st.st_mtime_ns}"
+                entry = memo.get(str(f))
+                if not entry or entry[0] != sig:
+                    entry = [sig, file_digest(f)]
+                    memo[str(f)] = entry
+                parts.append((f.relative_to(path).as_posix() if path.is_dir() else "", entry[1]))
+            tmp = memo_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(memo))
+            os.replace(tmp, memo_path)
+        return parts[0][1] if not path.is_dir() else hashlib.sha256(canonical_json(parts).encode()).hexdigest()
+
+    # -- maintenance ---------------------------------------------------------------------------
+    def artifacts(self) -> Iterator[ArtifactInfo]:
+        for manifest in sorted((self.root / "objects").glob(f"*/*/{MANIFEST}")):
+            try:
+                yield ArtifactInfo(manifest.parent.name, manifest.parent, json.loads(manifest.read_text()))
+            except (OSError, json.JSONDecodeError):
+                yield ArtifactInfo(manifest.parent.name, manifest.parent, {"producer": "<unreadable manifest>"})
+
+    def verify(self) -> list[str]:
+        """Check every artifact's files against its manifest digests; return the problems."""
+        problems = []
+        for art in self.artifacts():
+            files = art.manifest.get("files")
+            if files is None:
+                problems.append(f"{art.key}: unreadable manifest")
+                continue
+            for rel, digest in files.items():
+                f = art.path / rel
+                if not f.is_file():
+                    problems.append(f"{art.key} ({art.producer}): missing file {rel}")
+                elif file_digest(f) != digest:
+                    problems.append(f"{art.key} ({art.producer}): {rel} does not match its digest")
+            for rel, digest in art.manifest.get("items", {}).items():
+                f = self.root / rel
+                if not f.is_file():
+                    problems.append(f"{art.key} ({art.producer}): missing item {rel}")
+                elif digest and file_digest(f) != digest:
+                    problems.append(f"{art.key} ({art.producer}): item {rel} does not match its digest")
+        return problems
+
+    def gc(self, *, older_than_days: float | None = None, dry_run: bool = False) -> list[Path]:
+        """Remove leftovers of interrupted writes; with older_than_days, also artifacts and items
+        not used (modified) for that long. Returns what was (or would be) removed."""
+        removed: list[Path] = []
+        now = time.time()
+        for tmp in (self.root / "tmp").iterdir():
+            if now - tmp.stat().st_mtime > 3600:  # a live writer finishes its temp well within an hour
+                removed.append(tmp)
+        if older_than_days is not None:
+            limit = now - older_than_days * 86400
+            for art in self.artifacts():
+                if (art.path / MANIFEST).stat().st_mtime < limit:
+                    removed.append(art.path)
+            for item in (self.root / "items").glob("*/*"):
+                if item.stat().st_mtime < limit:
+                    removed.append(item)
+        if not dry_run:
+            for p in removed:
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        return removed
