@@ -186,6 +186,25 @@ class TrainableScorer(Scorer):
         raise NotImplementedError
 
 
+class Backbone(Plugin):
+    """A frozen vision network giving token sequences [B, L, D] (token 0 a summary token: CLS for
+    a ViT, a global pool for a conv net). GAN-RM pools token 0 ⊕ mean over all tokens."""
+
+    dim: int = 0  # token width D, known after construction
+
+    def tokens(self, images: Sequence[Any], ctx: "Context") -> Any:  # torch.Tensor [B, L, D]
+        raise NotImplementedError
+
+
+class FeatureExtractor(Plugin):
+    """Images to feature vectors [B, dim] (Inception pool3 for FID; a digit net in the mini world)."""
+
+    dim: int = 0
+
+    def features(self, images: Sequence[Any], ctx: "Context") -> np.ndarray:
+        raise NotImplementedError
+
+
 class Metric(Plugin):
     """A metric column. Declares its direction and convention; returns a value with a CI."""
 

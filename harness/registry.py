@@ -111,6 +111,7 @@ METRICS: Registry = Registry("metric", "ganrm_bench.metrics")
 BACKBONES: Registry = Registry("backbone", "ganrm_bench.backbones")
 PROMPT_SOURCES: Registry = Registry("prompt source", "ganrm_bench.prompts")
 IMAGE_SOURCES: Registry = Registry("image source", "ganrm_bench.images")
+FEATURES: Registry = Registry("feature extractor", "ganrm_bench.features")
 
 REGISTRIES: dict[str, Registry] = {
     "generator": GENERATORS,
@@ -120,4 +121,5 @@ REGISTRIES: dict[str, Registry] = {
     "backbone": BACKBONES,
     "prompts": PROMPT_SOURCES,
     "images": IMAGE_SOURCES,
+    "features": FEATURES,
 }
