@@ -41,7 +41,9 @@ class Plugin:
             self.params = self.Params(**{**(params or {}), **kwargs})
 
     def fingerprint(self) -> dict[str, Any]:
-        """Everything that determines this plugin's outputs. Subclasses add weights digests."""
+        """Everything that determines this plugin's outputs. Subclasses add weights digests; an
+        override may take one argument, the Context, to digest weights files via
+        `ctx.store.weights_digest(path)` (memoized)."""
         return {"plugin": self.name, "version": self.version, "params": self.params.model_dump(mode="json")}
 
     def __repr__(self) -> str:

@@ -1,0 +1,289 @@
+"""The `ganrm-bench` command line: run, plan, validate, list, report, check, cache."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from harness.errors import UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Train, apply and judge reward models for visual generators.")
+cache_app = typer.Typer(no_args_is_help=True, help="Inspect and maintain the artifact store.")
+app.add_typer(cache_app, name="cache")
+out = Console()
+err = Console(stderr=True)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SPEC = REPO_ROOT / "benchmarks" / "mini" / "table1.yaml"
+
+
+def _mount_optional_apps() -> None:
+    """Sub-commands that live with their plugins (GAN-RM's `rm`, VBench's `env`)."""
+    import importlib
+
+    for module, name in (("methods.ganrm.cli", "rm"), ("metrics.vbench_cli", "env")):
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name and module.startswith(exc.name):
+                continue
+            raise
+        app.add_typer(mod.app, name=name)
+
+
+def _context(cache: Optional[Path], device: str = "cpu", progress: bool = True, batch_size: Optional[int] = None):
+    from harness.runtime import Context, Progress, resolve_device
+    from harness.store import Store
+
+    show = progress and os.environ.get("GANRM_BENCH_PROGRESS", "1") != "0" and err.is_terminal
+    return Context(store=Store(cache), device=resolve_device(device), progress=Progress(show), batch_size=batch_size)
+
+
+def _spec(path: Optional[Path]):
+    from harness.spec import load_spec
+
+    return load_spec(path or DEFAULT_SPEC)
+
+
+def _setup_logging(verbose: bool) -> None:
+    from rich.logging import RichHandler
+
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(message)s", handlers=[RichHandler(console=err, show_path=False)])
+
+
+CacheOpt = typer.Option(None, "--cache", envvar="GANRM_BENCH_CACHE", help="Artifact store root (default: the user cache dir).")
+SpecArg = typer.Argument(None, help="A benchmark spec (YAML). Default: the miniature world's Table 1.")
+
+
+@app.command()
+def validate(spec: Path = typer.Argument(..., help="A benchmark spec (YAML).")) -> None:
+    """Check a spec: schema, plugin names and parameters, references between entries."""
+    s = _spec(spec)
+    out.print(f"[green]ok[/green] {spec}: {len(s.methods)} methods, {len(s.metrics)} metrics, seeds {s.seeds}")
+
+
+@app.command("list")
+def list_plugins(kind: Optional[str] = typer.Argument(None, help="Only this kind (generator, scorer, method, metric, ...).")) -> None:
+    """Every plugin, with a one-line description and its parameters."""
+    from harness.builtins import register_builtins
+    from harness.registry import REGISTRIES
+
+    register_builtins()
+    kinds = [kind] if kind else list(REGISTRIES)
+    for k in kinds:
+        if k not in REGISTRIES:
+            raise UserError(f"unknown plugin kind {k!r}; kinds: {', '.join(REGISTRIES)}")
+        table = Table(title=f"{k} plugins", show_lines=False, title_justify="left")
+        for col in ("name", "description", "parameters"):
+            table.add_column(col, overflow="fold")
+        for entry in REGISTRIES[k].entries():
+            try:
+                obj = entry.resolve()
+                params = _describe_params(getattr(obj, "Params", None))
+            except Exception as exc:  # an optional extra missing: still list it
+                params = f"(unavailable: {type(exc).__name__}: {exc})"
+            name = entry.name + (f" ({', '.join(entry.aliases)})" if entry.aliases else "")
+            table.add_row(name, entry.description, params)
+        out.print(table)
+
+
+def _describe_params(model) -> str:
+    if model is None:
+        return ""
+    parts = []
+    for name, field in model.model_fields.items():
+        ann = getattr(field.annotation, "__name__", None) or str(field.annotation).replace("typing.", "")
+        default = "required" if field.is_required() else repr(field.get_default(call_default_factory=True))
+        parts.append(f"{name}: {ann} = {default}")
+    return "\n".join(parts)
+
+
+@app.command()
+def plan(spec: Optional[Path] = SpecArg, cache: Optional[Path] = CacheOpt) -> None:
+    """Show the artifact graph: what is cached, what must be computed, and what is shared."""
+    _print_plan(_spec(spec), _context(cache, progress=False))
+
+
+def _print_plan(s, ctx) -> None:
+    from rich.markup import escape
+
+    from harness.graph import Builder
+    from harness.runner import build_cells, plan as make_plan, plan_totals
+
+    for seed in s.seeds:
+        b = Builder(s, ctx, seed)
+        cells = build_cells(s, b)
+        entries = make_plan([c.node for c in cells], ctx)
+        users: dict[str, set[str]] = defaultdict(set)
+        for c in cells:
+            for n in c.node.walk():
+                users[n.key].add(c.row)
+        table = Table(title=f"plan for {s.name} (seed {seed})", title_justify="left")
+        for col in ("op", "artifact", "status", "work", "used by rows"):
+            table.add_column(col, overflow="fold")
+        for e in entries:
+            if e.node.op.name == "plugin":
+                continue
+            work = ", ".join(f"{v} {k}" for k, v in e.work_counts().items())
+            style = {"cached": "green", "compute": "yellow"}.get(e.status, "white")
+            table.add_row(e.node.op.name, escape(e.node.label), f"[{style}]{e.status}[/{style}]", work, ", ".join(sorted(users[e.node.key])))
+        out.print(table)
+        totals = plan_totals(entries)
+        cached = sum(e.status == "cached" for e in entries)
+        todo = sum(e.status == "compute" for e in entries)
+        summary = ", ".join(f"{v} {k}" for k, v in totals.items()) or "nothing"
+        out.print(f"{cached} artifacts cached, {todo} to compute: {summary}")
+
+
+@app.command()
+def run(
+    spec: Optional[Path] = SpecArg,
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Run directory (default reports/runs/<spec>-<time>)."),
+    cache: Optional[Path] = CacheOpt,
+    device: str = typer.Option("auto", help="cpu, cuda, cuda:1, or auto."),
+    batch_size: Optional[int] = typer.Option(None, help="Override every plugin's batch size."),
+    seed: Optional[list[int]] = typer.Option(None, help="Run these seeds instead of the spec's."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only show the plan."),
+    progress: bool = typer.Option(True, help="Progress bars (on a terminal)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Compute what is missing for a spec, then write results and tables to a run directory."""
+    from harness.report import render_markdown, write_run
+    from harness.runner import run_spec
+
+    _setup_logging(verbose)
+    s = _spec(spec)
+    device = s.runtime.device if device == "auto" else device
+    ctx = _context(cache, device, progress, batch_size or s.runtime.batch_size)
+    if dry_run:
+        _print_plan(s, ctx)
+        return
+    t0 = time.time()
+    outcome = run_spec(s, ctx, seeds=seed or None)
+    elapsed = time.time() - t0
+    run_dir = out_dir or Path("reports/runs") / f"{s.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    info = {"seconds": round(elapsed, 2), "cache": str(ctx.store.root), "device": ctx.device, "computed": dict(outcome.computed),
+            "loaded": dict(outcome.loaded), "counters": outcome.counters, "failures": outcome.failures}
+    write_run(run_dir, s, str(spec or DEFAULT_SPEC), outcome.results, info)
+    out.print(render_markdown(outcome.results, s))
+    did = ", ".join(f"{v} {k}" for k, v in {**dict(outcome.computed), **outcome.counters}.items()) or "nothing (all cached)"
+    out.print(f"computed: {did}; {elapsed:.1f}s. Run directory: {run_dir}")
+    if outcome.failures:
+        err.print(f"[red]{len(outcome.failures)} cell(s) failed[/red] (everything else is saved; re-run to resume):")
+        for f in outcome.failures:
+            err.print(f"  - {f}")
+        raise typer.Exit(1)
+
+
+@app.command()
+def report(
+    run_dir: Path = typer.Argument(..., help="A run directory."),
+    format: str = typer.Option("markdown", "--format", "-f", help="markdown | latex | csv"),
+) -> None:
+    """Re-render a run's table without recomputing anything."""
+    from harness.report import load_run, render_latex, render_markdown
+
+    results, s = load_run(run_dir)
+    renderers = {"markdown": lambda: render_markdown(results, s), "latex": lambda: render_latex(results, s), "csv": lambda: results.to_csv(index=False)}
+    if format not in renderers:
+        raise UserError(f"--format {format!r}: choose markdown, latex or csv")
+    sys.stdout.write(renderers[format]())
+
+
+@app.command()
+def check(
+    run_dir: Path = typer.Argument(..., help="A run directory."),
+    baseline: Path = typer.Option(..., "--baseline", help="A results file (.csv/.json/.parquet) or run directory to compare with."),
+    tolerance: Optional[list[str]] = typer.Option(None, help="COLUMN=VALUE absolute tolerances (default: the spec's)."),
+) -> None:
+    """Exit 1 when any metric is worse than the baseline beyond its tolerance (or its CI)."""
+    from harness.report import check as find_regressions, load_run, read_results_file
+
+    results, s = load_run(run_dir)
+    tol = dict(s.reference.tolerance)
+    for t in tolerance or []:
+        col, _, val = t.partition("=")
+        try:
+            tol[col] = float(val)
+        except ValueError:
+            raise UserError(f"--tolerance {t!r}: expected COLUMN=NUMBER") from None
+    problems = find_regressions(results, read_results_file(baseline), tol)
+    if problems:
+        err.print(f"[red]{len(problems)} regression(s)[/red] against {baseline}:")
+        for p in problems:
+            err.print(f"  - {p}")
+        raise typer.Exit(1)
+    out.print(f"[green]no regression[/green] against {baseline}")
+
+
+@cache_app.command("ls")
+def cache_ls(cache: Optional[Path] = CacheOpt) -> None:
+    """List artifacts in the store."""
+    from rich.markup import escape
+
+    from harness.store import Store
+
+    store = Store(cache)
+    table = Table(title=f"artifacts in {store.root}", title_justify="left")
+    for col in ("key", "producer", "label", "files", "created"):
+        table.add_column(col)
+    n = 0
+    for art in store.artifacts():
+        n += 1
+        m = art.manifest
+        created = time.strftime("%Y-%m-%d %H:%M", time.localtime(m.get("created", 0)))
+        table.add_row(art.key[:12], art.producer, escape(str(m.get("label", ""))), str(len(m.get("files", {})) + len(m.get("items", {}))), created)
+    out.print(table)
+    items = sum(1 for _ in (store.root / "items").glob("*/*"))
+    out.print(f"{n} artifacts, {items} items")
+
+
+@cache_app.command("verify")
+def cache_verify(cache: Optional[Path] = CacheOpt) -> None:
+    """Check every artifact's files against the digests in its manifest; exit 1 on a mismatch."""
+    from harness.store import Store
+
+    problems = Store(cache).verify()
+    if problems:
+        for p in problems:
+            err.print(f"  - {p}")
+        raise typer.Exit(1)
+    out.print("[green]store verified[/green]")
+
+
+@cache_app.command("gc")
+def cache_gc(
+    cache: Optional[Path] = CacheOpt,
+    older_than: Optional[float] = typer.Option(None, help="Also remove artifacts and items unused for this many days."),
+    dry_run: bool = typer.Option(False, "--dry-run"),
+) -> None:
+    """Remove leftovers of interrupted writes (and, with --older-than, old artifacts)."""
+    from harness.store import Store
+
+    removed = Store(cache).gc(older_than_days=older_than, dry_run=dry_run)
+    out.print(f"{'would remove' if dry_run else 'removed'} {len(removed)} path(s)")
+
+
+def main() -> None:
+    """Entry point: a UserError prints as one clear message (exit 2), never a traceback."""
+    _mount_optional_apps()
+    try:
+        app()
+    except UserError as exc:
+        from rich.markup import escape
+
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,473 @@
+"""The artifact graph: nodes are computations keyed by everything that produced them.
+
+A node's key hashes its op (name + version), its params (plugin fingerprints included, so weights
+digests are in) and the keys of its inputs — so a key names one artifact forever, whichever run,
+process count or batch size made it. Methods build their rows' graphs with a `Builder`:
+
+    pool   = b.pool(entry.generator, entry.prompts, k=10)     # K samples per prompt, per-item cached
+    scores = b.scores(b.scorer(entry.scorer), pool)            # per-item cached scores
+    return b.select(pool, scores, "argmax")                   # one sample per prompt
+
+Ops that a method needs beyond these (fine-tuning) subclass `Op` and are added with `b.node(...)`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator
+
+import numpy as np
+
+from harness.errors import UserError
+from harness.plugins import Item, ItemSet, MetricResult, Prompt, SampleRequest
+from harness.runtime import derive_seed
+from harness.store import Store, hash_key
+
+if TYPE_CHECKING:  # pragma: no cover
+    from harness.runtime import Context
+    from harness.spec import Spec
+
+
+class Op:
+    """A kind of computation. Stored ops persist their value in the store under the node key."""
+
+    name: ClassVar[str] = "op"
+    version: ClassVar[str] = "1"
+    stored: ClassVar[bool] = True
+
+    def compute(self, node: "Node", ctx: "Context", inputs: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def save(self, value: Any, directory: Path, node: "Node") -> dict[str, Any]:
+        """Write the value's files into `directory`; return extra manifest fields."""
+        raise NotImplementedError
+
+    def load(self, directory: Path, node: "Node", ctx: "Context") -> Any:
+        raise NotImplementedError
+
+    def pending(self, node: "Node", store: Store, peek) -> dict[str, int | set[str]]:
+        """What computing this node would take (for `plan`), e.g. {"models to train": 1}; a set of
+        item keys where several nodes may share the same work (pool items)."""
+        return {f"{self.name} to compute": 1}
+
+
+@dataclass(eq=False)
+class Node:
+    op: Op
+    params: dict[str, Any]
+    inputs: dict[str, "Node"] = field(default_factory=dict)
+    label: str = ""
+    obj: Any = None  # the plugin instance a source/plugin node carries (not part of the key)
+
+    @cached_property
+    def key(self) -> str:
+        return hash_key(
+            {"op": self.op.name, "version": self.op.version, "params": self.params, "inputs": {k: n.key for k, n in sorted(self.inputs.items())}}
+        )
+
+    def walk(self) -> Iterator["Node"]:
+        """This node and its ancestors, inputs first, each once."""
+        seen: set[str] = set()
+
+        def visit(n: Node) -> Iterator[Node]:
+            if n.key in seen:
+                return
+            seen.add(n.key)
+            for child in n.inputs.values():
+                yield from visit(child)
+            yield n
+
+        yield from visit(self)
+
+    def __repr__(self) -> str:
+        return f"Node({self.op.name}:{self.label or self.key[:8]})"
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON helpers for item sets and prompts.
+
+
+def items_to_json(items: ItemSet | list[Item]) -> list[dict[str, Any]]:
+    return [it.__dict__ for it in items]
+
+
+def items_from_json(key: str, rows: list[dict[str, Any]]) -> ItemSet:
+    return ItemSet(key, tuple(Item(**r) for r in rows))
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    path.write_text(json.dumps(obj, indent=1, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Built-in ops.
+
+
+class PluginOp(Op):
+    """A plugin instance used as-is (a generator, a pretrained scorer): nothing to store."""
+
+    name = "plugin"
+    stored = False
+
+    def compute(self, node, ctx, inputs):
+        return node.obj
+
+    def pending(self, node, store, peek):
+        return {}
+
+
+class PromptsOp(Op):
+    name = "prompts"
+
+    def compute(self, node, ctx, inputs):
+        prompts = node.obj.load(ctx)
+        if not prompts:
+            raise UserError(f"prompt set {node.label!r} is empty")
+        return prompts
+
+    def save(self, value, directory, node):
+        _write_json(directory / "prompts.json", [{"id": p.id, "text": p.text, "meta": p.meta} for p in value])
+        return {"count": len(value)}
+
+    def load(self, directory, node, ctx):
+        return [Prompt(r["id"], r["text"], r.get("meta", {})) for r in json.loads((directory / "prompts.json").read_text())]
+
+    def pending(self, node, store, peek):
+        return {}
+
+
+class ImagesOp(Op):
+    name = "images"
+
+    def compute(self, node, ctx, inputs):
+        items = node.obj.load(ctx)
+        return ItemSet(node.key, tuple(items.items if isinstance(items, ItemSet) else items))
+
+    def save(self, value, directory, node):
+        _write_json(directory / "items.json", items_to_json(value))
+        return {"count": len(value)}
+
+    def load(self, directory, node, ctx):
+        return items_from_json(node.key, json.loads((directory / "items.json").read_text()))
+
+    def pending(self, node, store, peek):
+        return {}
+
+
+def pool_requests(prompts: list[Prompt], k: int, seed: int) -> list[SampleRequest]:
+    """K requests per prompt; each seed depends only on (run seed, prompt id, k), so a pool of K=10
+    contains the pool of K=6, and base/fine-tuned generators see the same initial noise."""
+    return [SampleRequest(p, j, derive_seed(seed, p.id, j)) for p in prompts for j in range(k)]
+
+
+class PoolOp(Op):
+    """K samples per prompt from a generator, stored one item per file as they are made, so a
+    killed run resumes where it stopped and any K' ≤ K reuses the items of K.
+
+    Under several processes (RANK / WORLD_SIZE set, e.g. by `accelerate launch`), process r makes
+    the missing items whose index ≡ r (mod world size), then waits for the others' items: sharding
+    is by item, so a restart with another process count reuses every finished item."""
+
+    name = "pool"
+
+    def item_keys(self, node: Node, requests: list[SampleRequest]) -> list[str]:
+        gen_key = node.inputs["generator"].key
+        return [hash_key({"generator": gen_key, "prompt": r.prompt.id, "text": r.prompt.text, "k": r.k, "seed": r.seed}) for r in requests]
+
+    def compute(self, node, ctx, inputs):
+        from harness.distributed import rank_and_world, wait_for_files
+
+        generator = inputs["generator"]
+        requests = pool_requests(inputs["prompts"], node.params["k"], node.params["seed"])
+        keys = self.item_keys(node, requests)
+        ext = "npz" if getattr(generator, "modality", "image") == "video" else "png"
+        paths = [ctx.store.item_path(k, ext) for k in keys]
+        rank, world = rank_and_world()
+        missing = [i for i, p in enumerate(paths) if not p.exists()]
+        mine = [i for i in missing if i % world == rank]
+        batch = ctx.batch_size or getattr(getattr(generator, "params", None), "batch_size", None) or 8
+        with ctx.progress.task(f"generate {node.label}", len(mine)) as advance:
+            for start in range(0, len(mine), batch):
+                idx = mine[start : start + batch]
+                outputs = generator.generate([requests[i] for i in idx], ctx)
+                if len(outputs) != len(idx):
+                    raise RuntimeError(f"generator {node.inputs['generator'].label!r} returned {len(outputs)} samples for {len(idx)} requests")
+                for i, out in zip(idx, outputs):
+                    ctx.store.put_item(keys[i], ext, lambda p, o=out: save_media(o, p))
+                ctx.count("images generated", len(idx))
+                advance(len(idx))
+        if world > 1:
+            wait_for_files([paths[i] for i in missing], what=f"pool {node.label} items from other processes")
+        items = tuple(
+            Item(key, str(path), r.prompt.id, r.prompt.text, r.k, r.seed) for key, path, r in zip(keys, paths, requests)
+        )
+        return ItemSet(node.key, items)
+
+    def save(self, value, directory, node):
+        _write_json(directory / "items.json", items_to_json(value))
+        from harness.store import file_digest
+
+        root = Path(value.items[0].path).parents[2] if value.items else None  # <root>/items/ab/<key>.png
+        return {"count": len(value), "items": {Path(it.path).relative_to(root).as_posix(): file_digest(it.path) for it in value} if root else {}}
+
+    def load(self, directory, node, ctx):
+        return items_from_json(node.key, json.loads((directory / "items.json").read_text()))
+
+    def pending(self, node, store, peek):
+        generator = node.inputs["generator"].obj
+        prompts = peek(node.inputs["prompts"])
+        if prompts is None:
+            return {"images to generate": -1}
+        requests = pool_requests(prompts, node.params["k"], node.params["seed"])
+        ext = "npz" if getattr(generator, "modality", "image") == "video" else "png"
+        missing = {k for k in self.item_keys(node, requests) if not store.item_path(k, ext).exists()}
+        return {"images to generate": missing} if missing else {}  # a set: pools sharing items count once
+
+
+def save_media(obj: Any, path: Path) -> None:
+    """A PIL image as PNG, or a uint8 T×H×W×3 array (video) as NPZ."""
+    if isinstance(obj, np.ndarray):
+        with open(path, "wb") as f:
+            np.savez_compressed(f, frames=obj.astype(np.uint8))
+    else:
+        obj.save(path, format="PNG")
+
+
+class TrainScorerOp(Op):
+    """Trains a TrainableScorer (GAN-RM) on positives vs negatives (+ unlabeled, for bootstrap)."""
+
+    name = "train_scorer"
+
+    def compute(self, node, ctx, inputs):
+        scorer = type(node.obj)(node.obj.params)
+        t0 = time.time()
+        metrics = scorer.fit(inputs["positives"], inputs["negatives"], ctx, unlabeled=inputs.get("unlabeled"))
+        scorer.training_metrics = {**(metrics or {}), "train_seconds": round(time.time() - t0, 3)}
+        ctx.count("models trained")
+        return scorer
+
+    def save(self, value, directory, node):
+        value.save(directory)
+        return {"training": getattr(value, "training_metrics", {})}
+
+    def load(self, directory, node, ctx):
+        scorer = type(node.obj)(node.obj.params)
+        scorer.load_state(directory)
+        return scorer
+
+    def pending(self, node, store, peek):
+        return {"models to train": 1}
+
+
+class ScoresOp(Op):
+    """Per-sample scores of an item set by a scorer (higher is better)."""
+
+    name = "scores"
+
+    def compute(self, node, ctx, inputs):
+        scorer, items = inputs["scorer"], inputs["items"]
+        scores = ctx.per_item_arrays(
+            "scores",
+            {"scorer": node.inputs["scorer"].key},
+            list(items),
+            lambda batch: np.asarray(scorer.score([it.load() for it in batch], [it.prompt for it in batch], ctx), dtype=np.float64),
+            batch_size=ctx.batch_size or 32,
+            description=f"score {node.label}",
+        )
+        return scores.reshape(len(items))
+
+    def save(self, value, directory, node):
+        np.save(directory / "scores.npy", value, allow_pickle=False)
+        return {"count": int(value.shape[0])}
+
+    def load(self, directory, node, ctx):
+        return np.load(directory / "scores.npy", allow_pickle=False)
+
+    def pending(self, node, store, peek):
+        return {"item sets to score": 1}
+
+
+class SelectOp(Op):
+    """Per prompt, the argmax (or argmin) of the scores among the pool's first k samples."""
+
+    name = "select"
+
+    def compute(self, node, ctx, inputs):
+        pool: ItemSet = inputs["pool"]
+        scores = np.asarray(inputs["scores"])
+        k = node.params.get("k")
+        rule = node.params["rule"]
+        best: dict[str, tuple[float, Item]] = {}
+        order: list[str] = []
+        for item, s in zip(pool, scores):
+            if k is not None and item.k is not None and item.k >= k:
+                continue
+            pid = item.prompt_id or item.key
+            if pid not in best:
+                order.append(pid)
+                best[pid] = (s, item)
+            elif (s > best[pid][0]) if rule == "argmax" else (s < best[pid][0]):
+                best[pid] = (s, item)
+        return ItemSet(node.key, tuple(best[p][1] for p in order))
+
+    def save(self, value, directory, node):
+        _write_json(directory / "items.json", items_to_json(value))
+        return {"count": len(value)}
+
+    def load(self, directory, node, ctx):
+        return items_from_json(node.key, json.loads((directory / "items.json").read_text()))
+
+    def pending(self, node, store, peek):
+        return {}
+
+
+class MetricOp(Op):
+    name = "metric"
+
+    def compute(self, node, ctx, inputs):
+        result = node.obj.compute(inputs["samples"], ctx, reference=inputs.get("reference"))
+        if not result.convention:
+            result.convention = node.params["convention"]
+        return result
+
+    def save(self, value: MetricResult, directory, node):
+        data = {k: v for k, v in value.__dict__.items() if k != "per_sample"}
+        _write_json(directory / "result.json", data)
+        if value.per_sample is not None:
+            np.save(directory / "per_sample.npy", np.asarray(value.per_sample, dtype=np.float64), allow_pickle=False)
+        return {"value": value.value}
+
+    def load(self, directory, node, ctx):
+        data = json.loads((directory / "result.json").read_text())
+        per = directory / "per_sample.npy"
+        return MetricResult(**data, per_sample=np.load(per, allow_pickle=False) if per.exists() else None)
+
+    def pending(self, node, store, peek):
+        return {"metric values to compute": 1}
+
+
+def plugin_fingerprint(obj: Any, ctx: "Context") -> dict[str, Any]:
+    """`obj.fingerprint(ctx)` for plugins that digest weights files through the store, else `obj.fingerprint()`."""
+    import inspect
+
+    fp = obj.fingerprint
+    return fp(ctx) if len(inspect.signature(fp).parameters) >= 1 else fp()
+
+
+PLUGIN, PROMPTS, IMAGES, POOL = PluginOp(), PromptsOp(), ImagesOp(), PoolOp()
+TRAIN_SCORER, SCORES, SELECT, METRIC = TrainScorerOp(), ScoresOp(), SelectOp(), MetricOp()
+
+
+# ---------------------------------------------------------------------------------------------
+# The builder: from spec entries to nodes, shared by key.
+
+
+class Builder:
+    """Turns a spec (for one run seed) into graph nodes; equal keys give the same node object."""
+
+    def __init__(self, spec: "Spec", ctx: "Context", seed: int):
+        from harness.builtins import register_builtins
+
+        register_builtins()
+        self.spec, self.ctx, self.seed = spec, ctx, seed
+        self._nodes: dict[str, Node] = {}
+
+    def node(self, op: Op, params: dict[str, Any], inputs: dict[str, Node] | None = None, *, label: str = "", obj: Any = None) -> Node:
+        """Add (or find) a node. Methods use this for their own ops (e.g. fine-tuning)."""
+        n = Node(op, params, {k: v for k, v in (inputs or {}).items() if v is not None}, label, obj)
+        return self._nodes.setdefault(n.key, n)
+
+    def plugin(self, registry_kind: str, name: str, params: dict[str, Any]) -> Any:
+        from harness.registry import REGISTRIES
+
+        return REGISTRIES[registry_kind].get(name)(params)
+
+    def _fingerprint(self, obj: Any) -> dict[str, Any]:
+        return plugin_fingerprint(obj, self.ctx)
+
+    # -- spec entries --------------------------------------------------------------------------
+    def generator(self, name: str | Node) -> Node:
+        if isinstance(name, Node):
+            return name
+        e = self.spec.generators[name]
+        obj = self.plugin("generator", e.generator, e.params)
+        return self.node(PLUGIN, {"generator": self._fingerprint(obj)}, label=name, obj=obj)
+
+    def prompts(self, name: str | Node) -> Node:
+        if isinstance(name, Node):
+            return name
+        e = self.spec.prompts[name]
+        obj = self.plugin("prompts", e.source, e.params)
+        return self.node(PROMPTS, {"source": self._fingerprint(obj)}, label=name, obj=obj)
+
+    def images(self, name: str | Node) -> Node:
+        if isinstance(name, Node):
+            return name
+        e = self.spec.images[name]
+        obj = self.plugin("images", e.source, e.params)
+        return self.node(IMAGES, {"source": self._fingerprint(obj)}, label=name, obj=obj)
+
+    def pool(self, generator: str | Node, prompts: str | Node, k: int) -> Node:
+        g, p = self.generator(generator), self.prompts(prompts)
+        return self.node(POOL, {"k": int(k), "seed": self.seed}, {"generator": g, "prompts": p}, label=f"{g.label}×{p.label}×{k}")
+
+    def scorer(self, name: str | Node) -> Node:
+        """A scorer entry: pretrained scorers as-is; trainable ones (GAN-RM) trained as the entry says."""
+        if isinstance(name, Node):
+            return name
+        e = self.spec.scorers[name]
+        if e.train is None:
+            obj = self.plugin("scorer", e.scorer, e.params)
+            return self.node(PLUGIN, {"scorer": self._fingerprint(obj)}, label=name, obj=obj)
+        t = e.train
+        return self.trained_scorer(
+            name,
+            positives=self.images(t.positives),
+            negatives=self.pool(t.negatives.generator, t.negatives.prompts, t.negatives.k),
+            unlabeled=self.pool(t.unlabeled.generator, t.unlabeled.prompts, t.unlabeled.k) if t.unlabeled else None,
+        )
+
+    def trained_scorer(self, name: str, *, positives: Node, negatives: Node, unlabeled: Node | None = None, label: str = "") -> Node:
+        """Train the scorer entry `name`'s plugin on other data (multi-round retrains each round)."""
+        e = self.spec.scorers[name]
+        obj = self.plugin("scorer", e.scorer, e.params)
+        return self.node(
+            TRAIN_SCORER,
+            {"scorer": self._fingerprint(obj), "seed": self.seed},
+            {"positives": positives, "negatives": negatives, "unlabeled": unlabeled},
+            label=label or name,
+            obj=obj,
+        )
+
+    def scores(self, scorer: str | Node, items: Node) -> Node:
+        s = self.scorer(scorer)
+        return self.node(SCORES, {}, {"scorer": s, "items": items}, label=f"{s.label}({items.label})")
+
+    def select(self, pool: Node, scores: Node, rule: str = "argmax", k: int | None = None) -> Node:
+        if rule not in ("argmax", "argmin"):
+            raise ValueError(f"select rule must be argmax or argmin, got {rule!r}")
+        params = {"rule": rule, **({"k": int(k)} if k is not None else {})}
+        return self.node(SELECT, params, {"pool": pool, "scores": scores}, label=f"{rule}[{scores.label}]")
+
+    def method(self, name: str) -> Node:
+        e = self.spec.methods[name]
+        obj = self.plugin("method", e.method, e.params)
+        out = obj.build(self, e)
+        out.label = out.label or name
+        return out
+
+    def metric(self, name: str, samples: Node) -> Node:
+        e = self.spec.metrics[name]
+        obj = self.plugin("metric", e.metric, e.params)
+        ref = self.images(e.reference) if e.reference else None
+        return self.node(
+            METRIC,
+            {"metric": self._fingerprint(obj), "convention": obj.convention()},
+            {"samples": samples, "reference": ref},
+            label=f"{name}({samples.label})",
+            obj=obj,
+        )

@@ -1,0 +1,370 @@
+"""Benchmark specs: YAML files with `include:`, validated by pydantic, every problem reported with its
+YAML path (`methods.dpo.beta: expected a number, got 'high'`) and a did-you-mean for unknown names.
+
+An entry names its plugin (`method: dpo`, `metric: fid`, ...), the other entries it uses
+(`generator: sd15`), and puts the plugin's own parameters inline beside those reserved keys.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from harness.errors import SpecError, UnknownPluginError, UserError
+from harness.store import canonical_json
+
+SPEC_VERSION = 1
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Entry(BaseModel):
+    """A named entry: reserved keys are fields; every other key is a plugin parameter."""
+
+    model_config = ConfigDict(extra="allow")
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class GeneratorEntry(_Entry):
+    generator: str
+    label: str | None = None
+
+
+class PromptsEntry(_Entry):
+    source: str
+
+
+class ImagesEntry(_Entry):
+    source: str
+
+
+class PoolRef(_Strict):
+    """Samples from a generator: `k` per prompt (the pool's first k)."""
+
+    generator: str
+    prompts: str
+    k: int = Field(default=1, ge=1)
+
+
+class TrainingData(_Strict):
+    """What a trainable scorer (GAN-RM) learns from: PPD vs generator outputs (+ bootstrap pool)."""
+
+    positives: str
+    negatives: PoolRef
+    unlabeled: PoolRef | None = None
+
+
+class ScorerEntry(_Entry):
+    scorer: str
+    train: TrainingData | None = None
+
+
+class MethodEntry(_Entry):
+    method: str
+    generator: str | None = None
+    prompts: str | None = None
+    scorer: str | None = None
+    label: str | None = None
+
+
+class MetricEntry(_Entry):
+    metric: str
+    reference: str | None = None
+    label: str | None = None
+
+
+class RowGroup(_Strict):
+    name: str
+    rows: list[str]
+
+
+class TableSpec(_Strict):
+    title: str = ""
+    caption: str = ""
+    rows: list[str] | None = None  # default: every method, in spec order
+    columns: list[str] | None = None  # default: every metric, in spec order
+    groups: list[RowGroup] | None = None  # e.g. SD1.5 / SDXL blocks; rows then come from the groups
+    extra_columns: dict[str, dict[str, str]] = Field(default_factory=dict)  # e.g. {"FT": {"base": "no"}}
+
+
+class ReferenceSpec(_Strict):
+    """The paper's numbers: values[row][column], tolerances per column (absolute)."""
+
+    source: str = ""
+    values: dict[str, dict[str, float | None]] = Field(default_factory=dict)
+    tolerance: dict[str, float] = Field(default_factory=dict)
+    notes: list[str] = Field(default_factory=list)
+
+
+class RuntimeSpec(_Strict):
+    device: str = "auto"
+    batch_size: int | None = None
+
+
+class Spec(_Strict):
+    spec_version: Literal[1] = SPEC_VERSION
+    name: str
+    description: str = ""
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    plugins: list[str] = Field(default_factory=list)  # extra plugin modules or .py files to import
+    generators: dict[str, GeneratorEntry] = Field(default_factory=dict)
+    prompts: dict[str, PromptsEntry] = Field(default_factory=dict)
+    images: dict[str, ImagesEntry] = Field(default_factory=dict)
+    scorers: dict[str, ScorerEntry] = Field(default_factory=dict)
+    methods: dict[str, MethodEntry] = Field(default_factory=dict)
+    metrics: dict[str, MetricEntry] = Field(default_factory=dict)
+    table: TableSpec = Field(default_factory=TableSpec)
+    reference: ReferenceSpec = Field(default_factory=ReferenceSpec)
+    runtime: RuntimeSpec = Field(default_factory=RuntimeSpec)
+
+    @model_validator(mode="after")
+    def _default_layout(self) -> "Spec":
+        if self.table.groups:
+            self.table.rows = [r for g in self.table.groups for r in g.rows]
+        if self.table.rows is None:
+            self.table.rows = list(self.methods)
+        if self.table.columns is None:
+            self.table.columns = list(self.metrics)
+        return self
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(canonical_json(self.model_dump(mode="json")).encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading: YAML + include.
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise UserError(f"{path}: spec file not found") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read spec ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        raise SpecError(f"{path}{where}", [f"YAML syntax error: {exc.problem or exc}"]) from None
+    except yaml.YAMLError as exc:
+        raise SpecError(str(path), [f"YAML error: {exc}"]) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise SpecError(str(path), [f"the top level must be a mapping of keys, got {type(data).__name__}"])
+    return data
+
+
+def deep_merge(base: dict[str, Any], local: dict[str, Any]) -> dict[str, Any]:
+    """Merge mappings recursively; local keys win; lists are replaced, not concatenated."""
+    out = dict(base)
+    for key, value in local.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_raw(path: str | Path, _stack: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Read a spec and its includes (relative to the including file), detecting cycles."""
+    path = Path(path).resolve()
+    if path in _stack:
+        chain = " -> ".join(p.name for p in (*_stack, path))
+        raise SpecError(str(_stack[0]), [f"include: cycle {chain}"])
+    data = _read_yaml(path)
+    includes = data.pop("include", []) or []
+    if isinstance(includes, str):
+        includes = [includes]
+    if not isinstance(includes, list):
+        raise SpecError(str(path), [f"include: expected a list of file names, got {includes!r}"])
+    merged: dict[str, Any] = {}
+    for inc in includes:
+        inc_path = (path.parent / inc).resolve()
+        if not inc_path.exists():
+            raise SpecError(str(path), [f"include: file {inc!r} not found (looked at {inc_path})"])
+        merged = deep_merge(merged, load_raw(inc_path, (*_stack, path)))
+    return deep_merge(merged, data)
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Load, include, import declared plugins, validate the schema and every plugin's params."""
+    path = Path(path)
+    raw = load_raw(path)
+    source = str(path)
+    import_plugins(raw.get("plugins") or [], base=path.resolve().parent, source=source)
+    try:
+        spec = Spec.model_validate(raw)
+    except ValidationError as exc:
+        raise SpecError(source, [format_error(err, Spec) for err in exc.errors()]) from None
+    problems = check_spec(spec)
+    if problems:
+        raise SpecError(source, problems)
+    return spec
+
+
+def import_plugins(plugins: list[str], *, base: Path, source: str) -> None:
+    """Import third-party plugin modules named in a spec (`my_pkg.plugins` or `plugins.py`)."""
+    for name in plugins:
+        candidate = (base / name) if name.endswith(".py") else None
+        try:
+            if candidate is not None:
+                if not candidate.exists():
+                    raise SpecError(source, [f"plugins: file {name!r} not found (looked at {candidate})"])
+                mod_name = f"ganrm_bench_user_{hashlib.sha1(str(candidate).encode()).hexdigest()[:8]}"
+                if mod_name in sys.modules:
+                    continue
+                spec = importlib.util.spec_from_file_location(mod_name, candidate)
+                module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+                sys.modules[mod_name] = module
+                spec.loader.exec_module(module)  # type: ignore[union-attr]
+            else:
+                importlib.import_module(name)
+        except ImportError as exc:
+            raise SpecError(source, [f"plugins: cannot import {name!r}: {exc}"]) from None
+
+
+_MESSAGES = {
+    "float_parsing": "expected a number",
+    "float_type": "expected a number",
+    "int_parsing": "expected an integer",
+    "int_type": "expected an integer",
+    "int_from_float": "expected an integer",
+    "bool_parsing": "expected true or false",
+    "bool_type": "expected true or false",
+    "string_type": "expected a string",
+    "list_type": "expected a list",
+    "dict_type": "expected a mapping",
+    "model_type": "expected a mapping",
+    "missing": "required key missing",
+}
+
+
+def format_error(err: dict[str, Any], model: type[BaseModel] | None = None, prefix: str = "") -> str:
+    """One pydantic error as `yaml.path: what was expected, got what`."""
+    loc = [str(p) for p in err["loc"] if not str(p).startswith(("function-", "union["))]
+    # pydantic adds the union member / tagged type to loc; keep only the YAML keys
+    path = ".".join(x for x in [prefix, *loc] if x)
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        known = _known_fields(model, err["loc"][:-1]) if model else []
+        close = difflib.get_close_matches(str(err["loc"][-1]), known, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else (f"; allowed: {', '.join(sorted(known))}" if known else "")
+        return f"{path}: unknown key{hint}"
+    msg = _MESSAGES.get(kind, err["msg"][0].lower() + err["msg"][1:])
+    if kind == "missing":
+        return f"{path}: {msg}"
+    return f"{path}: {msg}, got {err.get('input')!r}"
+
+
+def _known_fields(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Field names of the sub-model at `loc` (skipping dict keys), for did-you-mean."""
+    current: Any = model
+    for part in loc:
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return []
+        field = current.model_fields.get(str(part))
+        if field is None:
+            continue  # a dict key (entry name)
+        ann = field.annotation
+        args = getattr(ann, "__args__", ())
+        current = next((a for a in (ann, *args) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if current is None and args:
+            current = next((a for a in args[-1:] if isinstance(a, type) and issubclass(a, BaseModel)), None)
+    return list(current.model_fields) if isinstance(current, type) and issubclass(current, BaseModel) else []
+
+
+def _did_you_mean(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
+    return f"; did you mean {close[0]!r}?" if close else (f"; defined: {', '.join(known)}" if known else "; none defined")
+
+
+def check_spec(spec: Spec) -> list[str]:
+    """Cross-checks pydantic cannot do: plugin names, plugin params, references between entries."""
+    from harness.builtins import register_builtins
+    from harness.registry import GENERATORS, IMAGE_SOURCES, METHODS, METRICS, PROMPT_SOURCES, SCORERS
+
+    register_builtins()
+    problems: list[str] = []
+
+    def plugin(registry, section: str, name: str, field: str, entry: _Entry):
+        try:
+            cls = registry.get(getattr(entry, field))
+        except UnknownPluginError as exc:
+            problems.append(f"{section}.{name}.{field}: {exc.message}")
+            return None
+        except ImportError as exc:
+            problems.append(f"{section}.{name}.{field}: plugin {getattr(entry, field)!r} cannot be imported: {exc}")
+            return None
+        params_model = getattr(cls, "Params", None)
+        if params_model is not None:
+            try:
+                params_model(**entry.params)
+            except ValidationError as exc:
+                problems.extend(format_error(e, params_model, f"{section}.{name}") for e in exc.errors())
+        return cls
+
+    def ref(path: str, value: str | None, pool: dict, what: str):
+        if value is not None and value not in pool:
+            problems.append(f"{path}: no {what} named {value!r}{_did_you_mean(value, list(pool))}")
+
+    for name, e in spec.generators.items():
+        plugin(GENERATORS, "generators", name, "generator", e)
+    for name, e in spec.prompts.items():
+        plugin(PROMPT_SOURCES, "prompts", name, "source", e)
+    for name, e in spec.images.items():
+        plugin(IMAGE_SOURCES, "images", name, "source", e)
+    for name, e in spec.scorers.items():
+        cls = plugin(SCORERS, "scorers", name, "scorer", e)
+        if e.train is not None:
+            ref(f"scorers.{name}.train.positives", e.train.positives, spec.images, "images entry")
+            for part, pool in (("negatives", e.train.negatives), ("unlabeled", e.train.unlabeled)):
+                if pool is not None:
+                    ref(f"scorers.{name}.train.{part}.generator", pool.generator, spec.generators, "generator")
+                    ref(f"scorers.{name}.train.{part}.prompts", pool.prompts, spec.prompts, "prompt set")
+        elif cls is not None and _is_trainable(cls):
+            problems.append(f"scorers.{name}.train: scorer {e.scorer!r} must be trained: give train.positives and train.negatives")
+    for name, e in spec.methods.items():
+        cls = plugin(METHODS, "methods", name, "method", e)
+        ref(f"methods.{name}.generator", e.generator, spec.generators, "generator")
+        ref(f"methods.{name}.prompts", e.prompts, spec.prompts, "prompt set")
+        ref(f"methods.{name}.scorer", e.scorer, spec.scorers, "scorer")
+        for needed in getattr(cls, "uses", ()) if cls else ():
+            if getattr(e, needed, None) is None:
+                problems.append(f"methods.{name}.{needed}: method {e.method!r} needs a {needed}")
+    for name, e in spec.metrics.items():
+        cls = plugin(METRICS, "metrics", name, "metric", e)
+        ref(f"metrics.{name}.reference", e.reference, spec.images, "images entry")
+        if cls is not None and getattr(cls, "needs_reference", False) and e.reference is None:
+            problems.append(f"metrics.{name}.reference: metric {e.metric!r} needs a reference images entry")
+    for i, row in enumerate(spec.table.rows or []):
+        ref(f"table.rows[{i}]", row, spec.methods, "method")
+    for i, col in enumerate(spec.table.columns or []):
+        ref(f"table.columns[{i}]", col, spec.metrics, "metric")
+    for row, cols in spec.reference.values.items():
+        ref(f"reference.values.{row}", row, spec.methods, "method")
+        for col in cols:
+            ref(f"reference.values.{row}.{col}", col, spec.metrics, "metric")
+    return problems
+
+
+def _is_trainable(cls: type) -> bool:
+    from harness.plugins import TrainableScorer
+
+    return isinstance(cls, type) and issubclass(cls, TrainableScorer)

@@ -1,0 +1,24 @@
+"""Test-wide settings: offline hub, one torch thread, no progress bars, an isolated cache."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+os.environ["GANRM_BENCH_PROGRESS"] = "0"
+
+import pytest  # noqa: E402
+
+try:
+    import torch
+
+    torch.set_num_threads(1)
+except ImportError:  # pragma: no cover
+    pass
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path, monkeypatch):
+    """Every test gets its own store unless it passes one explicitly."""
+    monkeypatch.setenv("GANRM_BENCH_CACHE", str(tmp_path / "cache"))

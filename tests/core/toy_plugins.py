@@ -1,0 +1,131 @@
+"""Toy plugins for the core's end-to-end tests: seeded 8×8 patterns, a brightness-matching
+"reward model", a mean-pixel metric. Each plugin appends a line per unit of work to
+$TOY_COUNTER_DIR/<what>.log, so tests count work even across subprocesses."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from harness.plugins import Generator, ImageSource, Item, ItemSet, Method, Metric, MetricResult, PluginParams, Prompt, PromptSource, TrainableScorer
+from harness.registry import GENERATORS, IMAGE_SOURCES, METHODS, METRICS, PROMPT_SOURCES, SCORERS
+
+
+def tick(what: str, n: int = 1) -> None:
+    d = os.environ.get("TOY_COUNTER_DIR")
+    if d:
+        with open(Path(d) / f"{what}.log", "a") as f:
+            f.write("x\n" * n)
+
+
+def count(counter_dir: Path, what: str) -> int:
+    p = Path(counter_dir) / f"{what}.log"
+    return len(p.read_text().splitlines()) if p.exists() else 0
+
+
+@PROMPT_SOURCES.register("toy_prompts")
+class ToyPrompts(PromptSource):
+    """N prompts 'pattern i'."""
+
+    class Params(PluginParams):
+        n: int = 4
+
+    def load(self, ctx):
+        return [Prompt(f"p{i}", f"pattern {i}") for i in range(self.params.n)]
+
+
+@IMAGE_SOURCES.register("toy_images")
+class ToyImages(ImageSource):
+    """N bright 8×8 images written into the store (the toy PPD)."""
+
+    class Params(PluginParams):
+        n: int = 5
+        level: int = 180
+
+    def load(self, ctx):
+        items = []
+        for i in range(self.params.n):
+            key = f"toyimg{self.params.level:03d}{i:04d}"
+            arr = np.full((8, 8, 3), self.params.level, dtype=np.uint8)
+            path = ctx.store.put_item(key, "png", lambda p, a=arr: Image.fromarray(a).save(p, format="PNG"))
+            items.append(Item(key, str(path)))
+        return ItemSet("", tuple(items))
+
+
+@GENERATORS.register("toy_pattern")
+class ToyPattern(Generator):
+    """Seeded random 8×8 images with a brightness offset."""
+
+    class Params(PluginParams):
+        brightness: float = 0.0
+        delay: float = 0.0
+        batch_size: int = 2
+
+    def generate(self, requests, ctx):
+        out = []
+        for r in requests:
+            rng = np.random.default_rng(r.seed)
+            arr = np.clip(rng.integers(0, 200, size=(8, 8, 3)) + self.params.brightness, 0, 255).astype(np.uint8)
+            out.append(Image.fromarray(arr))
+            time.sleep(self.params.delay)
+        tick("generated", len(requests))
+        return out
+
+
+@SCORERS.register("toy_rm")
+class ToyRM(TrainableScorer):
+    """Scores closeness of mean brightness to the positives' mean."""
+
+    def fit(self, positives, negatives, ctx, *, unlabeled=None):
+        tick("trained")
+        self.target = float(np.mean([np.asarray(im, dtype=float).mean() for im in positives.load()]))
+        return {"target": self.target, "n_pos": len(positives), "n_neg": len(negatives)}
+
+    def score(self, images, prompts, ctx):
+        tick("scored", len(images))
+        return np.array([-abs(np.asarray(im, dtype=float).mean() - self.target) for im in images])
+
+    def save(self, directory):
+        (Path(directory) / "target.txt").write_text(repr(self.target))
+
+    def load_state(self, directory):
+        self.target = float((Path(directory) / "target.txt").read_text())
+
+
+@METRICS.register("toy_brightness")
+class ToyBrightness(Metric):
+    """Mean pixel value, with a normal-approximation 95% CI."""
+
+    direction = "higher"
+
+    def compute(self, samples, ctx, *, reference=None):
+        tick("metric")
+        v = np.array([np.asarray(im, dtype=float).mean() for im in samples.load()])
+        half = 1.96 * v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else float("nan")
+        return MetricResult(float(v.mean()), float(v.mean() - half), float(v.mean() + half), len(v), "toy mean pixel", per_sample=v)
+
+
+@METHODS.register("toy_base")
+class ToyBase(Method):
+    """The pool's first sample per prompt."""
+
+    def build(self, b, entry):
+        return b.pool(entry.generator, entry.prompts, k=1)
+
+
+@METHODS.register("toy_best")
+class ToyBest(Method):
+    """Best of K by the scorer."""
+
+    uses = ("generator", "prompts", "scorer")
+
+    class Params(PluginParams):
+        k: int = 4
+
+    def build(self, b, entry):
+        pool = b.pool(entry.generator, entry.prompts, k=self.params.k)
+        return b.select(pool, b.scores(entry.scorer, pool), "argmax")
