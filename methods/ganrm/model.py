@@ -1,0 +1,158 @@
+"""`GanRM`: the Python API — train on images or features, score, save, load.
+
+    rm = GanRM.train(ppd_items, generated_items, backbone="openclip", ctx=ctx, variant="bootstrap")
+    rewards = rm.score(images)          # torch.Tensor [N], P(preference proxy data) in [0, 1]
+    rm.save("ckpt/");  rm = GanRM.load("ckpt/")
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from harness.errors import UserError
+from harness.plugins import Backbone
+from methods.ganrm import checkpoint
+from methods.ganrm.backbones import backbone_fingerprint, build_backbone
+from methods.ganrm.features import POOLING, features_of
+from methods.ganrm.rpl import PPD_CLASS
+from methods.ganrm.training import FitResult, TrainConfig, build_rpl, fit_features
+
+
+def default_context(ctx: Any = None) -> Any:
+    if ctx is not None:
+        return ctx
+    from harness.runtime import Context
+    from harness.store import Store
+
+    return Context(store=Store())
+
+
+def backbone_spec(backbone: Backbone) -> dict[str, Any]:
+    return {"name": backbone.name, "params": backbone.params.model_dump(mode="json")}
+
+
+class GanRM:
+    """A trained GAN-RM: one RPL (naive / average / bootstrap) or several (voting: mean probability)."""
+
+    def __init__(
+        self,
+        states: list[dict[str, torch.Tensor]],
+        in_dim: int,
+        hidden_dim: int,
+        *,
+        backbone: Backbone | None = None,
+        config: dict[str, Any] | None = None,
+    ):
+        self.models = [build_rpl(s, in_dim, hidden_dim) for s in states]
+        self.in_dim, self.hidden_dim = in_dim, hidden_dim
+        self.backbone = backbone
+        self.config = dict(config or {})
+        self._backbone_checked = False
+
+    # -- training ----------------------------------------------------------------------------------
+    @classmethod
+    def from_fit(cls, result: FitResult, cfg: TrainConfig, *, backbone: Backbone | None = None, backbone_fp: dict | None = None, seed: int | None = None) -> "GanRM":
+        config = {
+            "in_dim": result.in_dim, "hidden_dim": result.hidden_dim, "dropout": cfg.dropout,
+            "ppd_class": PPD_CLASS, "aggregate": "mean probability over models", "pooling": POOLING,
+            "score": "softmax probability of the PPD class",
+            "training": {**cfg.model_dump(mode="json"), "effective_seed": cfg.seed if seed is None else seed},
+            "metrics": result.metrics,
+            "backbone": None if backbone is None else {**backbone_spec(backbone), "fingerprint": backbone_fp},
+        }
+        rm = cls(result.states, result.in_dim, result.hidden_dim, backbone=backbone, config=config)
+        rm._backbone_checked = backbone is not None
+        rm.fit_result = result
+        return rm
+
+    @classmethod
+    def train(
+        cls,
+        positives: Sequence[Any],
+        negatives: Sequence[Any],
+        *,
+        backbone: str | Backbone = "openclip",
+        backbone_params: dict[str, Any] | None = None,
+        unlabeled: Sequence[Any] | None = None,
+        ctx: Any = None,
+        config: TrainConfig | None = None,
+        batch_size: int = 32,
+        **overrides: Any,
+    ) -> "GanRM":
+        """Train on images: Items / ItemSets (features cached in the store), paths, PIL images or arrays.
+        `overrides` are TrainConfig fields (variant, epochs, seed, ...)."""
+        cfg = (config or TrainConfig()).model_copy(update=overrides) if overrides else (config or TrainConfig())
+        cfg = TrainConfig(**cfg.model_dump())  # validate overrides
+        bb = build_backbone(backbone, backbone_params) if isinstance(backbone, str) else backbone
+        ctx = default_context(ctx)
+        feats = [features_of(bb, list(s), ctx, batch_size=batch_size) if s is not None else None for s in (positives, negatives, unlabeled)]
+        result = fit_features(feats[0], feats[1], cfg, unlabeled=feats[2])
+        return cls.from_fit(result, cfg, backbone=bb, backbone_fp=backbone_fingerprint(bb, ctx))
+
+    @classmethod
+    def from_features(cls, positives: np.ndarray, negatives: np.ndarray, *, unlabeled: np.ndarray | None = None, config: TrainConfig | None = None, **overrides: Any) -> "GanRM":
+        """Train on precomputed pooled features [N, d] (no backbone attached)."""
+        cfg = TrainConfig(**{**(config or TrainConfig()).model_dump(), **overrides})
+        return cls.from_fit(fit_features(positives, negatives, cfg, unlabeled=unlabeled), cfg)
+
+    # -- scoring -----------------------------------------------------------------------------------
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return dict(self.config.get("metrics", {}))
+
+    def score_features(self, features: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Rewards [N] from pooled features [N, d]."""
+        x = torch.as_tensor(np.asarray(features, dtype=np.float32))
+        if x.ndim != 2 or x.shape[1] != self.in_dim:
+            raise UserError(f"GAN-RM expects features [N, {self.in_dim}], got {tuple(x.shape)}")
+        with torch.inference_mode():
+            return torch.stack([m.reward(x) for m in self.models]).mean(dim=0)
+
+    def _check_backbone(self, ctx: Any) -> None:
+        if self._backbone_checked:
+            return
+        saved = (self.config.get("backbone") or {}).get("fingerprint")
+        if saved is not None:
+            current = backbone_fingerprint(self.backbone, ctx)
+            if current != saved:
+                diff = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+                raise UserError(
+                    f"the backbone given differs from the one this GAN-RM was trained on (fields: {', '.join(diff)})",
+                    hint="scores would be meaningless: use the same backbone model, weights and preprocessing",
+                )
+        self._backbone_checked = True
+
+    def features(self, images: Sequence[Any], ctx: Any = None, *, batch_size: int = 32) -> np.ndarray:
+        if self.backbone is None:
+            raise UserError("this GAN-RM has no backbone attached (trained on features): use score_features, or load it with a backbone")
+        self._check_backbone(ctx)
+        return features_of(self.backbone, list(images), ctx, batch_size=batch_size)
+
+    def score(self, images: Sequence[Any], ctx: Any = None, *, batch_size: int = 32) -> torch.Tensor:
+        """Rewards [N] in [0, 1] for images (PIL, H×W×3 arrays, videos for video backbones, paths,
+        or Items — whose features come from the store cache when a Context is given)."""
+        if len(images) == 0:
+            return torch.zeros(0)
+        return self.score_features(self.features(images, ctx, batch_size=batch_size))
+
+    # -- persistence -------------------------------------------------------------------------------
+    def save(self, directory: str | Path) -> Path:
+        states = [{k: v.detach().clone() for k, v in m.state_dict().items()} for m in self.models]
+        return checkpoint.save_checkpoint(directory, states, self.config)
+
+    @classmethod
+    def load(cls, directory: str | Path, *, backbone: Backbone | None = None, build: bool = True, device: str | None = None) -> "GanRM":
+        """Load a checkpoint. The backbone is rebuilt from the saved name + params unless given
+        (or `build=False`); its fingerprint is checked against the saved one before scoring."""
+        states, config = checkpoint.load_checkpoint(directory)
+        if backbone is None and build and config.get("backbone"):
+            spec = config["backbone"]
+            params = dict(spec.get("params") or {})
+            if device is not None and "device" in params:
+                params["device"] = device
+            backbone = build_backbone(spec["name"], params)
+        return cls(states, int(config["in_dim"]), int(config["hidden_dim"]), backbone=backbone, config=config)

@@ -1,0 +1,77 @@
+"""GAN-RM as a registered TrainableScorer: the harness trains it once per artifact (fit/save) and
+applies it later (load_state/score) under the same per-sample scorer protocol as ImageReward,
+PickScore, HPS or CLIPScore."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from harness.errors import UserError
+from harness.plugins import ItemSet, TrainableScorer
+from harness.runtime import derive_seed
+from methods.ganrm.backbones import backbone_fingerprint, build_backbone
+from methods.ganrm.features import POOLING, item_features
+from methods.ganrm.model import GanRM
+from methods.ganrm.training import TrainConfig, fit_features
+
+
+class GanRMScorer(TrainableScorer):
+    """GAN-RM: P(preference proxy data) from an MLP on frozen CLIP-Vision features (Liu et al.)."""
+
+    version = "1"
+
+    class Params(TrainConfig):
+        backbone: str = "openclip"
+        backbone_params: dict[str, Any] = {}
+        feature_batch_size: int = 32
+
+    def __init__(self, params=None, **kwargs):
+        super().__init__(params, **kwargs)
+        self._backbone = None
+        self.model: GanRM | None = None
+
+    @property
+    def backbone(self):
+        if self._backbone is None:
+            self._backbone = build_backbone(self.params.backbone, dict(self.params.backbone_params))
+        return self._backbone
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(**{k: getattr(self.params, k) for k in TrainConfig.model_fields})
+
+    def fingerprint(self, ctx: Any = None) -> dict[str, Any]:
+        return {**super().fingerprint(), "backbone": backbone_fingerprint(self.backbone, ctx), "pooling": POOLING}
+
+    def fit(self, positives: ItemSet, negatives: ItemSet, ctx: Any, *, unlabeled: ItemSet | None = None) -> dict[str, Any]:
+        """Features of every item once (store cache), then the RPL on them. The training seed is
+        derive_seed("ganrm", params.seed, ctx.seed): fixed by both, so each run seed of a spec
+        trains its own RM and reruns reproduce it."""
+        bs = self.params.feature_batch_size
+        feats = [
+            item_features(self.backbone, list(s), ctx, batch_size=bs, description=f"GAN-RM features ({what})") if s is not None else None
+            for s, what in ((positives, "PPD"), (negatives, "generated"), (unlabeled, "unlabeled"))
+        ]
+        cfg = self.train_config()
+        seed = derive_seed("ganrm", cfg.seed, getattr(ctx, "seed", 0))
+        result = fit_features(feats[0], feats[1], cfg, unlabeled=feats[2], seed=seed)
+        self.model = GanRM.from_fit(result, cfg, backbone=self.backbone, backbone_fp=backbone_fingerprint(self.backbone, ctx), seed=seed)
+        return dict(result.metrics)
+
+    def _require_model(self) -> GanRM:
+        if self.model is None:
+            raise UserError("the GAN-RM scorer has no trained model yet: fit it or load_state a checkpoint first")
+        return self.model
+
+    def save(self, directory: Path) -> None:
+        self._require_model().save(directory)
+
+    def load_state(self, directory: Path) -> None:
+        self.model = GanRM.load(directory, backbone=self.backbone)
+
+    def score(self, images: Sequence[Any], prompts: Sequence[str | None], ctx: Any) -> np.ndarray:
+        """Rewards in [0, 1]; prompts are ignored (GAN-RM judges the image alone)."""
+        model = self._require_model()
+        return model.score(list(images), ctx, batch_size=self.params.feature_batch_size).numpy().astype(np.float64)
