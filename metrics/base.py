@@ -1,0 +1,266 @@
+"""The two shapes every metric takes, and the adapter that turns a metric into a selector.
+
+- `PerSampleMetric`: a score per sample (ImageReward, PickScore, HPS, CLIPScore, IP). Scores are
+  cached per item in the store (key: the metric's scoring identity — params that change scores,
+  weights identity, convention — and the item key), the value is their mean, and the CI a
+  bootstrap over prompts (the K samples of one prompt move together).
+- `SetMetric`: a distance between the sample set and a reference set in some feature space
+  (FID, FVD). Features are cached per item; the sets are reduced to float64 sufficient
+  statistics chunk by chunk (memory independent of N); reference statistics are cached as a
+  store artifact; the CI is a bootstrap over blocks of samples (`metrics.frechet`).
+- `MetricScorer`: registers a per-sample metric as a `Scorer`, so a spec can select with
+  PickScore (etc.) where it would select with GAN-RM.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, ClassVar, Hashable, Sequence
+
+import numpy as np
+from pydantic import Field
+
+from harness.errors import UserError
+from harness.plugins import FeatureExtractor, Item, ItemSet, Metric, MetricResult, PluginParams, Scorer
+from harness.runtime import derive_seed
+from harness.store import hash_key
+from metrics import ci as cimod
+from metrics.frechet import BlockStats, GaussianStats, block_bootstrap, frechet_distance
+from metrics.media import require_prompts
+
+# Loaded models, once per process: key (plugin, resolved weights identity, device, ...) -> model bundle.
+_MODELS: dict[Hashable, Any] = {}
+
+
+def cached_model(key: Hashable, load: Callable[[], Any]) -> Any:
+    """Load a model once per process and reuse it across metric instances and calls."""
+    if key not in _MODELS:
+        _MODELS[key] = load()
+    return _MODELS[key]
+
+
+def batch_size_for(ctx: Any, own: int) -> int:
+    return int(getattr(ctx, "batch_size", None) or own)
+
+
+class PerSampleParams(PluginParams):
+    ci: cimod.CIParams = cimod.CIParams()
+    batch_size: int = Field(16, ge=1)
+
+
+class PerSampleMetric(Metric):
+    """Base for metrics with one score per sample; subclasses implement `score_batch`."""
+
+    Params = PerSampleParams
+    needs_prompts: ClassVar[bool] = True
+    #: params that change neither the per-sample scores nor their meaning
+    runtime_fields: ClassVar[frozenset[str]] = frozenset({"ci", "batch_size"})
+
+    def __init__(self, params: Any = None, **kwargs: Any):
+        super().__init__(params, **kwargs)
+        self._ctx: Any = None
+
+    # -- what subclasses provide -----------------------------------------------------------
+    def score_batch(self, images: Sequence[Any], prompts: Sequence[str | None], ctx: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    def weights_identity(self, ctx: Any = None) -> dict[str, str]:
+        """Identities of the weights the scores depend on (resolving them; fails fast if absent)."""
+        return {}
+
+    # -- identity ----------------------------------------------------------------------------
+    def score_fingerprint(self, ctx: Any = None) -> dict[str, Any]:
+        params = self.params.model_dump(mode="json", exclude=set(self.runtime_fields))
+        return {"metric": self.name, "version": self.version, "params": params,
+                "weights": self.weights_identity(ctx), "convention": self.convention()}
+
+    def fingerprint(self) -> dict[str, Any]:
+        fp = super().fingerprint()
+        fp["weights"] = self.weights_identity(self._ctx)
+        fp["convention"] = self.convention()
+        return fp
+
+    # -- computing ---------------------------------------------------------------------------
+    def per_sample_scores(self, samples: ItemSet, ctx: Any) -> np.ndarray:
+        items = list(samples.items)
+
+        def compute(batch: list[Item]) -> np.ndarray:
+            prompts = [it.prompt for it in batch]
+            if self.needs_prompts:
+                prompts = require_prompts(prompts, metric=self.name, keys=[it.key for it in batch])
+            return np.asarray(self.score_batch([it.load() for it in batch], prompts, ctx), dtype=np.float64)
+
+        return ctx.per_item_arrays(f"metric/{self.name}", self.score_fingerprint(ctx), items, compute,
+                                   batch_size=batch_size_for(ctx, self.params.batch_size), description=self.name)
+
+    def compute(self, samples: ItemSet, ctx: Any, *, reference: ItemSet | None = None) -> MetricResult:
+        self._ctx = ctx
+        if len(samples) == 0:
+            raise UserError(f"metric {self.name!r}: the sample set {samples.key!r} is empty")
+        scores = np.asarray(self.per_sample_scores(samples, ctx), dtype=np.float64).reshape(len(samples))
+        groups = cimod.group_index([it.prompt_id or it.key for it in samples.items])
+        value, lo, hi = cimod.mean_with_ci(scores, groups, self.params.ci, cimod.rng_for(ctx, self.name, samples.key))
+        return MetricResult(value, lo, hi, n=len(scores), convention=self.convention(), per_sample=scores,
+                            extras={"prompts": int(groups.max()) + 1, "ci": cimod.describe(self.params.ci, "prompts")})
+
+
+class MetricScorer(Scorer):
+    """Base of the selector adapters: scores with a per-sample metric's model and convention."""
+
+    metric_cls: ClassVar[type[PerSampleMetric]]
+
+    def __init__(self, params: Any = None, **kwargs: Any):
+        super().__init__(params, **kwargs)
+        self._metric = self.metric_cls(self.params.model_dump())
+
+    def score(self, images: Sequence[Any], prompts: Sequence[str | None], ctx: Any) -> np.ndarray:
+        self._metric._ctx = ctx
+        prompts = require_prompts(prompts, metric=self.name)
+        bs = batch_size_for(ctx, self.params.batch_size)
+        parts = [np.asarray(self._metric.score_batch(images[i:i + bs], prompts[i:i + bs], ctx), dtype=np.float64)
+                 for i in range(0, len(images), bs)]
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    def fingerprint(self) -> dict[str, Any]:
+        fp = super().fingerprint()
+        fp["weights"] = self._metric.weights_identity(self._metric._ctx)
+        fp["convention"] = self._metric.convention()
+        return fp
+
+
+# ---------------------------------------------------------------------------------------------
+# Set metrics.
+
+
+class SetParams(PluginParams):
+    features: str = "inception"
+    features_params: dict[str, Any] = Field(default_factory=dict)
+    ci: cimod.SetCIParams = cimod.SetCIParams()
+    batch_size: int = Field(32, ge=1)
+
+
+class SetMetric(Metric):
+    """A Fréchet distance between sample and reference features (FID, FVD)."""
+
+    Params = SetParams
+    direction: ClassVar[str] = "lower"
+    needs_reference: ClassVar[bool] = True
+    chunk: ClassVar[int] = 256  # items whose features are in memory at once
+
+    def __init__(self, params: Any = None, **kwargs: Any):
+        super().__init__(params, **kwargs)
+        self._extractor: FeatureExtractor | None = None
+
+    # -- the feature extractor ---------------------------------------------------------------
+    def extractor_overrides(self) -> dict[str, Any]:
+        """Params this metric passes to extractors that declare them (FID's mode, FVD's frames)."""
+        return {}
+
+    def extractor(self) -> FeatureExtractor:
+        if self._extractor is None:
+            from harness.builtins import register_builtins
+            from harness.registry import FEATURES
+
+            register_builtins()
+            cls = FEATURES.get(self.params.features)
+            fields = getattr(cls.Params, "model_fields", {})
+            params = dict(self.params.features_params)
+            for key, value in self.extractor_overrides().items():
+                if value is None:
+                    continue
+                if key not in fields:
+                    raise UserError(
+                        f"metric {self.name!r}: `{key}: {value}` does not apply to feature extractor "
+                        f"{self.params.features!r}, which does its own preprocessing",
+                        hint=f"drop `{key}` from the metric's params (it is recorded as 'native' in the convention)")
+                if key in params and params[key] != value:
+                    raise UserError(f"metric {self.name!r}: `{key}` is given twice ({value!r} and features_params "
+                                    f"{params[key]!r}); give it once")
+                params[key] = value
+            try:
+                self._extractor = cls(params)
+            except Exception as exc:
+                if isinstance(exc, UserError):
+                    raise
+                raise UserError(f"metric {self.name!r}: bad features_params for {self.params.features!r}: {exc}") from exc
+        return self._extractor
+
+    # -- identity ----------------------------------------------------------------------------
+    def fingerprint(self) -> dict[str, Any]:
+        fp = super().fingerprint()
+        fp["features"] = self.extractor().fingerprint()
+        fp["convention"] = self.convention()
+        return fp
+
+    # -- streaming features ------------------------------------------------------------------
+    def select(self, items: list[Item], ctx: Any, role: str) -> list[Item]:
+        """Which items enter the statistics (FVD caps the clip count); default all."""
+        return items
+
+    def _feature_chunks(self, items: list[Item], ctx: Any):
+        ext = self.extractor()
+        fp = ext.fingerprint()
+        bs = batch_size_for(ctx, self.params.batch_size)
+
+        def compute(batch: list[Item]) -> np.ndarray:
+            return np.asarray(ext.features([it.load() for it in batch], ctx), dtype=np.float32)
+
+        for start in range(0, len(items), self.chunk):
+            part = items[start:start + self.chunk]
+            yield part, ctx.per_item_arrays(f"features/{ext.name or self.params.features}", fp, part, compute,
+                                            batch_size=bs, description=f"{self.name} features")
+
+    def reference_stats(self, reference: ItemSet, ctx: Any) -> GaussianStats:
+        """Reference statistics, cached in the store as an artifact (never in a package folder)."""
+        items = self.select(list(reference.items), ctx, "reference")
+        key = hash_key({"kind": "frechet-reference-stats", "features": self.extractor().fingerprint(),
+                        "items": hash_key([it.key for it in items])})
+        store = ctx.store
+        if not store.has(key):
+            with store.lock(key):
+                if not store.has(key):
+                    stats = None
+                    for _, feats in self._feature_chunks(items, ctx):
+                        stats = stats or GaussianStats.empty(feats.shape[1])
+                        stats.update(feats)
+                    if stats is None or stats.n < 2:
+                        raise UserError(f"metric {self.name!r}: the reference set {reference.key!r} has "
+                                        f"{0 if stats is None else stats.n} item(s); at least 2 are needed")
+                    with store.writing(key, {"producer": f"metric/{self.name}/reference-stats",
+                                             "reference": reference.key, "n": stats.n}) as tmp:
+                        np.savez(tmp / "stats.npz", **stats.to_arrays())
+        with np.load(store.path(key) / "stats.npz", allow_pickle=False) as data:
+            return GaussianStats.from_arrays(data)
+
+    def sample_blocks(self, samples: ItemSet, ctx: Any) -> BlockStats:
+        items = self.select(list(samples.items), ctx, "samples")
+        blocks: BlockStats | None = None
+        n_blocks = self.params.ci.blocks
+        for part, feats in self._feature_chunks(items, ctx):
+            blocks = blocks or BlockStats(n_blocks, feats.shape[1])
+            ids = np.array([derive_seed(ctx.seed, "ci-block", it.key) % n_blocks for it in part])
+            blocks.update(feats, ids)
+        if blocks is None or blocks.total().n < 2:
+            raise UserError(f"metric {self.name!r}: the sample set {samples.key!r} has fewer than 2 items")
+        return blocks
+
+    def compute(self, samples: ItemSet, ctx: Any, *, reference: ItemSet | None = None) -> MetricResult:
+        if reference is None:
+            raise UserError(f"metric {self.name!r} needs a reference set", hint="give `reference:` for this metric in the spec")
+        ref = self.reference_stats(reference, ctx)
+        blocks = self.sample_blocks(samples, ctx)
+        total = blocks.total()
+        if total.s.shape != ref.s.shape:
+            raise UserError(f"metric {self.name!r}: sample and reference features differ in size "
+                            f"({total.s.shape[0]} vs {ref.s.shape[0]})")
+        mu, cov = total.mean_cov()
+        mu_ref, cov_ref = ref.mean_cov()
+        value = frechet_distance(mu, cov, mu_ref, cov_ref)
+        lo = hi = float("nan")
+        if self.params.ci.method == "bootstrap" and int((blocks.n > 0).sum()) > 1:
+            boot = block_bootstrap(blocks, ref, resamples=self.params.ci.resamples,
+                                   rng=cimod.rng_for(ctx, self.name, samples.key, reference.key))
+            lo, hi = cimod.percentile_interval(boot, self.params.ci.level)
+        return MetricResult(value, lo, hi, n=total.n, convention=self.convention(), extras={
+            "n_reference": ref.n, "dim": int(ref.s.shape[0]),
+            "ci": cimod.describe(self.params.ci, f"{self.params.ci.blocks} blocks of samples (reference fixed)"),
+        })

@@ -1,0 +1,40 @@
+"""FID: Fréchet distance between Inception (or any registered) features of samples and a reference.
+
+Params:
+    features         registered feature extractor (default `inception`; the mini world registers
+                     its digit net)
+    features_params  params of that extractor (weights path, cache_dir...)
+    mode             clean | legacy_pytorch — the resize + weights convention of clean-fid
+                     (default clean). Passed to extractors that declare a `mode` param; for
+                     extractors that do their own preprocessing (the digit net) giving `mode`
+                     is an error and the convention records `mode=native`.
+    ci               {method, level, resamples, blocks}: block bootstrap over samples
+The reference set comes from the spec (`reference=`); its statistics are cached in our store.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+from typing import Any, ClassVar, Literal
+
+from metrics.base import SetMetric, SetParams
+
+
+class FIDParams(SetParams):
+    mode: Literal["clean", "legacy_pytorch"] | None = None
+
+
+class FID(SetMetric):
+    """Fréchet Inception Distance (clean-fid conventions) against a reference image set; lower is better."""
+
+    name: ClassVar[str] = "fid"
+    version: ClassVar[str] = "1"
+    Params = FIDParams
+
+    def extractor_overrides(self) -> dict[str, Any]:
+        return {"mode": self.params.mode}  # None: the extractor's own default (inception: clean)
+
+    def convention(self) -> str:
+        ext = self.extractor()
+        mode = getattr(ext.params, "mode", None) or "native"
+        return f"fid: clean-fid {version('clean-fid')} mode={mode}, features={self.params.features}"

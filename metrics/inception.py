@@ -1,0 +1,115 @@
+"""Inception-v3 pool features (2048-d) with clean-fid's conventions, for FID.
+
+mode=clean           clean-fid's default: PIL bicubic resize to 299 on float channels, then the
+                     TorchScript Inception of the TF FID graph (`inception-2015-12-05.pt`, the
+                     file StyleGAN2-ADA publishes and clean-fid downloads).
+mode=legacy_pytorch  pytorch-fid's convention: torch bilinear resize (no antialias), then
+                     pytorch-fid's ported weights (`pt_inception-2015-12-05-6726825d.pth`).
+
+The two differ by whole FID points: the mode is part of the features' identity (cache key) and
+of the FID convention string. Weights are looked for at `weights` (a file), in `cache_dir`
+(default torch.hub's checkpoints folder), and where clean-fid itself would have put them; they
+are downloaded only when online.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Sequence
+
+import numpy as np
+from pydantic import Field
+
+from harness.plugins import FeatureExtractor, PluginParams
+from metrics import weights as W
+from metrics.base import batch_size_for, cached_model
+from metrics.media import as_uint8
+
+CLEAN_FILE = "inception-2015-12-05.pt"
+CLEAN_URL = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt"
+LEGACY_FILE = "pt_inception-2015-12-05-6726825d.pth"
+LEGACY_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth"
+
+
+class InceptionParams(PluginParams):
+    mode: Literal["clean", "legacy_pytorch"] = "clean"
+    weights: str | None = None  # a local weights file (overrides the lookup)
+    cache_dir: str | None = None  # where to look for / download the file; default $TORCH_HOME/hub/checkpoints
+    batch_size: int = Field(32, ge=1)
+
+
+class InceptionFeatures(FeatureExtractor):
+    """Inception-v3 pool3 features (2048-d) in clean-fid's clean or legacy_pytorch convention."""
+
+    name: ClassVar[str] = "inception"
+    version: ClassVar[str] = "1"
+    Params = InceptionParams
+    dim = 2048
+
+    def weights_file(self, ctx: Any = None) -> Path:
+        p = self.params
+        if p.weights:
+            return W.local_path(p.weights, model=f"Inception ({p.mode})")
+        filename, url = (CLEAN_FILE, CLEAN_URL) if p.mode == "clean" else (LEGACY_FILE, LEGACY_URL)
+        home = Path(p.cache_dir).expanduser() if p.cache_dir else W.torch_hub_checkpoints()
+        search = [home, Path("/tmp")] if p.mode == "clean" else [home]  # /tmp: clean-fid's own download folder
+        return W.url_file(url, filename, model=f"Inception for FID ({p.mode})", search_dirs=search,
+                          download_dir=home, offline=W.is_offline(ctx))
+
+    def fingerprint(self) -> dict[str, Any]:
+        fp = super().fingerprint()
+        fp["params"].pop("batch_size", None)
+        fp["params"].pop("cache_dir", None)
+        fp["params"].pop("weights", None)
+        fp["weights"] = W.identity(self.weights_file())
+        fp["implementation"] = f"clean-fid {version('clean-fid')}"
+        return fp
+
+    def _model(self, ctx: Any):
+        path = self.weights_file(ctx)
+        device = getattr(ctx, "device", "cpu")
+        return cached_model(("inception", self.params.mode, str(path), device), lambda: _load(self.params.mode, path, device))
+
+    def features(self, images: Sequence[Any], ctx: Any) -> np.ndarray:
+        import torch
+        from cleanfid.resize import build_resizer
+
+        model = self._model(ctx)
+        resize = build_resizer(self.params.mode)
+        device = getattr(ctx, "device", "cpu")
+        out = []
+        bs = batch_size_for(ctx, self.params.batch_size)
+        for start in range(0, len(images), bs):
+            arrays = [np.asarray(resize(as_uint8(im, metric="fid")), dtype=np.float32) for im in images[start:start + bs]]
+            x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).to(device)  # [B,3,299,299] in 0..255
+            with torch.no_grad():
+                out.append(model(x).reshape(len(arrays), -1).double().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.dim))
+
+
+class _CleanInception:
+    """clean-fid's InceptionV3W forward without its hard-coded download: (x-128)/128 → layers."""
+
+    def __init__(self, scripted):
+        self.base = scripted
+
+    def __call__(self, x):
+        return self.base.layers.forward((x - 128) / 128)
+
+
+def _load(mode: str, path: Path, device: str):
+    import torch
+
+    if mode == "clean":
+        scripted = torch.jit.load(str(path), map_location=device).eval()  # TorchScript archive, not a pickle
+        return _CleanInception(scripted)
+    import cleanfid.inception_pytorch as ip
+
+    original = ip.load_state_dict_from_url
+    ip.load_state_dict_from_url = lambda url, progress=False: W.load_torch_state(path)  # no download
+    try:
+        net = ip.InceptionV3(output_blocks=[3], resize_input=False).to(device).eval()
+    finally:
+        ip.load_state_dict_from_url = original
+    return lambda x: net(x / 255)[0]

@@ -1,0 +1,88 @@
+"""PickScore: transformers CLIPModel `yuvalkirstain/PickScore_v1` with the ViT-H-14 processor.
+
+score = exp(logit_scale) · cos(image, prompt)  (≈ 20 for SD1.5 images). Some code (DiffusionDPO's
+helper) returns the raw cosine instead — a factor ~100 apart; the convention string says which.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+from pydantic import Field
+
+from harness.plugins import PluginParams
+from metrics import weights as W
+from metrics.base import MetricScorer, PerSampleMetric, PerSampleParams, cached_model
+from metrics.media import as_pil
+
+
+class PickScoreModel(PluginParams):
+    model: str = "yuvalkirstain/PickScore_v1"  # hub id or local directory
+    processor: str = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"  # hub id or local directory
+    cache_dir: str | None = None
+    batch_size: int = Field(16, ge=1)
+
+
+class PickScore(PerSampleMetric):
+    """PickScore v1: exp(logit_scale)·cos between image and prompt (transformers CLIP); higher is better."""
+
+    name: ClassVar[str] = "pickscore"
+    version: ClassVar[str] = "1"
+
+    class Params(PickScoreModel, PerSampleParams):
+        pass
+
+    def convention(self) -> str:
+        return (f"pickscore: exp(logit_scale)·cos, transformers {version('transformers')} CLIPModel "
+                f"{self.params.model}, processor {self.params.processor}")
+
+    def _dirs(self, ctx: Any):
+        p, offline = self.params, W.is_offline(ctx)
+        model_dir = W.model_dir(p.model, model=f"PickScore model {p.model}", cache_dir=p.cache_dir, offline=offline)
+        proc_dir = W.model_dir(p.processor, model=f"PickScore processor {p.processor}", cache_dir=p.cache_dir,
+                               offline=offline, allow_patterns=["*.json", "*.txt"])  # not the 4 GB weights
+        return model_dir, proc_dir
+
+    def weights_identity(self, ctx: Any = None) -> dict[str, str]:
+        model_dir, proc_dir = self._dirs(ctx)
+        return {"model": W.identity(model_dir, ctx), "processor": W.identity(proc_dir, ctx)}
+
+    def _load(self, ctx: Any):
+        model_dir, proc_dir = self._dirs(ctx)
+        device = getattr(ctx, "device", "cpu")
+
+        def build():
+            from transformers import AutoProcessor, CLIPModel
+
+            processor = AutoProcessor.from_pretrained(str(proc_dir), local_files_only=True)
+            model = CLIPModel.from_pretrained(str(model_dir), local_files_only=True).eval().to(device)
+            return model, processor
+
+        return cached_model(("pickscore", str(model_dir), str(proc_dir), device), build)
+
+    def score_batch(self, images: Sequence[Any], prompts: Sequence[str], ctx: Any) -> np.ndarray:
+        import torch
+
+        model, processor = self._load(ctx)
+        device = getattr(ctx, "device", "cpu")
+        pil = [as_pil(im, metric=self.name) for im in images]
+        with torch.no_grad():
+            image_inputs = processor(images=pil, return_tensors="pt").to(device)
+            text_inputs = processor(text=list(prompts), padding=True, truncation=True, max_length=77,
+                                    return_tensors="pt").to(device)
+            img = model.get_image_features(**image_inputs)
+            txt = model.get_text_features(**text_inputs)
+            img = img / img.norm(dim=-1, keepdim=True)
+            txt = txt / txt.norm(dim=-1, keepdim=True)
+            scores = model.logit_scale.exp() * (img * txt).sum(dim=-1)
+        return scores.double().cpu().numpy()
+
+
+class PickScoreScorer(MetricScorer):
+    """PickScore as a selector: exp(logit_scale)·cos with yuvalkirstain/PickScore_v1."""
+
+    name: ClassVar[str] = "pickscore"
+    metric_cls = PickScore
+    Params = PickScoreModel
