@@ -49,6 +49,11 @@ class Op:
     def load(self, directory: Path, node: "Node", ctx: "Context") -> Any:
         raise NotImplementedError
 
+    def exclusive(self, node: "Node") -> bool:
+        """Whether computing takes the node's file lock (so concurrent runs never compute twice).
+        Ops that several processes compute together (sharded pools) must not."""
+        return True
+
     def pending(self, node: "Node", store: Store, peek) -> dict[str, int | set[str]]:
         """What computing this node would take (for `plan`), e.g. {"models to train": 1}; a set of
         item keys where several nodes may share the same work (pool items)."""
@@ -173,6 +178,11 @@ class PoolOp(Op):
     is by item, so a restart with another process count reuses every finished item."""
 
     name = "pool"
+
+    def exclusive(self, node):
+        from harness.distributed import rank_and_world
+
+        return rank_and_world()[1] == 1  # items are atomic files: shards need no lock
 
     def item_keys(self, node: Node, requests: list[SampleRequest]) -> list[str]:
         gen_key = node.inputs["generator"].key

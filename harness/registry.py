@@ -79,7 +79,7 @@ class Registry(Generic[T]):
     def get(self, name: str) -> T:
         entry = self._entries[self.canonical(name)]
         obj = entry.resolve()
-        if isinstance(obj, type) and getattr(obj, "name", None) in (None, ""):
+        if isinstance(obj, type) and getattr(obj, "name", None) == "":  # plugin classes learn their name
             obj.name = entry.name  # type: ignore[attr-defined]
         return obj
 

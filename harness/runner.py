@@ -3,6 +3,7 @@ spec into one long results table (spec, row, column, seed, value, CI, n, convent
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import traceback
@@ -45,7 +46,7 @@ class Evaluator:
             value = op.compute(node, self.ctx, {k: self.value(n) for k, n in node.inputs.items()})
         else:
             inputs = {k: self.value(n) for k, n in node.inputs.items()}
-            with store.lock(node.key):  # another run may be making it: wait, then take theirs
+            with store.lock(node.key) if op.exclusive(node) else contextlib.nullcontext():  # another run may be making it
                 if store.has(node.key):
                     value = op.load(store.path(node.key), node, self.ctx)
                     self.loaded[op.name] += 1

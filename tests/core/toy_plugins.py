@@ -33,9 +33,10 @@ class ToyPrompts(PromptSource):
 
     class Params(PluginParams):
         n: int = 4
+        prefix: str = "p"
 
     def load(self, ctx):
-        return [Prompt(f"p{i}", f"pattern {i}") for i in range(self.params.n)]
+        return [Prompt(f"{self.params.prefix}{i}", f"pattern {self.params.prefix}{i}") for i in range(self.params.n)]
 
 
 @IMAGE_SOURCES.register("toy_images")

@@ -1,0 +1,99 @@
+"""The runner on toy plugins, in-process: cold computes everything, warm nothing; pools are
+shared across K; the plan counts what a run will do; seeds make runs reproducible."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.graph import Builder
+from harness.runner import build_cells, plan, plan_totals, run_spec
+from harness.runtime import Context
+from harness.spec import load_spec
+from harness.store import Store
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+from toy_plugins import count  # noqa: E402
+
+
+@pytest.fixture
+def counters(tmp_path, monkeypatch):
+    d = tmp_path / "counters"
+    d.mkdir()
+    monkeypatch.setenv("TOY_COUNTER_DIR", str(d))
+    return d
+
+
+def test_cold_then_warm(tmp_path, counters):
+    spec = load_spec(HERE / "toy_spec.yaml")
+    store = Store(tmp_path / "store")
+    cold = run_spec(spec, Context(store=store))
+    assert not cold.failures
+    # 6 prompts × 4 (K=4 pool, which also serves K=2 and K=1) + 3 prompts × 2 for RM negatives
+    assert count(counters, "generated") == 30 and count(counters, "trained") == 1
+    assert cold.computed["metric"] == 3 and cold.computed["train_scorer"] == 1
+    warm = run_spec(spec, Context(store=store))
+    assert sum(warm.computed.values()) == 0
+    assert count(counters, "generated") == 30 and count(counters, "metric") == 3 and count(counters, "trained") == 1
+    assert warm.results["value"].tolist() == cold.results["value"].tolist()
+
+
+def test_plan_matches_what_the_run_does(tmp_path, counters):
+    spec = load_spec(HERE / "toy_spec.yaml")
+    ctx = Context(store=Store(tmp_path / "store"))
+    cells = build_cells(spec, Builder(spec, ctx, 0))
+    totals = plan_totals(plan([c.node for c in cells], ctx))
+    assert totals["images to generate"] == 30 and totals["models to train"] == 1
+    run_spec(spec, ctx)
+    after = plan([c.node for c in build_cells(spec, Builder(spec, ctx, 0))], ctx)
+    assert {e.status for e in after} == {"cached"} and plan_totals(after) == {}
+
+
+def test_best_of_k_picks_true_argmax(tmp_path, counters):
+    spec = load_spec(HERE / "toy_spec.yaml")
+    ctx = Context(store=Store(tmp_path / "store"))
+    b = Builder(spec, ctx, 0)
+    from harness.runner import Evaluator
+
+    ev = Evaluator(ctx)
+    pool = b.pool("gen", "eval", 4)
+    scores = ev.value(b.scores("rm", pool))
+    chosen = ev.value(b.method("best4"))
+    items = ev.value(pool)
+    for sel in chosen:
+        group = [(s, it) for s, it in zip(scores, items) if it.prompt_id == sel.prompt_id]
+        assert sel.key == max(group, key=lambda t: t[0])[1].key
+
+
+def test_seeds_reproduce_and_differ(tmp_path, counters):
+    spec = load_spec(HERE / "toy_spec.yaml")
+    a = run_spec(spec, Context(store=Store(tmp_path / "a")), seeds=[0, 1]).results
+    b = run_spec(spec, Context(store=Store(tmp_path / "b")), seeds=[0, 1]).results
+    assert a["value"].tolist() == b["value"].tolist() and a["key"].tolist() == b["key"].tolist()
+    v0 = a[a.seed == 0]["value"].tolist()
+    v1 = a[a.seed == 1]["value"].tolist()
+    assert v0 != v1
+
+
+def test_a_failing_cell_does_not_lose_the_others(tmp_path, counters, monkeypatch):
+    import toy_plugins
+
+    spec = load_spec(HERE / "toy_spec.yaml")
+    store = Store(tmp_path / "store")
+
+    def broken(self, *a, **k):
+        raise RuntimeError("scorer exploded")
+
+    from harness.registry import SCORERS
+
+    monkeypatch.setattr(SCORERS.get("toy_rm"), "fit", broken)
+    out = run_spec(spec, Context(store=store))
+    assert len(out.failures) == 2 and "scorer exploded" in out.failures[0]
+    assert out.results["row"].tolist() == ["base"]
+    monkeypatch.undo()
+    monkeypatch.setenv("TOY_COUNTER_DIR", str(counters))
+    generated = count(counters, "generated")
+    again = run_spec(spec, Context(store=store))
+    assert not again.failures and again.computed["train_scorer"] == 1
+    assert count(counters, "generated") == generated  # the pools made before the failure were kept

@@ -1,0 +1,64 @@
+import os
+import time
+
+import pytest
+
+from harness.store import Store, hash_key
+
+
+def test_key_is_order_independent_and_content_sensitive():
+    assert hash_key({"a": 1, "b": [1, 2]}) == hash_key({"b": [1, 2], "a": 1})
+    assert hash_key({"a": 1}) != hash_key({"a": 2})
+
+
+def test_writing_is_atomic_and_failed_writes_leave_nothing(tmp_path):
+    store = Store(tmp_path)
+    with pytest.raises(RuntimeError):
+        with store.writing("k1", {"producer": "test"}) as d:
+            (d / "half.bin").write_bytes(b"x")
+            raise RuntimeError("killed mid-write")
+    assert not store.has("k1") and not store.path("k1").exists()
+    with store.writing("k1", {"producer": "test"}) as d:
+        (d / "data.bin").write_bytes(b"hello")
+    assert store.has("k1") and store.manifest("k1")["producer"] == "test"
+    assert (store.path("k1") / "data.bin").read_bytes() == b"hello"
+
+
+def test_verify_detects_corruption_and_missing_items(tmp_path):
+    store = Store(tmp_path)
+    item = store.put_item("i1", "png", lambda p: p.write_bytes(b"img"))
+    with store.writing("k1", {"producer": "pool", "items": {item.relative_to(tmp_path).as_posix(): ""}}) as d:
+        (d / "data.bin").write_bytes(b"hello")
+    assert store.verify() == []
+    (store.path("k1") / "data.bin").write_bytes(b"tampered")
+    item.unlink()
+    found = store.verify()
+    assert any("data.bin does not match" in p for p in found) and any("missing item" in p for p in found)
+
+
+def test_gc_removes_stale_temp_dirs_only(tmp_path):
+    store = Store(tmp_path)
+    stale = store.root / "tmp" / "old.abc"
+    stale.mkdir()
+    old = time.time() - 7200
+    os.utime(stale, (old, old))
+    fresh = store.root / "tmp" / "new.abc"
+    fresh.mkdir()
+    with store.writing("k1", {"producer": "x"}) as d:
+        (d / "f").write_text("1")
+    assert store.gc(dry_run=True) == [stale] and stale.exists()
+    store.gc()
+    assert not stale.exists() and fresh.exists() and store.has("k1")
+
+
+def test_weights_digest_follows_content_not_path(tmp_path):
+    store = Store(tmp_path / "cache")
+    w = tmp_path / "w.safetensors"
+    w.write_bytes(b"a" * 100)
+    d1 = store.weights_digest(w)
+    copy = tmp_path / "copy.safetensors"
+    copy.write_bytes(b"a" * 100)
+    assert store.weights_digest(copy) == d1
+    w.write_bytes(b"b" * 100)
+    os.utime(w, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))
+    assert store.weights_digest(w) != d1
