@@ -1,0 +1,91 @@
+"""The registered scorer: fit on image folders through the store, save/load_state, score, seeds."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from harness.builtins import register_builtins
+from harness.errors import UserError
+from harness.registry import REGISTRIES
+from harness.sources import FolderImages
+from methods.ganrm.scorer import GanRMScorer
+
+from ganrm_fixtures import TINY, write_images
+
+
+def make_scorer(**kw):
+    register_builtins()
+    cls = REGISTRIES["scorer"].get("ganrm")
+    assert cls is GanRMScorer
+    return cls({"backbone": "openclip", "backbone_params": TINY, "epochs": 30, "heldout_fraction": 0.25, **kw})
+
+
+@pytest.fixture
+def sets(image_sets, ctx, tmp_path):
+    ppd, gen = image_sets
+    write_images(tmp_path / "more", 20, 110, seed=5)
+    load = lambda p: FolderImages(path=str(p)).load(ctx)  # noqa: E731
+    return load(ppd), load(gen), load(tmp_path / "more")
+
+
+def test_registered_plugins():
+    register_builtins()
+    assert {"openclip", "video_frames", "viclip"} <= set(REGISTRIES["backbone"].names())
+    assert REGISTRIES["backbone"].canonical("open_clip") == "openclip"
+    assert REGISTRIES["scorer"].get("ganrm").__doc__.startswith("GAN-RM")
+
+
+def test_fit_save_load_score(tmp_path, ctx, sets):
+    pos, neg, more = sets
+    scorer = make_scorer(variant="bootstrap")
+    metrics = scorer.fit(pos, neg, ctx, unlabeled=more)
+    assert metrics["n_per_class"] == 16 and metrics["bootstrap_pool"] == "unlabeled generator outputs"
+    assert metrics["heldout_accuracy"] == 1.0
+    assert ctx.counters["ganrm-features:items"] == 16 + 24 + 20  # each image encoded once
+
+    bright = [Image.fromarray(np.full((40, 40, 3), 190, np.uint8))]
+    dark = [Image.fromarray(np.full((40, 40, 3), 70, np.uint8))]
+    s = scorer.score(bright + dark, [None, None], ctx)
+    assert s.dtype == np.float64 and s.shape == (2,) and s[0] > 0.5 > s[1]
+
+    scorer.save(tmp_path / "ckpt")
+    fresh = make_scorer(variant="bootstrap")
+    fresh.load_state(tmp_path / "ckpt")
+    assert np.array_equal(fresh.score(bright + dark, [None, None], ctx), s)
+    items = list(pos.items[:3])  # Items are accepted too, their features come from the cache
+    assert np.allclose(fresh.score(items, [None] * 3, ctx), fresh.score([it.load() for it in items], [None] * 3, ctx), atol=1e-6)
+
+
+def test_fit_is_deterministic_given_params_and_run_seed(ctx, sets):
+    pos, neg, _ = sets
+    states = []
+    for seed, run_seed in ((3, 0), (3, 0), (4, 0), (3, 1)):
+        ctx.seed = run_seed
+        scorer = make_scorer(variant="naive", seed=seed, epochs=2)
+        scorer.fit(pos, neg, ctx)
+        states.append(scorer.model.models[0].state_dict()["head.weight"])
+    assert torch.equal(states[0], states[1])
+    assert not torch.equal(states[0], states[2]) and not torch.equal(states[0], states[3])
+
+
+def test_fingerprint_names_backbone_weights():
+    fp = make_scorer().fingerprint()
+    assert fp["backbone"]["weights"].startswith("random-init") and fp["params"]["variant"] == "bootstrap"
+    assert make_scorer(backbone_params={**TINY, "init_seed": 2}).fingerprint() != fp
+
+
+def test_scoring_before_training_is_a_user_error(ctx):
+    with pytest.raises(UserError, match="fit it or load_state"):
+        make_scorer().score([Image.new("RGB", (8, 8))], [None], ctx)
+
+
+def test_loading_with_another_backbone_is_refused(tmp_path, ctx, sets):
+    pos, neg, _ = sets
+    scorer = make_scorer(variant="naive", epochs=2)
+    scorer.fit(pos, neg, ctx)
+    scorer.save(tmp_path / "ckpt")
+    other = make_scorer(variant="naive", backbone_params={**TINY, "init_seed": 9})
+    other.load_state(tmp_path / "ckpt")
+    with pytest.raises(UserError, match="weights"):
+        other.score([Image.new("RGB", (8, 8))], [None], ctx)
