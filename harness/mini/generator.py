@@ -1,0 +1,174 @@
+"""Generator `mini_diffusion`: the miniature world's class-conditional diffusion model."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal, Mapping, Sequence
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from harness.errors import UserError
+from harness.mini.common import GENERATOR_FILE, digest, images_to_tensor, load_state, parse_digit, weights_path
+from harness.mini.nets import NULL_CLASS, SCHEDULER_CONFIG, build_unet
+from harness.plugins import Generator, PluginParams, Prompt, SampleRequest
+from harness.runtime import Context, resolve_device
+
+
+class MiniDiffusionParams(PluginParams):
+    weights: str | None = Field(None, description="generator safetensors (UNet config in its metadata); default: the shipped file")
+    unet_weights: str | None = Field(None, description="a UNet state dict (safetensors) to load over `weights`, e.g. a fine-tuned one")
+    steps: int = Field(25, ge=1, le=1000, description="sampling steps")
+    guidance: float = Field(1.0, ge=0.0, description="classifier-free guidance scale; 1 = conditional model only")
+    scheduler: Literal["ddim", "ddpm"] = "ddim"
+    device: str = "auto"
+    batch_size: int = Field(128, ge=1, description="requests per forward pass (does not change outputs)")
+
+
+class MiniDiffusion(Generator):
+    """Mini world: a 0.69M-parameter class-conditional diffusers UNet drawing 16×16 digits.
+
+    Prompts name a digit ("a handwritten digit 7"); the digit is parsed from the text. Each
+    request's noise comes from its own `torch.Generator(request.seed)`, so a sample is the same
+    whatever batch it lands in. Trained with 10 % label dropout to the null class, so `guidance`
+    is real classifier-free guidance.
+
+    Fine-tuning hooks (for SFT / DPO on top of this generator):
+    - `unet`: the trainable `diffusers.UNet2DModel` (loaded frozen and in eval mode; call
+      `.train().requires_grad_(True)` on it, or on a `copy.deepcopy` for a frozen reference).
+    - `noise_scheduler`: the `DDPMScheduler` of training (`add_noise`, `config.num_train_timesteps`).
+    - `encode_prompts(prompts) -> LongTensor [B]`: the conditioning (digit labels; `null_conditioning`
+      gives the null label used for guidance / label dropout).
+    - `images_to_model_space(images) -> Tensor [B, 1, 16, 16]`: x0 in [-1, 1] from PIL / uint8 images.
+    - `unet_forward(x_t, t, cond) -> Tensor`: the ε prediction.
+    - `with_unet_state(state_dict)`: a new generator with the same params and these UNet weights
+      (a LoRA adapter must be merged first, e.g. peft's `merge_and_unload()`); its fingerprint
+      carries the digest of the tensors. Or set the param `unet_weights: path.safetensors`, whose
+      file digest goes into the fingerprint. A partial state dict overrides only its keys.
+    """
+
+    version = "1"
+    Params = MiniDiffusionParams
+    params: MiniDiffusionParams
+
+    def __init__(self, params: Any = None, **kwargs: Any):
+        super().__init__(params, **kwargs)
+        self._weights = weights_path(self.params.weights, GENERATOR_FILE, what="mini_diffusion generator")
+        self._unet_weights = None
+        if self.params.unet_weights:
+            self._unet_weights = Path(self.params.unet_weights).expanduser()
+            if not self._unet_weights.is_file():
+                raise UserError(f"mini_diffusion: unet_weights file {str(self._unet_weights)!r} does not exist",
+                                hint="give the path of a safetensors UNet state dict")  # fmt: skip
+        self._state_override: dict[str, torch.Tensor] | None = None
+        self._state_digest: str | None = None
+        self._unet = None
+        self._noise_scheduler = None
+
+    # -- identity -------------------------------------------------------------------------------
+    def fingerprint(self) -> dict[str, Any]:
+        fp = super().fingerprint()
+        params = dict(fp["params"])
+        for key in ("weights", "unet_weights", "batch_size"):  # paths are replaced by digests; batch size changes nothing
+            params.pop(key, None)
+        fp["params"] = params
+        fp["weights_sha256"] = digest(self._weights)
+        if self._unet_weights is not None:
+            fp["unet_weights_sha256"] = digest(self._unet_weights)
+        if self._state_digest is not None:
+            fp["unet_state_sha256"] = self._state_digest
+        return fp
+
+    # -- model ----------------------------------------------------------------------------------
+    @property
+    def device(self) -> str:
+        return resolve_device(self.params.device)
+
+    @property
+    def unet(self):
+        if self._unet is None:
+            state, meta = load_state(self._weights)
+            try:
+                config = json.loads(meta["mini"])["unet_config"]
+            except (KeyError, ValueError) as exc:
+                raise UserError(f"{self._weights}: not a mini_diffusion checkpoint (no UNet config in its metadata)",
+                                hint="rebuild with `python -m harness.mini.train`") from exc  # fmt: skip
+            unet = build_unet(config)
+            unet.load_state_dict(state, strict=True)
+            if self._unet_weights is not None:
+                _load_partial(unet, load_state(self._unet_weights)[0], str(self._unet_weights))
+            if self._state_override is not None:
+                _load_partial(unet, self._state_override, "with_unet_state")
+            self._unet = unet.to(self.device).eval().requires_grad_(False)
+        return self._unet
+
+    @property
+    def noise_scheduler(self):
+        if self._noise_scheduler is None:
+            from diffusers import DDPMScheduler
+
+            self._noise_scheduler = DDPMScheduler(**SCHEDULER_CONFIG)
+        return self._noise_scheduler
+
+    def with_unet_state(self, state_dict: Mapping[str, torch.Tensor]) -> "MiniDiffusion":
+        """A new generator, same params, with these UNet weights over the base ones."""
+        other = copy.copy(self)
+        other._unet = None
+        other._noise_scheduler = None
+        other._state_override = {k: v.detach().cpu().clone() for k, v in state_dict.items()}
+        other._state_digest = _state_digest(other._state_override)
+        return other
+
+    # -- fine-tuning hooks ----------------------------------------------------------------------
+    def encode_prompts(self, prompts: Sequence[str | Prompt]) -> torch.Tensor:
+        texts = [p.text if isinstance(p, Prompt) else p for p in prompts]
+        return torch.tensor([parse_digit(t) for t in texts], dtype=torch.long, device=self.device)
+
+    def null_conditioning(self, n: int) -> torch.Tensor:
+        return torch.full((n,), NULL_CLASS, dtype=torch.long, device=self.device)
+
+    def images_to_model_space(self, images: Sequence[Any]) -> torch.Tensor:
+        return (images_to_tensor(images) * 2 - 1).to(self.device)
+
+    def unet_forward(self, x_t: torch.Tensor, t: torch.Tensor | int, cond: torch.Tensor) -> torch.Tensor:
+        return self.unet(x_t, t, class_labels=cond).sample
+
+    # -- generation -----------------------------------------------------------------------------
+    def generate(self, requests: Sequence[SampleRequest], ctx: Context) -> list:
+        from PIL import Image
+
+        from harness.mini.sampling import sample, to_uint8
+
+        labels = self.encode_prompts([r.prompt for r in requests])  # fails fast on a bad prompt
+        batch = ctx.batch_size or self.params.batch_size
+        out: list = []
+        for start in range(0, len(requests), batch):
+            chunk = requests[start : start + batch]
+            x = sample(self.unet, labels[start : start + batch], [r.seed for r in chunk], steps=self.params.steps,
+                       guidance=self.params.guidance, scheduler=self.params.scheduler, device=self.device)  # fmt: skip
+            for img in to_uint8(x).numpy():
+                out.append(Image.fromarray(np.repeat(img[..., None], 3, axis=-1), "RGB"))
+        return out
+
+
+def _load_partial(unet: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
+    own = unet.state_dict()
+    unknown = [k for k in state if k not in own]
+    if unknown or any(tuple(state[k].shape) != tuple(own[k].shape) for k in state):
+        bad = unknown[:3] or [k for k in state if tuple(state[k].shape) != tuple(own[k].shape)][:3]
+        hint = "merge a LoRA adapter into the UNet first (peft merge_and_unload)" if any("lora" in k for k in state) else None
+        raise UserError(f"mini_diffusion: UNet weights from {source} do not fit the UNet (e.g. {bad})", hint=hint)
+    unet.load_state_dict(state, strict=False)
+
+
+def _state_digest(state: Mapping[str, torch.Tensor]) -> str:
+    h = hashlib.sha256()
+    for k in sorted(state):
+        t = state[k].contiguous()
+        h.update(f"{k}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
