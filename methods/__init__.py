@@ -1,0 +1,12 @@
+"""Generators and post-training methods (the rows of every table).
+
+Registered lazily through `PLUGINS` (see harness/builtins.py): importing this package imports
+nothing heavy; each "module:Class" target is imported on first use.
+"""
+
+PLUGINS = {
+    "generator": {
+        "diffusers": "methods.generators.diffusers_image:DiffusersImageGenerator",
+        "diffusers_video": "methods.generators.diffusers_video:DiffusersVideoGenerator",
+    },
+}

@@ -1,0 +1,81 @@
+"""What a diffusion generator exposes so that SFT and Diffusion-DPO can fine-tune it.
+
+Two sides: the generator plugin (`FineTunableGenerator`) hands out a private trainable copy of
+its denoiser (`Denoiser`) and, given the saved weights, returns the fine-tuned generator. The
+training loop only talks to a `Denoiser`, so the same code trains diffusers pipelines (SD1.5,
+SDXL: `methods.finetune.diffusers_adapter`) and the harness's mini class-conditional model.
+
+Conditioning (`encode_prompts`' result) is a tensor or a dict of tensors / nested dicts, batch
+first, so the loop can repeat it for the (winner, loser) halves of a DPO batch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, Sequence, runtime_checkable
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from harness.plugins import Generator
+    from harness.runtime import Context
+
+
+@runtime_checkable
+class Denoiser(Protocol):
+    """A trainable denoising network with everything needed to compute its training loss."""
+
+    #: the network to train (LoRA is injected into it, or it is trained in full)
+    unet: "torch.nn.Module"
+    #: a diffusers-style training noise scheduler: `config.num_train_timesteps`,
+    #: `config.prediction_type` ("epsilon" | "v_prediction" | "sample"), `add_noise`, `get_velocity`
+    noise_scheduler: Any
+
+    def encode_prompts(self, prompts: Sequence[str]) -> Any:
+        """Conditioning for `unet_forward` (frozen encoders, no grad); "" is the unconditional prompt."""
+
+    def images_to_model_space(self, images: Sequence[Any], generator: "torch.Generator | None" = None) -> "torch.Tensor":
+        """Images (PIL, arrays or paths) to the space the UNet denoises (VAE latents, or pixels)."""
+
+    def unet_forward(self, unet: "torch.nn.Module", noisy: "torch.Tensor", timesteps: "torch.Tensor", cond: Any) -> "torch.Tensor":
+        """The network's prediction for `noisy` at `timesteps` under `cond`; `unet` may be wrapped
+        (DDP) or be the frozen reference."""
+
+    # optional: `to(device)` moving the frozen encoders and the unet (called by the training loop)
+
+
+@runtime_checkable
+class FineTunableGenerator(Protocol):
+    """A generator plugin that can be fine-tuned and rebuilt with the result."""
+
+    def finetune_model(self, ctx: "Context | None" = None) -> Denoiser:
+        """A private trainable copy of the generator's denoiser (the sampling model is untouched)."""
+
+    def with_finetuned(self, weights_dir: str | Path) -> "Generator":
+        """The same generator with a fine-tuning result (`methods.finetune.weights`) applied on top;
+        applied repeatedly, results stack in order (multi-round)."""
+
+
+def training_target(noise_scheduler: Any, clean: "torch.Tensor", noise: "torch.Tensor", timesteps: "torch.Tensor") -> "torch.Tensor":
+    """What the network is trained to predict, by the scheduler's prediction type."""
+    kind = getattr(noise_scheduler.config, "prediction_type", "epsilon")
+    if kind == "epsilon":
+        return noise
+    if kind == "v_prediction":
+        return noise_scheduler.get_velocity(clean, noise, timesteps)
+    if kind == "sample":
+        return clean
+    raise ValueError(f"unsupported prediction_type {kind!r} (epsilon, v_prediction or sample)")
+
+
+def map_cond(fn, cond: Any) -> Any:
+    """Apply `fn` to every tensor of a conditioning structure (tensor, dict, list/tuple, None)."""
+    if cond is None:
+        return None
+    if isinstance(cond, dict):
+        return {k: map_cond(fn, v) for k, v in cond.items()}
+    if isinstance(cond, (list, tuple)):
+        return type(cond)(map_cond(fn, v) for v in cond)
+    if hasattr(cond, "shape"):
+        return fn(cond)
+    return cond

@@ -1,0 +1,432 @@
+"""The fine-tuning loop shared by SFT and Diffusion-DPO, through accelerate.
+
+One loop: `Accelerator(mixed_precision, gradient_accumulation_steps)`, AdamW, a diffusers LR
+schedule with warm-up (stepped once per optimizer step), gradient clipping, LoRA via peft by
+default (full fine-tune optional), per-step logs (loss, implicit accuracy, LR) to `log.csv`.
+
+Determinism and resume: the examples, timesteps, noise and empty-prompt draws of micro-batch m on
+process r come from seeds derived from (seed, m, r) — no RNG state to save — and checkpoints
+(safetensors + JSON: trainable weights, optimizer moments, LR schedule, step) are written every
+`checkpoint_every` steps into `work_dir/checkpoints/`. A rerun with the same `work_dir` resumes
+from the last complete checkpoint and reaches the same weights as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import functools
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from harness.errors import UserError
+from harness.plugins import PluginParams
+from harness.runtime import derive_seed
+from harness.store import hash_key
+from methods.finetune import weights as W
+from methods.finetune.dpo import diffusion_dpo_loss, shared_noise_and_timesteps
+from methods.finetune.protocol import Denoiser, map_cond, training_target
+from methods.finetune.sft import denoising_loss, noise_and_timesteps
+
+
+@dataclass(frozen=True)
+class PreferencePair:
+    """One DPO example: the preferred and the rejected sample for a prompt (images, arrays, paths or Items)."""
+
+    prompt: str
+    winner: Any
+    loser: Any
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One SFT example: a selected sample and its prompt."""
+
+    prompt: str
+    image: Any
+
+
+class TrainConfig(PluginParams):
+    """Fine-tuning hyper-parameters. Defaults: Diffusion-DPO reference (β = 5000, AdamW wd 1e-2,
+    constant LR with 500 warm-up steps, grad-norm clip 1) with the GAN-RM paper's batch 8 ×
+    accumulation 2, and LoRA rank 4 on to_q/k/v/out as in the authors' sibling repo (SafetyDPO),
+    whose LoRA LR is 1e-5 (the paper's 1e-7 is not said to be for LoRA)."""
+
+    objective: Literal["dpo", "sft"] = "dpo"
+    beta: float = Field(5000.0, gt=0, description="Diffusion-DPO β (reference: 5000 for SD1.5)")
+    finetune: Literal["lora", "full"] = "lora"
+    lora_rank: int = Field(4, ge=1)
+    lora_alpha: float | None = Field(None, description="LoRA alpha (default: = rank)")
+    lora_targets: tuple[str, ...] = W.DEFAULT_TARGETS
+    steps: int = Field(2000, ge=0, description="optimizer steps")
+    batch_size: int = Field(8, ge=1, description="pairs (DPO) or samples (SFT) per micro-batch per process")
+    grad_accum: int = Field(2, ge=1)
+    lr: float = Field(1e-5, gt=0)
+    scale_lr: bool = Field(False, description="multiply lr by batch_size × grad_accum × processes (reference --scale_lr)")
+    lr_scheduler: str = "constant_with_warmup"
+    warmup_steps: int = Field(500, ge=0)
+    weight_decay: float = 1e-2
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_eps: float = 1e-8
+    max_grad_norm: float = 1.0
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    empty_prompt_fraction: float = Field(0.0, ge=0, le=1, description="prompts replaced by '' (reference DPO: 0.2)")
+    resolution: int | None = Field(None, description="training resolution (default: the generator's)")
+    gradient_checkpointing: bool = False
+    seed: int = 0
+    checkpoint_every: int = Field(500, ge=1, description="optimizer steps between checkpoints")
+    keep_checkpoints: int = Field(2, ge=1)
+
+    def identity(self) -> dict[str, Any]:
+        """What determines the trained weights (checkpoint cadence does not)."""
+        return self.model_dump(mode="json", exclude={"checkpoint_every", "keep_checkpoints"})
+
+
+@dataclass
+class TrainResult:
+    unet: torch.nn.Module  # the trained network (LoRA still injected, unmerged)
+    log: list[dict[str, Any]] = field(default_factory=list)
+    resumed_from: int = 0
+    steps: int = 0
+    seconds: float = 0.0
+
+
+LOG_FIELDS = ("step", "loss", "implicit_acc", "model_loss", "ref_loss", "lr", "grad_norm", "seconds")
+
+
+def _example_indices(n: int, micro: int, batch: int, rank: int, processes: int, seed: int) -> list[int]:
+    """Indices of micro-batch `micro` on process `rank`: consecutive slices of per-epoch permutations."""
+    start = (micro * processes + rank) * batch
+    out = []
+    for pos in range(start, start + batch):
+        epoch, i = divmod(pos, n)
+        out.append(int(_epoch_order(n, seed, epoch)[i]))
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
+    return np.random.default_rng(derive_seed(seed, "order", epoch)).permutation(n)
+
+
+def _forward_loss(model: Denoiser, unet, unwrapped, ref_unet, data: Sequence, idx: list[int], cfg: TrainConfig,
+                  gen: torch.Generator, accelerator) -> tuple[torch.Tensor, dict[str, float]]:
+    sched = model.noise_scheduler
+    steps = sched.config.num_train_timesteps
+    device = accelerator.device
+    prompts = [data[i].prompt for i in idx]
+    if cfg.empty_prompt_fraction > 0:
+        drop = torch.rand(len(prompts), generator=gen) < cfg.empty_prompt_fraction
+        prompts = ["" if d else p for p, d in zip(prompts, drop.tolist())]
+    cond = model.encode_prompts(prompts)
+    if cfg.objective == "dpo":
+        images = [data[i].winner for i in idx] + [data[i].loser for i in idx]
+        clean = model.images_to_model_space(images, gen).to(device)
+        noise, t = shared_noise_and_timesteps(len(idx), tuple(clean.shape[1:]), steps, gen, device)
+        cond = map_cond(lambda x: x.repeat(2, *([1] * (x.dim() - 1))), cond)
+    else:
+        clean = model.images_to_model_space([data[i].image for i in idx], gen).to(device)
+        noise, t = noise_and_timesteps(len(idx), tuple(clean.shape[1:]), steps, gen, device)
+    noise = noise.to(clean.dtype)
+    noisy = sched.add_noise(clean, noise, t)
+    target = training_target(sched, clean, noise, t)
+    with accelerator.autocast():
+        pred = model.unet_forward(unet, noisy, t, cond)
+    if cfg.objective == "sft":
+        loss = denoising_loss(pred, target)
+        return loss, {"loss": loss.item(), "model_loss": loss.item()}
+    with torch.no_grad(), accelerator.autocast():
+        if ref_unet is not None:
+            ref_pred = model.unet_forward(ref_unet, noisy, t, cond)
+        else:
+            with W.adapters_disabled(unwrapped):
+                ref_pred = model.unet_forward(unwrapped, noisy, t, cond)
+    out = diffusion_dpo_loss(pred, ref_pred, target, cfg.beta)
+    return out.loss, {"loss": out.loss.item(), "implicit_acc": out.implicit_acc.item(),
+                      "model_loss": out.model_loss.item(), "ref_loss": out.ref_loss.item()}
+
+
+def train(model: Denoiser, data: Sequence[PreferencePair | Sample], cfg: TrainConfig, work_dir: str | Path,
+          *, accelerator=None) -> TrainResult:
+    """Train `model.unet` in place on `data` (pairs for DPO, samples for SFT); resumable in `work_dir`."""
+    from accelerate import Accelerator
+    from diffusers.optimization import get_scheduler
+
+    _check_data(data, cfg)
+    work_dir = Path(work_dir)
+    accelerator = accelerator or Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum,
+                                             cpu=not torch.cuda.is_available())
+    if hasattr(model, "to"):
+        model.to(accelerator.device)
+    unet = model.unet
+    ref_unet = None
+    if cfg.finetune == "lora":
+        W.add_lora(unet, cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets)
+    else:
+        if cfg.objective == "dpo":
+            ref_unet = copy.deepcopy(unet).requires_grad_(False).eval()
+        unet.requires_grad_(True)
+    if cfg.gradient_checkpointing and hasattr(unet, "enable_gradient_checkpointing"):
+        unet.enable_gradient_checkpointing()
+    unet.train()
+    trainable = [p for p in unet.parameters() if p.requires_grad]
+    if cfg.finetune == "lora" and cfg.mixed_precision != "no":
+        for p in trainable:  # LoRA weights train in fp32 under mixed precision (diffusers' cast_training_params)
+            p.data = p.data.float()
+    lr = cfg.lr * (cfg.batch_size * cfg.grad_accum * accelerator.num_processes if cfg.scale_lr else 1)
+    optimizer = torch.optim.AdamW(trainable, lr=lr, betas=(cfg.adam_beta1, cfg.adam_beta2), weight_decay=cfg.weight_decay,
+                                  eps=cfg.adam_eps)
+    lr_schedule = get_scheduler(cfg.lr_scheduler, optimizer=optimizer, num_warmup_steps=cfg.warmup_steps,
+                                num_training_steps=max(cfg.steps, 1))
+    unet, optimizer = accelerator.prepare(unet, optimizer)
+    unwrapped = accelerator.unwrap_model(unet)
+    names = [n for n, p in unwrapped.named_parameters() if p.requires_grad]
+
+    ckpt = Checkpoints(work_dir / "checkpoints", hash_key(cfg.identity()), cfg.keep_checkpoints)
+    start = ckpt.resume(unwrapped, names, optimizer, lr_schedule)
+    log_path = work_dir / "log.csv"
+    log = _read_log(log_path, start) if start else []
+    result = TrainResult(unwrapped, log, resumed_from=start)
+    t0 = time.time()
+    for step in range(start, cfg.steps):
+        acc_stats: list[dict[str, float]] = []
+        grad_norm = float("nan")
+        for a in range(cfg.grad_accum):
+            micro = step * cfg.grad_accum + a
+            gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "micro", micro, accelerator.process_index))
+            idx = _example_indices(len(data), micro, cfg.batch_size, accelerator.process_index, accelerator.num_processes, cfg.seed)
+            with accelerator.accumulate(unet):
+                loss, stats = _forward_loss(model, unet, unwrapped, ref_unet, data, idx, cfg, gen, accelerator)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"fine-tuning loss is {loss.item()} at step {step}; lower lr or beta")
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    if cfg.max_grad_norm > 0:
+                        grad_norm = float(accelerator.clip_grad_norm_(trainable, cfg.max_grad_norm))
+                    optimizer.step()
+                    lr_schedule.step()
+                    optimizer.zero_grad(set_to_none=True)
+            acc_stats.append(stats)
+        row = {"step": step + 1, **_mean_stats(acc_stats, accelerator), "lr": lr_schedule.get_last_lr()[0],
+               "grad_norm": grad_norm, "seconds": round(time.time() - t0, 3)}
+        log.append(row)
+        if accelerator.is_main_process:
+            _append_log(log_path, row, fresh=(step == start and not start))
+        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
+            accelerator.wait_for_everyone()
+            if accelerator.is_main_process:
+                ckpt.save(step + 1, unwrapped, names, optimizer, lr_schedule)
+    result.steps = cfg.steps
+    result.seconds = time.time() - t0
+    accelerator.wait_for_everyone()
+    unwrapped.eval()
+    return result
+
+
+def finetune(model: Denoiser, data: Sequence[PreferencePair | Sample], cfg: TrainConfig, out_dir: str | Path,
+             work_dir: str | Path, *, meta: dict[str, Any] | None = None, accelerator=None) -> dict[str, Any]:
+    """Train, then write the result to `out_dir` (weights.safetensors + finetune.json + log.csv).
+    Returns a summary (final loss / implicit accuracy averaged over the last 10 % of steps)."""
+    result = train(model, data, cfg, work_dir, accelerator=accelerator)
+    tail = result.log[-max(1, len(result.log) // 10):] if result.log else []
+    summary = {
+        "objective": cfg.objective, "steps": result.steps, "resumed_from": result.resumed_from, "examples": len(data),
+        "seconds": round(result.seconds, 3),
+        **{f"final_{k}": float(np.nanmean([r.get(k, float("nan")) for r in tail])) if tail else None
+           for k in ("loss", "implicit_acc", "model_loss")},
+    }
+    is_main = accelerator is None or accelerator.is_main_process
+    if is_main:
+        lora = {"rank": cfg.lora_rank, "alpha": cfg.lora_alpha, "targets": list(cfg.lora_targets)} if cfg.finetune == "lora" else None
+        W.save_weights(result.unet, out_dir, kind=cfg.finetune, lora=lora,
+                       meta={"train": cfg.identity(), "summary": summary, **(meta or {})})
+        if (Path(work_dir) / "log.csv").exists():
+            shutil.copyfile(Path(work_dir) / "log.csv", Path(out_dir) / "log.csv")
+    return summary
+
+
+# -- evaluation with fixed draws (for tests and reports) ---------------------------------------------
+
+
+@torch.no_grad()
+def evaluate(model: Denoiser, data: Sequence[PreferencePair | Sample], *, objective: str, beta: float = 5000.0,
+             seed: int = 1234, draws: int = 4, unet: torch.nn.Module | None = None) -> dict[str, float]:
+    """Loss terms on every example with fixed (timestep, noise) draws: for DPO the mean implicit
+    accuracy and inside term against the adapters-disabled reference; for SFT the denoising loss.
+    Same seed → same draws, so before/after numbers are comparable."""
+    unet = unet if unet is not None else model.unet
+    was_training = unet.training
+    unet.eval()
+    sched = model.noise_scheduler
+    accs, insides, losses = [], [], []
+    for d in range(draws):
+        gen = torch.Generator().manual_seed(derive_seed(seed, "eval", d))
+        prompts = [ex.prompt for ex in data]
+        cond = model.encode_prompts(prompts)
+        device = next(unet.parameters()).device
+        if objective == "dpo":
+            clean = model.images_to_model_space([ex.winner for ex in data] + [ex.loser for ex in data], gen).to(device)
+            noise, t = shared_noise_and_timesteps(len(data), tuple(clean.shape[1:]), sched.config.num_train_timesteps, gen, device)
+            cond = map_cond(lambda x: x.repeat(2, *([1] * (x.dim() - 1))), cond)
+        else:
+            clean = model.images_to_model_space([ex.image for ex in data], gen).to(device)
+            noise, t = noise_and_timesteps(len(data), tuple(clean.shape[1:]), sched.config.num_train_timesteps, gen, device)
+        noise = noise.to(clean.dtype)
+        noisy = sched.add_noise(clean, noise, t)
+        target = training_target(sched, clean, noise, t)
+        pred = model.unet_forward(unet, noisy, t, cond)
+        if objective == "dpo":
+            with W.adapters_disabled(unet):
+                ref = model.unet_forward(unet, noisy, t, cond)
+            out = diffusion_dpo_loss(pred, ref, target, beta)
+            accs.append(out.implicit_acc.item())
+            insides.append(out.inside.mean().item())
+            losses.append(out.loss.item())
+        else:
+            losses.append(denoising_loss(pred, target).item())
+    unet.train(was_training)
+    res = {"loss": float(np.mean(losses))}
+    if objective == "dpo":
+        res.update(implicit_acc=float(np.mean(accs)), inside=float(np.mean(insides)))
+    return res
+
+
+# -- checkpoints -------------------------------------------------------------------------------------
+
+
+class Checkpoints:
+    """`<root>/step-00000500/{trainable,optimizer}.safetensors + state.json`, written to a temp dir
+    and renamed, so a checkpoint is complete or absent; only the newest `keep` are kept."""
+
+    def __init__(self, root: Path, config_key: str, keep: int):
+        self.root, self.config_key, self.keep = root, config_key, keep
+
+    def _dirs(self) -> list[Path]:
+        return sorted(p for p in self.root.glob("step-*") if (p / "state.json").is_file())
+
+    def save(self, step: int, unet, names: list[str], optimizer, lr_schedule) -> Path:
+        from safetensors.torch import save_file
+
+        params = dict(unet.named_parameters())
+        final = self.root / f"step-{step:08d}"
+        tmp = self.root / f".tmp-{step:08d}-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        save_file({n: params[n].detach().cpu().contiguous() for n in names}, str(tmp / "trainable.safetensors"))
+        opt_tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
+        save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
+        state = {"step": step, "config_key": self.config_key, "optimizer": opt_meta, "lr_schedule": lr_schedule.state_dict()}
+        (tmp / "state.json").write_text(json.dumps(state, default=_json_safe))
+        shutil.rmtree(final, ignore_errors=True)
+        os.rename(tmp, final)
+        for old in self._dirs()[: -self.keep]:
+            shutil.rmtree(old, ignore_errors=True)
+        return final
+
+    def resume(self, unet, names: list[str], optimizer, lr_schedule) -> int:
+        """Load the newest checkpoint; return its step (0 if none)."""
+        from safetensors.torch import load_file
+
+        dirs = self._dirs()
+        if not dirs:
+            return 0
+        last = dirs[-1]
+        state = json.loads((last / "state.json").read_text())
+        if state.get("config_key") != self.config_key:
+            raise UserError(f"checkpoint {last} was written by a different training configuration",
+                            hint=f"remove {self.root} to start over, or restore the configuration it was made with")
+        tensors = load_file(str(last / "trainable.safetensors"))
+        params = dict(unet.named_parameters())
+        if set(tensors) != set(names):
+            raise UserError(f"checkpoint {last} does not match the trainable parameters of this model",
+                            hint=f"remove {self.root} to start over")
+        with torch.no_grad():
+            for n in names:
+                params[n].copy_(tensors[n])
+        optimizer.load_state_dict(_unflatten_optimizer(load_file(str(last / "optimizer.safetensors")), state["optimizer"]))
+        lr_schedule.load_state_dict(state["lr_schedule"])
+        return int(state["step"])
+
+
+def _flatten_optimizer(sd: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    tensors, meta = {}, {"param_groups": sd["param_groups"], "state": {}}
+    for pid, st in sd["state"].items():
+        entry = {}
+        for k, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"{pid}.{k}"] = v.detach().cpu().contiguous()
+                entry[k] = {"tensor": f"{pid}.{k}"}
+            else:
+                entry[k] = {"value": v}
+        meta["state"][str(pid)] = entry
+    return tensors, meta
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    state = {int(pid): {k: tensors[v["tensor"]] if "tensor" in v else v["value"] for k, v in entry.items()}
+             for pid, entry in meta["state"].items()}
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def _json_safe(obj: Any) -> Any:
+    if torch.is_tensor(obj):
+        return obj.tolist()
+    if isinstance(obj, (np.floating, np.integer)):
+        return obj.item()
+    raise TypeError(f"cannot write {type(obj).__name__} into a checkpoint")
+
+
+# -- logs and data checks ------------------------------------------------------------------------------
+
+
+def _mean_stats(stats: list[dict[str, float]], accelerator) -> dict[str, float]:
+    keys = ("loss", "implicit_acc", "model_loss", "ref_loss")
+    vals = torch.tensor([[s.get(k, float("nan")) for k in keys] for s in stats], dtype=torch.float64).mean(0)
+    if accelerator.num_processes > 1:
+        vals = accelerator.reduce(vals.to(accelerator.device), reduction="mean").cpu()
+    return {k: float(v) for k, v in zip(keys, vals)}
+
+
+def _append_log(path: Path, row: dict[str, Any], fresh: bool) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w" if fresh else "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=LOG_FIELDS)
+        if fresh or f.tell() == 0:
+            w.writeheader()
+        w.writerow({k: row.get(k, "") for k in LOG_FIELDS})
+
+
+def _read_log(path: Path, upto: int) -> list[dict[str, Any]]:
+    """Rows of steps ≤ upto (rows past the resumed checkpoint are rewritten by the rerun)."""
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        rows = [{k: (float(v) if v not in ("", None) else math.nan) for k, v in r.items()} for r in csv.DictReader(f)]
+    rows = [r for r in rows if r["step"] <= upto]
+    for r in rows:
+        r["step"] = int(r["step"])
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=LOG_FIELDS)
+        w.writeheader()
+        w.writerows(rows)
+    return rows
+
+
+def _check_data(data: Sequence, cfg: TrainConfig) -> None:
+    want = PreferencePair if cfg.objective == "dpo" else Sample
+    if not data:
+        raise UserError(f"no {cfg.objective} training examples (empty {want.__name__} list)")
+    bad = [i for i, ex in enumerate(data) if not isinstance(ex, want)]
+    if bad:
+        raise UserError(f"{cfg.objective} training needs {want.__name__} examples; item {bad[0]} is {type(data[bad[0]]).__name__}")

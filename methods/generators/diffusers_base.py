@@ -1,0 +1,206 @@
+"""What the diffusers image and video generators share: parameters, loading, swaps, seeding.
+
+Loading order: the base pipeline (hub id or local path) → an optional UNet override (the
+DiffusionDPO baseline's public UNets) → an optional diffusers-format LoRA (fused) → ganrm-bench
+fine-tuning results (`finetuned`, merged in order: round 1, round 2, ...) → the sampler.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Sequence
+
+from pydantic import Field
+
+from harness.errors import MissingWeightsError, UserError
+from harness.plugins import Generator, PluginParams, SampleRequest
+from harness.runtime import resolve_device
+from methods.generators import loading
+
+if TYPE_CHECKING:  # pragma: no cover
+    from harness.runtime import Context
+    from harness.store import Store
+
+
+class DiffusersParams(PluginParams):
+    model: str = Field(description="hub id (e.g. runwayml/stable-diffusion-v1-5) or local directory of a diffusers pipeline")
+    revision: str | None = Field(None, description="hub revision (branch, tag or commit)")
+    variant: str | None = Field(None, description="weights variant, e.g. fp16")
+    cache_dir: str | None = Field(None, description="HF cache directory (default: HF_HOME's)")
+    scheduler: str | None = Field(None, description="sampler: a diffusers scheduler class name, e.g. DDIMScheduler")
+    scheduler_kwargs: dict[str, Any] = Field(default_factory=dict, description="overrides of the scheduler config")
+    steps: int = Field(50, ge=1, description="denoising steps")
+    guidance: float = Field(7.5, description="classifier-free guidance scale")
+    negative_prompt: str | None = None
+    height: int | None = Field(None, ge=8, description="output height (default: the pipeline's)")
+    width: int | None = Field(None, ge=8, description="output width (default: the pipeline's)")
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    device: str | None = Field(None, description="torch device (default: the run's)")
+    batch_size: int = Field(4, ge=1, description="requests per pipeline call (does not change outputs)")
+    unet: str | None = Field(None, description="UNet override: hub id or path, e.g. mhdang/dpo-sd1.5-text2image-v1")
+    unet_subfolder: str | None = Field("unet", description="subfolder of `unet` holding the UNet (ignored if absent locally)")
+    unet_revision: str | None = None
+    lora: str | None = Field(None, description="a diffusers-format LoRA (file, directory or hub id), fused into the UNet")
+    lora_scale: float = 1.0
+    finetuned: tuple[str, ...] = Field((), description="ganrm-bench fine-tuning outputs (weights dirs), merged in order")
+    safety_checker: bool = Field(False, description="keep the pipeline's NSFW filter (it blacks images out, which skews FID and safety metrics)")
+    call_kwargs: dict[str, Any] = Field(default_factory=dict, description="extra keyword arguments for the pipeline call")
+
+
+class DiffusersGeneratorBase(Generator):
+    Params = DiffusersParams
+    #: the pipeline class used to load; DiffusionPipeline picks the right one from model_index.json
+    pipeline_class: str = "DiffusionPipeline"
+    #: params that never change outputs, so they stay out of the fingerprint
+    _not_identity = ("device", "batch_size")
+
+    def __init__(self, params=None, **kwargs):
+        super().__init__(params, **kwargs)
+        self._pipe = None
+        self._store: Store | None = None
+
+    # -- identity ------------------------------------------------------------------------------
+    def fingerprint(self, store: "Store | None" = None) -> dict[str, Any]:
+        """Params with every weights reference replaced by its identity (local-path content digest,
+        or hub id + resolved commit), so moving a directory keeps keys and changing weights changes them."""
+        p = self.params
+        store = store or self._store
+        params = p.model_dump(mode="json", exclude=set(self._not_identity) | {"model", "unet", "lora", "finetuned", "cache_dir"})
+        params["model"] = loading.weights_identity(p.model, revision=p.revision, cache_dir=p.cache_dir, store=store)
+        params["unet"] = loading.weights_identity(p.unet, revision=p.unet_revision, cache_dir=p.cache_dir, store=store)
+        params["lora"] = loading.weights_identity(p.lora, cache_dir=p.cache_dir, store=store)
+        params["finetuned"] = [loading.weights_identity(f, store=store) for f in p.finetuned]
+        return {"plugin": self.name, "version": self.version, "params": params}
+
+    # -- loading -------------------------------------------------------------------------------
+    def pipeline(self, ctx: "Context | None" = None):
+        """The loaded pipeline (cached on this instance)."""
+        if self._pipe is None:
+            if ctx is not None:
+                self._store = ctx.store
+            self._pipe = self.load_pipeline(ctx)
+        return self._pipe
+
+    def device(self, ctx: "Context | None") -> str:
+        return resolve_device(self.params.device or (ctx.device if ctx is not None else "auto"))
+
+    def load_pipeline(self, ctx: "Context | None" = None, *, device: str | None = None):
+        """A fresh pipeline with every swap applied (not cached: fine-tuning takes private copies)."""
+        import diffusers
+
+        p = self.params
+        offline = loading.hub_offline(ctx.offline if ctx is not None else True)
+        dtype = loading.torch_dtype(p.dtype)
+        common = dict(torch_dtype=dtype, local_files_only=offline, cache_dir=p.cache_dir)
+        loading.check_available(p.model, revision=p.revision, cache_dir=p.cache_dir, offline=offline)
+        if p.scheduler is not None:
+            loading.scheduler_class(p.scheduler)  # a typo fails before minutes of weight loading
+        extra: dict[str, Any] = {}
+        if p.unet is not None:
+            extra["unet"] = self._load_unet(offline, common)
+        if not p.safety_checker and "safety_checker" in loading.model_index(p.model, p.revision, p.cache_dir):
+            extra.update(safety_checker=None, requires_safety_checker=False)
+        cls = getattr(diffusers, self.pipeline_class)
+        source = str(loading.local_path(p.model)) if loading.is_local(p.model) else p.model
+        try:
+            pipe = cls.from_pretrained(source, revision=p.revision, variant=p.variant, **common, **extra)
+        except (OSError, ValueError) as exc:
+            raise loading.as_missing_weights(p.model, exc) from exc
+        if p.lora is not None:
+            self._fuse_lora(pipe, offline)
+        if p.finetuned:
+            from methods.finetune.weights import apply_weights
+
+            for weights_dir in p.finetuned:
+                apply_weights(pipe.unet, weights_dir)
+        if p.scheduler is not None:
+            sched_cls = loading.scheduler_class(p.scheduler, getattr(pipe.scheduler, "compatibles", None))
+            pipe.scheduler = sched_cls.from_config(pipe.scheduler.config, **p.scheduler_kwargs)
+        elif p.scheduler_kwargs:
+            pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, **p.scheduler_kwargs)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe.to(device or self.device(ctx))
+
+    def _load_unet(self, offline: bool, common: dict[str, Any]):
+        import diffusers
+
+        p = self.params
+        subfolder = p.unet_subfolder
+        if loading.is_local(p.unet):
+            path = loading.local_path(p.unet)
+            if subfolder and not (path / subfolder).exists():
+                subfolder = None
+            source = str(path)
+        else:
+            source = p.unet
+        loading.check_available(p.unet, revision=p.unet_revision, cache_dir=p.cache_dir, offline=offline,
+                                index_file="config.json", subfolder=subfolder, what="UNet")
+        try:
+            return diffusers.AutoModel.from_pretrained(source, subfolder=subfolder, revision=p.unet_revision,
+                                                       variant=p.variant, **common)
+        except (OSError, ValueError) as exc:
+            raise loading.as_missing_weights(p.unet, exc, "UNet") from exc
+
+    def _fuse_lora(self, pipe, offline: bool) -> None:
+        p = self.params
+        source = str(loading.local_path(p.lora)) if loading.is_local(p.lora) else p.lora
+        if loading.is_local(p.lora) and not Path(source).exists():
+            raise MissingWeightsError(p.lora, f"local path {source} does not exist", loading.how_to_provide(p.lora, "LoRA"))
+        if not hasattr(pipe, "load_lora_weights"):
+            raise UserError(f"pipeline {type(pipe).__name__} of {p.model!r} does not support LoRA weights (param lora)")
+        try:
+            pipe.load_lora_weights(source, adapter_name="lora", local_files_only=offline, cache_dir=p.cache_dir)
+        except (OSError, ValueError) as exc:
+            raise loading.as_missing_weights(p.lora, exc, "LoRA") from exc
+        pipe.fuse_lora(lora_scale=p.lora_scale, adapter_names=["lora"])
+        pipe.unload_lora_weights()
+
+    # -- sampling ------------------------------------------------------------------------------
+    def generate(self, requests: Sequence[SampleRequest], ctx: "Context") -> list:
+        """Outputs in request order; each depends on its request's seed alone (one torch.Generator
+        per request), so an item is the same in any batch, shard or restart."""
+        import torch
+
+        pipe = self.pipeline(ctx)
+        outputs: list = []
+        batch = ctx.batch_size or self.params.batch_size
+        for start in range(0, len(requests), batch):
+            chunk = list(requests[start : start + batch])
+            gen_device = "cpu" if str(pipe.device).startswith("mps") else pipe.device
+            generators = [torch.Generator(device=gen_device).manual_seed(int(r.seed)) for r in chunk]
+            with torch.inference_mode():
+                outputs.extend(self._call(pipe, chunk, generators))
+            ctx.count(f"generator:{self.name}:items", len(chunk))
+        return outputs
+
+    def call_arguments(self, chunk: Sequence[SampleRequest], generators: list) -> dict[str, Any]:
+        p = self.params
+        kwargs: dict[str, Any] = dict(
+            prompt=[r.prompt.text for r in chunk], num_inference_steps=p.steps, guidance_scale=p.guidance,
+            generator=generators, **p.call_kwargs,
+        )
+        if p.negative_prompt is not None:
+            kwargs["negative_prompt"] = [p.negative_prompt] * len(chunk)
+        if p.height is not None:
+            kwargs["height"] = p.height
+        if p.width is not None:
+            kwargs["width"] = p.width
+        return kwargs
+
+    def _call(self, pipe, chunk: Sequence[SampleRequest], generators: list) -> list:
+        raise NotImplementedError
+
+    # -- fine-tuning hooks (methods.finetune.protocol.FineTunableGenerator) ----------------------
+    def finetune_model(self, ctx: "Context | None" = None, *, device: str | None = None, resolution: int | None = None):
+        """A private copy of the pipeline wrapped for fine-tuning (the sampling pipeline is untouched)."""
+        from methods.finetune.diffusers_adapter import DiffusersDenoiser
+
+        return DiffusersDenoiser(self.load_pipeline(ctx, device=device), height=self.params.height,
+                                 width=self.params.width, resolution=resolution)
+
+    def with_finetuned(self, weights_dir: str | Path) -> "DiffusersGeneratorBase":
+        """This generator with one more fine-tuning result merged into its UNet."""
+        params = self.params.model_copy(update={"finetuned": (*self.params.finetuned, str(weights_dir))})
+        clone = type(self)(params)
+        clone._store = self._store
+        return clone
