@@ -86,7 +86,7 @@ def train(
     out: Path = typer.Option(..., "--out", "-o", help="checkpoint directory to write (config.json + rpl.safetensors)"),
     unlabeled: Optional[Path] = typer.Option(None, "--unlabeled", help="more generator outputs to rank for bootstrapping (default: the negatives left over by class balancing)"),
     backbone: str = typer.Option("openclip", "--backbone", help="backbone plugin name"),
-    backbone_param: list[str] = typer.Option([], "--backbone-param", "-B", help="backbone parameter KEY=VALUE (repeatable), e.g. -B pretrained=/path/open_clip_model.safetensors"),
+    backbone_param: list[str] = typer.Option([], "--backbone-param", "-B", help="backbone parameter KEY=VALUE (repeatable), e.g. -B checkpoint=/path/open_clip_model.safetensors"),
     variant: VariantChoice = typer.Option(VariantChoice.bootstrap, "--variant", help="RM variant (paper Table 4)"),
     seed: int = typer.Option(0, "--seed"),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="epochs per training stage (default 30)"),

@@ -74,7 +74,8 @@ def resolve_open_clip_weights(model: str, pretrained: str | None, *, cache_dir: 
         what = f"file {pretrained!r} does not exist" if looks_like_path else f"{pretrained!r} is not a pretrained tag of open_clip model {model!r}"
         raise UserError(
             f"openclip backbone: {what}",
-            hint=f"known tags for {model}: {', '.join(tags) or '(none)'}; or give `pretrained: /path/to/weights.safetensors`",
+            hint=f"known tags for {model}: {', '.join(tags) or '(none)'}; or a weights file: `checkpoint: /path/to/weights.safetensors` "
+            "(with `pretrained: TAG` for that tag's conventions)",
         )
     found, tried = cached_tag_weights(cfg, cache_dir)
     if found:
@@ -87,6 +88,7 @@ def resolve_open_clip_weights(model: str, pretrained: str | None, *, cache_dir: 
     raise MissingWeightsError(
         f"open_clip {model} ({pretrained})",
         "looked in " + "; ".join(tried),
-        f"copy the weights ({source}) onto this machine and pass `pretrained: /path/to/{HF_SAFE_WEIGHTS}`, "
-        "or put them in the Hugging Face cache (HF_HOME / cache_dir), or set `download: true` where the hub is reachable",
+        f"copy the weights ({source}) onto this machine and pass `checkpoint: /path/to/{HF_SAFE_WEIGHTS}` "
+        f"(keeps the {pretrained!r} tag's conventions: QuickGELU, mean/std), or put them in the Hugging Face cache "
+        "(HF_HOME / cache_dir), or set `download: true` where the hub is reachable",
     )

@@ -58,7 +58,7 @@ def test_absent_weights_fail_fast_with_an_actionable_error(tmp_path):
         bb.fingerprint()
     assert time.time() - t0 < 10
     msg = str(err.value)
-    assert "ViT-B-32" in msg and "openai" in msg and "pretrained:" in msg
+    assert "ViT-B-32" in msg and "openai" in msg and "checkpoint:" in msg
 
 
 def test_unknown_tag_names_the_known_ones():
@@ -122,3 +122,25 @@ def test_features_are_computed_once_per_item_and_backbone(tmp_path, ctx):
     assert np.allclose(first, expected, atol=1e-6)
     item_features(OpenClipBackbone(**TINY, init_seed=7), items, ctx)  # another backbone: its own entries
     assert ctx.counters["ganrm-features:items"] == 10
+
+
+def test_a_checkpoint_file_keeps_the_tags_conventions(tmp_path, monkeypatch):
+    """`checkpoint:` + `pretrained: openai` must build QuickGELU with the tag's mean/std (a plain
+    GELU would silently give wrong features with the openai weights)."""
+    import open_clip
+    from open_clip.transformer import QuickGELU
+    from safetensors.torch import save_file
+
+    import methods.ganrm.backbones as backbones
+
+    OpenClipBackbone(**TINY).fingerprint()
+    path = tmp_path / "tiny.safetensors"
+    save_file({k: v.contiguous() for k, v in open_clip.create_model("ganrm-tiny-vit", quick_gelu=True).state_dict().items()}, str(path))
+    fake_tag = {"quick_gelu": True, "mean": (0.1, 0.2, 0.3), "std": (0.5, 0.5, 0.5), "interpolation": "bicubic", "resize_mode": "shortest"}
+    monkeypatch.setattr(backbones, "tag_config", lambda model, tag: fake_tag if tag == "faketag" else {})
+    tagged = OpenClipBackbone(model="ganrm-tiny-vit", pretrained="faketag", checkpoint=str(path))
+    plain = OpenClipBackbone(model="ganrm-tiny-vit", pretrained=str(path))
+    assert isinstance(tagged.visual.transformer.resblocks[0].mlp.gelu, QuickGELU)
+    assert not isinstance(plain.visual.transformer.resblocks[0].mlp.gelu, QuickGELU)
+    assert tagged._preprocess.transforms[-1].mean == (0.1, 0.2, 0.3)
+    assert tagged.fingerprint()["tag"] == "faketag" and tagged.fingerprint()["weights"] == plain.fingerprint()["weights"]
