@@ -13,6 +13,7 @@ from harness.errors import UserError
 from harness.plugins import ItemSet, TrainableScorer
 from harness.runtime import derive_seed
 from methods.ganrm.backbones import backbone_fingerprint, build_backbone
+from methods.ganrm.checkpoint import json_safe
 from methods.ganrm.features import POOLING, item_features
 from methods.ganrm.model import GanRM
 from methods.ganrm.training import TrainConfig, fit_features
@@ -58,7 +59,7 @@ class GanRMScorer(TrainableScorer):
         seed = derive_seed("ganrm", cfg.seed, getattr(ctx, "seed", 0))
         result = fit_features(feats[0], feats[1], cfg, unlabeled=feats[2], seed=seed)
         self.model = GanRM.from_fit(result, cfg, backbone=self.backbone, backbone_fp=backbone_fingerprint(self.backbone, ctx), seed=seed)
-        return dict(result.metrics)
+        return json_safe(result.metrics)  # NaN (no held-out set) → None: manifests stay strict JSON
 
     def _require_model(self) -> GanRM:
         if self.model is None:

@@ -89,3 +89,12 @@ def test_loading_with_another_backbone_is_refused(tmp_path, ctx, sets):
     other.load_state(tmp_path / "ckpt")
     with pytest.raises(UserError, match="weights"):
         other.score([Image.new("RGB", (8, 8))], [None], ctx)
+
+
+def test_metrics_are_strict_json_without_a_heldout_set(ctx, sets):
+    import json
+
+    pos, neg, _ = sets
+    metrics = make_scorer(variant="naive", epochs=1, heldout_fraction=0.0).fit(pos, neg, ctx)
+    assert metrics["heldout_accuracy"] is None and metrics["n_heldout"] == 0
+    json.dumps(metrics, allow_nan=False)
