@@ -38,6 +38,14 @@ def cached_model(key: Hashable, load: Callable[[], Any]) -> Any:
     return _MODELS[key]
 
 
+def fingerprint_of(plugin: Any, ctx: Any) -> dict[str, Any]:
+    """`plugin.fingerprint(ctx)` when it takes a ctx (weights digests through the store), else `fingerprint()`."""
+    import inspect
+
+    fp = plugin.fingerprint
+    return fp(ctx) if len(inspect.signature(fp).parameters) >= 1 else fp()
+
+
 def batch_size_for(ctx: Any, own: int) -> int:
     return int(getattr(ctx, "batch_size", None) or own)
 
@@ -73,9 +81,11 @@ class PerSampleMetric(Metric):
         return {"metric": self.name, "version": self.version, "params": params,
                 "weights": self.weights_identity(ctx), "convention": self.convention()}
 
-    def fingerprint(self) -> dict[str, Any]:
+    def fingerprint(self, ctx: Any = None) -> dict[str, Any]:
         fp = super().fingerprint()
-        fp["weights"] = self.weights_identity(self._ctx)
+        for key in ("batch_size", "cache_dir"):  # where weights are looked for is covered by their identity
+            fp["params"].pop(key, None)
+        fp["weights"] = self.weights_identity(ctx or self._ctx)
         fp["convention"] = self.convention()
         return fp
 
@@ -120,9 +130,9 @@ class MetricScorer(Scorer):
                  for i in range(0, len(images), bs)]
         return np.concatenate(parts) if parts else np.zeros(0)
 
-    def fingerprint(self) -> dict[str, Any]:
+    def fingerprint(self, ctx: Any = None) -> dict[str, Any]:
         fp = super().fingerprint()
-        fp["weights"] = self._metric.weights_identity(self._metric._ctx)
+        fp["weights"] = self._metric.weights_identity(ctx or self._metric._ctx)
         fp["convention"] = self._metric.convention()
         return fp
 
@@ -185,9 +195,11 @@ class SetMetric(Metric):
         return self._extractor
 
     # -- identity ----------------------------------------------------------------------------
-    def fingerprint(self) -> dict[str, Any]:
+    def fingerprint(self, ctx: Any = None) -> dict[str, Any]:
         fp = super().fingerprint()
-        fp["features"] = self.extractor().fingerprint()
+        fp["params"].pop("batch_size", None)
+        fp["params"].pop("features_params", None)  # the extractor's own fingerprint covers them
+        fp["features"] = fingerprint_of(self.extractor(), ctx)
         fp["convention"] = self.convention()
         return fp
 
@@ -198,7 +210,7 @@ class SetMetric(Metric):
 
     def _feature_chunks(self, items: list[Item], ctx: Any):
         ext = self.extractor()
-        fp = ext.fingerprint()
+        fp = fingerprint_of(ext, ctx)
         bs = batch_size_for(ctx, self.params.batch_size)
 
         def compute(batch: list[Item]) -> np.ndarray:
@@ -212,7 +224,7 @@ class SetMetric(Metric):
     def reference_stats(self, reference: ItemSet, ctx: Any) -> GaussianStats:
         """Reference statistics, cached in the store as an artifact (never in a package folder)."""
         items = self.select(list(reference.items), ctx, "reference")
-        key = hash_key({"kind": "frechet-reference-stats", "features": self.extractor().fingerprint(),
+        key = hash_key({"kind": "frechet-reference-stats", "features": fingerprint_of(self.extractor(), ctx),
                         "items": hash_key([it.key for it in items])})
         store = ctx.store
         if not store.has(key):

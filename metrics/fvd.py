@@ -56,11 +56,11 @@ class _CdFvdFeatures(FeatureExtractor):
         return W.url_file(self.url, self.filename, model=f"cd-fvd {self.name} network", search_dirs=[home, package_dir],
                           download_dir=home, offline=W.is_offline(ctx))
 
-    def fingerprint(self) -> dict[str, Any]:
+    def fingerprint(self, ctx: Any = None) -> dict[str, Any]:
         fp = super().fingerprint()
         for k in ("batch_size", "cache_dir", "weights"):
             fp["params"].pop(k, None)
-        fp["weights"] = W.identity(self.weights_file())
+        fp["weights"] = W.identity(self.weights_file(ctx), ctx)
         fp["implementation"] = f"cd-fvd {_pkg('cd-fvd')}"
         return fp
 

@@ -57,12 +57,12 @@ class InceptionFeatures(FeatureExtractor):
         return W.url_file(url, filename, model=f"Inception for FID ({p.mode})", search_dirs=search,
                           download_dir=home, offline=W.is_offline(ctx))
 
-    def fingerprint(self) -> dict[str, Any]:
+    def fingerprint(self, ctx: Any = None) -> dict[str, Any]:
         fp = super().fingerprint()
         fp["params"].pop("batch_size", None)
         fp["params"].pop("cache_dir", None)
         fp["params"].pop("weights", None)
-        fp["weights"] = W.identity(self.weights_file())
+        fp["weights"] = W.identity(self.weights_file(ctx), ctx)
         fp["implementation"] = f"clean-fid {version('clean-fid')}"
         return fp
 

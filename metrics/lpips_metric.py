@@ -41,7 +41,7 @@ class LPIPSParams(PerSampleParams):
     mode: Literal["diversity", "reference"] = "diversity"
     net: Literal["alex", "vgg", "squeeze"] = "alex"
     backbone_weights: str | None = None  # torchvision weights file of the trunk; default torch.hub's cache
-    size: int | None = Field(None, ge=16)  # resize to size×size first; None: native (sizes must match)
+    size: int | None = Field(None, ge=32)  # resize to size×size first; None: native (sizes must match)
 
 
 class LPIPS(PerSampleMetric):
@@ -88,6 +88,9 @@ class LPIPS(PerSampleMetric):
         if self.params.size:
             t = torch.nn.functional.interpolate(t, size=(self.params.size, self.params.size), mode="bilinear",
                                                 align_corners=False, antialias=True)
+        if min(t.shape[-2:]) < 32:
+            raise UserError(f"metric 'lpips': images of {tuple(t.shape[-2:])} px are too small for the {self.params.net} trunk",
+                            hint="set `size:` (≥ 32) to upsample them")
         return t
 
     def distances(self, pairs: Sequence[tuple[Any, Any]], ctx: Any) -> np.ndarray:
