@@ -9,4 +9,12 @@ PLUGINS = {
         "diffusers": "methods.generators.diffusers_image:DiffusersImageGenerator",
         "diffusers_video": "methods.generators.diffusers_video:DiffusersVideoGenerator",
     },
+    "method": {
+        "base": "methods.sampling:Base",
+        "rm_at_k": "methods.sampling:RMAtK",
+        "diffusion_dpo": "methods.sampling:DiffusionDPO",
+        "sft": "methods.posttrain:SFT",
+        "dpo": "methods.posttrain:DPO",
+        "multi_round": "methods.multi_round:MultiRound",
+    },
 }

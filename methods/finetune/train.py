@@ -243,8 +243,7 @@ def finetune(model: Denoiser, data: Sequence[PreferencePair | Sample], cfg: Trai
     summary = {
         "objective": cfg.objective, "steps": result.steps, "resumed_from": result.resumed_from, "examples": len(data),
         "seconds": round(result.seconds, 3),
-        **{f"final_{k}": float(np.nanmean([r.get(k, float("nan")) for r in tail])) if tail else None
-           for k in ("loss", "implicit_acc", "model_loss")},
+        **{f"final_{k}": _finite_mean([r.get(k, math.nan) for r in tail]) for k in ("loss", "implicit_acc", "model_loss")},
     }
     is_main = accelerator is None or accelerator.is_main_process
     if is_main:
@@ -396,6 +395,11 @@ def _mean_stats(stats: list[dict[str, float]], accelerator) -> dict[str, float]:
     if accelerator.num_processes > 1:
         vals = accelerator.reduce(vals.to(accelerator.device), reduction="mean").cpu()
     return {k: float(v) for k, v in zip(keys, vals)}
+
+
+def _finite_mean(values: list[float]) -> float | None:
+    vals = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    return float(np.mean(vals)) if vals else None
 
 
 def _append_log(path: Path, row: dict[str, Any], fresh: bool) -> None:

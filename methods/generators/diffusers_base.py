@@ -60,11 +60,12 @@ class DiffusersGeneratorBase(Generator):
         self._store: Store | None = None
 
     # -- identity ------------------------------------------------------------------------------
-    def fingerprint(self, store: "Store | None" = None) -> dict[str, Any]:
+    def fingerprint(self, ctx: "Context | None" = None) -> dict[str, Any]:
         """Params with every weights reference replaced by its identity (local-path content digest,
-        or hub id + resolved commit), so moving a directory keeps keys and changing weights changes them."""
+        memoized by the run's store; or hub id + resolved commit), so moving a directory keeps keys
+        and changing weights changes them."""
         p = self.params
-        store = store or self._store
+        store = ctx.store if ctx is not None else self._store
         params = p.model_dump(mode="json", exclude=set(self._not_identity) | {"model", "unet", "lora", "finetuned", "cache_dir"})
         params["model"] = loading.weights_identity(p.model, revision=p.revision, cache_dir=p.cache_dir, store=store)
         params["unet"] = loading.weights_identity(p.unet, revision=p.unet_revision, cache_dir=p.cache_dir, store=store)

@@ -1,0 +1,103 @@
+"""From any fine-tunable generator plugin to a `Denoiser`, and from its saved weights back to a generator.
+
+Two kinds of generators are supported:
+- plugins implementing `FineTunableGenerator` (`finetune_model`, `with_finetuned`): the diffusers ones;
+- plugins exposing the hook attributes `unet`, `noise_scheduler`, `encode_prompts`,
+  `images_to_model_space`, `unet_forward` and `with_unet_state(state_dict)` (the mini world's
+  `mini_diffusion`): wrapped by `HookedDenoiser`, which trains a private copy of the UNet.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import types
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from harness.errors import UserError
+from methods.finetune.diffusers_adapter import load_image
+from methods.finetune.weights import apply_weights
+
+HOOKS = ("unet", "noise_scheduler", "encode_prompts", "images_to_model_space", "unet_forward")
+
+
+def denoiser_for(generator: Any, ctx: Any = None):
+    """A private trainable `Denoiser` for `generator` (its own sampling model stays untouched)."""
+    if hasattr(generator, "finetune_model"):
+        return generator.finetune_model(ctx)
+    if all(hasattr(generator, h) for h in HOOKS):
+        return HookedDenoiser(generator)
+    raise UserError(
+        f"generator {getattr(generator, 'name', type(generator).__name__)!r} cannot be fine-tuned",
+        hint="it must implement finetune_model()/with_finetuned() (methods.finetune.protocol) or expose "
+        + ", ".join(HOOKS) + " and with_unet_state()",
+    )
+
+
+def finetuned_generator(generator: Any, weights_dir: str | Path):
+    """`generator` with the fine-tuning result in `weights_dir` applied on top (stacking in order)."""
+    if hasattr(generator, "with_finetuned"):
+        return generator.with_finetuned(weights_dir)
+    if hasattr(generator, "with_unet_state"):
+        unet = copy.deepcopy(generator.unet).cpu()
+        apply_weights(unet, weights_dir)
+        return generator.with_unet_state(unet.state_dict())
+    raise UserError(f"generator {getattr(generator, 'name', type(generator).__name__)!r} cannot load fine-tuned weights",
+                    hint="implement with_finetuned(weights_dir) or with_unet_state(state_dict)")
+
+
+class HookedDenoiser:
+    """The `Denoiser` protocol over a generator's hook attributes, training a copy of its UNet.
+
+    The empty prompt "" maps to the generator's `null_conditioning` (classifier-free guidance's
+    unconditional label) when it has one."""
+
+    def __init__(self, generator: Any):
+        self.generator = generator
+        self.unet = copy.deepcopy(generator.unet)
+        self.noise_scheduler = generator.noise_scheduler
+        params = inspect.signature(generator.unet_forward).parameters
+        self._forward_takes_unet = "unet" in params
+
+    def to(self, device) -> "HookedDenoiser":
+        self.unet.to(device)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.unet.parameters()).device
+
+    @torch.no_grad()
+    def encode_prompts(self, prompts: Sequence[str]) -> Any:
+        prompts = list(prompts)
+        given = [i for i, p in enumerate(prompts) if p]
+        empty = [i for i, p in enumerate(prompts) if not p]
+        if empty and not hasattr(self.generator, "null_conditioning"):
+            raise UserError(f"generator {getattr(self.generator, 'name', '?')!r} has no unconditional input",
+                            hint="set empty_prompt_fraction: 0")
+        parts = {}
+        if given:
+            parts["given"] = self.generator.encode_prompts([prompts[i] for i in given])
+        if empty:
+            parts["empty"] = self.generator.null_conditioning(len(empty))
+        ref = parts.get("given", parts.get("empty"))
+        out = torch.empty((len(prompts), *ref.shape[1:]), dtype=ref.dtype, device=ref.device)
+        if given:
+            out[given] = parts["given"]
+        if empty:
+            out[empty] = parts["empty"].to(ref.device)
+        return out.to(self.device)
+
+    @torch.no_grad()
+    def images_to_model_space(self, images: Sequence[Any], generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.generator.images_to_model_space([load_image(x) for x in images]).to(self.device)
+
+    def unet_forward(self, unet: torch.nn.Module, noisy: torch.Tensor, timesteps: torch.Tensor, cond: Any) -> torch.Tensor:
+        if self._forward_takes_unet:
+            return self.generator.unet_forward(noisy, timesteps, cond, unet=unet)
+        # the hook reads `self.unet`: call it on a view whose unet is the one to run
+        view = types.SimpleNamespace(**{k: getattr(self.generator, k) for k in ("params",) if hasattr(self.generator, k)}, unet=unet)
+        return type(self.generator).unet_forward(view, noisy, timesteps, cond)

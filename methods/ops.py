@@ -1,0 +1,188 @@
+"""Graph ops of the post-training methods: fine-tuning, the fine-tuned generator, per-round reward
+statistics, and a pass-through that makes a row depend on records it must compute.
+
+Keys chain: a fine-tuned generator's node key hashes the fine-tuning node's key, which hashes the
+parent generator's key, the selected data's keys and the training config — so round r's generator
+and RM are keyed by everything of rounds 1..r-1, and reruns find them all in the store.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.errors import UserError
+from harness.graph import Builder, Node, Op
+from harness.plugins import ItemSet
+from methods.finetune.train import PreferencePair, Sample, TrainConfig
+
+
+@dataclass
+class FinetuneResult:
+    directory: Path  # weights.safetensors + finetune.json + log.csv
+    summary: dict[str, Any]
+
+
+def preference_pairs(winners: ItemSet, losers: ItemSet) -> tuple[list[PreferencePair], int]:
+    """(best, worst) per prompt, joined on prompt id; prompts whose best is their worst (K = 1 or
+    tied scores) carry no preference and are dropped. Returns the pairs and the dropped count."""
+    best = {it.prompt_id or it.key: it for it in winners}
+    pairs, dropped = [], 0
+    for lo in losers:
+        hi = best.get(lo.prompt_id or lo.key)
+        if hi is None or hi.key == lo.key:
+            dropped += 1
+            continue
+        pairs.append(PreferencePair(hi.prompt or "", hi.path, lo.path))
+    return pairs, dropped
+
+
+class FinetuneOp(Op):
+    """Fine-tunes the input generator (SFT on `selected`, or DPO on `winners` vs `losers`).
+
+    Trains in `<store>/work/<key>/` (checkpoints, log), so a killed run resumes from its last
+    checkpoint; the artifact holds the weights (safetensors), finetune.json and log.csv."""
+
+    name = "finetune"
+    version = "1"
+
+    def compute(self, node: Node, ctx, inputs):
+        from methods.finetune.adapters import denoiser_for
+        from methods.finetune.train import finetune
+
+        cfg: TrainConfig = node.obj if isinstance(node.obj, TrainConfig) else TrainConfig(**node.params["train"])
+        if cfg.objective == "dpo":
+            data, dropped = preference_pairs(inputs["winners"], inputs["losers"])
+        else:
+            data, dropped = [Sample(it.prompt or "", it.path) for it in inputs["selected"]], 0
+        if not data:
+            raise UserError(f"{node.label}: no training examples ({dropped} prompts without a preference)",
+                            hint="use k ≥ 2 samples per prompt, and a scorer that separates them")
+        work = ctx.store.root / "work" / node.key
+        out = work / "result"
+        summary = finetune(denoiser_for(inputs["generator"], ctx), data, cfg, out, work,
+                           meta={"node": node.key, "label": node.label, "dropped_prompts": dropped})
+        ctx.count("models fine-tuned")
+        return FinetuneResult(out, {**summary, "dropped_prompts": dropped})
+
+    def save(self, value: FinetuneResult, directory: Path, node: Node) -> dict[str, Any]:
+        for f in value.directory.iterdir():
+            if f.is_file():
+                shutil.copyfile(f, directory / f.name)
+        shutil.rmtree(value.directory.parent, ignore_errors=True)  # the work dir: checkpoints are no longer needed
+        return {"training": value.summary}
+
+    def load(self, directory: Path, node: Node, ctx) -> FinetuneResult:
+        from methods.finetune.weights import read_meta
+
+        return FinetuneResult(directory, read_meta(directory).get("summary", {}))
+
+    def pending(self, node, store, peek):
+        return {"models to fine-tune": 1}
+
+
+class FinetunedGeneratorOp(Op):
+    """The parent generator with a stored fine-tuning result applied (nothing stored itself)."""
+
+    name = "finetuned_generator"
+    stored = False
+
+    def compute(self, node: Node, ctx, inputs):
+        from methods.finetune.adapters import finetuned_generator
+
+        return finetuned_generator(inputs["generator"], ctx.store.path(node.inputs["weights"].key))
+
+    def pending(self, node, store, peek):
+        return {}
+
+
+class RewardStatsOp(Op):
+    """A round's reward statistics on its own samples: mean and variance of all scores, and of the
+    best / worst per prompt (a rising mean with a collapsing variance is a reward-hacking sign)."""
+
+    name = "reward_stats"
+    version = "1"
+
+    def compute(self, node: Node, ctx, inputs):
+        pool: ItemSet = inputs["pool"]
+        scores = np.asarray(inputs["scores"], dtype=np.float64)
+        per_prompt: dict[str, list[float]] = {}
+        for it, s in zip(pool, scores):
+            per_prompt.setdefault(it.prompt_id or it.key, []).append(float(s))
+        best = np.array([max(v) for v in per_prompt.values()])
+        worst = np.array([min(v) for v in per_prompt.values()])
+        return {
+            **node.params, "n": int(scores.size), "prompts": len(per_prompt),
+            "mean": float(scores.mean()), "var": float(scores.var(ddof=1)) if scores.size > 1 else float("nan"),
+            "best_mean": float(best.mean()), "worst_mean": float(worst.mean()),
+            "within_prompt_var": float(np.mean([np.var(v, ddof=1) for v in per_prompt.values() if len(v) > 1] or [np.nan])),
+        }
+
+    def save(self, value, directory: Path, node: Node) -> dict[str, Any]:
+        (directory / "stats.json").write_text(json.dumps(value, indent=1, sort_keys=True))
+        return {"reward": value}
+
+    def load(self, directory: Path, node: Node, ctx):
+        return json.loads((directory / "stats.json").read_text())
+
+    def pending(self, node, store, peek):
+        return {"reward statistics": 1}
+
+
+class WithRecordsOp(Op):
+    """Passes `samples` through; its other inputs (per-round records) get computed on the way."""
+
+    name = "with_records"
+    stored = False
+
+    def compute(self, node: Node, ctx, inputs):
+        return inputs["samples"]
+
+    def pending(self, node, store, peek):
+        return {}
+
+
+FINETUNE, FINETUNED_GENERATOR, REWARD_STATS, WITH_RECORDS = FinetuneOp(), FinetunedGeneratorOp(), RewardStatsOp(), WithRecordsOp()
+
+
+# -- builder helpers shared by the methods -------------------------------------------------------------
+
+
+def run_config(b: Builder, params: Any) -> TrainConfig:
+    """The training config of a method's params, with its seed tied to the run seed."""
+    from harness.runtime import derive_seed
+
+    fields = {k: getattr(params, k) for k in TrainConfig.model_fields if hasattr(params, k)}
+    fields["seed"] = derive_seed(b.seed, "finetune", fields.get("seed", 0))
+    return TrainConfig(**fields)
+
+
+def prompts_entry(b: Builder, entry: Any, train_prompts: str | None) -> str:
+    name = train_prompts or entry.prompts
+    if name not in b.spec.prompts:
+        known = ", ".join(b.spec.prompts) or "(none)"
+        raise UserError(f"train_prompts: no prompt set named {name!r}", hint=f"defined prompt sets: {known}")
+    return name
+
+
+def finetune_round(b: Builder, generator: Node, prompts: str | Node, scorer: Node, cfg: TrainConfig, k: int,
+                   label: str) -> tuple[Node, Node, Node]:
+    """One post-training step of Algorithm 1 from `generator`: a K-sample pool, its scores, the
+    selected data, the fine-tuning. Returns (fine-tuning node, pool, scores)."""
+    pool = b.pool(generator, prompts, k)
+    scores = b.scores(scorer, pool)
+    if cfg.objective == "dpo":
+        data = {"winners": b.select(pool, scores, "argmax"), "losers": b.select(pool, scores, "argmin")}
+    else:
+        data = {"selected": b.select(pool, scores, "argmax")}
+    weights = b.node(FINETUNE, {"train": cfg.identity()}, {"generator": generator, **data}, label=label, obj=cfg)
+    return weights, pool, scores
+
+
+def finetuned_generator_node(b: Builder, generator: Node, weights: Node, label: str) -> Node:
+    return b.node(FINETUNED_GENERATOR, {}, {"generator": generator, "weights": weights}, label=label, obj=generator.obj)

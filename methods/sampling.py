@@ -1,0 +1,64 @@
+"""Rows that only sample: `base` (one sample per prompt), `rm_at_k` (best of K by a scorer) and
+`diffusion_dpo` (the public Diffusion-DPO UNet swapped into the base pipeline)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from harness.errors import UserError
+from harness.graph import PLUGIN, plugin_fingerprint
+from harness.plugins import Method, PluginParams
+
+
+class Base(Method):
+    """The base generator: one sample per prompt (k = 0 of the shared pool)."""
+
+    version = "1"
+
+    def build(self, b, entry):
+        return b.pool(entry.generator, entry.prompts, k=1)
+
+
+class RMAtKParams(PluginParams):
+    k: int = Field(10, ge=1, description="samples per prompt to choose from (the pool's first k)")
+
+
+class RMAtK(Method):
+    """RM@K: per prompt, the scorer's argmax among the first K samples of the pool."""
+
+    version = "1"
+    uses = ("generator", "prompts", "scorer")
+    Params = RMAtKParams
+
+    def build(self, b, entry):
+        pool = b.pool(entry.generator, entry.prompts, k=self.params.k)
+        return b.select(pool, b.scores(entry.scorer, pool), "argmax")
+
+
+class DiffusionDPOParams(PluginParams):
+    unet: str | None = Field(None, description="the public DPO UNet: mhdang/dpo-sd1.5-text2image-v1 (SD1.5) or "
+                             "mhdang/dpo-sdxl-text2image-v1 (SDXL), or a local path; default: the generator entry's own `unet`")
+    unet_subfolder: str | None = "unet"
+
+
+class DiffusionDPO(Method):
+    """DiffusionDPO baseline: the base pipeline with the public Diffusion-DPO UNet swapped in."""
+
+    version = "1"
+    Params = DiffusionDPOParams
+
+    def build(self, b, entry):
+        from harness.registry import REGISTRIES
+
+        g = b.spec.generators[entry.generator]
+        cls = REGISTRIES["generator"].get(g.generator)
+        if "unet" not in getattr(cls.Params, "model_fields", {}):
+            raise UserError(f"method diffusion_dpo: generator {g.generator!r} (entry {entry.generator!r}) cannot swap its UNet",
+                            hint="use a diffusers generator (generator: diffusers)")
+        unet = self.params.unet or g.params.get("unet")
+        if unet is None:
+            raise UserError("method diffusion_dpo needs the DPO UNet: set unet: mhdang/dpo-sd1.5-text2image-v1 (SD1.5) "
+                            "or mhdang/dpo-sdxl-text2image-v1 (SDXL), or a local path")
+        obj = b.plugin("generator", g.generator, {**g.params, "unet": unet, "unet_subfolder": self.params.unet_subfolder})
+        gen = b.node(PLUGIN, {"generator": plugin_fingerprint(obj, b.ctx)}, label=f"{entry.generator}+dpo-unet", obj=obj)
+        return b.pool(gen, entry.prompts, k=1)
