@@ -11,4 +11,8 @@ PLUGINS = {
     "features": {"mini_digits": "harness.mini.features:MiniDigitsFeatures"},
     "backbone": {"mini_conv": "harness.mini.backbone:MiniConv"},
     "scorer": {"mini_annotator": "harness.mini.annotator:MiniAnnotator"},
+    "metric": {
+        "mini_alignment": "harness.mini.metrics:MiniAlignment",
+        "mini_diversity": "harness.mini.metrics:MiniDiversity",
+    },
 }

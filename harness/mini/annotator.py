@@ -33,6 +33,7 @@ class MiniAnnotator(Scorer):
     FID reference.
     """
 
+    name = "mini_annotator"  # fixed here too, so fingerprints do not depend on registry use
     version = "1"
     Params = MiniAnnotatorParams
     params: MiniAnnotatorParams

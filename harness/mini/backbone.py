@@ -29,6 +29,7 @@ class MiniConv(Backbone):
     token 0 ⊕ mean over all tokens.
     """
 
+    name = "mini_conv"  # fixed here too, so fingerprints do not depend on registry use
     version = "1"
     Params = MiniConvParams
     params: MiniConvParams

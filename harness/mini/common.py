@@ -91,7 +91,8 @@ def images_to_tensor(images: Sequence[Any]) -> torch.Tensor:
 
 
 _WORDS = {w: i for i, w in enumerate("zero one two three four five six seven eight nine".split())}
-_DIGIT_RE = re.compile(r"(?<![\w.])([0-9])(?![\w.])|\b(" + "|".join(_WORDS) + r")\b", re.IGNORECASE)
+# a lone numeral (not part of "12", "x7", "3.5") or a number word
+_DIGIT_RE = re.compile(r"(?<!\w)(?<!\d\.)([0-9])(?!\w)(?!\.\d)|\b(" + "|".join(_WORDS) + r")\b", re.IGNORECASE)
 
 
 def parse_digit(prompt: str | None) -> int:

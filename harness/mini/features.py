@@ -28,6 +28,7 @@ class MiniDigitsFeatures(FeatureExtractor):
     `probabilities` gives its softmax over the 10 digits (the alignment metric's classifier).
     """
 
+    name = "mini_digits"  # fixed here too, so fingerprints do not depend on registry use
     version = "1"
     Params = MiniDigitsFeaturesParams
     params: MiniDigitsFeaturesParams

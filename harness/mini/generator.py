@@ -26,16 +26,19 @@ class MiniDiffusionParams(PluginParams):
     guidance: float = Field(1.0, ge=0.0, description="classifier-free guidance scale; 1 = conditional model only")
     scheduler: Literal["ddim", "ddpm"] = "ddim"
     device: str = "auto"
-    batch_size: int = Field(128, ge=1, description="requests per forward pass (does not change outputs)")
+    batch_size: int = Field(32, ge=1, description="rows of every UNet forward pass (the last batch is padded to it)")
 
 
 class MiniDiffusion(Generator):
     """Mini world: a 0.69M-parameter class-conditional diffusers UNet drawing 16×16 digits.
 
     Prompts name a digit ("a handwritten digit 7"); the digit is parsed from the text. Each
-    request's noise comes from its own `torch.Generator(request.seed)`, so a sample is the same
-    whatever batch it lands in. Trained with 10 % label dropout to the null class, so `guidance`
-    is real classifier-free guidance.
+    request's noise comes from its own `torch.Generator(request.seed)`, and every UNet forward pass
+    has exactly `batch_size` rows (the last batch is padded): CPU kernels choose their summation
+    order by batch size, so this is what makes a sample bit-identical whatever batch and position
+    it lands in. `batch_size` is therefore part of the fingerprint, and `ctx.batch_size` is not
+    used. Trained with 10 % label dropout to the null class, so `guidance` is real
+    classifier-free guidance.
 
     Fine-tuning hooks (for SFT / DPO on top of this generator):
     - `unet`: the trainable `diffusers.UNet2DModel` (loaded frozen and in eval mode; call
@@ -51,6 +54,7 @@ class MiniDiffusion(Generator):
       file digest goes into the fingerprint. A partial state dict overrides only its keys.
     """
 
+    name = "mini_diffusion"  # fixed here too, so fingerprints do not depend on registry use
     version = "1"
     Params = MiniDiffusionParams
     params: MiniDiffusionParams
@@ -73,7 +77,7 @@ class MiniDiffusion(Generator):
     def fingerprint(self) -> dict[str, Any]:
         fp = super().fingerprint()
         params = dict(fp["params"])
-        for key in ("weights", "unet_weights", "batch_size"):  # paths are replaced by digests; batch size changes nothing
+        for key in ("weights", "unet_weights"):  # paths are replaced by the files' digests
             params.pop(key, None)
         fp["params"] = params
         fp["weights_sha256"] = digest(self._weights)
@@ -144,13 +148,16 @@ class MiniDiffusion(Generator):
         from harness.mini.sampling import sample, to_uint8
 
         labels = self.encode_prompts([r.prompt for r in requests])  # fails fast on a bad prompt
-        batch = ctx.batch_size or self.params.batch_size
+        seeds = [r.seed for r in requests]
+        batch = self.params.batch_size  # not ctx.batch_size: the forward size is part of the identity
         out: list = []
         for start in range(0, len(requests), batch):
-            chunk = requests[start : start + batch]
-            x = sample(self.unet, labels[start : start + batch], [r.seed for r in chunk], steps=self.params.steps,
+            n = min(batch, len(requests) - start)
+            pad = batch - n  # padding rows (null label, seed 0) keep every forward pass the same size
+            chunk_labels = torch.cat([labels[start : start + n], self.null_conditioning(pad)])
+            x = sample(self.unet, chunk_labels, seeds[start : start + n] + [0] * pad, steps=self.params.steps,
                        guidance=self.params.guidance, scheduler=self.params.scheduler, device=self.device)  # fmt: skip
-            for img in to_uint8(x).numpy():
+            for img in to_uint8(x[:n]).numpy():
                 out.append(Image.fromarray(np.repeat(img[..., None], 3, axis=-1), "RGB"))
         return out
 

@@ -38,6 +38,7 @@ class MiniDigitsImagesParams(PluginParams):
 class MiniDigitsImages(ImageSource):
     """Mini world: real 16×16 handwritten digits (scikit-learn) of one split, as PNG items."""
 
+    name = "mini_digits"  # fixed here too, so fingerprints do not depend on registry use
     version = "1"
     Params = MiniDigitsImagesParams
     params: MiniDigitsImagesParams
@@ -90,6 +91,7 @@ class MiniDigitsPromptsParams(PluginParams):
 class MiniDigitsPrompts(PromptSource):
     """Mini world: prompts naming a digit ("a handwritten digit 7"), balanced over digits."""
 
+    name = "mini_digits"  # fixed here too, so fingerprints do not depend on registry use
     version = "1"
     Params = MiniDigitsPromptsParams
     params: MiniDigitsPromptsParams

@@ -15,10 +15,11 @@ configuration, seeds, steps, data version, held-out accuracies and each file's s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -37,9 +38,17 @@ DEFAULTS = {
 }  # fmt: skip
 
 
-def set_deterministic() -> None:
+@contextlib.contextmanager
+def deterministic() -> Iterator[None]:
+    """One thread and deterministic kernels while training; the caller's settings afterwards."""
+    threads, strict = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(strict)
 
 
 def as_tensor(images: np.ndarray) -> torch.Tensor:
@@ -140,7 +149,11 @@ def save(module: torch.nn.Module, path: Path, meta: dict[str, Any]) -> None:
 
 
 def train_all(out: Path, *, generator_steps: int | None = None, classifier_steps: int | None = None, evaluate: bool = True) -> dict[str, Any]:
-    set_deterministic()
+    with deterministic():
+        return _train_all(out, generator_steps, classifier_steps, evaluate)
+
+
+def _train_all(out: Path, generator_steps: int | None, classifier_steps: int | None, evaluate: bool) -> dict[str, Any]:
     cfg = dict(DEFAULTS)
     if generator_steps is not None:
         cfg["generator_steps"] = generator_steps

@@ -1,0 +1,32 @@
+"""Fixtures of the mini-world tests: a store and context in tmp_path, shared plugin instances."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture
+def ctx(tmp_path):
+    from harness.runtime import Context
+    from harness.store import Store
+
+    return Context(store=Store(tmp_path / "store"))
+
+
+@pytest.fixture(scope="session")
+def generator():
+    from harness.mini.generator import MiniDiffusion
+
+    return MiniDiffusion(device="cpu")
+
+
+@pytest.fixture(scope="session")
+def metric_net():
+    from harness.mini.features import MiniDigitsFeatures
+
+    return MiniDigitsFeatures(device="cpu")
