@@ -284,7 +284,10 @@ class ScoresOp(Op):
             "scores",
             {"scorer": node.inputs["scorer"].key},
             list(items),
-            lambda batch: np.asarray(scorer.score([it.load() for it in batch], [it.prompt for it in batch], ctx), dtype=np.float64),
+            lambda batch: np.asarray(
+                scorer.score(batch if getattr(scorer, "accepts_items", False) else [it.load() for it in batch], [it.prompt for it in batch], ctx),
+                dtype=np.float64,
+            ),
             batch_size=ctx.batch_size or 32,
             description=f"score {node.label}",
         )

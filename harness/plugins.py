@@ -168,7 +168,12 @@ class Generator(Plugin):
 
 
 class Scorer(Plugin):
-    """A per-sample scorer (higher is better): GAN-RM, ImageReward, PickScore, HPS, CLIPScore..."""
+    """A per-sample scorer (higher is better): GAN-RM, ImageReward, PickScore, HPS, CLIPScore...
+
+    With `accepts_items = True`, `score` receives the `Item`s themselves (not loaded images), so a
+    scorer can reuse per-item cached features (GAN-RM's backbone features)."""
+
+    accepts_items: ClassVar[bool] = False
 
     def score(self, images: Sequence[Any], prompts: Sequence[str | None], ctx: "Context") -> np.ndarray:
         raise NotImplementedError

@@ -35,7 +35,8 @@ def resolve_device(device: str = "auto") -> str:
 
 
 class Progress:
-    """A thin wrapper over rich's progress bars; silent when not attached to a terminal or in tests."""
+    """A thin wrapper over rich's progress bars; silent unless enabled (the CLI enables it on a
+    terminal; GANRM_BENCH_PROGRESS=0 turns it off)."""
 
     def __init__(self, enabled: bool | None = None):
         if enabled is None:

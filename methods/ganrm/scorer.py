@@ -72,6 +72,8 @@ class GanRMScorer(TrainableScorer):
     def load_state(self, directory: Path) -> None:
         self.model = GanRM.load(directory, backbone=self.backbone)
 
+    accepts_items = True  # Items reuse the per-item backbone features cached during training
+
     def score(self, images: Sequence[Any], prompts: Sequence[str | None], ctx: Any) -> np.ndarray:
         """Rewards in [0, 1]; prompts are ignored (GAN-RM judges the image alone)."""
         model = self._require_model()
