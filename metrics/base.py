@@ -246,7 +246,7 @@ class SetMetric(Metric):
     def sample_blocks(self, samples: ItemSet, ctx: Any) -> BlockStats:
         items = self.select(list(samples.items), ctx, "samples")
         blocks: BlockStats | None = None
-        n_blocks = self.params.ci.blocks
+        n_blocks = self.params.ci.blocks if self.params.ci.method == "bootstrap" else 1  # blocks only serve the CI
         for part, feats in self._feature_chunks(items, ctx):
             blocks = blocks or BlockStats(n_blocks, feats.shape[1])
             ids = np.array([derive_seed(ctx.seed, "ci-block", it.key) % n_blocks for it in part])
