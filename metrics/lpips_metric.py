@@ -84,7 +84,7 @@ class LPIPS(PerSampleMetric):
         import torch
 
         frames = np.asarray(x, dtype=np.uint8) if is_video(x) else as_uint8(x, metric=self.name)[None]
-        t = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1.0  # [-1,1]
+        t = torch.from_numpy(np.array(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1.0  # [-1,1]
         if self.params.size:
             t = torch.nn.functional.interpolate(t, size=(self.params.size, self.params.size), mode="bilinear",
                                                 align_corners=False, antialias=True)
@@ -182,9 +182,13 @@ def build_lpips(net: str, trunk_file: Path, device: str):
 
     The trunk's slices hold torchvision's `features[i]` modules under the name str(i), so a
     torchvision state dict ("features.{i}.weight" or "{i}.weight") maps onto them directly."""
+    import warnings
+
     import lpips
 
-    model = lpips.LPIPS(net=net, pretrained=True, pnet_rand=True, verbose=False)
+    with warnings.catch_warnings():  # lpips passes torchvision's deprecated `pretrained=`
+        warnings.simplefilter("ignore", UserWarning)
+        model = lpips.LPIPS(net=net, pretrained=True, pnet_rand=True, verbose=False)
     state = W.load_torch_state(trunk_file)
     target = {(name[len("features."):] if name.startswith("features.") else name): t for name, t in state.items()}
     loaded = 0

@@ -1,5 +1,7 @@
 """open_clip models resolved offline-first and loaded once per process (CLIPScore, Q16).
 
+`model` is an open_clip architecture name ("ViT-B-32"), "hf-hub:org/repo" or "local-dir:/path"
+(a folder with open_clip_config.json + weights; `pretrained` is then ignored, as in open_clip).
 `pretrained` is an open_clip tag ("openai", "laion2b_s34b_b79k"...) or a local checkpoint file.
 A tag is resolved to its hub file ourselves (cache only when offline) and its preprocessing and
 QuickGELU settings are applied, exactly what open_clip does for the tag, so the model is the same
@@ -25,10 +27,16 @@ class OpenClipModel:
 
 
 def resolve(model: str, pretrained: str, *, cache_dir: str | None, offline: bool) -> tuple[Path, dict]:
-    """(checkpoint file, the tag's pretrained config or {})."""
+    """(checkpoint file — or model folder for hf-hub:/local-dir: names —, the tag's pretrained config or {})."""
     import open_clip
 
     desc = f"open_clip {model} ({pretrained})"
+    if model.startswith("hf-hub:"):
+        repo = model[len("hf-hub:"):]
+        return W.hub_snapshot(repo, model=desc, cache_dir=cache_dir, offline=offline,
+                              allow_patterns=["open_clip_config.json", "open_clip_*", "*.txt*"]), {"folder": True}
+    if model.startswith("local-dir:"):
+        return W.local_path(model[len("local-dir:"):], model=desc), {"folder": True}
     if W.looks_local(pretrained):
         return W.local_path(pretrained, model=desc), {}
     cfg = open_clip.get_pretrained_cfg(model, pretrained)
@@ -61,6 +69,10 @@ def load(model: str, pretrained: str, *, cache_dir: str | None, device: str, off
     def build() -> OpenClipModel:
         import open_clip
 
+        if cfg.get("folder"):
+            name = f"local-dir:{path}"
+            net, _, preprocess = open_clip.create_model_and_transforms(name, device=device)
+            return OpenClipModel(net.eval(), preprocess, open_clip.get_tokenizer(name), W.identity(path))
         kwargs: dict[str, Any] = {}
         if cfg:
             kwargs = {"force_quick_gelu": bool(cfg.get("quick_gelu", False)), "image_mean": cfg.get("mean"),

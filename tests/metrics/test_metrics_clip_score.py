@@ -71,3 +71,20 @@ def test_missing_openclip_weights_offline_is_a_clear_error(ctx):
     with pytest.raises(MissingWeightsError) as err:
         CLIPScore({"model": "ViT-B-32", "pretrained": "openai", "cache_dir": "/nonexistent-cache"}).fingerprint(ctx)
     assert "ViT-B-32" in str(err.value) and "huggingface-cli download" in str(err.value)
+
+
+def test_local_dir_model_folder_gives_the_same_scores(tiny_clip, ctx, rng, tmp_path):
+    import json
+    import shutil
+
+    from metrics_fixtures import TINY_CLIP_CFG
+
+    name, ckpt = tiny_clip
+    folder = tmp_path / "tiny-folder"
+    folder.mkdir()
+    shutil.copy(ckpt, folder / "open_clip_model.safetensors")
+    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": TINY_CLIP_CFG, "preprocess_cfg": {}}))
+    images = random_images(rng, 2)
+    a = CLIPScore({"model": name, "pretrained": str(ckpt), "convention": "cosine"}).score_batch(images, PROMPTS[:2], ctx)
+    b = CLIPScore({"model": f"local-dir:{folder}", "convention": "cosine"}).score_batch(images, PROMPTS[:2], ctx)
+    assert np.allclose(a, b, atol=1e-6)

@@ -78,3 +78,23 @@ def test_state_dicts_are_read_without_unpickling_code(tmp_path):
         pickle.dump({"w": Evil()}, f)
     with pytest.raises(UserError, match="weights_only"):
         W.load_torch_state(tmp_path / "c.pt")
+
+
+@pytest.mark.parametrize("module,extra,call", [
+    ("nudenet", "safety", lambda: __import__("metrics.ip", fromlist=["x"]).NudeNetDetector(
+        __import__("metrics.ip", fromlist=["x"]).IP().params).model_file()),
+    ("cdfvd", "video", lambda: __import__("metrics.fvd", fromlist=["x"]).I3DFeatures().weights_file()),
+    ("hpsv2", "reward-models", lambda: __import__("metrics.hps", fromlist=["x"]).import_hps_open_clip()),
+    ("clip", "reward-models", lambda: __import__("metrics.image_reward", fromlist=["x"]).import_image_reward()),
+])
+def test_absent_extra_names_the_extra_to_install(monkeypatch, module, extra, call):
+    import sys
+
+    from harness.errors import MissingExtraError
+
+    monkeypatch.setitem(sys.modules, module, None)  # makes `import module` fail as if not installed
+    for name in [m for m in sys.modules if m.startswith("hpsv2.")]:
+        monkeypatch.delitem(sys.modules, name)
+    with pytest.raises(MissingExtraError) as err:
+        call()
+    assert f"ganrm-bench[{extra}]" in str(err.value)
