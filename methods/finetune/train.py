@@ -172,7 +172,9 @@ def train(model: Denoiser, data: Sequence[PreferencePair | Sample], cfg: TrainCo
     unet = model.unet
     ref_unet = None
     if cfg.finetune == "lora":
-        W.add_lora(unet, cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets)
+        with torch.random.fork_rng(devices=[]):  # a seeded LoRA init, without touching the global RNG
+            torch.manual_seed(derive_seed(cfg.seed, "lora-init"))
+            W.add_lora(unet, cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets)
     else:
         if cfg.objective == "dpo":
             ref_unet = copy.deepcopy(unet).requires_grad_(False).eval()

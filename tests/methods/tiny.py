@@ -16,14 +16,33 @@ from pathlib import Path
 import torch
 
 
+def bundled_bpe_file() -> Path:
+    """open_clip's BPE merges file, found without importing open_clip (which takes seconds)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("open_clip")
+    return Path(list(spec.submodule_search_locations)[0]) / "bpe_simple_vocab_16e6.txt.gz"
+
+
+def bytes_to_unicode() -> dict[int, str]:
+    """GPT-2/CLIP's reversible byte → printable-unicode map (as in open_clip.tokenizer)."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(2**8):
+        if b not in bs:
+            bs.append(b)
+            cs.append(2**8 + n)
+            n += 1
+    return dict(zip(bs, map(chr, cs)))
+
+
 def write_clip_tokenizer(directory: str | Path) -> Path:
     """Write vocab.json + merges.txt of the OpenAI CLIP BPE (from open_clip's bundled file) so that
     `CLIPTokenizer.from_pretrained(directory)` works offline; ids match open_clip's tokenizer."""
-    from open_clip.tokenizer import bytes_to_unicode, default_bpe
-
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    lines = gzip.open(default_bpe()).read().decode("utf-8").split("\n")
+    lines = gzip.open(bundled_bpe_file()).read().decode("utf-8").split("\n")
     merges = lines[1 : 49152 - 256 - 2 + 1]
     vocab = list(bytes_to_unicode().values())
     vocab = vocab + [v + "</w>" for v in vocab]
@@ -113,3 +132,34 @@ def save_tiny_unet(directory: str | Path, seed: int = 7) -> Path:
         unet = tiny_sd_components(tok, seed)["unet"]
     unet.save_pretrained(str(directory / "unet"), safe_serialization=True)
     return directory
+
+
+def save_tiny_video(directory: str | Path, seed: int = 0) -> Path:
+    """A tiny random-init TextToVideoSDPipeline (UNet3D ~1.3M params) saved with `save_pretrained`."""
+    from diffusers import TextToVideoSDPipeline, UNet3DConditionModel
+
+    directory = Path(directory)
+    with tempfile.TemporaryDirectory() as tok:
+        c = tiny_sd_components(tok, seed)
+        torch.manual_seed(seed + 3)
+        unet = UNet3DConditionModel(
+            block_out_channels=(32, 64), layers_per_block=1, sample_size=16, in_channels=4, out_channels=4,
+            down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"), up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"),
+            cross_attention_dim=32, attention_head_dim=8, norm_num_groups=32,
+        )
+        pipe = TextToVideoSDPipeline(vae=c["vae"], text_encoder=c["text_encoder"], tokenizer=c["tokenizer"], unet=unet,
+                                     scheduler=c["scheduler"])
+        pipe.save_pretrained(str(directory), safe_serialization=True)
+    return directory
+
+
+def save_random_mini_generator(path: str | Path, seed: int = 0) -> Path:
+    """A random-init mini_diffusion weights file (same format as the shipped one), for tests that
+    must not depend on the shipped weights."""
+    from harness.mini.nets import UNET_CONFIG, build_unet
+    from harness.mini.train import save
+
+    path = Path(path)
+    torch.manual_seed(seed)
+    save(build_unet(UNET_CONFIG), path, {"unet_config": UNET_CONFIG})
+    return path

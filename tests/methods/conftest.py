@@ -1,0 +1,43 @@
+"""Fixtures of the methods tests: tiny random-init diffusers pipelines saved to disk (loaded back
+through the real `from_pretrained` path), a random-init mini generator, a store per test."""
+
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).parent))
+# `tests/` is on sys.path (rootdir conftest), where this folder would shadow the `methods` package
+# as a namespace package; with the repo root on sys.path the real (regular) package wins.
+_ROOT = str(Path(__file__).resolve().parents[2])
+if _ROOT not in sys.path:
+    sys.path.append(_ROOT)
+if getattr(sys.modules.get("methods"), "__file__", "") is None:
+    del sys.modules["methods"]
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def tiny_sd(tmp_path_factory) -> Path:
+    from tiny import save_tiny_sd
+
+    return save_tiny_sd(tmp_path_factory.mktemp("tiny_sd") / "pipeline")
+
+
+@pytest.fixture(scope="session")
+def mini_weights(tmp_path_factory) -> Path:
+    from tiny import save_random_mini_generator
+
+    return save_random_mini_generator(tmp_path_factory.mktemp("mini") / "generator.safetensors")
+
+
+@pytest.fixture
+def ctx(tmp_path):
+    from harness.runtime import Context
+    from harness.store import Store
+
+    return Context(store=Store(tmp_path / "store"), device="cpu")
