@@ -20,7 +20,9 @@ Why these sizes, with only 1,797 digits:
 - PPD has 500 because the paper uses 500 (Table 7 varies it; smaller PPDs are subsets of this one).
 - The FID reference must be disjoint from the PPD, or choosing samples that look like the PPD
   would be rewarded by the metric for memorised neighbours rather than for realism. 500 is the
-  largest that still leaves data to train on; FID on 128-d features is stable at that size.
+  largest that still leaves data to train on, and about 4× the feature width (128), which a
+  full covariance needs; the sample side should be as large (FID over ~250 samples moves by
+  ±10 between sample draws here).
 - The metric network must never see the PPD (the RM's only positives) nor the FID reference (whose
   features it summarises): it trains on `train`. The generator shares `train` with it, as image
   generators and Inception share ImageNet-like data in the real setting: the metric's independence
