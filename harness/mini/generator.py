@@ -47,7 +47,8 @@ class MiniDiffusion(Generator):
     - `encode_prompts(prompts) -> LongTensor [B]`: the conditioning (digit labels; `null_conditioning`
       gives the null label used for guidance / label dropout).
     - `images_to_model_space(images) -> Tensor [B, 1, 16, 16]`: x0 in [-1, 1] from PIL / uint8 images.
-    - `unet_forward(x_t, t, cond) -> Tensor`: the ε prediction.
+    - `unet_forward(x_t, t, cond, unet=None) -> Tensor`: the ε prediction (of `unet`, e.g. a
+      trainable copy, when given).
     - `with_unet_state(state_dict)`: a new generator with the same params and these UNet weights
       (a LoRA adapter must be merged first, e.g. peft's `merge_and_unload()`); its fingerprint
       carries the digest of the tensors. Or set the param `unet_weights: path.safetensors`, whose
@@ -138,8 +139,9 @@ class MiniDiffusion(Generator):
     def images_to_model_space(self, images: Sequence[Any]) -> torch.Tensor:
         return (images_to_tensor(images) * 2 - 1).to(self.device)
 
-    def unet_forward(self, x_t: torch.Tensor, t: torch.Tensor | int, cond: torch.Tensor) -> torch.Tensor:
-        return self.unet(x_t, t, class_labels=cond).sample
+    def unet_forward(self, x_t: torch.Tensor, t: torch.Tensor | int, cond: torch.Tensor, unet: torch.nn.Module | None = None) -> torch.Tensor:
+        """ε prediction of this generator's UNet, or of `unet` (e.g. a trainable copy) when given."""
+        return (unet if unet is not None else self.unet)(x_t, t, class_labels=cond).sample
 
     # -- generation -----------------------------------------------------------------------------
     def generate(self, requests: Sequence[SampleRequest], ctx: Context) -> list:

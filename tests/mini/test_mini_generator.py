@@ -67,6 +67,9 @@ def test_fine_tuning_hooks(generator):
     assert eps.shape == x0.shape
     # the ε prediction of a trained model is much closer to the true noise than chance (loss ≈ 1)
     assert torch.mean((eps - noise) ** 2) < 0.6
+    copy = generator.with_unet_state({"conv_out.bias": generator.unet.conv_out.bias + 1}).unet
+    cond = generator.encode_prompts(["1", "2", "3"])
+    torch.testing.assert_close(generator.unet_forward(x_t, t, cond, unet=copy), eps + 1)
     assert generator.null_conditioning(2).tolist() == [10, 10]
     assert generator.noise_scheduler.config.num_train_timesteps == 1000
 
