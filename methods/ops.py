@@ -22,6 +22,12 @@ from harness.plugins import ItemSet
 from methods.finetune.train import PreferencePair, Sample, TrainConfig
 
 
+def _rank_and_world() -> tuple[int, int]:
+    from harness.distributed import rank_and_world
+
+    return rank_and_world()
+
+
 @dataclass
 class FinetuneResult:
     directory: Path  # weights.safetensors + finetune.json + log.csv
@@ -46,10 +52,18 @@ class FinetuneOp(Op):
     """Fine-tunes the input generator (SFT on `selected`, or DPO on `winners` vs `losers`).
 
     Trains in `<store>/work/<key>/` (checkpoints, log), so a killed run resumes from its last
-    checkpoint; the artifact holds the weights (safetensors), finetune.json and log.csv."""
+    checkpoint; the artifact holds the weights (safetensors), finetune.json and log.csv.
+
+    Under several processes (`accelerate launch`, torchrun) every process computes this node
+    together (data-parallel training through accelerate), so it takes no lock then."""
 
     name = "finetune"
     version = "1"
+
+    def exclusive(self, node):
+        from harness.distributed import rank_and_world
+
+        return rank_and_world()[1] == 1
 
     def compute(self, node: Node, ctx, inputs):
         from methods.finetune.adapters import denoiser_for
@@ -67,6 +81,8 @@ class FinetuneOp(Op):
         out = work / "result"
         summary = finetune(denoiser_for(inputs["generator"], ctx), data, cfg, out, work,
                            meta={"node": node.key, "label": node.label, "dropped_prompts": dropped})
+        if _rank_and_world()[0] == 0:  # every process is past training: checkpoints are no longer needed
+            shutil.rmtree(work / "checkpoints", ignore_errors=True)
         ctx.count("models fine-tuned")
         return FinetuneResult(out, {**summary, "dropped_prompts": dropped})
 
@@ -74,7 +90,8 @@ class FinetuneOp(Op):
         for f in value.directory.iterdir():
             if f.is_file():
                 shutil.copyfile(f, directory / f.name)
-        shutil.rmtree(value.directory.parent, ignore_errors=True)  # the work dir: checkpoints are no longer needed
+        if _rank_and_world()[1] == 1:  # with several processes, others may still be copying: the result stays
+            shutil.rmtree(value.directory.parent, ignore_errors=True)
         return {"training": value.summary}
 
     def load(self, directory: Path, node: Node, ctx) -> FinetuneResult:

@@ -12,6 +12,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from methods.finetune.protocol import randn_per_example
+
 
 def load_image(x: Any):
     """A PIL RGB image from a PIL image, a uint8/float array or a path (or an Item with .load())."""
@@ -66,12 +68,12 @@ class DiffusersDenoiser:
                 "added_cond_kwargs": {"text_embeds": pooled, "time_ids": time_ids.repeat(len(prompts), 1)}}
 
     @torch.no_grad()
-    def images_to_model_space(self, images: Sequence[Any], generator: torch.Generator | None = None) -> torch.Tensor:
+    def images_to_model_space(self, images: Sequence[Any], generator: torch.Generator | Sequence[torch.Generator] | None = None) -> torch.Tensor:
         vae = self.pipe.vae
         pixels = self.pipe.image_processor.preprocess([load_image(x) for x in images], height=self.height, width=self.width)
         pixels = pixels.to(device=vae.device, dtype=vae.dtype)
         dist = vae.encode(pixels).latent_dist
-        noise = torch.randn(dist.mean.shape, generator=generator).to(dist.mean)
+        noise = randn_per_example(tuple(dist.mean.shape), generator).to(dist.mean)
         latents = dist.mean + dist.std * noise  # = latent_dist.sample(generator), with a CPU generator on any device
         shift = getattr(vae.config, "shift_factor", None) or 0.0
         return ((latents - shift) * vae.config.scaling_factor).to(self.unet.dtype)

@@ -14,6 +14,7 @@ loser, relative to a frozen reference model:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -50,11 +51,13 @@ def diffusion_dpo_loss(model_pred: torch.Tensor, ref_pred: torch.Tensor, target:
     return DPOLoss(loss, implicit_acc.detach(), inside.detach(), model_losses.mean().detach(), ref_losses.mean())
 
 
-def shared_noise_and_timesteps(pairs: int, shape: tuple[int, ...], num_train_timesteps: int, generator: torch.Generator,
+def shared_noise_and_timesteps(pairs: int, shape: tuple[int, ...], num_train_timesteps: int,
+                               generator: torch.Generator | Sequence[torch.Generator],
                                device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
     """Noise [2P, ...] and timesteps [2P] where the loser half repeats the winner half (the
     reference's `noise.chunk(2)[0].repeat(2, 1, 1, 1)`); unshared noise makes the loss vanish
     (DiffusionDPO#1)."""
-    noise = torch.randn((pairs, *shape), generator=generator).to(device)
-    timesteps = torch.randint(0, num_train_timesteps, (pairs,), generator=generator).to(device)
+    from methods.finetune.sft import noise_and_timesteps
+
+    noise, timesteps = noise_and_timesteps(pairs, shape, num_train_timesteps, generator, device)
     return noise.repeat(2, *([1] * len(shape))), timesteps.repeat(2)

@@ -34,8 +34,10 @@ class Denoiser(Protocol):
     def encode_prompts(self, prompts: Sequence[str]) -> Any:
         """Conditioning for `unet_forward` (frozen encoders, no grad); "" is the unconditional prompt."""
 
-    def images_to_model_space(self, images: Sequence[Any], generator: "torch.Generator | None" = None) -> "torch.Tensor":
-        """Images (PIL, arrays or paths) to the space the UNet denoises (VAE latents, or pixels)."""
+    def images_to_model_space(self, images: Sequence[Any], generator: "torch.Generator | Sequence[torch.Generator] | None" = None) -> "torch.Tensor":
+        """Images (PIL, arrays or paths) to the space the UNet denoises (VAE latents, or pixels).
+        Any sampling (a VAE posterior) draws from `generator`: one for the batch, or one per image
+        (`randn_per_example`)."""
 
     def unet_forward(self, unet: "torch.nn.Module", noisy: "torch.Tensor", timesteps: "torch.Tensor", cond: Any) -> "torch.Tensor":
         """The network's prediction for `noisy` at `timesteps` under `cond`; `unet` may be wrapped
@@ -54,6 +56,26 @@ class FineTunableGenerator(Protocol):
     def with_finetuned(self, weights_dir: str | Path) -> "Generator":
         """The same generator with a fine-tuning result (`methods.finetune.weights`) applied on top;
         applied repeatedly, results stack in order (multi-round)."""
+
+
+def randn_per_example(shape: tuple[int, ...], generator: "torch.Generator | Sequence[torch.Generator] | None") -> "torch.Tensor":
+    """Standard normal noise [n, *shape[1:]]: from one generator for the whole batch, or (a list)
+    one generator per example — so an example's draws do not depend on its batch or process."""
+    import torch
+
+    if isinstance(generator, (list, tuple)):
+        if len(generator) != shape[0]:
+            raise ValueError(f"{len(generator)} generators for a batch of {shape[0]}")
+        return torch.stack([torch.randn(tuple(shape[1:]), generator=g) for g in generator])
+    return torch.randn(tuple(shape), generator=generator)
+
+
+def randint_per_example(high: int, n: int, generator: "torch.Generator | Sequence[torch.Generator] | None") -> "torch.Tensor":
+    import torch
+
+    if isinstance(generator, (list, tuple)):
+        return torch.cat([torch.randint(0, high, (1,), generator=g) for g in generator])
+    return torch.randint(0, high, (n,), generator=generator)
 
 
 def training_target(noise_scheduler: Any, clean: "torch.Tensor", noise: "torch.Tensor", timesteps: "torch.Tensor") -> "torch.Tensor":

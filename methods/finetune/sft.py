@@ -3,9 +3,12 @@ reward model's best sample per prompt), as in diffusers' text-to-image fine-tuni
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 
 from methods.finetune.dpo import per_sample_mse
+from methods.finetune.protocol import randint_per_example, randn_per_example
 
 
 def denoising_loss(model_pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -13,8 +16,9 @@ def denoising_loss(model_pred: torch.Tensor, target: torch.Tensor) -> torch.Tens
     return per_sample_mse(model_pred, target).mean()
 
 
-def noise_and_timesteps(n: int, shape: tuple[int, ...], num_train_timesteps: int, generator: torch.Generator,
-                        device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    noise = torch.randn((n, *shape), generator=generator).to(device)
-    timesteps = torch.randint(0, num_train_timesteps, (n,), generator=generator).to(device)
+def noise_and_timesteps(n: int, shape: tuple[int, ...], num_train_timesteps: int,
+                        generator: torch.Generator | Sequence[torch.Generator], device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """Per sample: a timestep, then the noise (one generator for all, or one per sample)."""
+    timesteps = randint_per_example(num_train_timesteps, n, generator).to(device)
+    noise = randn_per_example((n, *shape), generator).to(device)
     return noise, timesteps

@@ -4,8 +4,11 @@ One loop: `Accelerator(mixed_precision, gradient_accumulation_steps)`, AdamW, a 
 schedule with warm-up (stepped once per optimizer step), gradient clipping, LoRA via peft by
 default (full fine-tune optional), per-step logs (loss, implicit accuracy, LR) to `log.csv`.
 
-Determinism and resume: the examples, timesteps, noise and empty-prompt draws of micro-batch m on
-process r come from seeds derived from (seed, m, r) — no RNG state to save — and checkpoints
+Determinism and resume: examples are read as a stream (consecutive seeded permutations), process
+r of P taking the r-th slice of each global micro-batch; every random draw of an example (prompt
+dropout, VAE sample, timestep, noise) comes from a generator seeded by its stream position. So
+there is no RNG state to save, and P processes × batch B train like 1 process × batch P·B (DDP
+averages the gradients). Checkpoints
 (safetensors + JSON: trainable weights, optimizer moments, LR schedule, step) are written every
 `checkpoint_every` steps into `work_dir/checkpoints/`. A rerun with the same `work_dir` resumes
 from the last complete checkpoint and reaches the same weights as an uninterrupted run.
@@ -105,14 +108,17 @@ class TrainResult:
 LOG_FIELDS = ("step", "loss", "implicit_acc", "model_loss", "ref_loss", "lr", "grad_norm", "seconds")
 
 
-def _example_indices(n: int, micro: int, batch: int, rank: int, processes: int, seed: int) -> list[int]:
-    """Indices of micro-batch `micro` on process `rank`: consecutive slices of per-epoch permutations."""
+def _example_positions(micro: int, batch: int, rank: int, processes: int) -> list[int]:
+    """Global stream positions of micro-batch `micro` on process `rank`: process r takes the r-th
+    slice of the global micro-batch, so P processes × batch B see what 1 process × batch P·B sees."""
     start = (micro * processes + rank) * batch
-    out = []
-    for pos in range(start, start + batch):
-        epoch, i = divmod(pos, n)
-        out.append(int(_epoch_order(n, seed, epoch)[i]))
-    return out
+    return list(range(start, start + batch))
+
+
+def _example_index(n: int, pos: int, seed: int) -> int:
+    """The example at a stream position: consecutive per-epoch permutations of the data."""
+    epoch, i = divmod(pos, n)
+    return int(_epoch_order(n, seed, epoch)[i])
 
 
 @functools.lru_cache(maxsize=8)
@@ -120,19 +126,23 @@ def _epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng(derive_seed(seed, "order", epoch)).permutation(n)
 
 
-def _forward_loss(model: Denoiser, unet, unwrapped, ref_unet, data: Sequence, idx: list[int], cfg: TrainConfig,
-                  gen: torch.Generator, accelerator) -> tuple[torch.Tensor, dict[str, float]]:
+def _forward_loss(model: Denoiser, unet, unwrapped, ref_unet, data: Sequence, positions: list[int], cfg: TrainConfig,
+                  accelerator) -> tuple[torch.Tensor, dict[str, float]]:
+    """The loss of one micro-batch. Every random draw of an example (prompt dropout, VAE sample,
+    timestep, noise) comes from its own generator seeded by its stream position."""
     sched = model.noise_scheduler
     steps = sched.config.num_train_timesteps
     device = accelerator.device
+    idx = [_example_index(len(data), pos, cfg.seed) for pos in positions]
+    gen = [torch.Generator().manual_seed(derive_seed(cfg.seed, "example", pos)) for pos in positions]
     prompts = [data[i].prompt for i in idx]
     if cfg.empty_prompt_fraction > 0:
-        drop = torch.rand(len(prompts), generator=gen) < cfg.empty_prompt_fraction
-        prompts = ["" if d else p for p, d in zip(prompts, drop.tolist())]
+        drop = [torch.rand(1, generator=g).item() < cfg.empty_prompt_fraction for g in gen]
+        prompts = ["" if d else p for p, d in zip(prompts, drop)]
     cond = model.encode_prompts(prompts)
     if cfg.objective == "dpo":
         images = [data[i].winner for i in idx] + [data[i].loser for i in idx]
-        clean = model.images_to_model_space(images, gen).to(device)
+        clean = model.images_to_model_space(images, gen + gen).to(device)  # winner, then loser, from the pair's generator
         noise, t = shared_noise_and_timesteps(len(idx), tuple(clean.shape[1:]), steps, gen, device)
         cond = map_cond(lambda x: x.repeat(2, *([1] * (x.dim() - 1))), cond)
     else:
@@ -160,13 +170,11 @@ def _forward_loss(model: Denoiser, unet, unwrapped, ref_unet, data: Sequence, id
 def train(model: Denoiser, data: Sequence[PreferencePair | Sample], cfg: TrainConfig, work_dir: str | Path,
           *, accelerator=None) -> TrainResult:
     """Train `model.unet` in place on `data` (pairs for DPO, samples for SFT); resumable in `work_dir`."""
-    from accelerate import Accelerator
     from diffusers.optimization import get_scheduler
 
     _check_data(data, cfg)
     work_dir = Path(work_dir)
-    accelerator = accelerator or Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum,
-                                             cpu=not torch.cuda.is_available())
+    accelerator = accelerator or make_accelerator(cfg)
     if hasattr(model, "to"):
         model.to(accelerator.device)
     unet = model.unet
@@ -206,10 +214,9 @@ def train(model: Denoiser, data: Sequence[PreferencePair | Sample], cfg: TrainCo
         grad_norm = float("nan")
         for a in range(cfg.grad_accum):
             micro = step * cfg.grad_accum + a
-            gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "micro", micro, accelerator.process_index))
-            idx = _example_indices(len(data), micro, cfg.batch_size, accelerator.process_index, accelerator.num_processes, cfg.seed)
+            positions = _example_positions(micro, cfg.batch_size, accelerator.process_index, accelerator.num_processes)
             with accelerator.accumulate(unet):
-                loss, stats = _forward_loss(model, unet, unwrapped, ref_unet, data, idx, cfg, gen, accelerator)
+                loss, stats = _forward_loss(model, unet, unwrapped, ref_unet, data, positions, cfg, accelerator)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"fine-tuning loss is {loss.item()} at step {step}; lower lr or beta")
                 accelerator.backward(loss)
@@ -236,10 +243,19 @@ def train(model: Denoiser, data: Sequence[PreferencePair | Sample], cfg: TrainCo
     return result
 
 
+def make_accelerator(cfg: TrainConfig):
+    """The Accelerator of a run: the launcher's processes (accelerate launch / torchrun), gloo on CPU."""
+    from accelerate import Accelerator
+
+    return Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum,
+                       cpu=not torch.cuda.is_available())
+
+
 def finetune(model: Denoiser, data: Sequence[PreferencePair | Sample], cfg: TrainConfig, out_dir: str | Path,
              work_dir: str | Path, *, meta: dict[str, Any] | None = None, accelerator=None) -> dict[str, Any]:
     """Train, then write the result to `out_dir` (weights.safetensors + finetune.json + log.csv).
     Returns a summary (final loss / implicit accuracy averaged over the last 10 % of steps)."""
+    accelerator = accelerator or make_accelerator(cfg)
     result = train(model, data, cfg, work_dir, accelerator=accelerator)
     tail = result.log[-max(1, len(result.log) // 10):] if result.log else []
     summary = {
@@ -247,13 +263,13 @@ def finetune(model: Denoiser, data: Sequence[PreferencePair | Sample], cfg: Trai
         "seconds": round(result.seconds, 3),
         **{f"final_{k}": _finite_mean([r.get(k, math.nan) for r in tail]) for k in ("loss", "implicit_acc", "model_loss")},
     }
-    is_main = accelerator is None or accelerator.is_main_process
-    if is_main:
+    if accelerator.is_main_process:
         lora = {"rank": cfg.lora_rank, "alpha": cfg.lora_alpha, "targets": list(cfg.lora_targets)} if cfg.finetune == "lora" else None
         W.save_weights(result.unet, out_dir, kind=cfg.finetune, lora=lora,
                        meta={"train": cfg.identity(), "summary": summary, **(meta or {})})
         if (Path(work_dir) / "log.csv").exists():
             shutil.copyfile(Path(work_dir) / "log.csv", Path(out_dir) / "log.csv")
+    accelerator.wait_for_everyone()  # every process returns once the result is complete on disk
     return summary
 
 
