@@ -246,9 +246,16 @@ def train(model: Denoiser, data: Sequence[PreferencePair | Sample], cfg: TrainCo
 def make_accelerator(cfg: TrainConfig):
     """The Accelerator of a run: the launcher's processes (accelerate launch / torchrun), gloo on CPU."""
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
 
-    return Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum,
-                       cpu=not torch.cuda.is_available())
+    kwargs = dict(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum, cpu=not torch.cuda.is_available())
+    try:
+        return Accelerator(**kwargs)
+    except ValueError as exc:  # an earlier fine-tune in this process used another precision
+        if "already been initialized" not in str(exc):
+            raise
+        AcceleratorState._reset_state(reset_partial_state=False)  # keeps the process group
+        return Accelerator(**kwargs)
 
 
 def finetune(model: Denoiser, data: Sequence[PreferencePair | Sample], cfg: TrainConfig, out_dir: str | Path,

@@ -40,6 +40,7 @@ class DiffusersParams(PluginParams):
     unet: str | None = Field(None, description="UNet override: hub id or path, e.g. mhdang/dpo-sd1.5-text2image-v1")
     unet_subfolder: str | None = Field("unet", description="subfolder of `unet` holding the UNet (ignored if absent locally)")
     unet_revision: str | None = None
+    unet_variant: str | None = Field(None, description="weights variant of the UNet override (the public DPO UNets have none)")
     lora: str | None = Field(None, description="a diffusers-format LoRA (file, directory or hub id), fused into the UNet")
     lora_scale: float = 1.0
     finetuned: tuple[str, ...] = Field((), description="ganrm-bench fine-tuning outputs (weights dirs), merged in order")
@@ -138,7 +139,7 @@ class DiffusersGeneratorBase(Generator):
                                 index_file="config.json", subfolder=subfolder, what="UNet")
         try:
             return diffusers.AutoModel.from_pretrained(source, subfolder=subfolder, revision=p.unet_revision,
-                                                       variant=p.variant, **common)
+                                                       variant=p.unet_variant, **common)
         except (OSError, ValueError) as exc:
             raise loading.as_missing_weights(p.unet, exc, "UNet") from exc
 

@@ -141,3 +141,24 @@ def test_bad_training_inputs_are_clear_errors(mini_generator, tmp_path, ctx):
         train(denoiser_for(mini_generator), samples, TrainConfig(objective="sft", steps=1, lora_targets=("nope",)), tmp_path / "w2")
     with pytest.raises(UserError, match="not a fine-tuning result"):
         W.apply_weights(mini_generator.unet, tmp_path)
+
+
+def test_sdxl_pipelines_fine_tune_with_their_pooled_text_and_time_conditioning(tmp_path, ctx):
+    from tiny import save_tiny_sdxl
+
+    from methods.generators.diffusers_image import DiffusersImageGenerator
+
+    g = DiffusersImageGenerator(model=str(save_tiny_sdxl(tmp_path / "sdxl")), steps=2, height=32, width=32, device="cpu")
+    reqs = [SampleRequest(Prompt("a", "a red cat"), 0, 1), SampleRequest(Prompt("b", "a red cat"), 1, 2)]
+    images = g.generate(reqs, ctx)
+    model = g.finetune_model(ctx)
+    cond = model.encode_prompts(["a red cat", ""])
+    assert set(cond) == {"encoder_hidden_states", "added_cond_kwargs"}
+    assert cond["added_cond_kwargs"]["time_ids"].tolist() == [[32, 32, 0, 0, 32, 32]] * 2
+    cfg = TrainConfig(objective="dpo", beta=1000, steps=3, batch_size=1, grad_accum=1, lr=1e-3, warmup_steps=0,
+                      empty_prompt_fraction=0.5)
+    finetune(model, [PreferencePair("a red cat", images[0], images[1])], cfg, tmp_path / "out", tmp_path / "work")
+    log = [line.split(",") for line in (tmp_path / "out" / "log.csv").read_text().splitlines()[1:]]
+    assert float(log[0][1]) == pytest.approx(np.log(2)) and float(log[-1][1]) != pytest.approx(np.log(2))
+    tuned = np.asarray(finetuned_generator(g, tmp_path / "out").generate(reqs[:1], ctx)[0], dtype=int)
+    assert np.abs(tuned - np.asarray(images[0], dtype=int)).max() > 0

@@ -163,3 +163,35 @@ def save_random_mini_generator(path: str | Path, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     save(build_unet(UNET_CONFIG), path, {"unet_config": UNET_CONFIG})
     return path
+
+
+def save_tiny_sdxl(directory: str | Path, seed: int = 0) -> Path:
+    """A tiny random-init StableDiffusionXLPipeline (two text encoders, text_time conditioning),
+    saved with `save_pretrained` (as in diffusers' own SDXL tests)."""
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    directory = Path(directory)
+    with tempfile.TemporaryDirectory() as tok:
+        c = tiny_sd_components(tok, seed)
+        torch.manual_seed(seed + 4)
+        unet = UNet2DConditionModel(
+            block_out_channels=(32, 64), layers_per_block=1, sample_size=16, in_channels=4, out_channels=4,
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+            attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=8,
+            transformer_layers_per_block=(1, 1), projection_class_embeddings_input_dim=80, cross_attention_dim=64,
+            norm_num_groups=32,
+        )
+        text_config = CLIPTextConfig(
+            bos_token_id=49406, eos_token_id=49407, pad_token_id=49407, hidden_size=32, intermediate_size=37,
+            layer_norm_eps=1e-05, num_attention_heads=4, num_hidden_layers=2, vocab_size=49408, hidden_act="gelu",
+            projection_dim=32,
+        )
+        torch.manual_seed(seed + 5)
+        text_encoder, text_encoder_2 = CLIPTextModel(text_config), CLIPTextModelWithProjection(text_config)
+        scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1,
+                                           timestep_spacing="leading")
+        pipe = StableDiffusionXLPipeline(vae=c["vae"], text_encoder=text_encoder, text_encoder_2=text_encoder_2,
+                                         tokenizer=c["tokenizer"], tokenizer_2=c["tokenizer"], unet=unet, scheduler=scheduler)
+        pipe.save_pretrained(str(directory), safe_serialization=True)
+    return directory
