@@ -7,13 +7,6 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).parent))
-# `tests/` is on sys.path (rootdir conftest), where this folder would shadow the `methods` package
-# as a namespace package; with the repo root on sys.path the real (regular) package wins.
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.append(_ROOT)
-if getattr(sys.modules.get("methods"), "__file__", "") is None:
-    del sys.modules["methods"]
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

@@ -1,4 +1,4 @@
-"""Run by test_distributed.py under torchrun: fine-tune the mini generator (DPO, LoRA) and write
+"""Run by test_methods_distributed.py under torchrun: fine-tune the mini generator (DPO, LoRA) and write
 the result to argv[1]; argv[2] is the per-process batch, argv[3] the mini weights file."""
 
 import sys
