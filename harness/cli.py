@@ -19,6 +19,8 @@ from harness.errors import UserError
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Train, apply and judge reward models for visual generators.")
 cache_app = typer.Typer(no_args_is_help=True, help="Inspect and maintain the artifact store.")
 app.add_typer(cache_app, name="cache")
+env_app = typer.Typer(no_args_is_help=True, help="Separate environments for metrics whose packages clash with ours.")
+app.add_typer(env_app, name="env")
 out = Console()
 err = Console(stderr=True)
 
@@ -30,7 +32,7 @@ def _mount_optional_apps() -> None:
     """Sub-commands that live with their plugins (GAN-RM's `rm`, VBench's `env`)."""
     import importlib
 
-    for module, name in (("methods.ganrm.cli", "rm"), ("metrics.vbench_cli", "env")):
+    for module, name in (("methods.ganrm.cli", "rm"),):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:
@@ -271,6 +273,21 @@ def cache_gc(
 
     removed = Store(cache).gc(older_than_days=older_than, dry_run=dry_run)
     out.print(f"{'would remove' if dry_run else 'removed'} {len(removed)} path(s)")
+
+
+@env_app.command("vbench")
+def env_vbench(
+    path: Optional[Path] = typer.Option(None, "--path", help="Where to create the venv (default: under the cache)."),
+    cache: Optional[Path] = CacheOpt,
+    force: bool = typer.Option(False, "--force", help="Recreate it even if present."),
+    pip_arg: Optional[list[str]] = typer.Option(None, "--pip-arg", help="Extra arguments for pip (repeatable)."),
+) -> None:
+    """Create the VBench environment (its own venv: vbench pins transformers 4.33 and numpy<2)."""
+    from metrics.vbench import create_env
+    from harness.store import default_root
+
+    env = create_env(path, cache_root=cache or default_root(), pip_args=tuple(pip_arg or ()), force=force, log=out.print)
+    out.print(f"[green]vbench environment ready:[/green] {env}")
 
 
 def main() -> None:

@@ -318,7 +318,14 @@ def check_spec(spec: Spec) -> list[str]:
                 params_model(**entry.params)
             except ValidationError as exc:
                 problems.extend(format_error(e, params_model, f"{section}.{name}") for e in exc.errors())
-        return cls
+                return None
+        try:  # plugin constructors are cheap (weights load on first use); some set attributes by params
+            return cls(entry.params)
+        except UserError as exc:
+            problems.append(f"{section}.{name}: {exc.message}")
+        except (ValueError, TypeError) as exc:
+            problems.append(f"{section}.{name}: {exc}")
+        return None
 
     def ref(path: str, value: str | None, pool: dict, what: str):
         if value is not None and value not in pool:
@@ -331,27 +338,27 @@ def check_spec(spec: Spec) -> list[str]:
     for name, e in spec.images.items():
         plugin(IMAGE_SOURCES, "images", name, "source", e)
     for name, e in spec.scorers.items():
-        cls = plugin(SCORERS, "scorers", name, "scorer", e)
+        obj = plugin(SCORERS, "scorers", name, "scorer", e)
         if e.train is not None:
             ref(f"scorers.{name}.train.positives", e.train.positives, spec.images, "images entry")
             for part, pool in (("negatives", e.train.negatives), ("unlabeled", e.train.unlabeled)):
                 if pool is not None:
                     ref(f"scorers.{name}.train.{part}.generator", pool.generator, spec.generators, "generator")
                     ref(f"scorers.{name}.train.{part}.prompts", pool.prompts, spec.prompts, "prompt set")
-        elif cls is not None and _is_trainable(cls):
+        elif obj is not None and _is_trainable(type(obj)):
             problems.append(f"scorers.{name}.train: scorer {e.scorer!r} must be trained: give train.positives and train.negatives")
     for name, e in spec.methods.items():
-        cls = plugin(METHODS, "methods", name, "method", e)
+        obj = plugin(METHODS, "methods", name, "method", e)
         ref(f"methods.{name}.generator", e.generator, spec.generators, "generator")
         ref(f"methods.{name}.prompts", e.prompts, spec.prompts, "prompt set")
         ref(f"methods.{name}.scorer", e.scorer, spec.scorers, "scorer")
-        for needed in getattr(cls, "uses", ()) if cls else ():
+        for needed in getattr(obj, "uses", ()) if obj else ():
             if getattr(e, needed, None) is None:
                 problems.append(f"methods.{name}.{needed}: method {e.method!r} needs a {needed}")
     for name, e in spec.metrics.items():
-        cls = plugin(METRICS, "metrics", name, "metric", e)
+        obj = plugin(METRICS, "metrics", name, "metric", e)
         ref(f"metrics.{name}.reference", e.reference, spec.images, "images entry")
-        if cls is not None and getattr(cls, "needs_reference", False) and e.reference is None:
+        if obj is not None and getattr(obj, "needs_reference", False) and e.reference is None:
             problems.append(f"metrics.{name}.reference: metric {e.metric!r} needs a reference images entry")
     for i, row in enumerate(spec.table.rows or []):
         ref(f"table.rows[{i}]", row, spec.methods, "method")

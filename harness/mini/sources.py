@@ -74,6 +74,8 @@ class MiniDigitsPromptsParams(PluginParams):
     seed: int = Field(0, description="permutes the digits within each round of len(digits) prompts")
     digits: list[int] | None = Field(None, description="digits to prompt for; default 0..9")
     template: str = Field(PROMPT_TEMPLATE, description="prompt text; must contain {digit}")
+    id_prefix: str = Field("mini", description="prompt ids are <id_prefix>-<index>-d<digit>: give disjoint sets distinct "
+                                               "prefixes, since sample seeds derive from prompt ids")
 
     @field_validator("digits")
     @classmethod
@@ -104,6 +106,6 @@ class MiniDigitsPrompts(PromptSource):
         while len(order) < p.n_prompts:  # every prefix of whole rounds is exactly balanced
             order.extend(int(digits[i]) for i in rng.permutation(len(digits)))
         return [
-            Prompt(id=f"mini-{i:05d}-d{d}", text=p.template.format(digit=d), meta={"label": d})
+            Prompt(id=f"{p.id_prefix}-{i:05d}-d{d}", text=p.template.format(digit=d), meta={"label": d})
             for i, d in enumerate(order[: p.n_prompts])
         ]

@@ -31,7 +31,11 @@ class TrainConfig(PluginParams):
     variant: Variant = "bootstrap"  # Table 4: naive | average | voting | bootstrap (the paper's default)
     epochs: int = Field(30, ge=1)  # passes over the training set (per stage); ignored when `steps` is set
     steps: int | None = Field(None, ge=1)  # optimizer steps per stage, overrides epochs
-    lr: float = Field(1e-3, gt=0)  # AdamW; the paper gives none for the RM (its 1e-7 is the generator's)
+    # AdamW; the paper gives no RM learning rate (its 1e-7 is the generator's). 1e-4 because it ranks
+    # generator outputs stably: on the mini world, scores from 4 training seeds agree at Spearman
+    # 0.90 (1e-3: 0.57), a criterion that looks at no evaluation metric. 1e-3 separates faster but
+    # its ranking among generated samples is mostly seed noise.
+    lr: float = Field(1e-4, gt=0)
     weight_decay: float = Field(0.01, ge=0)
     batch_size: int = Field(32, ge=2)  # ≥ 2: BatchNorm needs two samples
     dropout: float = Field(0.2, ge=0, lt=1)  # Table 6

@@ -35,7 +35,7 @@ def fresh_accuracy(rm: GanRM, shift: float, n: int = 2000) -> float:
 
 @pytest.mark.parametrize("variant", ["naive", "bootstrap"])
 def test_separable_classes_reach_95_percent_heldout(variant):
-    rm = GanRM.from_features(gaussians(200, 2.0, 1), gaussians(260, 0.0, 2), variant=variant, heldout_fraction=0.25, epochs=20)
+    rm = GanRM.from_features(gaussians(200, 2.0, 1), gaussians(260, 0.0, 2), variant=variant, heldout_fraction=0.25, epochs=20, lr=1e-3)
     assert rm.metrics["n_heldout"] == 100
     assert rm.metrics["heldout_accuracy"] > 0.95
     assert rm.metrics["heldout_auc"] > 0.98
@@ -43,7 +43,7 @@ def test_separable_classes_reach_95_percent_heldout(variant):
 
 
 def test_identical_distributions_stay_at_chance():
-    rm = GanRM.from_features(gaussians(200, 0.0, 1), gaussians(200, 0.0, 2), variant="naive", heldout_fraction=0.25, epochs=20)
+    rm = GanRM.from_features(gaussians(200, 0.0, 1), gaussians(200, 0.0, 2), variant="naive", heldout_fraction=0.25, epochs=20, lr=1e-3)
     assert rm.metrics["train_accuracy"] > 0.6  # it does fit the training noise...
     assert 0.45 < fresh_accuracy(rm, 0.0, n=4000) < 0.55  # ...but cannot tell fresh samples apart
 
