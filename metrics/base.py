@@ -24,7 +24,7 @@ from harness.plugins import FeatureExtractor, Item, ItemSet, Metric, MetricResul
 from harness.runtime import derive_seed
 from harness.store import hash_key
 from metrics import ci as cimod
-from metrics.frechet import BlockStats, GaussianStats, block_bootstrap, frechet_distance
+from metrics.frechet import BlockStats, GaussianStats, block_bootstrap, block_jackknife, frechet_distance
 from metrics.media import require_prompts
 
 # Loaded models, once per process: key (plugin, resolved weights identity, device, ...) -> model bundle.
@@ -246,7 +246,7 @@ class SetMetric(Metric):
     def sample_blocks(self, samples: ItemSet, ctx: Any) -> BlockStats:
         items = self.select(list(samples.items), ctx, "samples")
         blocks: BlockStats | None = None
-        n_blocks = self.params.ci.blocks if self.params.ci.method == "bootstrap" else 1  # blocks only serve the CI
+        n_blocks = self.params.ci.blocks if self.params.ci.method != "none" else 1  # blocks only serve the CI
         for part, feats in self._feature_chunks(items, ctx):
             blocks = blocks or BlockStats(n_blocks, feats.shape[1])
             ids = np.array([derive_seed(ctx.seed, "ci-block", it.key) % n_blocks for it in part])
@@ -268,10 +268,12 @@ class SetMetric(Metric):
         mu_ref, cov_ref = ref.mean_cov()
         value = frechet_distance(mu, cov, mu_ref, cov_ref)
         lo = hi = float("nan")
-        if self.params.ci.method == "bootstrap" and int((blocks.n > 0).sum()) > 1:
+        if self.params.ci.method == "jackknife" and int((blocks.n > 0).sum()) > 1:
+            lo, hi = cimod.jackknife_interval(block_jackknife(blocks, ref), value, self.params.ci.level)
+        elif self.params.ci.method == "bootstrap" and int((blocks.n > 0).sum()) > 1:
             boot = block_bootstrap(blocks, ref, resamples=self.params.ci.resamples,
                                    rng=cimod.rng_for(ctx, self.name, samples.key, reference.key))
-            lo, hi = cimod.percentile_interval(boot, self.params.ci.level)
+            lo, hi = cimod.set_interval(boot, value, self.params.ci)
         return MetricResult(value, lo, hi, n=total.n, convention=self.convention(), extras={
             "n_reference": ref.n, "dim": int(ref.s.shape[0]),
             "ci": cimod.describe(self.params.ci, f"{self.params.ci.blocks} blocks of samples (reference fixed)"),

@@ -122,3 +122,19 @@ def block_bootstrap(blocks: BlockStats, ref: GaussianStats, *, resamples: int, r
         mu, cov = stats.mean_cov()
         out[r] = frechet_with_sqrt_ref(mu, cov, mu_ref, cov_ref, sqrt_ref)
     return out
+
+
+def block_jackknife(blocks: BlockStats, ref: GaussianStats) -> np.ndarray:
+    """Fréchet distances with each non-empty block left out in turn (reference fixed)."""
+    mu_ref, cov_ref = ref.mean_cov()
+    sqrt_ref = psd_sqrt(cov_ref)
+    used = np.flatnonzero(blocks.n > 0)
+    out = np.full(len(used), np.nan)
+    for j, b in enumerate(used):
+        counts = (blocks.n > 0).astype(np.float64)
+        counts[b] = 0.0
+        stats = blocks.weighted(counts)
+        if stats.n >= 2:
+            mu, cov = stats.mean_cov()
+            out[j] = frechet_with_sqrt_ref(mu, cov, mu_ref, cov_ref, sqrt_ref)
+    return out

@@ -194,3 +194,31 @@ def test_fid_with_inception_records_mode_and_weights(tmp_path, ctx, write_items,
     assert fp["features"]["params"]["mode"] == "clean" and fp["features"]["weights"].startswith("sha256:")
     result = metric.compute(samples, ctx, reference=samples)
     assert result.value == pytest.approx(0.0, abs=1e-3)
+
+
+def test_block_jackknife_interval_covers_the_expected_fid_about_95_percent():
+    """The default set-metric CI: delete-one-block jackknife over 10 blocks, t interval."""
+    from metrics import ci as cimod
+    from metrics.frechet import BlockStats, GaussianStats, block_jackknife, frechet_distance
+
+    rng = np.random.default_rng(7)
+    d, n = 8, 200
+    ref = GaussianStats.of(rng.normal(size=(4000, d)))
+    mu_r, cov_r = ref.mean_cov()
+
+    def draw():
+        b = BlockStats(10, d)
+        b.update(rng.normal(size=(n, d)) * 1.2 + 0.2, rng.integers(0, 10, n))
+        return b
+
+    def fid(b):
+        return frechet_distance(*b.total().mean_cov(), mu_r, cov_r)
+
+    target = np.mean([fid(draw()) for _ in range(300)])  # E[FID_n]: what a CI at fixed n should cover
+    covered = 0
+    for _ in range(120):
+        b = draw()
+        v = fid(b)
+        lo, hi = cimod.jackknife_interval(block_jackknife(b, ref), v, 0.95)
+        covered += lo <= target <= hi
+    assert 0.88 <= covered / 120 <= 0.995, covered / 120
