@@ -155,6 +155,7 @@ def run(
     batch_size: Optional[int] = typer.Option(None, help="Override every plugin's batch size."),
     seed: Optional[list[int]] = typer.Option(None, help="Run these seeds instead of the spec's."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Only show the plan."),
+    offline: bool = typer.Option(False, "--offline", help="Never touch the network; fail fast naming any missing asset."),
     progress: bool = typer.Option(True, help="Progress bars (on a terminal)."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
@@ -166,6 +167,12 @@ def run(
     s = _spec(spec)
     device = s.runtime.device if device == "auto" else device
     ctx = _context(cache, device, progress, batch_size or s.runtime.batch_size)
+    if offline:
+        from harness.assets import check_offline
+
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        os.environ["GANRM_BENCH_OFFLINE"] = "1"
+        check_offline(s, ctx.store)
     if dry_run:
         _print_plan(s, ctx)
         return
@@ -184,6 +191,20 @@ def run(
         for f in outcome.failures:
             err.print(f"  - {f}")
         raise typer.Exit(1)
+
+
+@app.command("fetch-assets")
+def fetch_assets_cmd(
+    spec: Path = typer.Argument(..., help="A benchmark spec (YAML)."),
+    cache: Optional[Path] = CacheOpt,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only list the assets and whether they are present."),
+) -> None:
+    """Download every model and data set a spec needs into the cache (on a networked machine)."""
+    from harness.assets import fetch_assets
+    from harness.store import Store
+
+    report_ = fetch_assets(_spec(spec), Store(cache), dry_run=dry_run)
+    out.print(report_)
 
 
 @app.command()
