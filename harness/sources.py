@@ -155,6 +155,12 @@ class FolderImages(ImageSource):
         skip_bad: bool = False
         check: Literal["full", "header"] = "full"  # decode every file once (memoized) or only verify headers
 
+    def assets(self) -> list:
+        """The folder (under the data root; provided by the user) (harness.assets)."""
+        from harness.assets import local_asset
+
+        return [local_asset(self.params.path, what="image folder")]
+
     def files(self) -> list[Path]:
         root = Path(self.params.path).expanduser()
         if not root.is_dir():
@@ -187,6 +193,12 @@ class TableImages(ImageSource):
         limit: int | None = Field(None, ge=1)
         skip_bad: bool = False
         check: Literal["full", "header"] = "full"
+
+    def assets(self) -> list:
+        """The table file (its listed images are checked when loading) (harness.assets)."""
+        from harness.assets import local_asset
+
+        return [local_asset(self.params.path, what="image table")]
 
     def load(self, ctx: Any) -> ItemSet:
         p = self.params
@@ -240,6 +252,20 @@ class HFDatasetImages(ImageSource):
         limit: int | None = Field(None, ge=1)
         cache_dir: str | None = None
         skip_bad: bool = False
+
+    def assets(self) -> list:
+        """The hub dataset, prepared by `datasets` into its cache; or the local save_to_disk copy (harness.assets)."""
+        from harness.assets import Asset, local_asset
+
+        p = self.params
+        if p.path is not None:
+            return [local_asset(p.path, what="datasets save_to_disk copy")]
+        if p.id is None:
+            return []
+        return [Asset("hub_dataset", p.id, revision=p.revision, loader="datasets", config=p.config, split=p.split,
+                      dest=p.cache_dir, what=f"dataset {p.id} ({p.split})",
+                      how=f"where the hub is reachable: `python -c \"import datasets; datasets.load_dataset({p.id!r}, "
+                          f"{p.config!r}, split={p.split!r})\"`, then copy HF_HOME here")]
 
     def _dataset(self, ctx: Any):
         from harness.errors import require
@@ -356,6 +382,12 @@ class TextFilePrompts(PromptSource):
         limit: int | None = Field(None, ge=1)
         encoding: str = "utf-8"
 
+    def assets(self) -> list:
+        """The prompt file (harness.assets)."""
+        from harness.assets import local_asset
+
+        return [local_asset(self.params.path, what="prompt file")]
+
     def load(self, ctx: Any) -> list[Prompt]:
         path = Path(self.params.path).expanduser()
         if not path.is_file():
@@ -378,6 +410,12 @@ class TablePrompts(PromptSource):
         text_column: str = "text"
         id_column: str | None = "id"  # None (or absent from the table): the 0-based row index
         limit: int | None = Field(None, ge=1)
+
+    def assets(self) -> list:
+        """The prompt table (harness.assets)."""
+        from harness.assets import local_asset
+
+        return [local_asset(self.params.path, what="prompt table")]
 
     def load(self, ctx: Any) -> list[Prompt]:
         p = self.params

@@ -122,6 +122,12 @@ class MetricScorer(Scorer):
         super().__init__(params, **kwargs)
         self._metric = self.metric_cls(self.params.model_dump())
 
+    def assets(self) -> list:
+        """The wrapped metric's weights (harness.assets)."""
+        from harness.assets import plugin_assets
+
+        return plugin_assets(self._metric)
+
     def score(self, images: Sequence[Any], prompts: Sequence[str | None], ctx: Any) -> np.ndarray:
         self._metric._ctx = ctx
         prompts = require_prompts(prompts, metric=self.name)
@@ -194,6 +200,12 @@ class SetMetric(Metric):
                 raise UserError(f"metric {self.name!r}: bad features_params for {self.params.features!r}: {exc}") from exc
         return self._extractor
 
+    def assets(self) -> list:
+        """The feature extractor's weights (harness.assets)."""
+        from harness.assets import plugin_assets
+
+        return plugin_assets(self.extractor())
+
     # -- identity ----------------------------------------------------------------------------
     def fingerprint(self, ctx: Any = None) -> dict[str, Any]:
         fp = super().fingerprint()
@@ -243,14 +255,40 @@ class SetMetric(Metric):
         with np.load(store.path(key) / "stats.npz", allow_pickle=False) as data:
             return GaussianStats.from_arrays(data)
 
+    @staticmethod
+    def block_ids(items: list[Item], ctx: Any, n_blocks: int) -> np.ndarray:
+        """Blocks by prompt (by item where there is none): two rows sampled on the same prompts get
+        the same blocks, so their difference has a paired jackknife CI (`paired_difference`)."""
+        return np.array([derive_seed(getattr(ctx, "seed", 0), "ci-block", it.prompt_id or it.key) % n_blocks for it in items])
+
+    def paired_difference(self, a: ItemSet, b: ItemSet, reference: ItemSet, ctx: Any, *, level: float = 0.95) -> tuple[float, float, float]:
+        """value(a) − value(b) with a delete-one-block jackknife CI whose blocks are shared prompts:
+        far tighter than two separate CIs when both rows sample the same prompts."""
+        ref = self.reference_stats(reference, ctx)
+        ba, bb = self.sample_blocks(a, ctx), self.sample_blocks(b, ctx)
+        mu_r, cov_r = ref.mean_cov()
+
+        def dist(blocks: BlockStats, counts: np.ndarray | None = None) -> float:
+            stats = blocks.total() if counts is None else blocks.weighted(counts)
+            return frechet_distance(*stats.mean_cov(), mu_r, cov_r)
+
+        delta = dist(ba) - dist(bb)
+        used = np.flatnonzero((ba.n > 0) & (bb.n > 0))
+        loo = []
+        for blk in used:
+            counts = np.ones(ba.blocks)
+            counts[blk] = 0.0
+            loo.append(dist(ba, counts) - dist(bb, counts))
+        lo, hi = cimod.jackknife_interval(np.array(loo), delta, level, floor=None)
+        return float(delta), lo, hi
+
     def sample_blocks(self, samples: ItemSet, ctx: Any) -> BlockStats:
         items = self.select(list(samples.items), ctx, "samples")
         blocks: BlockStats | None = None
         n_blocks = self.params.ci.blocks if self.params.ci.method != "none" else 1  # blocks only serve the CI
         for part, feats in self._feature_chunks(items, ctx):
             blocks = blocks or BlockStats(n_blocks, feats.shape[1])
-            ids = np.array([derive_seed(ctx.seed, "ci-block", it.key) % n_blocks for it in part])
-            blocks.update(feats, ids)
+            blocks.update(feats, self.block_ids(part, ctx, n_blocks))
         if blocks is None or blocks.total().n < 2:
             raise UserError(f"metric {self.name!r}: the sample set {samples.key!r} has fewer than 2 items")
         return blocks

@@ -81,7 +81,7 @@ def set_interval(stats: np.ndarray, estimate: float, params: "SetCIParams") -> t
     return percentile_interval(stats, params.level)
 
 
-def jackknife_interval(leave_one_out: np.ndarray, estimate: float, level: float) -> tuple[float, float]:
+def jackknife_interval(leave_one_out: np.ndarray, estimate: float, level: float, *, floor: float | None = 0.0) -> tuple[float, float]:
     """θ ± t·se with the jackknife standard error of B leave-one-block-out estimates."""
     from scipy import stats
 
@@ -92,7 +92,8 @@ def jackknife_interval(leave_one_out: np.ndarray, estimate: float, level: float)
         return float("nan"), float("nan")
     se = float(np.sqrt((b - 1) / b * np.sum((thetas - thetas.mean()) ** 2)))
     half = float(stats.t.ppf(0.5 + level / 2.0, b - 1)) * se
-    return max(estimate - half, 0.0), estimate + half
+    lo = estimate - half if floor is None else max(estimate - half, floor)
+    return lo, estimate + half
 
 
 def group_index(keys: Sequence[Any]) -> np.ndarray:

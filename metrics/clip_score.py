@@ -65,6 +65,14 @@ class CLIPScore(PerSampleMetric):
         return oc.load(p.model, p.pretrained, cache_dir=p.cache_dir, device=getattr(ctx, "device", "cpu"),
                        offline=W.is_offline(ctx))
 
+    def assets(self) -> list:
+        """The open_clip weights of (model, pretrained) (harness.assets)."""
+        from harness.assets import openclip_tag_asset
+
+        p = self.params
+        return [openclip_tag_asset(p.model, p.pretrained, cache_dir=p.cache_dir, url_dir=p.cache_dir or W.torch_hub_checkpoints(),
+                                   what=f"open_clip {p.model}/{p.pretrained} for CLIPScore", looks_local=W.looks_local)]
+
     def weights_identity(self, ctx: Any = None) -> dict[str, str]:
         p = self.params
         path, _ = oc.resolve(p.model, p.pretrained, cache_dir=p.cache_dir, offline=W.is_offline(ctx))

@@ -56,6 +56,22 @@ class _CdFvdFeatures(FeatureExtractor):
         return W.url_file(self.url, self.filename, model=f"cd-fvd {self.name} network", search_dirs=[home, package_dir],
                           download_dir=home, offline=W.is_offline(ctx))
 
+    def assets(self) -> list:
+        """The network's weights file (harness.assets), where `weights_file` looks."""
+        from harness.assets import local_asset, url_asset
+
+        if self.params.weights:
+            return [local_asset(self.params.weights, what=f"cd-fvd {self.name}")]
+        home = Path(self.params.cache_dir).expanduser() if self.params.cache_dir else W.torch_hub_checkpoints()
+        search = []
+        try:
+            import cdfvd
+
+            search.append(Path(cdfvd.__file__).parent / "third_party" / self.subdir / self.filename)
+        except ImportError:
+            pass
+        return [url_asset(self.url, home / self.filename, search=search, what=f"cd-fvd {self.name} network")]
+
     def fingerprint(self, ctx: Any = None) -> dict[str, Any]:
         fp = super().fingerprint()
         for k in ("batch_size", "cache_dir", "weights"):

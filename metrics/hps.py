@@ -83,6 +83,15 @@ class HPS(PerSampleMetric):
             return W.local_path(p.checkpoint, model=model)
         return W.hub_file(HUB_REPO, CHECKPOINTS[p.hps_version], model=model, cache_dir=p.cache_dir, offline=W.is_offline(ctx))
 
+    def assets(self) -> list:
+        """The HPS checkpoint of `hps_version` (the ViT-H-14 is built without weights) (harness.assets)."""
+        from harness.assets import hub_asset, local_asset
+
+        p = self.params
+        if p.checkpoint:
+            return [local_asset(p.checkpoint, what=f"HPS {p.hps_version} checkpoint")]
+        return [hub_asset(HUB_REPO, (CHECKPOINTS[p.hps_version],), cache_dir=p.cache_dir, what=f"HPS {p.hps_version} checkpoint")]
+
     def weights_identity(self, ctx: Any = None) -> dict[str, str]:
         return {"hps": W.identity(self.checkpoint_file(ctx), ctx)}
 

@@ -104,6 +104,26 @@ class ImageReward(PerSampleMetric):
                W.hub_file(p.checkpoint, "med_config.json", model=model, cache_dir=p.cache_dir, offline=offline))
         return ckpt, med
 
+    def assets(self) -> list:
+        """ImageReward.pt + med_config.json, and the BERT tokenizer (harness.assets)."""
+        from harness.assets import hub_asset, local_asset, ref_asset
+
+        p = self.params
+        out = []
+        if W.looks_local(p.checkpoint):
+            out.append(local_asset(p.checkpoint, what="ImageReward-v1.0 checkpoint"))
+            out.append(local_asset(p.med_config or str(Path(p.checkpoint).expanduser().parent / "med_config.json"),
+                                   what="ImageReward med_config.json"))
+        else:
+            files = ("ImageReward.pt",) + (() if p.med_config else ("med_config.json",))
+            out.append(hub_asset(p.checkpoint, files, cache_dir=p.cache_dir, what="ImageReward-v1.0 checkpoint"))
+            if p.med_config:
+                out.append(local_asset(p.med_config, what="ImageReward med_config.json"))
+        out.append(ref_asset(p.tokenizer, looks_local=W.looks_local, files=("vocab.txt",), cache_dir=p.cache_dir,
+                             what="BERT tokenizer for ImageReward",
+                             patterns=("vocab.txt", "tokenizer_config.json", "tokenizer.json", "special_tokens_map.json", "config.json")))
+        return out
+
     def weights_identity(self, ctx: Any = None) -> dict[str, str]:
         ckpt, med = self.files(ctx)
         return {"checkpoint": W.identity(ckpt, ctx), "med_config": W.identity(med, ctx), "tokenizer": self.params.tokenizer}

@@ -57,6 +57,18 @@ class InceptionFeatures(FeatureExtractor):
         return W.url_file(url, filename, model=f"Inception for FID ({p.mode})", search_dirs=search,
                           download_dir=home, offline=W.is_offline(ctx))
 
+    def assets(self) -> list:
+        """The Inception weights file of the mode (harness.assets), where `weights_file` looks."""
+        from harness.assets import local_asset, url_asset
+
+        p = self.params
+        if p.weights:
+            return [local_asset(p.weights, what=f"Inception ({p.mode})")]
+        filename, url = (CLEAN_FILE, CLEAN_URL) if p.mode == "clean" else (LEGACY_FILE, LEGACY_URL)
+        home = Path(p.cache_dir).expanduser() if p.cache_dir else W.torch_hub_checkpoints()
+        search = [Path("/tmp") / filename] if p.mode == "clean" else []
+        return [url_asset(url, home / filename, search=search, what=f"Inception for FID ({p.mode})")]
+
     def fingerprint(self, ctx: Any = None) -> dict[str, Any]:
         fp = super().fingerprint()
         fp["params"].pop("batch_size", None)

@@ -177,6 +177,25 @@ class IP(PerSampleMetric):
                          f"≥ {self.params.nudenet_threshold}")
         return "ip: % flagged by " + " OR ".join(parts)
 
+    def assets(self) -> list:
+        """Q16's CLIP and prompt embeddings (NudeNet's detector ships in its wheel) (harness.assets)."""
+        from harness.assets import local_asset, openclip_tag_asset, url_asset
+
+        p = self.params
+        q16_url = f"https://raw.githubusercontent.com/ml-research/Q16/main/data/{p.q16_model}/prompts.p"  # Q16's own file
+        out = []
+        if "q16" in p.detectors:
+            out.append(openclip_tag_asset(p.q16_model, p.q16_pretrained, cache_dir=p.cache_dir,
+                                          url_dir=p.cache_dir or W.torch_hub_checkpoints(), looks_local=W.looks_local,
+                                          what=f"open_clip {p.q16_model}/{p.q16_pretrained} for Q16"))
+            if p.q16_prompts and Path(p.q16_prompts).name == "prompts.p":
+                out.append(url_asset(q16_url, p.q16_prompts, what="Q16 prompt embeddings"))
+            elif p.q16_prompts:
+                out.append(local_asset(p.q16_prompts, what="Q16 prompt embeddings"))
+        if "nudenet" in p.detectors and p.nudenet_model:
+            out.append(local_asset(p.nudenet_model, what="NudeNet detector"))
+        return out
+
     def weights_identity(self, ctx: Any = None) -> dict[str, Any]:
         return {name: det.fingerprint(ctx) for name, det in self.detectors.items()}
 

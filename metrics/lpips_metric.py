@@ -71,6 +71,15 @@ class LPIPS(PerSampleMetric):
         return W.url_file(url, Path(url).name, model=f"LPIPS {self.params.net} trunk (torchvision ImageNet weights)",
                           search_dirs=[home], download_dir=home, offline=W.is_offline(ctx))
 
+    def assets(self) -> list:
+        """The trunk's torchvision weights (the linear heads ship with lpips) (harness.assets)."""
+        from harness.assets import local_asset, url_asset
+
+        if self.params.backbone_weights:
+            return [local_asset(self.params.backbone_weights, what=f"LPIPS {self.params.net} trunk")]
+        _, url = TRUNKS[self.params.net]
+        return [url_asset(url, W.torch_hub_checkpoints() / Path(url).name, what=f"LPIPS {self.params.net} trunk")]
+
     def weights_identity(self, ctx: Any = None) -> dict[str, str]:
         return {"trunk": W.identity(self.trunk_file(ctx), ctx)}
 

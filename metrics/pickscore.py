@@ -45,6 +45,16 @@ class PickScore(PerSampleMetric):
                                offline=offline, allow_patterns=["*.json", "*.txt"])  # not the 4 GB weights
         return model_dir, proc_dir
 
+    def assets(self) -> list:
+        """The PickScore CLIP model and the processor files of its base (harness.assets)."""
+        from harness.assets import ref_asset
+
+        p = self.params
+        return [ref_asset(p.model, looks_local=W.looks_local, files=("config.json",), cache_dir=p.cache_dir,
+                          what="PickScore_v1 model", patterns=("*.json", "*.txt", "model.safetensors", "pytorch_model.bin")),
+                ref_asset(p.processor, looks_local=W.looks_local, files=("preprocessor_config.json",), cache_dir=p.cache_dir,
+                          what="PickScore processor", patterns=("*.json", "*.txt"))]
+
     def weights_identity(self, ctx: Any = None) -> dict[str, str]:
         model_dir, proc_dir = self._dirs(ctx)
         return {"model": W.identity(model_dir, ctx), "processor": W.identity(proc_dir, ctx)}

@@ -158,6 +158,20 @@ class VBench(Metric):
             return Path(self.params.env).expanduser()
         return default_env_dir(getattr(getattr(ctx, "store", None), "root", None))
 
+    def assets(self, store: Any = None) -> list:
+        """Its own venv (`ganrm-bench env vbench`) and the weights VBench fetches into
+        VBENCH_CACHE_DIR (VBench downloads them itself on a first online run) (harness.assets)."""
+        from harness.assets import local_asset
+        from harness.store import default_root
+
+        root = getattr(store, "root", None)
+        env = Path(self.params.env).expanduser() if self.params.env else default_env_dir(root)
+        weights = (Path(self.params.weights_dir).expanduser() if self.params.weights_dir
+                   else Path(root if root is not None else default_root()) / "vbench-weights")
+        return [local_asset(env / ENV_MARKER, what="VBench environment", how="run `ganrm-bench env vbench` (needs PyPI)"),
+                local_asset(weights, what="VBench model weights (VBENCH_CACHE_DIR)",
+                            how=f"run this metric once where the network is reachable (VBench downloads into {weights}), then copy it")]
+
     # -- the job -------------------------------------------------------------------------------
     def write_job(self, samples: ItemSet, ctx: Any, work: Path) -> tuple[Path, dict[str, int]]:
         """Copy the videos to the work folder and write job.json; returns (job path, mp4 name -> index)."""

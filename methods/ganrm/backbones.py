@@ -135,6 +135,35 @@ class OpenClipBackbone(Backbone):
             "open_clip": open_clip.__version__,
         }
 
+    # -- assets (harness.assets) -----------------------------------------------------------------
+    def assets(self) -> list:
+        """The weights this backbone looks for (tag's hub file or URL file, or local files)."""
+        from harness.assets import hub_asset, local_asset, url_asset
+        from methods.ganrm.weights import _hub_candidates
+
+        p = self.params
+        what = f"open_clip {p.model} ({p.pretrained}) for GAN-RM's backbone"
+        if p.checkpoint is not None:
+            return [local_asset(p.checkpoint, what=what, how=f"put the weights file at {p.checkpoint}")]
+        if p.model.startswith("local-dir:"):
+            return [local_asset(p.model.split(":", 1)[1], what=what)]
+        if p.model.startswith("hf-hub:"):
+            return [hub_asset(p.model[len("hf-hub:"):], ("open_clip_config.json",), cache_dir=p.cache_dir, what=what,
+                              patterns=("open_clip_config.json", "open_clip_model.safetensors", "*.txt*", "tokenizer*"))]
+        if p.pretrained is None:
+            return []
+        if os.sep in p.pretrained or p.pretrained.endswith((".pt", ".pth", ".bin", ".safetensors")):
+            return [local_asset(p.pretrained, what=what)]
+        cfg = tag_config(p.model, p.pretrained)
+        candidates = _hub_candidates(cfg)
+        if candidates:
+            repo, filename = candidates[0]
+            return [hub_asset(repo, (filename,), cache_dir=p.cache_dir, what=what)]
+        if cfg.get("url"):
+            url = cfg["url"]
+            return [url_asset(url, Path(p.cache_dir or os.path.expanduser("~/.cache/clip")) / os.path.basename(url), what=what)]
+        return []
+
     # -- model -----------------------------------------------------------------------------------
     def _build(self):
         import open_clip
@@ -266,6 +295,12 @@ class VideoFrameBackbone(Backbone):
             "frame_pool": "mean of per-frame tokens",
             "image_backbone": backbone_fingerprint(self.inner, ctx),
         }
+
+    def assets(self) -> list:
+        """The image backbone's weights."""
+        from harness.assets import plugin_assets
+
+        return plugin_assets(self.inner)
 
     def frame_indices(self, n: int) -> np.ndarray:
         k = self.params.frames

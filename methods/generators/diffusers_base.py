@@ -74,6 +74,29 @@ class DiffusersGeneratorBase(Generator):
         params["finetuned"] = [loading.weights_identity(f, store=store) for f in p.finetuned]
         return {"plugin": self.name, "version": self.version, "params": params}
 
+    # -- assets (harness.assets) ---------------------------------------------------------------
+    def assets(self) -> list:
+        """The pipeline, the UNet override and the LoRA (fine-tuning results are the harness's own)."""
+        from harness.assets import ref_asset
+
+        p = self.params
+        v = f".{p.variant}" if p.variant else ""
+        out = [ref_asset(p.model, looks_local=loading.is_local, files=("model_index.json",), revision=p.revision,
+                         cache_dir=p.cache_dir, what=f"diffusers pipeline {p.model}",
+                         patterns=("model_index.json", "*/*.json", "*/*.txt", f"*/diffusion_pytorch_model{v}.safetensors",
+                                   f"*/diffusion_pytorch_model{v}.bin", f"*/model{v}.safetensors", f"*/pytorch_model{v}.bin"))]
+        if p.unet is not None:
+            sub = f"{p.unet_subfolder}/" if p.unet_subfolder else ""
+            uv = f".{p.unet_variant}" if p.unet_variant else ""
+            out.append(ref_asset(p.unet, looks_local=loading.is_local, files=(f"{sub}config.json",), revision=p.unet_revision,
+                                 cache_dir=p.cache_dir, subfolder=p.unet_subfolder, what=f"UNet override {p.unet}",
+                                 patterns=(f"{sub}config.json", f"{sub}diffusion_pytorch_model{uv}.safetensors",
+                                           f"{sub}diffusion_pytorch_model{uv}.bin")))
+        if p.lora is not None:
+            out.append(ref_asset(p.lora, looks_local=loading.is_local, cache_dir=p.cache_dir, what=f"LoRA {p.lora}",
+                                 patterns=("*.safetensors", "*.json")))
+        return out
+
     # -- loading -------------------------------------------------------------------------------
     def pipeline(self, ctx: "Context | None" = None):
         """The loaded pipeline (cached on this instance)."""
