@@ -182,7 +182,7 @@ def run(
     run_dir = out_dir or Path("reports/runs") / f"{s.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     info = {"seconds": round(elapsed, 2), "cache": str(ctx.store.root), "device": ctx.device, "computed": dict(outcome.computed),
             "loaded": dict(outcome.loaded), "counters": outcome.counters, "failures": outcome.failures}
-    write_run(run_dir, s, str(spec or DEFAULT_SPEC), outcome.results, info)
+    write_run(run_dir, s, str(spec or DEFAULT_SPEC), outcome.results, info, outcome.samples)
     out.print(render_markdown(outcome.results, s))
     did = ", ".join(f"{v} {k}" for k, v in {**dict(outcome.computed), **outcome.counters}.items()) or "nothing (all cached)"
     out.print(f"computed: {did}; {elapsed:.1f}s. Run directory: {run_dir}")

@@ -305,27 +305,30 @@ class ScoresOp(Op):
 
 
 class SelectOp(Op):
-    """Per prompt, the argmax (or argmin) of the scores among the pool's first k samples."""
+    """Per prompt, one of the pool's first k samples by score: the argmax, the argmin, or the one
+    at a given rank (1 = best; ties keep pool order)."""
 
     name = "select"
 
     def compute(self, node, ctx, inputs):
         pool: ItemSet = inputs["pool"]
         scores = np.asarray(inputs["scores"])
-        k = node.params.get("k")
-        rule = node.params["rule"]
-        best: dict[str, tuple[float, Item]] = {}
-        order: list[str] = []
-        for item, s in zip(pool, scores):
+        k, rule = node.params.get("k"), node.params["rule"]
+        groups: dict[str, list[tuple[float, int, Item]]] = {}
+        for i, (item, s) in enumerate(zip(pool, scores)):
             if k is not None and item.k is not None and item.k >= k:
                 continue
-            pid = item.prompt_id or item.key
-            if pid not in best:
-                order.append(pid)
-                best[pid] = (s, item)
-            elif (s > best[pid][0]) if rule == "argmax" else (s < best[pid][0]):
-                best[pid] = (s, item)
-        return ItemSet(node.key, tuple(best[p][1] for p in order))
+            groups.setdefault(item.prompt_id or item.key, []).append((float(s), i, item))
+        chosen = []
+        for members in groups.values():  # (score, pool position, item); ties keep pool order
+            if rule == "argmin":
+                chosen.append(min(members, key=lambda t: (t[0], t[1]))[2])
+                continue
+            rank = 1 if rule == "argmax" else node.params["rank"]
+            if rank > len(members):
+                raise UserError(f"select rank {rank}: a prompt has only {len(members)} samples")
+            chosen.append(sorted(members, key=lambda t: (-t[0], t[1]))[rank - 1][2])
+        return ItemSet(node.key, tuple(chosen))
 
     def save(self, value, directory, node):
         _write_json(directory / "items.json", items_to_json(value))
@@ -460,11 +463,13 @@ class Builder:
         s = self.scorer(scorer)
         return self.node(SCORES, {}, {"scorer": s, "items": items}, label=f"{s.label}({items.label})")
 
-    def select(self, pool: Node, scores: Node, rule: str = "argmax", k: int | None = None) -> Node:
-        if rule not in ("argmax", "argmin"):
-            raise ValueError(f"select rule must be argmax or argmin, got {rule!r}")
-        params = {"rule": rule, **({"k": int(k)} if k is not None else {})}
-        return self.node(SELECT, params, {"pool": pool, "scores": scores}, label=f"{rule}[{scores.label}]")
+    def select(self, pool: Node, scores: Node, rule: str = "argmax", k: int | None = None, rank: int | None = None) -> Node:
+        """One sample per prompt: `argmax`, `argmin`, or `rank` (1 = best) among the first k."""
+        if rule not in ("argmax", "argmin", "rank"):
+            raise ValueError(f"select rule must be argmax, argmin or rank, got {rule!r}")
+        params = {"rule": rule, **({"k": int(k)} if k is not None else {}), **({"rank": int(rank)} if rule == "rank" else {})}
+        what = f"rank {rank}" if rule == "rank" else rule
+        return self.node(SELECT, params, {"pool": pool, "scores": scores}, label=f"{what}[{scores.label}]")
 
     def method(self, name: str) -> Node:
         e = self.spec.methods[name]

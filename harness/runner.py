@@ -139,6 +139,7 @@ class RunOutcome:
     computed: Counter[str]
     loaded: Counter[str]
     counters: dict[str, int]
+    samples: dict[str, Any] = field(default_factory=dict)  # row -> its evaluation ItemSet (first seed)
 
 
 def run_spec(spec: Spec, ctx: Context, *, seeds: list[int] | None = None) -> RunOutcome:
@@ -146,6 +147,7 @@ def run_spec(spec: Spec, ctx: Context, *, seeds: list[int] | None = None) -> Run
     goes on (everything finished stays in the store); failures are returned for the exit code."""
     rows: list[dict[str, Any]] = []
     failures: list[str] = []
+    samples: dict[str, Any] = {}
     ev = Evaluator(ctx)
     for seed in seeds or spec.seeds:
         ctx.seed = seed
@@ -162,6 +164,8 @@ def run_spec(spec: Spec, ctx: Context, *, seeds: list[int] | None = None) -> Run
                 log.debug("cell failed", exc_info=True)
                 failures.append(f"{cell.row} × {cell.column} (seed {seed}): {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
                 continue
+            if cell.row not in samples:  # for galleries: a cheap load when the metric itself was cached
+                samples[cell.row] = ev.value(cell.node.inputs["samples"])
             rows.append(
                 {
                     "spec": spec.name, "group": cell.group, "row": cell.row, "row_label": method_entry.label or cell.row,
@@ -171,7 +175,8 @@ def run_spec(spec: Spec, ctx: Context, *, seeds: list[int] | None = None) -> Run
                     "key": cell.node.key,
                 }
             )
-    return RunOutcome(pd.DataFrame(rows, columns=RESULT_COLUMNS), failures, ev.computed, ev.loaded, dict(ctx.counters))
+    return RunOutcome(pd.DataFrame(rows, columns=RESULT_COLUMNS), failures, ev.computed, ev.loaded, dict(ctx.counters),
+                      samples)
 
 
 def _f(x: Any) -> float:

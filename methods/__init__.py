@@ -12,6 +12,7 @@ PLUGINS = {
     "method": {
         "base": "methods.sampling:Base",
         "rm_at_k": "methods.sampling:RMAtK",
+        "rank_of_k": "methods.sampling:RankOfK",
         "diffusion_dpo": "methods.sampling:DiffusionDPO",
         "sft": "methods.posttrain:SFT",
         "dpo": "methods.posttrain:DPO",

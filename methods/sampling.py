@@ -35,6 +35,25 @@ class RMAtK(Method):
         return b.select(pool, b.scores(entry.scorer, pool), "argmax")
 
 
+class RankOfKParams(PluginParams):
+    k: int = Field(10, ge=1, description="samples per prompt in the pool")
+    rank: int = Field(1, ge=1, description="which rank to keep, 1 = the scorer's best")
+
+
+class RankOfK(Method):
+    """The sample at a given scorer rank among K per prompt (rows of the paper's Fig. 2)."""
+
+    version = "1"
+    uses = ("generator", "prompts", "scorer")
+    Params = RankOfKParams
+
+    def build(self, b, entry):
+        if self.params.rank > self.params.k:
+            raise UserError(f"method rank_of_k: rank {self.params.rank} is beyond k={self.params.k}")
+        pool = b.pool(entry.generator, entry.prompts, k=self.params.k)
+        return b.select(pool, b.scores(entry.scorer, pool), "rank", rank=self.params.rank)
+
+
 class DiffusionDPOParams(PluginParams):
     unet: str | None = Field(None, description="the public DPO UNet: mhdang/dpo-sd1.5-text2image-v1 (SD1.5) or "
                              "mhdang/dpo-sdxl-text2image-v1 (SDXL), or a local path; default: the generator entry's own `unet`")

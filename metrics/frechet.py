@@ -87,10 +87,16 @@ class BlockStats:
 
 
 def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: np.ndarray) -> float:
-    """clean-fid's Fréchet distance (scipy sqrtm, with its singular-product fallback)."""
-    from cleanfid.fid import frechet_distance as cleanfid_frechet
+    """clean-fid's Fréchet distance (scipy sqrtm, with its singular-product fallback). A singular
+    product (fewer samples than dimensions, dead feature units) is expected: its warning is muted."""
+    import warnings
 
-    return float(cleanfid_frechet(mu1, cov1, mu2, cov2))
+    from cleanfid.fid import frechet_distance as cleanfid_frechet
+    from scipy.linalg import LinAlgWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LinAlgWarning)
+        return float(cleanfid_frechet(mu1, cov1, mu2, cov2))
 
 
 def psd_sqrt(cov: np.ndarray) -> np.ndarray:

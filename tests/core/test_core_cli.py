@@ -100,8 +100,13 @@ def test_warm_run_computes_nothing_and_writes_provenance(tmp_path, env):
     assert count(Path(env["TOY_COUNTER_DIR"]), "generated") == n
     info = json.loads((tmp_path / "r2" / "run.json").read_text())
     assert info["computed"] == {} and info["spec_hash"] and "numpy" in info["packages"]
-    for f in ("results.parquet", "results.csv", "results.json", "table.md", "table.tex"):
-        assert (tmp_path / "r2" / f).exists()
+    for f in ("results.parquet", "results.csv", "results.json", "table.md", "table.tex", "figures/brightness.png",
+              "gallery.png", "gallery/base.png", "gallery/best.png"):
+        assert (tmp_path / "r2" / f).exists(), f
+    from PIL import Image
+
+    with Image.open(tmp_path / "r2" / "gallery" / "best.png") as im:  # 8 prompts × 1 sample, 8×8 px scaled ×8
+        assert im.size == (8 * 64, 64)
 
 
 @pytest.mark.parametrize(
