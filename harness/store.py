@@ -5,6 +5,7 @@ Layout under the root (`$GANRM_BENCH_CACHE`, default the user cache dir):
     objects/ab/<key>/        an artifact: data files, then `manifest.json` written last;
                              the directory appears by an atomic rename, so it is complete or absent
     items/ab/<key>.<ext>     one item (a generated image, a feature vector, a score), atomic rename
+    work/<key>/              resumable scratch of a long computation (training checkpoints)
     locks/<key>.lock         file locks, so concurrent runs on one cache never compute twice
     digests.json             memo of weights-file digests by (path, size, mtime)
 """
@@ -183,13 +184,19 @@ class Store:
         return problems
 
     def gc(self, *, older_than_days: float | None = None, dry_run: bool = False) -> list[Path]:
-        """Remove leftovers of interrupted writes; with older_than_days, also artifacts and items
-        not used (modified) for that long. Returns what was (or would be) removed."""
+        """Remove leftovers of interrupted writes and the scratch (checkpoints) of computations whose
+        artifact is complete; with older_than_days, also artifacts, items and unfinished scratch not
+        used (modified) for that long. Returns what was (or would be) removed."""
         removed: list[Path] = []
         now = time.time()
         for tmp in (self.root / "tmp").iterdir():
             if now - tmp.stat().st_mtime > 3600:  # a live writer finishes its temp well within an hour
                 removed.append(tmp)
+        work = self.root / "work"
+        for scratch in sorted(work.iterdir()) if work.is_dir() else []:
+            stale = older_than_days is not None and now - scratch.stat().st_mtime > older_than_days * 86400
+            if self.has(scratch.name) or stale:  # finished: its checkpoints only served a resume
+                removed.append(scratch)
         if older_than_days is not None:
             limit = now - older_than_days * 86400
             for art in self.artifacts():

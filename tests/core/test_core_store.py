@@ -46,9 +46,14 @@ def test_gc_removes_stale_temp_dirs_only(tmp_path):
     fresh.mkdir()
     with store.writing("k1", {"producer": "x"}) as d:
         (d / "f").write_text("1")
-    assert store.gc(dry_run=True) == [stale] and stale.exists()
+    done_scratch = store.root / "work" / "k1"  # checkpoints of a finished computation
+    live_scratch = store.root / "work" / "k2"  # a computation that may still resume
+    done_scratch.mkdir(parents=True)
+    live_scratch.mkdir(parents=True)
+    assert sorted(store.gc(dry_run=True)) == sorted([stale, done_scratch]) and stale.exists()
     store.gc()
-    assert not stale.exists() and fresh.exists() and store.has("k1")
+    assert not stale.exists() and not done_scratch.exists()
+    assert fresh.exists() and live_scratch.exists() and store.has("k1")
 
 
 def test_weights_digest_follows_content_not_path(tmp_path):
