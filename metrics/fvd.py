@@ -164,7 +164,7 @@ class FVD(SetMetric):
     """Fréchet Video Distance (cd-fvd I3D or VideoMAE features) against a reference video set; lower is better."""
 
     name: ClassVar[str] = "fvd"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: CI = delete-one-block jackknife over prompt blocks
     Params = FVDParams
 
     def extractor_overrides(self) -> dict[str, Any]:
