@@ -445,7 +445,7 @@ class AssetReport:
         style = {"present": "green", "fetched": "green", "to fetch": "yellow", "missing": "red", "failed": "red"}
         for e in self.entries:
             s = style[e.status]
-            text = escape(e.asset.describe() + (f" — {e.detail}" if e.detail else ""))
+            text = escape(e.asset.describe() + (f" — {e.detail}" if e.status == "failed" else ""))
             table.add_row(f"[{s}]{e.status}[/{s}]", e.asset.kind, text, escape(e.asset.what), escape(", ".join(e.needed_by)))
         table.caption = ", ".join(f"{v} {k}" for k, v in self.counts().items())
         return table
