@@ -550,3 +550,13 @@ def openclip_tag_asset(model: str, pretrained: str, *, cache_dir: str | None, ur
     if cfg.get("url"):
         return url_asset(cfg["url"], Path(url_dir) / Path(cfg["url"]).name, what=what)
     raise UserError(f"open_clip has no pretrained tag {pretrained!r} for model {model!r}")
+
+
+def unresolved_fingerprint(obj: Any) -> dict[str, Any]:
+    """A stand-in identity for a plugin whose weights are not on this machine yet: its params and
+    the keys of its assets (hub id + revision, URL, path). For planning before `fetch-assets`
+    (a caller catching MissingWeightsError from `fingerprint()`); such keys are provisional: once
+    the weights are here, the real fingerprint (file digests, resolved commits) replaces them."""
+    params = obj.params.model_dump(mode="json") if hasattr(obj.params, "model_dump") else {}
+    return {"plugin": getattr(obj, "name", type(obj).__name__), "version": getattr(obj, "version", ""), "params": params,
+            "unresolved_assets": sorted(a.key for a in plugin_assets(obj))}

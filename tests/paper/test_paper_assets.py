@@ -153,3 +153,18 @@ def test_paper_cli_fetch_assets_offline_exit_code(tmp_path):
                    "inception-2015-12-05.pt"):
         assert needle in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_paper_unresolved_fingerprint_names_the_absent_weights(specs, world):
+    """Where the real fingerprint raises (no weights), the stand-in names the hub file instead."""
+    from harness.assets import unresolved_fingerprint
+    from harness.errors import MissingWeightsError
+    from harness.registry import REGISTRIES
+
+    e = specs["table9"].scorers["ganrm_sd15"]
+    scorer = REGISTRIES["scorer"].get(e.scorer)(e.params)
+    with pytest.raises(MissingWeightsError):
+        scorer.fingerprint()
+    fp = unresolved_fingerprint(scorer)
+    assert fp["unresolved_assets"] == ["hub_model:timm/vit_base_patch32_clip_224.openai@main"]
+    assert fp["params"]["variant"] == "bootstrap"
