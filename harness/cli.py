@@ -103,7 +103,10 @@ def _describe_params(model) -> str:
         return ""
     parts = []
     for name, field in model.model_fields.items():
-        ann = getattr(field.annotation, "__name__", None) or str(field.annotation).replace("typing.", "")
+        import typing
+
+        plain = getattr(field.annotation, "__name__", None) if not typing.get_args(field.annotation) else None
+        ann = plain or str(field.annotation).replace("typing.", "")
         default = "required" if field.is_required() else repr(field.get_default(call_default_factory=True))
         parts.append(f"{name}: {ann} = {default}")
     return "\n".join(parts)
@@ -182,7 +185,9 @@ def run(
     run_dir = out_dir or Path("reports/runs") / f"{s.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     info = {"seconds": round(elapsed, 2), "cache": str(ctx.store.root), "device": ctx.device, "computed": dict(outcome.computed),
             "loaded": dict(outcome.loaded), "counters": outcome.counters, "failures": outcome.failures}
-    write_run(run_dir, s, str(spec or DEFAULT_SPEC), outcome.results, info, outcome.samples)
+    write_run(run_dir, s, str(spec or DEFAULT_SPEC), outcome.results, info, outcome.samples, outcome.records)
+    if not outcome.records.empty:
+        out.print(f"per-round records (reward mean/variance, a reward-hacking signal): {run_dir / 'records.csv'}")
     out.print(render_markdown(outcome.results, s))
     did = ", ".join(f"{v} {k}" for k, v in {**dict(outcome.computed), **outcome.counters}.items()) or "nothing (all cached)"
     out.print(f"computed: {did}; {elapsed:.1f}s. Run directory: {run_dir}")

@@ -38,6 +38,7 @@ class Op:
     name: ClassVar[str] = "op"
     version: ClassVar[str] = "1"
     stored: ClassVar[bool] = True
+    reported: ClassVar[bool] = False  # values (dicts) listed in the run's records.csv, e.g. per-round reward stats
 
     def compute(self, node: "Node", ctx: "Context", inputs: dict[str, Any]) -> Any:
         raise NotImplementedError
@@ -406,26 +407,30 @@ class Builder:
         return plugin_fingerprint(obj, self.ctx)
 
     # -- spec entries --------------------------------------------------------------------------
-    def generator(self, name: str | Node) -> Node:
+    def entry(self, section: str, name: str) -> Any:
+        """The spec entry `section.name`, or a clear error naming the close matches."""
+        entries = getattr(self.spec, section)
+        if name not in entries:
+            from harness.spec import _did_you_mean
+
+            raise UserError(f"{section}: no entry named {name!r}{_did_you_mean(name, list(entries))}")
+        return entries[name]
+
+    def _entry_node(self, section: str, kind: str, field: str, op: Op, name: str | Node) -> Node:
         if isinstance(name, Node):
             return name
-        e = self.spec.generators[name]
-        obj = self.plugin("generator", e.generator, e.params)
-        return self.node(PLUGIN, {"generator": self._fingerprint(obj)}, label=name, obj=obj)
+        e = self.entry(section, name)
+        obj = self.plugin(kind, getattr(e, field), e.params)
+        return self.node(op, {field: self._fingerprint(obj)}, label=name, obj=obj)
+
+    def generator(self, name: str | Node) -> Node:
+        return self._entry_node("generators", "generator", "generator", PLUGIN, name)
 
     def prompts(self, name: str | Node) -> Node:
-        if isinstance(name, Node):
-            return name
-        e = self.spec.prompts[name]
-        obj = self.plugin("prompts", e.source, e.params)
-        return self.node(PROMPTS, {"source": self._fingerprint(obj)}, label=name, obj=obj)
+        return self._entry_node("prompts", "prompts", "source", PROMPTS, name)
 
     def images(self, name: str | Node) -> Node:
-        if isinstance(name, Node):
-            return name
-        e = self.spec.images[name]
-        obj = self.plugin("images", e.source, e.params)
-        return self.node(IMAGES, {"source": self._fingerprint(obj)}, label=name, obj=obj)
+        return self._entry_node("images", "images", "source", IMAGES, name)
 
     def pool(self, generator: str | Node, prompts: str | Node, k: int) -> Node:
         g, p = self.generator(generator), self.prompts(prompts)
@@ -435,7 +440,7 @@ class Builder:
         """A scorer entry: pretrained scorers as-is; trainable ones (GAN-RM) trained as the entry says."""
         if isinstance(name, Node):
             return name
-        e = self.spec.scorers[name]
+        e = self.entry("scorers", name)
         if e.train is None:
             obj = self.plugin("scorer", e.scorer, e.params)
             return self.node(PLUGIN, {"scorer": self._fingerprint(obj)}, label=name, obj=obj)
@@ -449,7 +454,7 @@ class Builder:
 
     def trained_scorer(self, name: str, *, positives: Node, negatives: Node, unlabeled: Node | None = None, label: str = "") -> Node:
         """Train the scorer entry `name`'s plugin on other data (multi-round retrains each round)."""
-        e = self.spec.scorers[name]
+        e = self.entry("scorers", name)
         obj = self.plugin("scorer", e.scorer, e.params)
         return self.node(
             TRAIN_SCORER,
@@ -472,14 +477,14 @@ class Builder:
         return self.node(SELECT, params, {"pool": pool, "scores": scores}, label=f"{what}[{scores.label}]")
 
     def method(self, name: str) -> Node:
-        e = self.spec.methods[name]
+        e = self.entry("methods", name)
         obj = self.plugin("method", e.method, e.params)
         out = obj.build(self, e)
         out.label = out.label or name
         return out
 
     def metric(self, name: str, samples: Node) -> Node:
-        e = self.spec.metrics[name]
+        e = self.entry("metrics", name)
         obj = self.plugin("metric", e.metric, e.params)
         ref = self.images(e.reference) if e.reference else None
         return self.node(

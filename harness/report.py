@@ -45,7 +45,7 @@ def package_versions() -> dict[str, str]:
 
 
 def write_run(run_dir: Path, spec: Spec, spec_path: str, results: pd.DataFrame, info: dict[str, Any],
-              samples: dict[str, Any] | None = None) -> None:
+              samples: dict[str, Any] | None = None, records: pd.DataFrame | None = None) -> None:
     """Write a run's results and provenance, then its rendered tables, plots and galleries."""
     run_dir.mkdir(parents=True, exist_ok=True)
     results.to_parquet(run_dir / "results.parquet", index=False)
@@ -60,6 +60,8 @@ def write_run(run_dir: Path, spec: Spec, spec_path: str, results: pd.DataFrame, 
     (run_dir / "run.json").write_text(json.dumps(run_info, indent=1, default=str))
     (run_dir / "table.md").write_text(render_markdown(results, spec))
     (run_dir / "table.tex").write_text(render_latex(results, spec))
+    if records is not None and not records.empty:
+        records.to_csv(run_dir / "records.csv", index=False)
     from harness.figures import write_galleries, write_metric_plots
 
     write_metric_plots(run_dir, spec, results)

@@ -140,6 +140,7 @@ class RunOutcome:
     loaded: Counter[str]
     counters: dict[str, int]
     samples: dict[str, Any] = field(default_factory=dict)  # row -> its evaluation ItemSet (first seed)
+    records: pd.DataFrame = field(default_factory=pd.DataFrame)  # values of reported ops (reward stats per round)
 
 
 def run_spec(spec: Spec, ctx: Context, *, seeds: list[int] | None = None) -> RunOutcome:
@@ -148,6 +149,7 @@ def run_spec(spec: Spec, ctx: Context, *, seeds: list[int] | None = None) -> Run
     rows: list[dict[str, Any]] = []
     failures: list[str] = []
     samples: dict[str, Any] = {}
+    records: list[dict[str, Any]] = []
     ev = Evaluator(ctx)
     for seed in seeds or spec.seeds:
         ctx.seed = seed
@@ -166,6 +168,8 @@ def run_spec(spec: Spec, ctx: Context, *, seeds: list[int] | None = None) -> Run
                 continue
             if cell.row not in samples:  # for galleries: a cheap load when the metric itself was cached
                 samples[cell.row] = ev.value(cell.node.inputs["samples"])
+                records += [{"row": cell.row, "seed": seed, "op": n.op.name, "label": n.label, **ev.value(n)}
+                            for n in cell.node.inputs["samples"].walk() if n.op.reported]
             rows.append(
                 {
                     "spec": spec.name, "group": cell.group, "row": cell.row, "row_label": method_entry.label or cell.row,
@@ -176,7 +180,7 @@ def run_spec(spec: Spec, ctx: Context, *, seeds: list[int] | None = None) -> Run
                 }
             )
     return RunOutcome(pd.DataFrame(rows, columns=RESULT_COLUMNS), failures, ev.computed, ev.loaded, dict(ctx.counters),
-                      samples)
+                      samples, pd.DataFrame(records))
 
 
 def _f(x: Any) -> float:

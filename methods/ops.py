@@ -124,6 +124,7 @@ class RewardStatsOp(Op):
 
     name = "reward_stats"
     version = "1"
+    reported = True
 
     def compute(self, node: Node, ctx, inputs):
         pool: ItemSet = inputs["pool"]

@@ -97,3 +97,45 @@ def test_a_failing_cell_does_not_lose_the_others(tmp_path, counters, monkeypatch
     again = run_spec(spec, Context(store=store))
     assert not again.failures and again.computed["train_scorer"] == 1
     assert count(counters, "generated") == generated  # the pools made before the failure were kept
+
+
+def test_reported_ops_land_in_records(tmp_path, counters):
+    """Values of ops marked `reported` (multi-round reward statistics) come back as records."""
+    from harness.graph import Op
+    from harness.plugins import Method
+    from harness.registry import METHODS
+
+    class CountOp(Op):
+        name = "toy_count"
+        reported = True
+
+        def compute(self, node, ctx, inputs):
+            return {"n": len(inputs["pool"])}
+
+        def save(self, value, directory, node):
+            (directory / "v.txt").write_text(str(value["n"]))
+
+        def load(self, directory, node, ctx):
+            return {"n": int((directory / "v.txt").read_text())}
+
+    class PassOp(Op):
+        name = "toy_pass"
+        stored = False
+
+        def compute(self, node, ctx, inputs):
+            return inputs["samples"]
+
+    @METHODS.register("toy_recorded")
+    class Recorded(Method):
+        def build(self, b, entry):
+            pool = b.pool(entry.generator, entry.prompts, k=2)
+            record = b.node(CountOp(), {}, {"pool": pool}, label="count")
+            return b.node(PassOp(), {}, {"samples": b.pool(entry.generator, entry.prompts, k=1), "record": record})
+
+    spec = load_spec(HERE / "toy_spec.yaml")
+    spec.methods["rec"] = spec.methods["base"].model_copy(update={"method": "toy_recorded"})
+    spec.table.rows = ["rec"]
+    store = Store(tmp_path / "store")
+    for _ in range(2):  # cold, then warm (the metric is cached: the record is loaded, not lost)
+        out = run_spec(spec, Context(store=store))
+        assert out.records.to_dict("records") == [{"row": "rec", "seed": 0, "op": "toy_count", "label": "count", "n": 12}]
