@@ -125,7 +125,7 @@ def _print_plan(s, ctx) -> None:
     from harness.runner import build_cells, plan as make_plan, plan_totals
 
     for seed in s.seeds:
-        b = Builder(s, ctx, seed)
+        b = Builder(s, ctx, seed, planning=True)
         cells = build_cells(s, b)
         entries = make_plan([c.node for c in cells], ctx)
         users: dict[str, set[str]] = defaultdict(set)

@@ -386,11 +386,11 @@ TRAIN_SCORER, SCORES, SELECT, METRIC = TrainScorerOp(), ScoresOp(), SelectOp(), 
 class Builder:
     """Turns a spec (for one run seed) into graph nodes; equal keys give the same node object."""
 
-    def __init__(self, spec: "Spec", ctx: "Context", seed: int):
+    def __init__(self, spec: "Spec", ctx: "Context", seed: int, *, planning: bool = False):
         from harness.builtins import register_builtins
 
         register_builtins()
-        self.spec, self.ctx, self.seed = spec, ctx, seed
+        self.spec, self.ctx, self.seed, self.planning = spec, ctx, seed, planning
         self._nodes: dict[str, Node] = {}
 
     def node(self, op: Op, params: dict[str, Any], inputs: dict[str, Node] | None = None, *, label: str = "", obj: Any = None) -> Node:
@@ -404,7 +404,18 @@ class Builder:
         return REGISTRIES[registry_kind].get(name)(params)
 
     def _fingerprint(self, obj: Any) -> dict[str, Any]:
-        return plugin_fingerprint(obj, self.ctx)
+        """The plugin's identity. When only planning, weights not fetched yet get a provisional
+        identity (hub id + revision) so `plan` works before `fetch-assets`; a run never does."""
+        from harness.errors import MissingWeightsError
+
+        try:
+            return plugin_fingerprint(obj, self.ctx)
+        except MissingWeightsError:
+            if not self.planning:
+                raise
+            from harness.assets import unresolved_fingerprint
+
+            return unresolved_fingerprint(obj)
 
     # -- spec entries --------------------------------------------------------------------------
     def entry(self, section: str, name: str) -> Any:

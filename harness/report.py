@@ -158,7 +158,7 @@ def render_markdown(results: pd.DataFrame, spec: Spec) -> str:
     rows, cols, labels_r, labels_c, direction, group_of, conventions = _layout(spec, results)
     arrow = {"higher": "↑", "lower": "↓"}
     extra = list(spec.table.extra_columns)
-    header = (["group"] if spec.table.groups else []) + ["method"] + extra + [f"{labels_c[c]} {arrow.get(direction.get(c, ''), '')}".strip() for c in cols]
+    header = ([spec.table.group_header] if spec.table.groups else []) + ["method"] + extra + [f"{labels_c[c]} {arrow.get(direction.get(c, ''), '')}".strip() for c in cols]
     lines = [f"### {spec.table.title or spec.name}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     digits = {c: _digits([cells[(r, c)].value for r in rows if (r, c) in cells]) for c in cols}
     has_paper = bool(spec.reference.values)
@@ -192,7 +192,9 @@ def render_markdown(results: pd.DataFrame, spec: Spec) -> str:
     return "\n".join(lines) + "\n"
 
 
-_LATEX_ESCAPES = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}", "\\": r"\textbackslash{}"}
+_LATEX_ESCAPES = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}", "\\": r"\textbackslash{}",
+                  "≥": r"$\geq$", "≤": r"$\leq$", "×": r"$\times$", "·": r"$\cdot$", "±": r"$\pm$", "↑": r"$\uparrow$",
+                  "↓": r"$\downarrow$", "√": r"$\surd$", "–": "--", "—": "---", "≈": r"$\approx$", "α": r"$\alpha$", "β": r"$\beta$"}
 
 
 def latex_escape(text: str) -> str:
@@ -205,7 +207,7 @@ def render_latex(results: pd.DataFrame, spec: Spec) -> str:
     rows, cols, labels_r, labels_c, direction, group_of, conventions = _layout(spec, results)
     arrow = {"higher": r"$\uparrow$", "lower": r"$\downarrow$"}
     extra = list(spec.table.extra_columns)
-    lead = (["Base"] if spec.table.groups else []) + ["Method"] + [latex_escape(e) for e in extra]
+    lead = ([latex_escape(spec.table.group_header)] if spec.table.groups else []) + ["Method"] + [latex_escape(e) for e in extra]
     head = lead + [f"{latex_escape(labels_c[c])}{arrow.get(direction.get(c, ''), '')}" for c in cols]
     digits = {c: _digits([cells[(r, c)].value for r in rows if (r, c) in cells]) for c in cols}
     out = [

@@ -97,6 +97,7 @@ class TableSpec(_Strict):
     rows: list[str] | None = None  # default: every method, in spec order
     columns: list[str] | None = None  # default: every metric, in spec order
     groups: list[RowGroup] | None = None  # e.g. SD1.5 / SDXL blocks; rows then come from the groups
+    group_header: str = "Base"  # the groups' column header (Table 1: the base model; Table 8: K)
     extra_columns: dict[str, dict[str, str]] = Field(default_factory=dict)  # e.g. {"FT": {"base": "no"}}
 
 

@@ -14,7 +14,8 @@ from typing import Literal
 from pydantic import Field
 
 from harness.plugins import Method
-from methods.ops import REWARD_STATS, WITH_RECORDS, finetune_round, finetuned_generator_node, prompts_entry, run_config
+from methods.ops import (REWARD_STATS, WITH_RECORDS, finetune_round, finetuned_generator_node, prompts_entry,
+                         require_image_generator, run_config)
 from methods.posttrain import PostTrainParams
 
 
@@ -32,6 +33,7 @@ class MultiRound(Method):
     Params = MultiRoundParams
 
     def build(self, b, entry):
+        require_image_generator(b, entry, self.name)
         p = self.params
         cfg = run_config(b, p)
         train_prompts = prompts_entry(b, entry, p.train_prompts)

@@ -171,6 +171,14 @@ FINETUNE, FINETUNED_GENERATOR, REWARD_STATS, WITH_RECORDS = FinetuneOp(), Finetu
 # -- builder helpers shared by the methods -------------------------------------------------------------
 
 
+def require_image_generator(b: Builder, entry: Any, method: str) -> None:
+    """Fine-tuning is implemented for image generators only: say so at planning time."""
+    gen = b.generator(entry.generator).obj
+    if getattr(gen, "modality", "image") == "video":
+        raise UserError(f"method {method!r}: fine-tuning video generators is not implemented (generator {entry.generator!r})",
+                        hint="video rows can sample (base, rm_at_k); SFT/DPO on video is future work")
+
+
 def run_config(b: Builder, params: Any) -> TrainConfig:
     """The training config of a method's params, with its seed tied to the run seed."""
     from harness.runtime import derive_seed

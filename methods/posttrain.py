@@ -9,7 +9,7 @@ from pydantic import Field
 
 from harness.plugins import Method
 from methods.finetune.train import TrainConfig
-from methods.ops import finetune_round, finetuned_generator_node, prompts_entry, run_config
+from methods.ops import finetune_round, require_image_generator, finetuned_generator_node, prompts_entry, run_config
 
 
 class PostTrainParams(TrainConfig):
@@ -30,6 +30,7 @@ class _PostTrain(Method):
     uses = ("generator", "prompts", "scorer")
 
     def build(self, b, entry):
+        require_image_generator(b, entry, self.name)
         gen = b.generator(entry.generator)
         cfg = run_config(b, self.params)
         train_prompts = prompts_entry(b, entry, self.params.train_prompts)

@@ -65,7 +65,7 @@ def test_paper_table1_latex_layout(specs):
     head = next(line for line in lines if line.startswith("Base & Method"))
     assert head.startswith("Base & Method & FT & Pref. data & Data & FID$\\downarrow$ & IR$\\uparrow$")
     body = [line for line in lines if line.endswith("\\\\") and line is not head]
-    assert body[0].startswith("SD1.5 & base & no & – & – & ") and body[5].startswith("SDXL & base & no & ")
+    assert body[0].startswith("SD1.5 & base & no & -- & -- & ") and body[5].startswith("SDXL & base & no & ")
     assert body[1].startswith(" & DiffusionDPO & yes & Pick-a-Pic & 1M & ")
     assert lines.index(body[5]) - lines.index(body[4]) == 2 and lines[lines.index(body[5]) - 1] == "\\midrule"
     assert "(72.06\\,\\checkmark)" in body[0] or "(72.06\\,$\\times$)" in body[0]

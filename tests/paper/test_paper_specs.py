@@ -51,9 +51,10 @@ def test_paper_spec_validates_with_reference_for_every_cell(specs, name):
     assert spec.reference.source and spec.reference.notes
 
 
-def test_paper_cli_validate_and_plan_name_the_missing_weights(tmp_path):
-    """Without any weights: `validate` passes; `plan` stops at the first absent weights with the
-    MissingWeightsError's message (exit 2), not a traceback. (fetch-assets lists all of them.)"""
+def test_paper_cli_validate_and_plan_name_the_missing_inputs(tmp_path):
+    """Without any weights or data: `validate` passes; `plan` gives absent weights a provisional
+    identity and stops at the first absent data file with a clear message (exit 2), not a
+    traceback; `run --offline` names the missing assets. (fetch-assets lists all of them.)"""
     import os
     import subprocess
     import sys
@@ -67,8 +68,10 @@ def test_paper_cli_validate_and_plan_name_the_missing_weights(tmp_path):
     out = run("validate")
     assert out.returncode == 0, out.stderr
     out = run("plan")
-    assert out.returncode == 2
-    assert "weights for" in out.stderr and "not available" in out.stderr and "Traceback" not in out.stderr
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "data/journeydb/eval_prompts.tsv" in out.stderr and "does not exist" in out.stderr
+    out = run("run", "--offline")
+    assert out.returncode == 2 and "Traceback" not in out.stderr and "missing" in out.stderr.lower()
 
 
 @pytest.mark.parametrize("name", [t for t in TABLES if t != "table3"])
@@ -175,8 +178,6 @@ def test_paper_table2_each_row_on_its_prompt_set(fetched_world, specs):
     assert nodes["sd15_dpo_coco"].inputs["prompts"].label == "coco"
 
 
-@pytest.mark.xfail(strict=True, reason="methods do not refuse video fine-tuning at build time yet (asked of the methods "
-                                       "owner); until then Table 3's DPO row fails only when it runs")
 def test_paper_table3_dpo_row_fails_planning_clearly(fetched_world, specs):
     from harness.errors import UserError
 
