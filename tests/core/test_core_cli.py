@@ -173,9 +173,14 @@ def test_two_processes_shard_a_pool_like_one(tmp_path, env):
     two = {**env, "GANRM_BENCH_CACHE": str(tmp_path / "two"), "WORLD_SIZE": "2"}
     procs = [subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(spec), "--out", str(tmp_path / f"r2_{r}")],
                               env={**two, "RANK": str(r)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in (0, 1)]
-    for p in procs:
-        _, stderr = p.communicate(timeout=300)
-        assert p.returncode == 0, stderr
+    try:
+        for p in procs:
+            _, stderr = p.communicate(timeout=300)
+            assert p.returncode == 0, stderr
+    finally:  # never leave a rank behind, waiting for its partner's items
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
     a = {p.name: p.read_bytes() for p in (tmp_path / "one" / "items").glob("*/*.png")}
     b = {p.name: p.read_bytes() for p in (tmp_path / "two" / "items").glob("*/*.png")}
     assert a == b and len(a) > 50
