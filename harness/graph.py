@@ -146,12 +146,8 @@ class PromptsOp(Op):
         return {}
 
 
-class ImagesOp(Op):
-    name = "images"
-
-    def compute(self, node, ctx, inputs):
-        items = node.obj.load(ctx)
-        return ItemSet(node.key, tuple(items.items if isinstance(items, ItemSet) else items))
+class ItemSetOp(Op):
+    """Ops whose value is an ItemSet, stored as the list of its items (the files stay where they are)."""
 
     def save(self, value, directory, node):
         _write_json(directory / "items.json", items_to_json(value))
@@ -159,6 +155,14 @@ class ImagesOp(Op):
 
     def load(self, directory, node, ctx):
         return items_from_json(node.key, json.loads((directory / "items.json").read_text()))
+
+
+class ImagesOp(ItemSetOp):
+    name = "images"
+
+    def compute(self, node, ctx, inputs):
+        items = node.obj.load(ctx)
+        return ItemSet(node.key, tuple(items.items if isinstance(items, ItemSet) else items))
 
     def pending(self, node, store, peek):
         return {}
@@ -170,7 +174,7 @@ def pool_requests(prompts: list[Prompt], k: int, seed: int) -> list[SampleReques
     return [SampleRequest(p, j, derive_seed(seed, p.id, j)) for p in prompts for j in range(k)]
 
 
-class PoolOp(Op):
+class PoolOp(ItemSetOp):
     """K samples per prompt from a generator, stored one item per file as they are made, so a
     killed run resumes where it stopped and any K' ≤ K reuses the items of K.
 
@@ -219,14 +223,12 @@ class PoolOp(Op):
         return ItemSet(node.key, items)
 
     def save(self, value, directory, node):
-        _write_json(directory / "items.json", items_to_json(value))
+        """The item list, plus each item file's digest in the manifest (for `cache verify`)."""
         from harness.store import file_digest
 
+        meta = super().save(value, directory, node)
         root = Path(value.items[0].path).parents[2] if value.items else None  # <root>/items/ab/<key>.png
-        return {"count": len(value), "items": {Path(it.path).relative_to(root).as_posix(): file_digest(it.path) for it in value} if root else {}}
-
-    def load(self, directory, node, ctx):
-        return items_from_json(node.key, json.loads((directory / "items.json").read_text()))
+        return {**meta, "items": {Path(it.path).relative_to(root).as_posix(): file_digest(it.path) for it in value} if root else {}}
 
     def pending(self, node, store, peek):
         generator = node.inputs["generator"].obj
@@ -305,7 +307,7 @@ class ScoresOp(Op):
         return {"item sets to score": 1}
 
 
-class SelectOp(Op):
+class SelectOp(ItemSetOp):
     """Per prompt, one of the pool's first k samples by score: the argmax, the argmin, or the one
     at a given rank (1 = best; ties keep pool order)."""
 
@@ -330,13 +332,6 @@ class SelectOp(Op):
                 raise UserError(f"select rank {rank}: a prompt has only {len(members)} samples")
             chosen.append(sorted(members, key=lambda t: (-t[0], t[1]))[rank - 1][2])
         return ItemSet(node.key, tuple(chosen))
-
-    def save(self, value, directory, node):
-        _write_json(directory / "items.json", items_to_json(value))
-        return {"count": len(value)}
-
-    def load(self, directory, node, ctx):
-        return items_from_json(node.key, json.loads((directory / "items.json").read_text()))
 
     def pending(self, node, store, peek):
         return {}
