@@ -17,9 +17,10 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-## The main job: the miniature world's Table 1 (trains nothing it ships; no download).
+## The main job: the miniature world's Table 1, then its Fig. 2 (metrics by GAN-RM rank), on the CPU, no download.
 demo: install
 	$(VENV)/bin/ganrm-bench run
+	$(VENV)/bin/ganrm-bench run benchmarks/mini/fig2.yaml
 
 ## The tests, offline, one torch thread (what CI runs), with the optional metric packages installed
 ## so their tests run too (without them those tests skip).
@@ -28,7 +29,9 @@ test: install extras
 
 ## Benchmarks (speed and memory goals live here, not in tests).
 bench: install
-	OMP_NUM_THREADS=2 $(VENV)/bin/pytest -q benchmarks/perf --benchmark-enable --benchmark-only -p no:timeout
+	$(PY) benchmarks/perf/bench_ganrm.py
+	$(PY) benchmarks/perf/bench_metrics.py
+	$(PY) benchmarks/perf/bench_mini_world.py
 
 ## Optional reward-model / safety / video metric packages. image-reward and hpsv2 pin stale
 ## dependencies (timm 0.6, pytest 7, protobuf<4), so they go in with --no-deps; their real run-time

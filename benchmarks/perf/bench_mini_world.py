@@ -1,0 +1,45 @@
+"""Cold vs warm wall time of the miniature world's Table 1 (issue goal: cold ≤ 10 min on 2 CPU
+cores, warm ≤ 5 % of cold with 0 images generated). Prints the numbers; not a test.
+
+    .venv/bin/python benchmarks/perf/bench_mini_world.py [--threads 2] [--spec benchmarks/mini/table1.yaml]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--spec", default=str(REPO / "benchmarks" / "mini" / "table1.yaml"))
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from harness.runner import run_spec
+    from harness.runtime import Context
+    from harness.spec import load_spec
+    from harness.store import Store
+
+    spec = load_spec(args.spec)
+    with tempfile.TemporaryDirectory() as cache:
+        times = {}
+        for phase in ("cold", "warm"):
+            ctx = Context(store=Store(cache))
+            t0 = time.perf_counter()
+            out = run_spec(spec, ctx)
+            times[phase] = time.perf_counter() - t0
+            print(f"{phase}: {times[phase]:.1f} s, images generated: {out.counters.get('images generated', 0)}, "
+                  f"computed: {dict(out.computed)}")
+    print(f"warm/cold = {times['warm'] / times['cold']:.2%} ({args.threads} torch threads)")
+
+
+if __name__ == "__main__":
+    main()
