@@ -15,7 +15,7 @@ from pydantic import Field
 
 from harness.plugins import Method
 from methods.ops import (REWARD_STATS, WITH_RECORDS, finetune_round, finetuned_generator_node, prompts_entry,
-                         require_image_generator, run_config)
+                         require_finetunable, run_config)
 from methods.posttrain import PostTrainParams
 
 
@@ -33,7 +33,7 @@ class MultiRound(Method):
     Params = MultiRoundParams
 
     def build(self, b, entry):
-        require_image_generator(b, entry, self.name)
+        require_finetunable(b, entry, self.name)
         p = self.params
         cfg = run_config(b, p)
         train_prompts = prompts_entry(b, entry, p.train_prompts)
@@ -47,7 +47,7 @@ class MultiRound(Method):
             records[f"round{r}_reward"] = b.node(REWARD_STATS, {"round": r}, {"pool": pool, "scores": scores},
                                                  label=f"{entry.generator}:round{r}:reward")
             gen = finetuned_generator_node(b, gen, weights, label=f"{entry.generator}+{cfg.objective}{r}")
-        samples = b.pool(gen, entry.prompts, k=1)
+        samples = b.pool(gen, entry.prompts, k=p.eval_k)
         return b.node(WITH_RECORDS, {}, {"samples": samples, **records}, label=samples.label)
 
     @staticmethod

@@ -171,12 +171,17 @@ FINETUNE, FINETUNED_GENERATOR, REWARD_STATS, WITH_RECORDS = FinetuneOp(), Finetu
 # -- builder helpers shared by the methods -------------------------------------------------------------
 
 
-def require_image_generator(b: Builder, entry: Any, method: str) -> None:
-    """Fine-tuning is implemented for image generators only: say so at planning time."""
+def require_finetunable(b: Builder, entry: Any, method: str) -> None:
+    """Refuse at planning time a generator that has no fine-tuning adapter (not hours later)."""
+    from methods.finetune.adapters import cannot_finetune
+
     gen = b.generator(entry.generator).obj
-    if getattr(gen, "modality", "image") == "video":
-        raise UserError(f"method {method!r}: fine-tuning video generators is not implemented (generator {entry.generator!r})",
-                        hint="video rows can sample (base, rm_at_k); SFT/DPO on video is future work")
+    why = cannot_finetune(gen)
+    if why is not None:
+        raise UserError(f"method {method!r}: generator {entry.generator!r} ({getattr(gen, 'name', type(gen).__name__)}) "
+                        f"cannot be fine-tuned: {why}",
+                        hint="sampling rows (base, rm_at_k) work with any generator; SFT/DPO need diffusers "
+                        "(text-to-image or TextToVideoSDPipeline) or mini_diffusion generators")
 
 
 def run_config(b: Builder, params: Any) -> TrainConfig:

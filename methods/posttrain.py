@@ -1,4 +1,4 @@
-"""Rows that fine-tune the generator on reward-model-selected samples, then sample from it:
+"""Rows that fine-tune the generator (image or video) on reward-model-selected samples, then sample from it:
 `sft` (RAFT-style, on the best sample per prompt) and `dpo` (Diffusion-DPO on best vs worst)."""
 
 from __future__ import annotations
@@ -9,12 +9,13 @@ from pydantic import Field
 
 from harness.plugins import Method
 from methods.finetune.train import TrainConfig
-from methods.ops import finetune_round, require_image_generator, finetuned_generator_node, prompts_entry, run_config
+from methods.ops import finetune_round, require_finetunable, finetuned_generator_node, prompts_entry, run_config
 
 
 class PostTrainParams(TrainConfig):
     k: int = Field(10, ge=2, description="samples per training prompt, scored by the row's scorer")
     train_prompts: str | None = Field(None, description="prompt set of the training pool (default: the row's prompts)")
+    eval_k: int = Field(1, ge=1, description="samples per prompt of the fine-tuned generator (≥ 2 for LPIPS diversity)")
 
 
 class SFTParams(PostTrainParams):
@@ -30,23 +31,23 @@ class _PostTrain(Method):
     uses = ("generator", "prompts", "scorer")
 
     def build(self, b, entry):
-        require_image_generator(b, entry, self.name)
+        require_finetunable(b, entry, self.name)
         gen = b.generator(entry.generator)
         cfg = run_config(b, self.params)
         train_prompts = prompts_entry(b, entry, self.params.train_prompts)
         weights, _, _ = finetune_round(b, gen, train_prompts, b.scorer(entry.scorer), cfg, self.params.k,
                                        label=f"{entry.generator}:{cfg.objective}")
         tuned = finetuned_generator_node(b, gen, weights, label=f"{gen.label}+{cfg.objective}")
-        return b.pool(tuned, entry.prompts, k=1)
+        return b.pool(tuned, entry.prompts, k=self.params.eval_k)
 
 
 class SFT(_PostTrain):
-    """SFT (RAFT-style): fine-tune on the scorer's best of K per prompt, then sample one per prompt."""
+    """SFT (RAFT-style): fine-tune on the scorer's best of K per prompt, then sample eval_k per prompt (one by default)."""
 
     Params = SFTParams
 
 
 class DPO(_PostTrain):
-    """Diffusion-DPO on the scorer's (best, worst) of K per prompt, then sample one per prompt."""
+    """Diffusion-DPO on the scorer's (best, worst) of K per prompt, then sample eval_k per prompt (one by default)."""
 
     Params = DPOParams

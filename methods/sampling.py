@@ -10,13 +10,18 @@ from harness.graph import PLUGIN, plugin_fingerprint
 from harness.plugins import Method, PluginParams
 
 
+class BaseParams(PluginParams):
+    k: int = Field(1, ge=1, description="samples per prompt (the pool's first k); ≥ 2 for LPIPS diversity")
+
+
 class Base(Method):
-    """The base generator: one sample per prompt (k = 0 of the shared pool)."""
+    """The base generator: the first k samples per prompt of the shared pool (default one)."""
 
     version = "1"
+    Params = BaseParams
 
     def build(self, b, entry):
-        return b.pool(entry.generator, entry.prompts, k=1)
+        return b.pool(entry.generator, entry.prompts, k=self.params.k)
 
 
 class RMAtKParams(PluginParams):

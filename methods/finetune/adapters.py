@@ -1,8 +1,9 @@
 """From any fine-tunable generator plugin to a `Denoiser`, and from its saved weights back to a generator.
 
 Two kinds of generators are supported:
-- plugins implementing `FineTunableGenerator` (`finetune_model`, `with_finetuned`): the diffusers ones;
-- plugins exposing the hook attributes `unet`, `noise_scheduler`, `encode_prompts`,
+- plugins implementing `FineTunableGenerator` (`finetune_model`, `with_finetuned`): the diffusers ones,
+  image and video;
+- image generator plugins exposing the hook attributes `unet`, `noise_scheduler`, `encode_prompts`,
   `images_to_model_space`, `unet_forward` and `with_unet_state(state_dict)` (the mini world's
   `mini_diffusion`): wrapped by `HookedDenoiser`, which trains a private copy of the UNet.
 """
@@ -24,17 +25,32 @@ from methods.finetune.weights import apply_weights
 HOOKS = ("unet", "noise_scheduler", "encode_prompts", "images_to_model_space", "unet_forward")
 
 
+def _has(generator: Any, attr: str) -> bool:
+    """`attr` on the class or the instance dict: never runs a property (which may load weights)."""
+    return hasattr(type(generator), attr) or attr in getattr(generator, "__dict__", {})
+
+
+def cannot_finetune(generator: Any) -> str | None:
+    """Why `generator` cannot be fine-tuned, or None if it can; from its class alone, so planning
+    decides it without loading weights."""
+    if _has(generator, "finetune_model") and _has(generator, "with_finetuned"):
+        return None
+    if getattr(generator, "modality", "image") == "video":
+        return "video generators must implement finetune_model()/with_finetuned() (methods.finetune.protocol)"
+    if all(_has(generator, h) for h in (*HOOKS, "with_unet_state")):
+        return None
+    return ("it implements neither finetune_model()/with_finetuned() (methods.finetune.protocol) nor the hooks "
+            + ", ".join(HOOKS) + ", with_unet_state()")
+
+
 def denoiser_for(generator: Any, ctx: Any = None):
     """A private trainable `Denoiser` for `generator` (its own sampling model stays untouched)."""
-    if hasattr(generator, "finetune_model"):
+    why = cannot_finetune(generator)
+    if why is not None:
+        raise UserError(f"generator {getattr(generator, 'name', type(generator).__name__)!r} cannot be fine-tuned: {why}")
+    if _has(generator, "finetune_model"):
         return generator.finetune_model(ctx)
-    if all(hasattr(generator, h) for h in HOOKS):
-        return HookedDenoiser(generator)
-    raise UserError(
-        f"generator {getattr(generator, 'name', type(generator).__name__)!r} cannot be fine-tuned",
-        hint="it must implement finetune_model()/with_finetuned() (methods.finetune.protocol) or expose "
-        + ", ".join(HOOKS) + " and with_unet_state()",
-    )
+    return HookedDenoiser(generator)
 
 
 def finetuned_generator(generator: Any, weights_dir: str | Path):

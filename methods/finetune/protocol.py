@@ -3,7 +3,8 @@
 Two sides: the generator plugin (`FineTunableGenerator`) hands out a private trainable copy of
 its denoiser (`Denoiser`) and, given the saved weights, returns the fine-tuned generator. The
 training loop only talks to a `Denoiser`, so the same code trains diffusers pipelines (SD1.5,
-SDXL: `methods.finetune.diffusers_adapter`) and the harness's mini class-conditional model.
+SDXL: `methods.finetune.diffusers_adapter`; text-to-video 3-D UNets: `methods.finetune.video_adapter`)
+and the harness's mini class-conditional model.
 
 Conditioning (`encode_prompts`' result) is a tensor or a dict of tensors / nested dicts, batch
 first, so the loop can repeat it for the (winner, loser) halves of a DPO batch.

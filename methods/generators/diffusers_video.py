@@ -30,6 +30,13 @@ class DiffusersVideoGenerator(DiffusersGeneratorBase):
             kwargs["num_frames"] = self.params.num_frames
         return kwargs
 
+    def finetune_model(self, ctx=None, *, device: str | None = None, resolution: int | None = None):
+        """A private copy of the pipeline wrapped for video fine-tuning (5-D latents, per-frame VAE)."""
+        from methods.finetune.video_adapter import DiffusersVideoDenoiser
+
+        return DiffusersVideoDenoiser(self.load_pipeline(ctx, device=device), num_frames=self.params.num_frames,
+                                      height=self.params.height, width=self.params.width, resolution=resolution)
+
     def _call(self, pipe, chunk: Sequence[SampleRequest], generators: list) -> list:
         frames = pipe(**self.call_arguments(chunk, generators), output_type="np").frames
         return [video_to_uint8(v) for v in list(frames)[: len(chunk)]]

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from harness.plugins import ImageSource, Item, ItemSet, Metric, MetricResult, PluginParams, TrainableScorer
-from harness.registry import IMAGE_SOURCES, METRICS, SCORERS
+from harness.plugins import Generator, ImageSource, Item, ItemSet, Metric, MetricResult, PluginParams, TrainableScorer
+from harness.registry import GENERATORS, IMAGE_SOURCES, METRICS, SCORERS
 
 
 def brightness(im) -> float:
@@ -61,3 +61,13 @@ class MeanBrightness(Metric):
     def compute(self, samples, ctx, *, reference=None):
         v = np.array([brightness(im) for im in samples.load()])
         return MetricResult(float(v.mean()), n=len(v), convention="mean pixel", per_sample=v)
+
+
+@GENERATORS.register("mt_frames_only")
+class FramesOnly(Generator):
+    """A video generator without a fine-tuning adapter: grey frames whose level is the seed's."""
+
+    modality = "video"
+
+    def generate(self, requests, ctx):
+        return [np.full((2, 16, 16, 3), int(r.seed) % 256, np.uint8) for r in requests]

@@ -74,7 +74,7 @@ def test_paper_cli_validate_and_plan_name_the_missing_inputs(tmp_path):
     assert out.returncode == 2 and "Traceback" not in out.stderr and "missing" in out.stderr.lower()
 
 
-@pytest.mark.parametrize("name", [t for t in TABLES if t != "table3"])
+@pytest.mark.parametrize("name", TABLES)
 def test_paper_plan_has_every_cell(fetched_world, specs, name):
     spec = specs[name]
     _, cells = cells_of(spec, fetched_world["ctx"])
@@ -178,15 +178,25 @@ def test_paper_table2_each_row_on_its_prompt_set(fetched_world, specs):
     assert nodes["sd15_dpo_coco"].inputs["prompts"].label == "coco"
 
 
-def test_paper_table3_dpo_row_fails_planning_clearly(fetched_world, specs):
-    from harness.errors import UserError
+def test_paper_table3_dpo_row_plans(fetched_world, specs):
+    """Video DPO plans: one fine-tuning of the video generator on its K = 3 training pool scored by
+    the video GAN-RM, then 2 videos per eval prompt (LPIPS diversity) from the fine-tuned one."""
+    from harness.runner import plan
 
-    with pytest.raises(UserError, match="video"):
-        cells_of(specs["table3"], fetched_world["ctx"], rows=["dpo"])
+    ctx = fetched_world["ctx"]
+    b, nodes = cells_of(specs["table3"], ctx, rows=["dpo"])
+    tunes = _find(nodes["dpo"], "finetune")
+    assert len(tunes) == 1 and tunes[0].inputs["generator"].obj.modality == "video"
+    assert tunes[0].params["train"]["objective"] == "dpo" and tunes[0].params["train"]["finetune"] == "full"
+    assert any(e.node.key == tunes[0].key and e.status == "compute" for e in plan([nodes["dpo"]], ctx))
+    assert nodes["dpo"].params["k"] == 2 and nodes["dpo"].inputs["generator"].op.name == "finetuned_generator"
+    n = 4  # prompts per file (make_data_root)
+    assert totals(nodes.values(), ctx) == {"images to generate": 3 * n + n + n + 2 * n, "models to train": 1,
+                                           "item sets to score": 1, "models to fine-tune": 1}
 
 
 def test_paper_table3_base_row_plans(fetched_world, specs):
     ctx = fetched_world["ctx"]
     b, nodes = cells_of(specs["table3"], ctx, rows=["base"])
-    assert totals(nodes.values(), ctx) == {"images to generate": 4}
+    assert totals(nodes.values(), ctx) == {"images to generate": 2 * 4}  # 2 per prompt, for LPIPS diversity
     assert nodes["base"].inputs["generator"].obj.modality == "video"
