@@ -90,7 +90,8 @@ class _CdFvdFeatures(FeatureExtractor):
     def features(self, videos: Sequence[Any], ctx: Any) -> np.ndarray:
         import torch
 
-        net, preprocess, forward = self._model(ctx)
+        path, device = self.weights_file(ctx), getattr(ctx, "device", "cpu")
+        net, preprocess, forward = cached_model((self.name, str(path), device), lambda: self._build(path, device))
         device = getattr(ctx, "device", "cpu")
         out = []
         bs = batch_size_for(ctx, self.params.batch_size)
@@ -109,20 +110,14 @@ class I3DFeatures(_CdFvdFeatures):
     filename, url, subdir = I3D_FILE, I3D_URL, "i3d"
     dim = 400
 
-    def _model(self, ctx: Any):
-        path = self.weights_file(ctx)
-        device = getattr(ctx, "device", "cpu")
+    def _build(self, path: Path, device: str):
+        require("cdfvd", plugin="fvd", extra="video")
+        from cdfvd.third_party.i3d import pytorch_i3d
+        from cdfvd.third_party.i3d.utils import preprocess_i3d
 
-        def build():
-            require("cdfvd", plugin="fvd", extra="video")
-            from cdfvd.third_party.i3d import pytorch_i3d
-            from cdfvd.third_party.i3d.utils import preprocess_i3d
-
-            net = pytorch_i3d.InceptionI3d(400, in_channels=3)
-            net.load_state_dict(W.load_torch_state(path))
-            return net.eval().to(device), preprocess_i3d, lambda m, x: m(x)
-
-        return cached_model(("i3d", str(path), device), build)
+        net = pytorch_i3d.InceptionI3d(400, in_channels=3)
+        net.load_state_dict(W.load_torch_state(path))
+        return net.eval().to(device), preprocess_i3d, lambda m, x: m(x)
 
 
 class VideoMAEFeatures(_CdFvdFeatures):
@@ -132,26 +127,20 @@ class VideoMAEFeatures(_CdFvdFeatures):
     filename, url, subdir = VMAE_FILE, VMAE_URL, "VideoMAEv2"
     dim = 1408
 
-    def _model(self, ctx: Any):
-        path = self.weights_file(ctx)
-        device = getattr(ctx, "device", "cpu")
+    def _build(self, path: Path, device: str):
+        require("cdfvd", plugin="fvd", extra="video")
+        from cdfvd.third_party.VideoMAEv2.utils import preprocess_videomae
+        from cdfvd.third_party.VideoMAEv2.videomaev2_finetune import vit_giant_patch14_224
 
-        def build():
-            require("cdfvd", plugin="fvd", extra="video")
-            from cdfvd.third_party.VideoMAEv2.utils import preprocess_videomae
-            from cdfvd.third_party.VideoMAEv2.videomaev2_finetune import vit_giant_patch14_224
-
-            net = vit_giant_patch14_224(img_size=224, pretrained=False, num_classes=174, all_frames=16, tubelet_size=2,
-                                        drop_path_rate=0.3, use_mean_pooling=True)
-            state = W.load_torch_state(path)
-            for key in ("model", "module"):
-                if key in state:
-                    state = state[key]
-                    break
-            net.load_state_dict(state)
-            return net.eval().to(device), preprocess_videomae, lambda m, x: m.forward_features(x)
-
-        return cached_model(("videomae", str(path), device), build)
+        net = vit_giant_patch14_224(img_size=224, pretrained=False, num_classes=174, all_frames=16, tubelet_size=2,
+                                    drop_path_rate=0.3, use_mean_pooling=True)
+        state = W.load_torch_state(path)
+        for key in ("model", "module"):
+            if key in state:
+                state = state[key]
+                break
+        net.load_state_dict(state)
+        return net.eval().to(device), preprocess_videomae, lambda m, x: m.forward_features(x)
 
 
 class FVDParams(SetParams):

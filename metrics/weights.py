@@ -47,12 +47,14 @@ def hub_file(repo_id: str, filename: str, *, model: str, cache_dir: str | None =
     try:
         return Path(hf_hub_download(repo_id, filename, revision=revision, cache_dir=cache_dir, local_files_only=offline))
     except Exception as exc:  # LocalEntryNotFoundError, network errors, gated repos...
-        raise MissingWeightsError(
-            model,
-            f"{filename} of hub repo {repo_id!r} is not in the hub cache{f' {cache_dir}' if cache_dir else ''}"
-            + (" and downloads are off (offline)" if offline else f"; download failed: {type(exc).__name__}"),
-            how=_hub_hint(repo_id, filename, cache_dir),
-        ) from exc
+        raise _not_in_hub_cache(model, f"{filename} of hub repo {repo_id!r}", repo_id, filename, cache_dir, offline, exc) from exc
+
+
+def _not_in_hub_cache(model: str, what: str, repo_id: str, filename: str | None, cache_dir: str | None,
+                      offline: bool, exc: Exception) -> MissingWeightsError:
+    where = f"{what} is not in the hub cache{f' {cache_dir}' if cache_dir else ''}"
+    why = " and downloads are off (offline)" if offline else f"; download failed: {type(exc).__name__}"
+    return MissingWeightsError(model, where + why, how=_hub_hint(repo_id, filename, cache_dir))
 
 
 def hub_snapshot(repo_id: str, *, model: str, cache_dir: str | None = None, offline: bool = True,
@@ -64,12 +66,7 @@ def hub_snapshot(repo_id: str, *, model: str, cache_dir: str | None = None, offl
         path = Path(snapshot_download(repo_id, cache_dir=cache_dir, local_files_only=offline,
                                       allow_patterns=list(allow_patterns) if allow_patterns else None))
     except Exception as exc:
-        raise MissingWeightsError(
-            model,
-            f"hub repo {repo_id!r} is not in the hub cache{f' {cache_dir}' if cache_dir else ''}"
-            + (" and downloads are off (offline)" if offline else f"; download failed: {type(exc).__name__}"),
-            how=_hub_hint(repo_id, None, cache_dir),
-        ) from exc
+        raise _not_in_hub_cache(model, f"hub repo {repo_id!r}", repo_id, None, cache_dir, offline, exc) from exc
     if not any(path.iterdir()):
         raise MissingWeightsError(model, f"hub snapshot {path} is empty", how=_hub_hint(repo_id, None, cache_dir))
     return path
