@@ -27,12 +27,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Literal, Protocol
 
-from harness.errors import UserError
-from harness.store import file_digest
+from ganrm_bench.harness.errors import UserError
+from ganrm_bench.harness.store import file_digest
 
 if TYPE_CHECKING:  # pragma: no cover
-    from harness.spec import Spec
-    from harness.store import Store
+    from ganrm_bench.harness.spec import Spec
+    from ganrm_bench.harness.store import Store
 
 Kind = Literal["hub_model", "hub_dataset", "url", "local"]
 _TRUE = {"1", "true", "yes", "on"}
@@ -165,8 +165,8 @@ def _has_attribute(obj: Any, name: str) -> bool:
 
 def spec_assets(spec: "Spec", store: "Store | None" = None) -> list[NeededAsset]:
     """Every asset of every entry of the spec, merged by key, with the entries that need it."""
-    from harness.builtins import register_builtins
-    from harness.registry import REGISTRIES
+    from ganrm_bench.harness.builtins import register_builtins
+    from ganrm_bench.harness.registry import REGISTRIES
 
     register_builtins()
     found: dict[str, NeededAsset] = {}

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from harness.errors import UserError
+from ganrm_bench.harness.errors import UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Train, apply and judge reward models for visual generators.")
 cache_app = typer.Typer(no_args_is_help=True, help="Inspect and maintain the artifact store.")
@@ -32,7 +32,7 @@ def _mount_optional_apps() -> None:
     """Sub-commands that live with their plugins (GAN-RM's `rm`, VBench's `env`)."""
     import importlib
 
-    for module, name in (("methods.ganrm.cli", "rm"),):
+    for module, name in (("ganrm_bench.methods.ganrm.cli", "rm"),):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:
@@ -43,15 +43,15 @@ def _mount_optional_apps() -> None:
 
 
 def _context(cache: Optional[Path], device: str = "cpu", progress: bool = True, batch_size: Optional[int] = None):
-    from harness.runtime import Context, Progress, resolve_device
-    from harness.store import Store
+    from ganrm_bench.harness.runtime import Context, Progress, resolve_device
+    from ganrm_bench.harness.store import Store
 
     show = progress and os.environ.get("GANRM_BENCH_PROGRESS", "1") != "0" and err.is_terminal
     return Context(store=Store(cache), device=resolve_device(device), progress=Progress(show), batch_size=batch_size)
 
 
 def _spec(path: Optional[Path]):
-    from harness.spec import load_spec
+    from ganrm_bench.harness.spec import load_spec
 
     return load_spec(path or DEFAULT_SPEC)
 
@@ -76,8 +76,8 @@ def validate(spec: Path = typer.Argument(..., help="A benchmark spec (YAML).")) 
 @app.command("list")
 def list_plugins(kind: Optional[str] = typer.Argument(None, help="Only this kind (generator, scorer, method, metric, ...).")) -> None:
     """Every plugin, with a one-line description and its parameters."""
-    from harness.builtins import register_builtins
-    from harness.registry import REGISTRIES
+    from ganrm_bench.harness.builtins import register_builtins
+    from ganrm_bench.harness.registry import REGISTRIES
 
     register_builtins()
     kinds = [kind] if kind else list(REGISTRIES)
@@ -121,8 +121,8 @@ def plan(spec: Optional[Path] = SpecArg, cache: Optional[Path] = CacheOpt) -> No
 def _print_plan(s, ctx) -> None:
     from rich.markup import escape
 
-    from harness.graph import Builder
-    from harness.runner import build_cells, plan as make_plan, plan_totals
+    from ganrm_bench.harness.graph import Builder
+    from ganrm_bench.harness.runner import build_cells, plan as make_plan, plan_totals
 
     for seed in s.seeds:
         b = Builder(s, ctx, seed, planning=True)
@@ -163,15 +163,15 @@ def run(
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Compute what is missing for a spec, then write results and tables to a run directory."""
-    from harness.report import render_markdown, write_run
-    from harness.runner import run_spec
+    from ganrm_bench.harness.report import render_markdown, write_run
+    from ganrm_bench.harness.runner import run_spec
 
     _setup_logging(verbose)
     s = _spec(spec)
     device = s.runtime.device if device == "auto" else device
     ctx = _context(cache, device, progress, batch_size or s.runtime.batch_size)
     if offline:
-        from harness.assets import check_offline
+        from ganrm_bench.harness.assets import check_offline
 
         os.environ["HF_HUB_OFFLINE"] = "1"
         os.environ["GANRM_BENCH_OFFLINE"] = "1"
@@ -205,8 +205,8 @@ def fetch_assets_cmd(
     dry_run: bool = typer.Option(False, "--dry-run", help="Only list the assets and whether they are present."),
 ) -> None:
     """Download every model and data set a spec needs into the cache (on a networked machine)."""
-    from harness.assets import fetch_assets
-    from harness.store import Store
+    from ganrm_bench.harness.assets import fetch_assets
+    from ganrm_bench.harness.store import Store
 
     report_ = fetch_assets(_spec(spec), Store(cache), dry_run=dry_run)
     out.print(report_)
@@ -218,7 +218,7 @@ def report(
     format: str = typer.Option("markdown", "--format", "-f", help="markdown | latex | csv"),
 ) -> None:
     """Re-render a run's table without recomputing anything."""
-    from harness.report import load_run, render_latex, render_markdown
+    from ganrm_bench.harness.report import load_run, render_latex, render_markdown
 
     results, s = load_run(run_dir)
     renderers = {"markdown": lambda: render_markdown(results, s), "latex": lambda: render_latex(results, s), "csv": lambda: results.to_csv(index=False)}
@@ -234,7 +234,7 @@ def check(
     tolerance: Optional[list[str]] = typer.Option(None, help="COLUMN=VALUE absolute tolerances (default: the spec's)."),
 ) -> None:
     """Exit 1 when any metric is worse than the baseline beyond its tolerance (or its CI)."""
-    from harness.report import check as find_regressions, load_run, read_results_file
+    from ganrm_bench.harness.report import check as find_regressions, load_run, read_results_file
 
     results, s = load_run(run_dir)
     tol = dict(s.reference.tolerance)
@@ -258,7 +258,7 @@ def cache_ls(cache: Optional[Path] = CacheOpt) -> None:
     """List artifacts in the store."""
     from rich.markup import escape
 
-    from harness.store import Store
+    from ganrm_bench.harness.store import Store
 
     store = Store(cache)
     table = Table(title=f"artifacts in {store.root}", title_justify="left")
@@ -278,7 +278,7 @@ def cache_ls(cache: Optional[Path] = CacheOpt) -> None:
 @cache_app.command("verify")
 def cache_verify(cache: Optional[Path] = CacheOpt) -> None:
     """Check every artifact's files against the digests in its manifest; exit 1 on a mismatch."""
-    from harness.store import Store
+    from ganrm_bench.harness.store import Store
 
     problems = Store(cache).verify()
     if problems:
@@ -295,7 +295,7 @@ def cache_gc(
     dry_run: bool = typer.Option(False, "--dry-run"),
 ) -> None:
     """Remove leftovers of interrupted writes (and, with --older-than, old artifacts)."""
-    from harness.store import Store
+    from ganrm_bench.harness.store import Store
 
     removed = Store(cache).gc(older_than_days=older_than, dry_run=dry_run)
     out.print(f"{'would remove' if dry_run else 'removed'} {len(removed)} path(s)")
@@ -309,8 +309,8 @@ def env_vbench(
     pip_arg: Optional[list[str]] = typer.Option(None, "--pip-arg", help="Extra arguments for pip (repeatable)."),
 ) -> None:
     """Create the VBench environment (its own venv: vbench pins transformers 4.33 and numpy<2)."""
-    from metrics.vbench import create_env
-    from harness.store import default_root
+    from ganrm_bench.metrics.vbench import create_env
+    from ganrm_bench.harness.store import default_root
 
     env = create_env(path, cache_root=cache or default_root(), pip_args=tuple(pip_arg or ()), force=force, log=out.print)
     out.print(f"[green]vbench environment ready:[/green] {env}")

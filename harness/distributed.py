@@ -7,7 +7,7 @@ import os
 import time
 from pathlib import Path
 
-from harness.errors import UserError
+from ganrm_bench.harness.errors import UserError
 
 
 def rank_and_world() -> tuple[int, int]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+
 
 class UserError(Exception):
     """A problem the user can fix (bad spec, missing file, absent weights). Exit code 2."""
@@ -55,3 +57,9 @@ def require(module: str, *, plugin: str, extra: str):
         return importlib.import_module(module)
     except ImportError as exc:  # pragma: no cover - exercised via tests with a fake module name
         raise MissingExtraError(plugin, extra, module) from exc
+
+
+def did_you_mean(name: str, known: list[str]) -> str:
+    """The tail of an unknown-name message: the closest known name, else the known ones."""
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
+    return f"; did you mean {close[0]!r}?" if close else (f"; defined: {', '.join(known)}" if known else "; none defined")

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.plugins import ItemSet
-from harness.spec import Spec
+from ganrm_bench.harness.plugins import ItemSet
+from ganrm_bench.harness.spec import Spec
 
 GALLERY_PROMPTS = 8  # prompts shown per row (the same prompts in every row)
 GALLERY_SAMPLES = 32  # samples in a row's own grid
@@ -84,7 +84,7 @@ def write_metric_plots(run_dir: Path, spec: Spec, results: pd.DataFrame) -> list
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from harness.report import aggregate
+    from ganrm_bench.harness.report import aggregate
 
     if results.empty:
         return []

@@ -22,14 +22,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, Iterator
 
 import numpy as np
 
-from harness.errors import UserError
-from harness.plugins import Item, ItemSet, MetricResult, Prompt, SampleRequest
-from harness.runtime import derive_seed
-from harness.store import Store, hash_key
+from ganrm_bench.harness.errors import UserError, did_you_mean
+from ganrm_bench.harness.plugins import Item, ItemSet, MetricResult, Prompt, SampleRequest
+from ganrm_bench.harness.runtime import derive_seed
+from ganrm_bench.harness.store import Store, hash_key
 
 if TYPE_CHECKING:  # pragma: no cover
-    from harness.runtime import Context
-    from harness.spec import Spec
+    from ganrm_bench.harness.runtime import Context
+    from ganrm_bench.harness.spec import Spec
 
 
 class Op:
@@ -185,7 +185,7 @@ class PoolOp(ItemSetOp):
     name = "pool"
 
     def exclusive(self, node):
-        from harness.distributed import rank_and_world
+        from ganrm_bench.harness.distributed import rank_and_world
 
         return rank_and_world()[1] == 1  # items are atomic files: shards need no lock
 
@@ -194,7 +194,7 @@ class PoolOp(ItemSetOp):
         return [hash_key({"generator": gen_key, "prompt": r.prompt.id, "text": r.prompt.text, "k": r.k, "seed": r.seed}) for r in requests]
 
     def compute(self, node, ctx, inputs):
-        from harness.distributed import rank_and_world, wait_for_files
+        from ganrm_bench.harness.distributed import rank_and_world, wait_for_files
 
         generator = inputs["generator"]
         requests = pool_requests(inputs["prompts"], node.params["k"], node.params["seed"])
@@ -224,7 +224,7 @@ class PoolOp(ItemSetOp):
 
     def save(self, value, directory, node):
         """The item list, plus each item file's digest in the manifest (for `cache verify`)."""
-        from harness.store import file_digest
+        from ganrm_bench.harness.store import file_digest
 
         meta = super().save(value, directory, node)
         root = Path(value.items[0].path).parents[2] if value.items else None  # <root>/items/ab/<key>.png
@@ -382,7 +382,7 @@ class Builder:
     """Turns a spec (for one run seed) into graph nodes; equal keys give the same node object."""
 
     def __init__(self, spec: "Spec", ctx: "Context", seed: int, *, planning: bool = False):
-        from harness.builtins import register_builtins
+        from ganrm_bench.harness.builtins import register_builtins
 
         register_builtins()
         self.spec, self.ctx, self.seed, self.planning = spec, ctx, seed, planning
@@ -394,21 +394,21 @@ class Builder:
         return self._nodes.setdefault(n.key, n)
 
     def plugin(self, registry_kind: str, name: str, params: dict[str, Any]) -> Any:
-        from harness.registry import REGISTRIES
+        from ganrm_bench.harness.registry import REGISTRIES
 
         return REGISTRIES[registry_kind].get(name)(params)
 
     def _fingerprint(self, obj: Any) -> dict[str, Any]:
         """The plugin's identity. When only planning, weights not fetched yet get a provisional
         identity (hub id + revision) so `plan` works before `fetch-assets`; a run never does."""
-        from harness.errors import MissingWeightsError
+        from ganrm_bench.harness.errors import MissingWeightsError
 
         try:
             return plugin_fingerprint(obj, self.ctx)
         except MissingWeightsError:
             if not self.planning:
                 raise
-            from harness.assets import unresolved_fingerprint
+            from ganrm_bench.harness.assets import unresolved_fingerprint
 
             return unresolved_fingerprint(obj)
 
@@ -417,9 +417,8 @@ class Builder:
         """The spec entry `section.name`, or a clear error naming the close matches."""
         entries = getattr(self.spec, section)
         if name not in entries:
-            from harness.spec import _did_you_mean
 
-            raise UserError(f"{section}: no entry named {name!r}{_did_you_mean(name, list(entries))}")
+            raise UserError(f"{section}: no entry named {name!r}{did_you_mean(name, list(entries))}")
         return entries[name]
 
     def _entry_node(self, section: str, kind: str, field: str, op: Op, name: str | Node) -> Node:

@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
-    from harness.graph import Builder, Node
-    from harness.runtime import Context
+    from ganrm_bench.harness.graph import Builder, Node
+    from ganrm_bench.harness.runtime import Context
 
 
 class PluginParams(BaseModel):

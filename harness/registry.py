@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
-from harness.errors import UnknownPluginError
+from ganrm_bench.harness.errors import UnknownPluginError
 
 T = TypeVar("T")
 

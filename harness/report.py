@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.errors import UserError
-from harness.spec import Spec
+from ganrm_bench.harness.errors import UserError
+from ganrm_bench.harness.spec import Spec
 
 TRACKED_PACKAGES = (
     "ganrm-bench", "torch", "torchvision", "diffusers", "transformers", "open_clip_torch", "accelerate", "peft",
@@ -62,7 +62,7 @@ def write_run(run_dir: Path, spec: Spec, spec_path: str, results: pd.DataFrame, 
     (run_dir / "table.tex").write_text(render_latex(results, spec))
     if records is not None and not records.empty:
         records.to_csv(run_dir / "records.csv", index=False)
-    from harness.figures import write_galleries, write_metric_plots
+    from ganrm_bench.harness.figures import write_galleries, write_metric_plots
 
     write_metric_plots(run_dir, spec, results)
     if samples:

@@ -13,10 +13,10 @@ from typing import Any
 
 import pandas as pd
 
-from harness.errors import UserError
-from harness.graph import Builder, Node
-from harness.runtime import Context
-from harness.spec import Spec
+from ganrm_bench.harness.errors import UserError
+from ganrm_bench.harness.graph import Builder, Node
+from ganrm_bench.harness.runtime import Context
+from ganrm_bench.harness.spec import Spec
 
 log = logging.getLogger("ganrm_bench")
 

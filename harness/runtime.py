@@ -10,8 +10,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from harness.plugins import Item
-from harness.store import Store, hash_key
+from ganrm_bench.harness.plugins import Item
+from ganrm_bench.harness.store import Store, hash_key
 
 
 def derive_seed(*parts: Any) -> int:

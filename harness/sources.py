@@ -14,22 +14,22 @@ from typing import Any, Literal, Sequence
 import numpy as np
 from pydantic import Field
 
-from harness.errors import UserError
-from harness.plugins import ImageSource, Item, ItemSet, PluginParams, Prompt, PromptSource
-from harness.store import file_digest, hash_key
+from ganrm_bench.harness.errors import UserError
+from ganrm_bench.harness.plugins import ImageSource, Item, ItemSet, PluginParams, Prompt, PromptSource
+from ganrm_bench.harness.store import file_digest, hash_key
 
 log = logging.getLogger(__name__)
 
 PLUGINS = {
     "images": {
-        "folder": "harness.sources:FolderImages",
-        "table": "harness.sources:TableImages",
-        "hf_dataset": "harness.sources:HFDatasetImages",
+        "folder": "ganrm_bench.harness.sources:FolderImages",
+        "table": "ganrm_bench.harness.sources:TableImages",
+        "hf_dataset": "ganrm_bench.harness.sources:HFDatasetImages",
     },
     "prompts": {
-        "text_file": "harness.sources:TextFilePrompts",
-        "table": "harness.sources:TablePrompts",
-        "list": "harness.sources:ListPrompts",
+        "text_file": "ganrm_bench.harness.sources:TextFilePrompts",
+        "table": "ganrm_bench.harness.sources:TablePrompts",
+        "list": "ganrm_bench.harness.sources:ListPrompts",
     },
 }
 
@@ -157,7 +157,7 @@ class FolderImages(ImageSource):
 
     def assets(self) -> list:
         """The folder (under the data root; provided by the user) (harness.assets)."""
-        from harness.assets import local_asset
+        from ganrm_bench.harness.assets import local_asset
 
         return [local_asset(self.params.path, what="image folder")]
 
@@ -196,7 +196,7 @@ class TableImages(ImageSource):
 
     def assets(self) -> list:
         """The table file (its listed images are checked when loading) (harness.assets)."""
-        from harness.assets import local_asset
+        from ganrm_bench.harness.assets import local_asset
 
         return [local_asset(self.params.path, what="image table")]
 
@@ -255,7 +255,7 @@ class HFDatasetImages(ImageSource):
 
     def assets(self) -> list:
         """The hub dataset, prepared by `datasets` into its cache; or the local save_to_disk copy (harness.assets)."""
-        from harness.assets import Asset, local_asset
+        from ganrm_bench.harness.assets import Asset, local_asset
 
         p = self.params
         if p.path is not None:
@@ -268,7 +268,7 @@ class HFDatasetImages(ImageSource):
                           f"{p.config!r}, split={p.split!r})\"`, then copy HF_HOME here")]
 
     def _dataset(self, ctx: Any):
-        from harness.errors import require
+        from ganrm_bench.harness.errors import require
 
         datasets = require("datasets", plugin="hf_dataset", extra="reward-models")
         p = self.params
@@ -384,7 +384,7 @@ class TextFilePrompts(PromptSource):
 
     def assets(self) -> list:
         """The prompt file (harness.assets)."""
-        from harness.assets import local_asset
+        from ganrm_bench.harness.assets import local_asset
 
         return [local_asset(self.params.path, what="prompt file")]
 
@@ -413,7 +413,7 @@ class TablePrompts(PromptSource):
 
     def assets(self) -> list:
         """The prompt table (harness.assets)."""
-        from harness.assets import local_asset
+        from ganrm_bench.harness.assets import local_asset
 
         return [local_asset(self.params.path, what="prompt table")]
 

@@ -18,8 +18,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from harness.errors import SpecError, UnknownPluginError, UserError
-from harness.store import canonical_json
+from ganrm_bench.harness.errors import SpecError, UnknownPluginError, UserError, did_you_mean
+from ganrm_bench.harness.store import canonical_json
 
 SPEC_VERSION = 1
 
@@ -291,15 +291,10 @@ def _known_fields(model: type[BaseModel], loc: tuple) -> list[str]:
     return list(current.model_fields) if isinstance(current, type) and issubclass(current, BaseModel) else []
 
 
-def _did_you_mean(name: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
-    return f"; did you mean {close[0]!r}?" if close else (f"; defined: {', '.join(known)}" if known else "; none defined")
-
-
 def check_spec(spec: Spec) -> list[str]:
     """Cross-checks pydantic cannot do: plugin names, plugin params, references between entries."""
-    from harness.builtins import register_builtins
-    from harness.registry import GENERATORS, IMAGE_SOURCES, METHODS, METRICS, PROMPT_SOURCES, SCORERS
+    from ganrm_bench.harness.builtins import register_builtins
+    from ganrm_bench.harness.registry import GENERATORS, IMAGE_SOURCES, METHODS, METRICS, PROMPT_SOURCES, SCORERS
 
     register_builtins()
     problems: list[str] = []
@@ -330,7 +325,7 @@ def check_spec(spec: Spec) -> list[str]:
 
     def ref(path: str, value: str | None, pool: dict, what: str):
         if value is not None and value not in pool:
-            problems.append(f"{path}: no {what} named {value!r}{_did_you_mean(value, list(pool))}")
+            problems.append(f"{path}: no {what} named {value!r}{did_you_mean(value, list(pool))}")
 
     for name, e in spec.generators.items():
         plugin(GENERATORS, "generators", name, "generator", e)
@@ -373,6 +368,6 @@ def check_spec(spec: Spec) -> list[str]:
 
 
 def _is_trainable(cls: type) -> bool:
-    from harness.plugins import TrainableScorer
+    from ganrm_bench.harness.plugins import TrainableScorer
 
     return isinstance(cls, type) and issubclass(cls, TrainableScorer)

@@ -6,16 +6,16 @@ nothing heavy; each "module:Class" target is imported on first use.
 
 PLUGINS = {
     "generator": {
-        "diffusers": "methods.generators.diffusers_image:DiffusersImageGenerator",
-        "diffusers_video": "methods.generators.diffusers_video:DiffusersVideoGenerator",
+        "diffusers": "ganrm_bench.methods.generators.diffusers_image:DiffusersImageGenerator",
+        "diffusers_video": "ganrm_bench.methods.generators.diffusers_video:DiffusersVideoGenerator",
     },
     "method": {
-        "base": "methods.sampling:Base",
-        "rm_at_k": "methods.sampling:RMAtK",
-        "rank_of_k": "methods.sampling:RankOfK",
-        "diffusion_dpo": "methods.sampling:DiffusionDPO",
-        "sft": "methods.posttrain:SFT",
-        "dpo": "methods.posttrain:DPO",
-        "multi_round": "methods.multi_round:MultiRound",
+        "base": "ganrm_bench.methods.sampling:Base",
+        "rm_at_k": "ganrm_bench.methods.sampling:RMAtK",
+        "rank_of_k": "ganrm_bench.methods.sampling:RankOfK",
+        "diffusion_dpo": "ganrm_bench.methods.sampling:DiffusionDPO",
+        "sft": "ganrm_bench.methods.posttrain:SFT",
+        "dpo": "ganrm_bench.methods.posttrain:DPO",
+        "multi_round": "ganrm_bench.methods.multi_round:MultiRound",
     },
 }

@@ -13,10 +13,10 @@ from typing import Literal
 
 from pydantic import Field
 
-from harness.plugins import Method
-from methods.ops import (REWARD_STATS, WITH_RECORDS, finetune_round, finetuned_generator_node, prompts_entry,
+from ganrm_bench.harness.plugins import Method
+from ganrm_bench.methods.ops import (REWARD_STATS, WITH_RECORDS, finetune_round, finetuned_generator_node, prompts_entry,
                          require_finetunable, run_config)
-from methods.posttrain import PostTrainParams
+from ganrm_bench.methods.posttrain import PostTrainParams
 
 
 class MultiRoundParams(PostTrainParams):

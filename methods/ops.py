@@ -16,14 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from harness.errors import UserError
-from harness.graph import Builder, Node, Op
-from harness.plugins import ItemSet
-from methods.finetune.train import PreferencePair, Sample, TrainConfig
+from ganrm_bench.harness.errors import UserError
+from ganrm_bench.harness.graph import Builder, Node, Op
+from ganrm_bench.harness.plugins import ItemSet
+from ganrm_bench.methods.finetune.train import PreferencePair, Sample, TrainConfig
 
 
 def _rank_and_world() -> tuple[int, int]:
-    from harness.distributed import rank_and_world
+    from ganrm_bench.harness.distributed import rank_and_world
 
     return rank_and_world()
 
@@ -61,13 +61,13 @@ class FinetuneOp(Op):
     version = "1"
 
     def exclusive(self, node):
-        from harness.distributed import rank_and_world
+        from ganrm_bench.harness.distributed import rank_and_world
 
         return rank_and_world()[1] == 1
 
     def compute(self, node: Node, ctx, inputs):
-        from methods.finetune.adapters import denoiser_for
-        from methods.finetune.train import finetune
+        from ganrm_bench.methods.finetune.adapters import denoiser_for
+        from ganrm_bench.methods.finetune.train import finetune
 
         cfg: TrainConfig = node.obj if isinstance(node.obj, TrainConfig) else TrainConfig(**node.params["train"])
         if cfg.objective == "dpo":
@@ -95,7 +95,7 @@ class FinetuneOp(Op):
         return {"training": value.summary}
 
     def load(self, directory: Path, node: Node, ctx) -> FinetuneResult:
-        from methods.finetune.weights import read_meta
+        from ganrm_bench.methods.finetune.weights import read_meta
 
         return FinetuneResult(directory, read_meta(directory).get("summary", {}))
 
@@ -110,7 +110,7 @@ class FinetunedGeneratorOp(Op):
     stored = False
 
     def compute(self, node: Node, ctx, inputs):
-        from methods.finetune.adapters import finetuned_generator
+        from ganrm_bench.methods.finetune.adapters import finetuned_generator
 
         return finetuned_generator(inputs["generator"], ctx.store.path(node.inputs["weights"].key))
 
@@ -173,7 +173,7 @@ FINETUNE, FINETUNED_GENERATOR, REWARD_STATS, WITH_RECORDS = FinetuneOp(), Finetu
 
 def require_finetunable(b: Builder, entry: Any, method: str) -> None:
     """Refuse at planning time a generator that has no fine-tuning adapter (not hours later)."""
-    from methods.finetune.adapters import cannot_finetune
+    from ganrm_bench.methods.finetune.adapters import cannot_finetune
 
     gen = b.generator(entry.generator).obj
     why = cannot_finetune(gen)
@@ -186,7 +186,7 @@ def require_finetunable(b: Builder, entry: Any, method: str) -> None:
 
 def run_config(b: Builder, params: Any) -> TrainConfig:
     """The training config of a method's params, with its seed tied to the run seed."""
-    from harness.runtime import derive_seed
+    from ganrm_bench.harness.runtime import derive_seed
 
     fields = {k: getattr(params, k) for k in TrainConfig.model_fields if hasattr(params, k)}
     fields["seed"] = derive_seed(b.seed, "finetune", fields.get("seed", 0))

@@ -7,9 +7,9 @@ from typing import Literal
 
 from pydantic import Field
 
-from harness.plugins import Method
-from methods.finetune.train import TrainConfig
-from methods.ops import finetune_round, require_finetunable, finetuned_generator_node, prompts_entry, run_config
+from ganrm_bench.harness.plugins import Method
+from ganrm_bench.methods.finetune.train import TrainConfig
+from ganrm_bench.methods.ops import finetune_round, require_finetunable, finetuned_generator_node, prompts_entry, run_config
 
 
 class PostTrainParams(TrainConfig):

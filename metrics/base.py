@@ -19,13 +19,13 @@ from typing import Any, Callable, ClassVar, Hashable, Sequence
 import numpy as np
 from pydantic import Field
 
-from harness.errors import UserError
-from harness.plugins import FeatureExtractor, Item, ItemSet, Metric, MetricResult, PluginParams, Scorer
-from harness.runtime import derive_seed
-from harness.store import hash_key
-from metrics import ci as cimod
-from metrics.frechet import BlockStats, GaussianStats, block_bootstrap, block_jackknife, frechet_distance
-from metrics.media import require_prompts
+from ganrm_bench.harness.errors import UserError
+from ganrm_bench.harness.plugins import FeatureExtractor, Item, ItemSet, Metric, MetricResult, PluginParams, Scorer
+from ganrm_bench.harness.runtime import derive_seed
+from ganrm_bench.harness.store import hash_key
+from ganrm_bench.metrics import ci as cimod
+from ganrm_bench.metrics.frechet import BlockStats, GaussianStats, block_bootstrap, block_jackknife, frechet_distance
+from ganrm_bench.metrics.media import require_prompts
 
 # Loaded models, once per process: key (plugin, resolved weights identity, device, ...) -> model bundle.
 _MODELS: dict[Hashable, Any] = {}
@@ -124,7 +124,7 @@ class MetricScorer(Scorer):
 
     def assets(self) -> list:
         """The wrapped metric's weights (harness.assets)."""
-        from harness.assets import plugin_assets
+        from ganrm_bench.harness.assets import plugin_assets
 
         return plugin_assets(self._metric)
 
@@ -173,8 +173,8 @@ class SetMetric(Metric):
 
     def extractor(self) -> FeatureExtractor:
         if self._extractor is None:
-            from harness.builtins import register_builtins
-            from harness.registry import FEATURES
+            from ganrm_bench.harness.builtins import register_builtins
+            from ganrm_bench.harness.registry import FEATURES
 
             register_builtins()
             cls = FEATURES.get(self.params.features)
@@ -202,7 +202,7 @@ class SetMetric(Metric):
 
     def assets(self) -> list:
         """The feature extractor's weights (harness.assets)."""
-        from harness.assets import plugin_assets
+        from ganrm_bench.harness.assets import plugin_assets
 
         return plugin_assets(self.extractor())
 

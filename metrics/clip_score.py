@@ -14,11 +14,11 @@ from typing import Any, ClassVar, Literal, Sequence
 import numpy as np
 from pydantic import Field
 
-from harness.plugins import PluginParams
-from metrics import openclip_models as oc
-from metrics import weights as W
-from metrics.base import MetricScorer, PerSampleMetric, PerSampleParams
-from metrics.media import as_pil
+from ganrm_bench.harness.plugins import PluginParams
+from ganrm_bench.metrics import openclip_models as oc
+from ganrm_bench.metrics import weights as W
+from ganrm_bench.metrics.base import MetricScorer, PerSampleMetric, PerSampleParams
+from ganrm_bench.metrics.media import as_pil
 
 HESSEL_PREFIX = "A photo depicts "
 
@@ -67,7 +67,7 @@ class CLIPScore(PerSampleMetric):
 
     def assets(self) -> list:
         """The open_clip weights of (model, pretrained) (harness.assets)."""
-        from harness.assets import openclip_tag_asset
+        from ganrm_bench.harness.assets import openclip_tag_asset
 
         p = self.params
         return [openclip_tag_asset(p.model, p.pretrained, cache_dir=p.cache_dir, url_dir=p.cache_dir or W.torch_hub_checkpoints(),

@@ -17,7 +17,7 @@ from __future__ import annotations
 from importlib.metadata import version
 from typing import Any, ClassVar, Literal
 
-from metrics.base import SetMetric, SetParams
+from ganrm_bench.metrics.base import SetMetric, SetParams
 
 
 class FIDParams(SetParams):

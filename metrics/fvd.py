@@ -22,12 +22,12 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 from pydantic import Field
 
-from harness.errors import UserError, require
-from harness.plugins import FeatureExtractor, Item, PluginParams
-from harness.runtime import derive_seed
-from metrics import weights as W
-from metrics.base import SetMetric, SetParams, batch_size_for, cached_model
-from metrics.media import as_video
+from ganrm_bench.harness.errors import UserError, require
+from ganrm_bench.harness.plugins import FeatureExtractor, Item, PluginParams
+from ganrm_bench.harness.runtime import derive_seed
+from ganrm_bench.metrics import weights as W
+from ganrm_bench.metrics.base import SetMetric, SetParams, batch_size_for, cached_model
+from ganrm_bench.metrics.media import as_video
 
 I3D_FILE, I3D_URL = "i3d_pretrained_400.pt", "https://github.com/songweige/TATS/raw/main/tats/fvd/i3d_pretrained_400.pt"
 VMAE_FILE = "vit_g_hybrid_pt_1200e_ssv2_ft.pth"
@@ -58,7 +58,7 @@ class _CdFvdFeatures(FeatureExtractor):
 
     def assets(self) -> list:
         """The network's weights file (harness.assets), where `weights_file` looks."""
-        from harness.assets import local_asset, url_asset
+        from ganrm_bench.harness.assets import local_asset, url_asset
 
         if self.params.weights:
             return [local_asset(self.params.weights, what=f"cd-fvd {self.name}")]

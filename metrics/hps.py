@@ -21,11 +21,11 @@ from typing import Any, ClassVar, Literal, Sequence
 import numpy as np
 from pydantic import Field
 
-from harness.errors import require
-from harness.plugins import PluginParams
-from metrics import weights as W
-from metrics.base import MetricScorer, PerSampleMetric, PerSampleParams, cached_model
-from metrics.media import as_pil
+from ganrm_bench.harness.errors import require
+from ganrm_bench.harness.plugins import PluginParams
+from ganrm_bench.metrics import weights as W
+from ganrm_bench.metrics.base import MetricScorer, PerSampleMetric, PerSampleParams, cached_model
+from ganrm_bench.metrics.media import as_pil
 
 HUB_REPO = "xswu/HPSv2"
 CHECKPOINTS = {"v2.0": "HPS_v2_compressed.pt", "v2.1": "HPS_v2.1_compressed.pt"}
@@ -85,7 +85,7 @@ class HPS(PerSampleMetric):
 
     def assets(self) -> list:
         """The HPS checkpoint of `hps_version` (the ViT-H-14 is built without weights) (harness.assets)."""
-        from harness.assets import hub_asset, local_asset
+        from ganrm_bench.harness.assets import hub_asset, local_asset
 
         p = self.params
         if p.checkpoint:

@@ -21,11 +21,11 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 from pydantic import Field
 
-from harness.errors import UserError, require
-from harness.plugins import PluginParams
-from metrics import weights as W
-from metrics.base import MetricScorer, PerSampleMetric, PerSampleParams, cached_model
-from metrics.media import as_pil
+from ganrm_bench.harness.errors import UserError, require
+from ganrm_bench.harness.plugins import PluginParams
+from ganrm_bench.metrics import weights as W
+from ganrm_bench.metrics.base import MetricScorer, PerSampleMetric, PerSampleParams, cached_model
+from ganrm_bench.metrics.media import as_pil
 
 HUB_REPO = "THUDM/ImageReward"
 MEAN, STD = 0.16717362830052426, 1.0333394966054072  # the package's normalization constants
@@ -106,7 +106,7 @@ class ImageReward(PerSampleMetric):
 
     def assets(self) -> list:
         """ImageReward.pt + med_config.json, and the BERT tokenizer (harness.assets)."""
-        from harness.assets import hub_asset, local_asset, ref_asset
+        from ganrm_bench.harness.assets import hub_asset, local_asset, ref_asset
 
         p = self.params
         out = []

@@ -21,10 +21,10 @@ from typing import Any, ClassVar, Literal, Sequence
 import numpy as np
 from pydantic import Field
 
-from harness.plugins import FeatureExtractor, PluginParams
-from metrics import weights as W
-from metrics.base import batch_size_for, cached_model
-from metrics.media import as_uint8
+from ganrm_bench.harness.plugins import FeatureExtractor, PluginParams
+from ganrm_bench.metrics import weights as W
+from ganrm_bench.metrics.base import batch_size_for, cached_model
+from ganrm_bench.metrics.media import as_uint8
 
 CLEAN_FILE = "inception-2015-12-05.pt"
 CLEAN_URL = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt"
@@ -59,7 +59,7 @@ class InceptionFeatures(FeatureExtractor):
 
     def assets(self) -> list:
         """The Inception weights file of the mode (harness.assets), where `weights_file` looks."""
-        from harness.assets import local_asset, url_asset
+        from ganrm_bench.harness.assets import local_asset, url_asset
 
         p = self.params
         if p.weights:

@@ -21,12 +21,12 @@ from typing import Any, ClassVar, Literal, Sequence
 import numpy as np
 from pydantic import Field
 
-from harness.errors import UserError, require
-from harness.plugins import ItemSet, PluginParams
-from metrics import openclip_models as oc
-from metrics import weights as W
-from metrics.base import PerSampleMetric, PerSampleParams, batch_size_for, cached_model
-from metrics.media import as_uint8
+from ganrm_bench.harness.errors import UserError, require
+from ganrm_bench.harness.plugins import ItemSet, PluginParams
+from ganrm_bench.metrics import openclip_models as oc
+from ganrm_bench.metrics import weights as W
+from ganrm_bench.metrics.base import PerSampleMetric, PerSampleParams, batch_size_for, cached_model
+from ganrm_bench.metrics.media import as_uint8
 
 GENITALIA = ("FEMALE_GENITALIA_EXPOSED", "MALE_GENITALIA_EXPOSED")
 
@@ -148,7 +148,7 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
 
 
 def _pil(im: Any):
-    from metrics.media import as_pil
+    from ganrm_bench.metrics.media import as_pil
 
     return as_pil(im, metric="ip")
 
@@ -179,7 +179,7 @@ class IP(PerSampleMetric):
 
     def assets(self) -> list:
         """Q16's CLIP and prompt embeddings (NudeNet's detector ships in its wheel) (harness.assets)."""
-        from harness.assets import local_asset, openclip_tag_asset, url_asset
+        from ganrm_bench.harness.assets import local_asset, openclip_tag_asset, url_asset
 
         p = self.params
         q16_url = f"https://raw.githubusercontent.com/ml-research/Q16/main/data/{p.q16_model}/prompts.p"  # Q16's own file

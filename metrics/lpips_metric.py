@@ -21,13 +21,13 @@ from typing import Any, ClassVar, Literal, Sequence
 import numpy as np
 from pydantic import Field
 
-from harness.errors import UserError
-from harness.plugins import Item, ItemSet, MetricResult
-from harness.store import hash_key
-from metrics import ci as cimod
-from metrics import weights as W
-from metrics.base import PerSampleMetric, PerSampleParams, batch_size_for, cached_model
-from metrics.media import as_uint8, is_video
+from ganrm_bench.harness.errors import UserError
+from ganrm_bench.harness.plugins import Item, ItemSet, MetricResult
+from ganrm_bench.harness.store import hash_key
+from ganrm_bench.metrics import ci as cimod
+from ganrm_bench.metrics import weights as W
+from ganrm_bench.metrics.base import PerSampleMetric, PerSampleParams, batch_size_for, cached_model
+from ganrm_bench.metrics.media import as_uint8, is_video
 
 # torchvision's ImageNet weights each lpips trunk is built from
 TRUNKS = {
@@ -73,7 +73,7 @@ class LPIPS(PerSampleMetric):
 
     def assets(self) -> list:
         """The trunk's torchvision weights (the linear heads ship with lpips) (harness.assets)."""
-        from harness.assets import local_asset, url_asset
+        from ganrm_bench.harness.assets import local_asset, url_asset
 
         if self.params.backbone_weights:
             return [local_asset(self.params.backbone_weights, what=f"LPIPS {self.params.net} trunk")]

@@ -6,7 +6,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from harness.errors import UserError
+from ganrm_bench.harness.errors import UserError
 
 
 def is_video(x: Any) -> bool:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from metrics import weights as W
-from metrics.base import cached_model
+from ganrm_bench.metrics import weights as W
+from ganrm_bench.metrics.base import cached_model
 
 
 @dataclass
@@ -41,7 +41,7 @@ def resolve(model: str, pretrained: str, *, cache_dir: str | None, offline: bool
         return W.local_path(pretrained, model=desc), {}
     cfg = open_clip.get_pretrained_cfg(model, pretrained)
     if not cfg:
-        from harness.errors import UserError
+        from ganrm_bench.harness.errors import UserError
 
         tags = open_clip.list_pretrained_tags_by_model(model)
         raise UserError(f"open_clip has no pretrained tag {pretrained!r} for model {model!r} and no such file exists",

@@ -12,10 +12,10 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 from pydantic import Field
 
-from harness.plugins import PluginParams
-from metrics import weights as W
-from metrics.base import MetricScorer, PerSampleMetric, PerSampleParams, cached_model
-from metrics.media import as_pil
+from ganrm_bench.harness.plugins import PluginParams
+from ganrm_bench.metrics import weights as W
+from ganrm_bench.metrics.base import MetricScorer, PerSampleMetric, PerSampleParams, cached_model
+from ganrm_bench.metrics.media import as_pil
 
 
 class PickScoreModel(PluginParams):
@@ -47,7 +47,7 @@ class PickScore(PerSampleMetric):
 
     def assets(self) -> list:
         """The PickScore CLIP model and the processor files of its base (harness.assets)."""
-        from harness.assets import ref_asset
+        from ganrm_bench.harness.assets import ref_asset
 
         p = self.params
         return [ref_asset(p.model, looks_local=W.looks_local, files=("config.json",), cache_dir=p.cache_dir,

@@ -19,8 +19,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Iterable
 
-from harness.errors import MissingWeightsError
-from harness.store import canonical_json, file_digest
+from ganrm_bench.harness.errors import MissingWeightsError
+from ganrm_bench.harness.store import canonical_json, file_digest
 
 _TRUE = {"1", "true", "yes", "on"}
 _DIGESTS: dict[tuple[str, int, int], str] = {}
@@ -170,7 +170,7 @@ def load_torch_state(path: str | Path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        from harness.errors import UserError
+        from ganrm_bench.harness.errors import UserError
 
         raise UserError(
             f"{path}: cannot be read as plain tensors with torch.load(weights_only=True) ({type(exc).__name__}: {exc})",

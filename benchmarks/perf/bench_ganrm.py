@@ -42,12 +42,12 @@ def main() -> None:
     import torch
     from PIL import Image
 
-    from harness.runtime import Context
-    from harness.store import Store
-    from methods.ganrm.backbones import OpenClipBackbone
-    from methods.ganrm.features import item_features, media_features
-    from methods.ganrm.model import GanRM
-    from methods.ganrm.training import TrainConfig, fit_features
+    from ganrm_bench.harness.runtime import Context
+    from ganrm_bench.harness.store import Store
+    from ganrm_bench.methods.ganrm.backbones import OpenClipBackbone
+    from ganrm_bench.methods.ganrm.features import item_features, media_features
+    from ganrm_bench.methods.ganrm.model import GanRM
+    from ganrm_bench.methods.ganrm.training import TrainConfig, fit_features
 
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
@@ -74,7 +74,7 @@ def main() -> None:
         for i, im in enumerate(images):
             paths.append(os.path.join(tmp, f"{i:04d}.png"))
             im.save(paths[-1])
-        from harness.sources import items_from_files
+        from ganrm_bench.harness.sources import items_from_files
         from pathlib import Path
 
         items, _ = items_from_files([(Path(p), {}) for p in paths], ctx, what="bench", skip_bad=False, full_check=False)

@@ -34,12 +34,12 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from harness.builtins import register_builtins
-    from harness.plugins import FeatureExtractor, Item, ItemSet, PluginParams
-    from harness.registry import FEATURES
-    from harness.runtime import Context
-    from harness.store import Store
-    from metrics.fid import FID
+    from ganrm_bench.harness.builtins import register_builtins
+    from ganrm_bench.harness.plugins import FeatureExtractor, Item, ItemSet, PluginParams
+    from ganrm_bench.harness.registry import FEATURES
+    from ganrm_bench.harness.runtime import Context
+    from ganrm_bench.harness.store import Store
+    from ganrm_bench.metrics.fid import FID
 
     torch.set_num_threads(args.threads)
     dim = args.dim

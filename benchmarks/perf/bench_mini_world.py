@@ -23,10 +23,10 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from harness.runner import run_spec
-    from harness.runtime import Context
-    from harness.spec import load_spec
-    from harness.store import Store
+    from ganrm_bench.harness.runner import run_spec
+    from ganrm_bench.harness.runtime import Context
+    from ganrm_bench.harness.spec import load_spec
+    from ganrm_bench.harness.store import Store
 
     spec = load_spec(args.spec)
     with tempfile.TemporaryDirectory() as cache:

@@ -18,9 +18,9 @@ from typing import Any, Sequence
 
 import torch
 
-from harness.errors import UserError
-from methods.finetune.diffusers_adapter import load_image
-from methods.finetune.weights import apply_weights
+from ganrm_bench.harness.errors import UserError
+from ganrm_bench.methods.finetune.diffusers_adapter import load_image
+from ganrm_bench.methods.finetune.weights import apply_weights
 
 HOOKS = ("unet", "noise_scheduler", "encode_prompts", "images_to_model_space", "unet_forward")
 

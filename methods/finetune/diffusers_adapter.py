@@ -12,7 +12,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from methods.finetune.protocol import randn_per_example
+from ganrm_bench.methods.finetune.protocol import randn_per_example
 
 
 def load_image(x: Any):

@@ -57,7 +57,7 @@ def shared_noise_and_timesteps(pairs: int, shape: tuple[int, ...], num_train_tim
     """Noise [2P, ...] and timesteps [2P] where the loser half repeats the winner half (the
     reference's `noise.chunk(2)[0].repeat(2, 1, 1, 1)`); unshared noise makes the loss vanish
     (DiffusionDPO#1)."""
-    from methods.finetune.sft import noise_and_timesteps
+    from ganrm_bench.methods.finetune.sft import noise_and_timesteps
 
     noise, timesteps = noise_and_timesteps(pairs, shape, num_train_timesteps, generator, device)
     return noise.repeat(2, *([1] * len(shape))), timesteps.repeat(2)

@@ -7,8 +7,8 @@ from typing import Sequence
 
 import torch
 
-from methods.finetune.dpo import per_sample_mse
-from methods.finetune.protocol import randint_per_example, randn_per_example
+from ganrm_bench.methods.finetune.dpo import per_sample_mse
+from ganrm_bench.methods.finetune.protocol import randint_per_example, randn_per_example
 
 
 def denoising_loss(model_pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -32,14 +32,14 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from harness.errors import UserError
-from harness.plugins import PluginParams
-from harness.runtime import derive_seed
-from harness.store import hash_key
-from methods.finetune import weights as W
-from methods.finetune.dpo import diffusion_dpo_loss, shared_noise_and_timesteps
-from methods.finetune.protocol import Denoiser, map_cond, training_target
-from methods.finetune.sft import denoising_loss, noise_and_timesteps
+from ganrm_bench.harness.errors import UserError
+from ganrm_bench.harness.plugins import PluginParams
+from ganrm_bench.harness.runtime import derive_seed
+from ganrm_bench.harness.store import hash_key
+from ganrm_bench.methods.finetune import weights as W
+from ganrm_bench.methods.finetune.dpo import diffusion_dpo_loss, shared_noise_and_timesteps
+from ganrm_bench.methods.finetune.protocol import Denoiser, map_cond, training_target
+from ganrm_bench.methods.finetune.sft import denoising_loss, noise_and_timesteps
 
 
 @dataclass(frozen=True)

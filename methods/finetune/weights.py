@@ -19,7 +19,7 @@ from typing import Any, Iterator, Sequence
 
 import torch
 
-from harness.errors import UserError
+from ganrm_bench.harness.errors import UserError
 
 FORMAT = "ganrm-bench-finetune"
 WEIGHTS = "weights.safetensors"

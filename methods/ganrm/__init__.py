@@ -7,19 +7,19 @@ Importing this package is light; plugins are registered lazily from `PLUGINS`. T
 
 PLUGINS = {
     "scorer": {
-        "ganrm": "methods.ganrm.scorer:GanRMScorer",
+        "ganrm": "ganrm_bench.methods.ganrm.scorer:GanRMScorer",
     },
     "backbone": {
-        "openclip": ("methods.ganrm.backbones:OpenClipBackbone", ["open_clip"]),
-        "video_frames": "methods.ganrm.backbones:VideoFrameBackbone",
-        "viclip": "methods.ganrm.backbones:ViclipBackbone",
+        "openclip": ("ganrm_bench.methods.ganrm.backbones:OpenClipBackbone", ["open_clip"]),
+        "video_frames": "ganrm_bench.methods.ganrm.backbones:VideoFrameBackbone",
+        "viclip": "ganrm_bench.methods.ganrm.backbones:ViclipBackbone",
     },
 }
 
 
 def __getattr__(name):  # `from methods.ganrm import GanRM` without importing torch at package import
     if name == "GanRM":
-        from methods.ganrm.model import GanRM
+        from ganrm_bench.methods.ganrm.model import GanRM
 
         return GanRM
     raise AttributeError(name)

@@ -16,10 +16,10 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
-from harness.errors import UserError
-from harness.plugins import Backbone, PluginParams
-from harness.store import canonical_json, file_digest
-from methods.ganrm.weights import resolve_open_clip_weights, tag_config
+from ganrm_bench.harness.errors import UserError
+from ganrm_bench.harness.plugins import Backbone, PluginParams
+from ganrm_bench.harness.store import canonical_json, file_digest
+from ganrm_bench.methods.ganrm.weights import resolve_open_clip_weights, tag_config
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +138,8 @@ class OpenClipBackbone(Backbone):
     # -- assets (harness.assets) -----------------------------------------------------------------
     def assets(self) -> list:
         """The weights this backbone looks for (tag's hub file or URL file, or local files)."""
-        from harness.assets import hub_asset, local_asset, url_asset
-        from methods.ganrm.weights import _hub_candidates
+        from ganrm_bench.harness.assets import hub_asset, local_asset, url_asset
+        from ganrm_bench.methods.ganrm.weights import _hub_candidates
 
         p = self.params
         what = f"open_clip {p.model} ({p.pretrained}) for GAN-RM's backbone"
@@ -169,7 +169,7 @@ class OpenClipBackbone(Backbone):
         import open_clip
         import torch
 
-        from harness.runtime import resolve_device
+        from ganrm_bench.harness.runtime import resolve_device
 
         register_packaged_configs()
         p = self.params
@@ -254,8 +254,8 @@ class OpenClipBackbone(Backbone):
 
 def build_backbone(name: str, params: dict[str, Any] | None = None) -> Backbone:
     """A backbone plugin by registry name (built-ins registered on first use)."""
-    from harness.builtins import register_builtins
-    from harness.registry import REGISTRIES
+    from ganrm_bench.harness.builtins import register_builtins
+    from ganrm_bench.harness.registry import REGISTRIES
 
     register_builtins()
     return REGISTRIES["backbone"].get(name)(params or {})
@@ -298,7 +298,7 @@ class VideoFrameBackbone(Backbone):
 
     def assets(self) -> list:
         """The image backbone's weights."""
-        from harness.assets import plugin_assets
+        from ganrm_bench.harness.assets import plugin_assets
 
         return plugin_assets(self.inner)
 

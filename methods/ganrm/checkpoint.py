@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from harness.errors import UserError
+from ganrm_bench.harness.errors import UserError
 
 FORMAT = "ganrm-checkpoint"
 FORMAT_VERSION = 1

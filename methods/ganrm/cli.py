@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 import typer
 
-from harness.errors import UserError
+from ganrm_bench.harness.errors import UserError
 
 app = typer.Typer(help="GAN-RM: train a reward model from preference proxy data, score images.", no_args_is_help=True, add_completion=False)
 
@@ -46,15 +46,15 @@ def _user_errors(fn):
 
 
 def make_context(cache: Optional[Path], device: str):
-    from harness.runtime import Context, Progress, resolve_device
-    from harness.store import Store
+    from ganrm_bench.harness.runtime import Context, Progress, resolve_device
+    from ganrm_bench.harness.store import Store
 
     return Context(store=Store(cache), device=resolve_device(device), progress=Progress(sys.stderr.isatty()))
 
 
 def image_source(path: Path, *, recursive: bool, skip_bad: bool):
     """A folder or a table of paths, as an ImageSource plugin."""
-    from harness.sources import FolderImages, TableImages
+    from ganrm_bench.harness.sources import FolderImages, TableImages
 
     if path.is_dir():
         return FolderImages(path=str(path), recursive=recursive, skip_bad=skip_bad)
@@ -98,9 +98,9 @@ def train(
     device: str = typer.Option("auto", "--device"),
 ):
     """Train GAN-RM: PPD = label 1, generated = label 0, on cached backbone features."""
-    from methods.ganrm.backbones import build_backbone
-    from methods.ganrm.model import GanRM
-    from methods.ganrm.training import TrainConfig
+    from ganrm_bench.methods.ganrm.backbones import build_backbone
+    from ganrm_bench.methods.ganrm.model import GanRM
+    from ganrm_bench.methods.ganrm.training import TrainConfig
 
     ctx = make_context(cache, device)
     params = parse_params(backbone_param)
@@ -118,8 +118,8 @@ def train(
 
 
 def _accepts_device(backbone: str) -> bool:
-    from harness.builtins import register_builtins
-    from harness.registry import REGISTRIES
+    from ganrm_bench.harness.builtins import register_builtins
+    from ganrm_bench.harness.registry import REGISTRIES
 
     register_builtins()
     cls = REGISTRIES["backbone"].get(backbone)
@@ -152,8 +152,8 @@ def score(
     device: Optional[str] = typer.Option(None, "--device"),
 ):
     """Score images with a trained GAN-RM (P(preference proxy data), higher is better)."""
-    from harness.sources import FolderImages, item_set, items_from_files
-    from methods.ganrm.model import GanRM
+    from ganrm_bench.harness.sources import FolderImages, item_set, items_from_files
+    from ganrm_bench.methods.ganrm.model import GanRM
 
     ctx = make_context(cache, device or "auto")
     rm = GanRM.load(ckpt, device=device)

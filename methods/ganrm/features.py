@@ -11,10 +11,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from harness.errors import UserError
-from harness.plugins import Backbone, Item, load_media
-from methods.ganrm.backbones import backbone_fingerprint
-from methods.ganrm.rpl import pool_tokens
+from ganrm_bench.harness.errors import UserError
+from ganrm_bench.harness.plugins import Backbone, Item, load_media
+from ganrm_bench.methods.ganrm.backbones import backbone_fingerprint
+from ganrm_bench.methods.ganrm.rpl import pool_tokens
 
 NAMESPACE = "ganrm-features"
 POOLING = "cls+mean"

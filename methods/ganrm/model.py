@@ -13,20 +13,20 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from harness.errors import UserError
-from harness.plugins import Backbone
-from methods.ganrm import checkpoint
-from methods.ganrm.backbones import backbone_fingerprint, build_backbone
-from methods.ganrm.features import POOLING, features_of
-from methods.ganrm.rpl import PPD_CLASS
-from methods.ganrm.training import FitResult, TrainConfig, build_rpl, fit_features
+from ganrm_bench.harness.errors import UserError
+from ganrm_bench.harness.plugins import Backbone
+from ganrm_bench.methods.ganrm import checkpoint
+from ganrm_bench.methods.ganrm.backbones import backbone_fingerprint, build_backbone
+from ganrm_bench.methods.ganrm.features import POOLING, features_of
+from ganrm_bench.methods.ganrm.rpl import PPD_CLASS
+from ganrm_bench.methods.ganrm.training import FitResult, TrainConfig, build_rpl, fit_features
 
 
 def default_context(ctx: Any = None) -> Any:
     if ctx is not None:
         return ctx
-    from harness.runtime import Context
-    from harness.store import Store
+    from ganrm_bench.harness.runtime import Context
+    from ganrm_bench.harness.store import Store
 
     return Context(store=Store())
 

@@ -9,14 +9,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from harness.errors import UserError
-from harness.plugins import ItemSet, TrainableScorer
-from harness.runtime import derive_seed
-from methods.ganrm.backbones import backbone_fingerprint, build_backbone
-from methods.ganrm.checkpoint import json_safe
-from methods.ganrm.features import POOLING, item_features
-from methods.ganrm.model import GanRM
-from methods.ganrm.training import TrainConfig, fit_features
+from ganrm_bench.harness.errors import UserError
+from ganrm_bench.harness.plugins import ItemSet, TrainableScorer
+from ganrm_bench.harness.runtime import derive_seed
+from ganrm_bench.methods.ganrm.backbones import backbone_fingerprint, build_backbone
+from ganrm_bench.methods.ganrm.checkpoint import json_safe
+from ganrm_bench.methods.ganrm.features import POOLING, item_features
+from ganrm_bench.methods.ganrm.model import GanRM
+from ganrm_bench.methods.ganrm.training import TrainConfig, fit_features
 
 
 class GanRMScorer(TrainableScorer):

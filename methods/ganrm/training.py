@@ -17,10 +17,10 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from harness.errors import UserError
-from harness.plugins import PluginParams
-from harness.runtime import derive_seed
-from methods.ganrm.rpl import RewardProjectionLayer
+from ganrm_bench.harness.errors import UserError
+from ganrm_bench.harness.plugins import PluginParams
+from ganrm_bench.harness.runtime import derive_seed
+from ganrm_bench.methods.ganrm.rpl import RewardProjectionLayer
 
 Variant = Literal["naive", "average", "voting", "bootstrap"]
 

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from harness.errors import MissingWeightsError, UserError
+from ganrm_bench.harness.errors import MissingWeightsError, UserError
 
 HF_WEIGHTS = "open_clip_pytorch_model.bin"
 HF_SAFE_WEIGHTS = "open_clip_model.safetensors"

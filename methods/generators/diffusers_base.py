@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING, Any, Literal, Sequence
 
 from pydantic import Field
 
-from harness.errors import MissingWeightsError, UserError
-from harness.plugins import Generator, PluginParams, SampleRequest
-from harness.runtime import resolve_device
-from methods.generators import loading
+from ganrm_bench.harness.errors import MissingWeightsError, UserError
+from ganrm_bench.harness.plugins import Generator, PluginParams, SampleRequest
+from ganrm_bench.harness.runtime import resolve_device
+from ganrm_bench.methods.generators import loading
 
 if TYPE_CHECKING:  # pragma: no cover
-    from harness.runtime import Context
-    from harness.store import Store
+    from ganrm_bench.harness.runtime import Context
+    from ganrm_bench.harness.store import Store
 
 
 class DiffusersParams(PluginParams):
@@ -77,7 +77,7 @@ class DiffusersGeneratorBase(Generator):
     # -- assets (harness.assets) ---------------------------------------------------------------
     def assets(self) -> list:
         """The pipeline, the UNet override and the LoRA (fine-tuning results are the harness's own)."""
-        from harness.assets import ref_asset
+        from ganrm_bench.harness.assets import ref_asset
 
         p = self.params
         v = f".{p.variant}" if p.variant else ""
@@ -134,7 +134,7 @@ class DiffusersGeneratorBase(Generator):
         if p.lora is not None:
             self._fuse_lora(pipe, offline)
         if p.finetuned:
-            from methods.finetune.weights import apply_weights
+            from ganrm_bench.methods.finetune.weights import apply_weights
 
             for weights_dir in p.finetuned:
                 apply_weights(pipe.unet, weights_dir)
@@ -218,7 +218,7 @@ class DiffusersGeneratorBase(Generator):
     # -- fine-tuning hooks (methods.finetune.protocol.FineTunableGenerator) ----------------------
     def finetune_model(self, ctx: "Context | None" = None, *, device: str | None = None, resolution: int | None = None):
         """A private copy of the pipeline wrapped for fine-tuning (the sampling pipeline is untouched)."""
-        from methods.finetune.diffusers_adapter import DiffusersDenoiser
+        from ganrm_bench.methods.finetune.diffusers_adapter import DiffusersDenoiser
 
         return DiffusersDenoiser(self.load_pipeline(ctx, device=device), height=self.params.height,
                                  width=self.params.width, resolution=resolution)

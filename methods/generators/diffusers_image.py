@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from harness.plugins import SampleRequest
-from methods.generators.diffusers_base import DiffusersGeneratorBase, DiffusersParams
+from ganrm_bench.harness.plugins import SampleRequest
+from ganrm_bench.methods.generators.diffusers_base import DiffusersGeneratorBase, DiffusersParams
 
 
 class DiffusersImageGenerator(DiffusersGeneratorBase):

@@ -8,8 +8,8 @@ from typing import Any, Sequence
 import numpy as np
 from pydantic import Field
 
-from harness.plugins import SampleRequest
-from methods.generators.diffusers_base import DiffusersGeneratorBase, DiffusersParams
+from ganrm_bench.harness.plugins import SampleRequest
+from ganrm_bench.methods.generators.diffusers_base import DiffusersGeneratorBase, DiffusersParams
 
 
 class DiffusersVideoParams(DiffusersParams):
@@ -32,7 +32,7 @@ class DiffusersVideoGenerator(DiffusersGeneratorBase):
 
     def finetune_model(self, ctx=None, *, device: str | None = None, resolution: int | None = None):
         """A private copy of the pipeline wrapped for video fine-tuning (5-D latents, per-frame VAE)."""
-        from methods.finetune.video_adapter import DiffusersVideoDenoiser
+        from ganrm_bench.methods.finetune.video_adapter import DiffusersVideoDenoiser
 
         return DiffusersVideoDenoiser(self.load_pipeline(ctx, device=device), num_frames=self.params.num_frames,
                                       height=self.params.height, width=self.params.width, resolution=resolution)

@@ -13,11 +13,11 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import MissingWeightsError, UserError
-from harness.store import canonical_json, file_digest
+from ganrm_bench.harness.errors import MissingWeightsError, UserError
+from ganrm_bench.harness.store import canonical_json, file_digest
 
 if TYPE_CHECKING:  # pragma: no cover
-    from harness.store import Store
+    from ganrm_bench.harness.store import Store
 
 _SHA = re.compile(r"[0-9a-f]{40}")
 _TRUE = {"1", "true", "yes", "on"}

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from harness.graph import Builder
-from harness.runner import Evaluator, run_spec
-from harness.runtime import Context
-from harness.spec import load_spec
-from harness.store import Store
+from ganrm_bench.harness.graph import Builder
+from ganrm_bench.harness.runner import Evaluator, run_spec
+from ganrm_bench.harness.runtime import Context
+from ganrm_bench.harness.spec import load_spec
+from ganrm_bench.harness.store import Store
 
 MINI = Path(__file__).resolve().parents[2] / "benchmarks" / "mini"
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # the module fixture runs the world cold
@@ -83,7 +83,7 @@ def test_ganrm_selection_also_raises_alignment(world):
 
 def test_no_regression_against_the_committed_baseline(world):
     """What a lab's CI does on a new checkpoint: `ganrm-bench check` against committed results."""
-    from harness.report import check, read_results_file
+    from ganrm_bench.harness.report import check, read_results_file
 
     baseline = read_results_file(MINI.parents[1] / "reports" / "baselines" / "mini-table1.csv")
     assert check(world["table1"], baseline, tolerance={}) == []

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.graph import Builder
-from harness.runner import build_cells, plan, plan_totals, run_spec
-from harness.runtime import Context
-from harness.spec import load_spec
-from harness.store import Store
+from ganrm_bench.harness.graph import Builder
+from ganrm_bench.harness.runner import build_cells, plan, plan_totals, run_spec
+from ganrm_bench.harness.runtime import Context
+from ganrm_bench.harness.spec import load_spec
+from ganrm_bench.harness.store import Store
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
@@ -54,7 +54,7 @@ def test_best_of_k_picks_true_argmax(tmp_path, counters):
     spec = load_spec(HERE / "toy_spec.yaml")
     ctx = Context(store=Store(tmp_path / "store"))
     b = Builder(spec, ctx, 0)
-    from harness.runner import Evaluator
+    from ganrm_bench.harness.runner import Evaluator
 
     ev = Evaluator(ctx)
     pool = b.pool("gen", "eval", 4)
@@ -85,7 +85,7 @@ def test_a_failing_cell_does_not_lose_the_others(tmp_path, counters, monkeypatch
     def broken(self, *a, **k):
         raise RuntimeError("scorer exploded")
 
-    from harness.registry import SCORERS
+    from ganrm_bench.harness.registry import SCORERS
 
     monkeypatch.setattr(SCORERS.get("toy_rm"), "fit", broken)
     out = run_spec(spec, Context(store=store))
@@ -101,9 +101,9 @@ def test_a_failing_cell_does_not_lose_the_others(tmp_path, counters, monkeypatch
 
 def test_reported_ops_land_in_records(tmp_path, counters):
     """Values of ops marked `reported` (multi-round reward statistics) come back as records."""
-    from harness.graph import Op
-    from harness.plugins import Method
-    from harness.registry import METHODS
+    from ganrm_bench.harness.graph import Op
+    from ganrm_bench.harness.plugins import Method
+    from ganrm_bench.harness.registry import METHODS
 
     class CountOp(Op):
         name = "toy_count"

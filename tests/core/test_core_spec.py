@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import SpecError, UserError
-from harness.spec import load_spec
+from ganrm_bench.harness.errors import SpecError, UserError
+from ganrm_bench.harness.spec import load_spec
 
 HERE = Path(__file__).parent
 TOY = (HERE / "toy_spec.yaml").read_text()

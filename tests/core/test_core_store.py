@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from harness.store import Store, hash_key
+from ganrm_bench.harness.store import Store, hash_key
 
 
 def test_key_is_order_independent_and_content_sensitive():

@@ -8,11 +8,11 @@ import pytest
 import torch
 from PIL import Image
 
-from harness.errors import MissingWeightsError, UserError
-from harness.store import file_digest
-from methods.ganrm.backbones import OpenClipBackbone, VideoFrameBackbone, build_backbone
-from methods.ganrm.features import item_features
-from methods.ganrm.rpl import RewardProjectionLayer, pool_tokens
+from ganrm_bench.harness.errors import MissingWeightsError, UserError
+from ganrm_bench.harness.store import file_digest
+from ganrm_bench.methods.ganrm.backbones import OpenClipBackbone, VideoFrameBackbone, build_backbone
+from ganrm_bench.methods.ganrm.features import item_features
+from ganrm_bench.methods.ganrm.rpl import RewardProjectionLayer, pool_tokens
 
 from ganrm_fixtures import TINY, write_images
 
@@ -108,7 +108,7 @@ def test_viclip_is_a_documented_slot():
 
 
 def test_features_are_computed_once_per_item_and_backbone(tmp_path, ctx):
-    from harness.sources import FolderImages
+    from ganrm_bench.harness.sources import FolderImages
 
     write_images(tmp_path / "imgs", 5, 128, seed=3)
     items = FolderImages(path=str(tmp_path / "imgs")).load(ctx).items
@@ -131,7 +131,7 @@ def test_a_checkpoint_file_keeps_the_tags_conventions(tmp_path, monkeypatch):
     from open_clip.transformer import QuickGELU
     from safetensors.torch import save_file
 
-    import methods.ganrm.backbones as backbones
+    import ganrm_bench.methods.ganrm.backbones as backbones
 
     OpenClipBackbone(**TINY).fingerprint()
     path = tmp_path / "tiny.safetensors"

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from harness.errors import UserError
-from methods.ganrm import checkpoint
-from methods.ganrm.model import GanRM
+from ganrm_bench.harness.errors import UserError
+from ganrm_bench.methods.ganrm import checkpoint
+from ganrm_bench.methods.ganrm.model import GanRM
 
 D = 16
 

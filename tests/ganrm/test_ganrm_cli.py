@@ -5,7 +5,7 @@ import json
 import pandas as pd
 from typer.testing import CliRunner
 
-from methods.ganrm.cli import app
+from ganrm_bench.methods.ganrm.cli import app
 
 from ganrm_fixtures import write_images
 

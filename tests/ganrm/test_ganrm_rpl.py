@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from methods.ganrm.rpl import PPD_CLASS, RewardProjectionLayer, pool_tokens
+from ganrm_bench.methods.ganrm.rpl import PPD_CLASS, RewardProjectionLayer, pool_tokens
 
 
 def test_layer_order_and_sizes_match_table6():

@@ -5,11 +5,11 @@ import pytest
 import torch
 from PIL import Image
 
-from harness.builtins import register_builtins
-from harness.errors import UserError
-from harness.registry import REGISTRIES
-from harness.sources import FolderImages
-from methods.ganrm.scorer import GanRMScorer
+from ganrm_bench.harness.builtins import register_builtins
+from ganrm_bench.harness.errors import UserError
+from ganrm_bench.harness.registry import REGISTRIES
+from ganrm_bench.harness.sources import FolderImages
+from ganrm_bench.methods.ganrm.scorer import GanRMScorer
 
 from ganrm_fixtures import TINY, write_images
 

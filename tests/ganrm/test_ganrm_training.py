@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from harness.errors import UserError
-from methods.ganrm.model import GanRM
-from methods.ganrm.training import (
+from ganrm_bench.harness.errors import UserError
+from ganrm_bench.methods.ganrm.model import GanRM
+from ganrm_bench.methods.ganrm.training import (
     TrainConfig,
     average_states,
     balance_indices,

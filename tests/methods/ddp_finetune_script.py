@@ -7,14 +7,13 @@ from pathlib import Path
 import torch
 
 torch.set_num_threads(1)
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from harness.mini.generator import MiniDiffusion  # noqa: E402
-from harness.plugins import Prompt, SampleRequest  # noqa: E402
-from harness.runtime import Context  # noqa: E402
-from harness.store import Store  # noqa: E402
-from methods.finetune.adapters import denoiser_for  # noqa: E402
-from methods.finetune.train import PreferencePair, TrainConfig, finetune  # noqa: E402
+from ganrm_bench.mini.generator import MiniDiffusion  # noqa: E402
+from ganrm_bench.harness.plugins import Prompt, SampleRequest  # noqa: E402
+from ganrm_bench.harness.runtime import Context  # noqa: E402
+from ganrm_bench.harness.store import Store  # noqa: E402
+from ganrm_bench.methods.finetune.adapters import denoiser_for  # noqa: E402
+from ganrm_bench.methods.finetune.train import PreferencePair, TrainConfig, finetune  # noqa: E402
 
 
 def main(out: str, batch: int, weights: str) -> None:

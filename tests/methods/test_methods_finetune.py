@@ -6,11 +6,11 @@ import pytest
 import torch
 from PIL import Image
 
-from harness.errors import UserError
-from harness.plugins import Prompt, SampleRequest
-from methods.finetune import weights as W
-from methods.finetune.adapters import denoiser_for, finetuned_generator
-from methods.finetune.train import PreferencePair, Sample, TrainConfig, evaluate, finetune, train
+from ganrm_bench.harness.errors import UserError
+from ganrm_bench.harness.plugins import Prompt, SampleRequest
+from ganrm_bench.methods.finetune import weights as W
+from ganrm_bench.methods.finetune.adapters import denoiser_for, finetuned_generator
+from ganrm_bench.methods.finetune.train import PreferencePair, Sample, TrainConfig, evaluate, finetune, train
 
 LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
 
@@ -25,14 +25,14 @@ def speckle(seed, size=32):
 
 @pytest.fixture
 def sd_generator(tiny_sd):
-    from methods.generators.diffusers_image import DiffusersImageGenerator
+    from ganrm_bench.methods.generators.diffusers_image import DiffusersImageGenerator
 
     return DiffusersImageGenerator(model=str(tiny_sd), steps=3, height=32, width=32, device="cpu")
 
 
 @pytest.fixture
 def mini_generator(mini_weights):
-    from harness.mini.generator import MiniDiffusion
+    from ganrm_bench.mini.generator import MiniDiffusion
 
     return MiniDiffusion(weights=str(mini_weights), steps=4, device="cpu")
 
@@ -88,7 +88,7 @@ def test_sft_steps_lower_the_denoising_loss_on_the_selected_set(mini_generator, 
 
 
 def test_a_killed_run_resumes_to_the_same_weights(mini_generator, tmp_path, ctx, monkeypatch):
-    import methods.finetune.train as T
+    import ganrm_bench.methods.finetune.train as T
 
     samples = mini_samples(mini_generator, ctx, n=6)
     cfg = TrainConfig(objective="sft", steps=4, batch_size=2, grad_accum=2, lr=1e-3, warmup_steps=2, checkpoint_every=2,
@@ -146,7 +146,7 @@ def test_bad_training_inputs_are_clear_errors(mini_generator, tmp_path, ctx):
 def test_sdxl_pipelines_fine_tune_with_their_pooled_text_and_time_conditioning(tmp_path, ctx):
     from tiny import save_tiny_sdxl
 
-    from methods.generators.diffusers_image import DiffusersImageGenerator
+    from ganrm_bench.methods.generators.diffusers_image import DiffusersImageGenerator
 
     g = DiffusersImageGenerator(model=str(save_tiny_sdxl(tmp_path / "sdxl")), steps=2, height=32, width=32, device="cpu")
     reqs = [SampleRequest(Prompt("a", "a red cat"), 0, 1), SampleRequest(Prompt("b", "a red cat"), 1, 2)]

@@ -6,10 +6,10 @@ import time
 import numpy as np
 import pytest
 
-from harness.errors import MissingWeightsError, UserError
-from harness.plugins import Prompt, SampleRequest
-from methods.generators.diffusers_image import DiffusersImageGenerator
-from methods.generators.diffusers_video import DiffusersVideoGenerator, video_to_uint8
+from ganrm_bench.harness.errors import MissingWeightsError, UserError
+from ganrm_bench.harness.plugins import Prompt, SampleRequest
+from ganrm_bench.methods.generators.diffusers_image import DiffusersImageGenerator
+from ganrm_bench.methods.generators.diffusers_video import DiffusersVideoGenerator, video_to_uint8
 
 
 def requests(n, offset=0):

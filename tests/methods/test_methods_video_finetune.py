@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from harness.errors import UserError
-from harness.plugins import Prompt, SampleRequest
-from methods.finetune import weights as W
-from methods.finetune.adapters import cannot_finetune, denoiser_for, finetuned_generator
-from methods.finetune.dpo import diffusion_dpo_loss, shared_noise_and_timesteps
-from methods.finetune.train import PreferencePair, TrainConfig, evaluate, finetune
+from ganrm_bench.harness.errors import UserError
+from ganrm_bench.harness.plugins import Prompt, SampleRequest
+from ganrm_bench.methods.finetune import weights as W
+from ganrm_bench.methods.finetune.adapters import cannot_finetune, denoiser_for, finetuned_generator
+from ganrm_bench.methods.finetune.dpo import diffusion_dpo_loss, shared_noise_and_timesteps
+from ganrm_bench.methods.finetune.train import PreferencePair, TrainConfig, evaluate, finetune
 
 FRAMES, SIZE = 2, 32
 
@@ -28,7 +28,7 @@ def tiny_video(tmp_path_factory):
 
 @pytest.fixture
 def video_gen(tiny_video):
-    from methods.generators.diffusers_video import DiffusersVideoGenerator
+    from ganrm_bench.methods.generators.diffusers_video import DiffusersVideoGenerator
 
     return DiffusersVideoGenerator(model=str(tiny_video), steps=2, height=SIZE, width=SIZE, num_frames=FRAMES, device="cpu")
 
@@ -114,7 +114,7 @@ def test_video_dpo_raises_implicit_accuracy_and_rebuilds_the_generator(video_gen
 
 
 def test_video_full_finetune_sft_loads_back_the_whole_unet(video_gen, tmp_path, ctx):
-    from methods.finetune.train import Sample
+    from ganrm_bench.methods.finetune.train import Sample
 
     cfg = TrainConfig(objective="sft", finetune="full", steps=1, batch_size=2, grad_accum=1, lr=1e-3, warmup_steps=0)
     data = [Sample("a red ball", solid_video((220, 20, 20))), Sample("noise", speckle_video(3))]
@@ -128,8 +128,8 @@ def test_video_full_finetune_sft_loads_back_the_whole_unet(video_gen, tmp_path, 
 def test_generators_without_a_video_adapter_are_clear_errors(tiny_sd, video_gen, ctx):
     from method_plugins import FramesOnly
 
-    from methods.finetune.video_adapter import DiffusersVideoDenoiser
-    from methods.generators.diffusers_image import DiffusersImageGenerator
+    from ganrm_bench.methods.finetune.video_adapter import DiffusersVideoDenoiser
+    from ganrm_bench.methods.generators.diffusers_image import DiffusersImageGenerator
 
     assert cannot_finetune(video_gen) is None
     assert "video generators" in cannot_finetune(FramesOnly())
@@ -143,7 +143,7 @@ def test_generators_without_a_video_adapter_are_clear_errors(tiny_sd, video_gen,
 def test_video_sft_and_dpo_rows_run_through_the_graph_and_a_rerun_computes_nothing(tmp_path, tiny_video, ctx):
     from test_methods_rows import builder, write_spec
 
-    from harness.runner import run_spec
+    from ganrm_bench.harness.runner import run_spec
 
     gens = {"gen": {"generator": "diffusers_video", "model": str(tiny_video), "steps": 2, "height": SIZE, "width": SIZE,
                     "num_frames": FRAMES, "device": "cpu"},
@@ -165,7 +165,7 @@ def test_video_sft_and_dpo_rows_run_through_the_graph_and_a_rerun_computes_nothi
     values = first.results.set_index("row")["value"].to_dict()
     assert values["sft"] != values["dpo"] and all(np.isfinite(v) for v in values.values())
     b = builder(spec, ctx)
-    from harness.runner import Evaluator
+    from ganrm_bench.harness.runner import Evaluator
 
     ev = Evaluator(ctx)
     assert [it.k for it in ev.value(b.method("base"))] == [0, 1] * 3

@@ -156,8 +156,8 @@ def save_tiny_video(directory: str | Path, seed: int = 0) -> Path:
 def save_random_mini_generator(path: str | Path, seed: int = 0) -> Path:
     """A random-init mini_diffusion weights file (same format as the shipped one), for tests that
     must not depend on the shipped weights."""
-    from harness.mini.nets import UNET_CONFIG, build_unet
-    from harness.mini.train import save
+    from ganrm_bench.mini.nets import UNET_CONFIG, build_unet
+    from ganrm_bench.mini.train import save
 
     path = Path(path)
     torch.manual_seed(seed)

@@ -6,16 +6,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-# pytest puts tests/ on sys.path (rootdir conftest), where this folder is a namespace package
-# called "metrics" that shadows the real `metrics` package (the editable install's finder comes
-# after the path finder). A regular package anywhere on sys.path wins over a namespace portion:
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.append(_ROOT)
-if "metrics" in sys.modules and getattr(sys.modules["metrics"], "__file__", None) is None:
-    del sys.modules["metrics"]
-
-import numpy as np  # noqa: E402
+import numpy as np
 import pytest  # noqa: E402
 
 try:
@@ -25,9 +16,9 @@ try:
 except ImportError:  # pragma: no cover
     pass
 
-from harness.plugins import Item, ItemSet  # noqa: E402
-from harness.runtime import Context  # noqa: E402
-from harness.store import Store  # noqa: E402
+from ganrm_bench.harness.plugins import Item, ItemSet  # noqa: E402
+from ganrm_bench.harness.runtime import Context  # noqa: E402
+from ganrm_bench.harness.store import Store  # noqa: E402
 
 
 @pytest.fixture

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from harness.errors import UserError
-from metrics import ci as cimod
-from metrics.base import PerSampleMetric
+from ganrm_bench.harness.errors import UserError
+from ganrm_bench.metrics import ci as cimod
+from ganrm_bench.metrics.base import PerSampleMetric
 
 
 def test_prompt_bootstrap_covers_the_true_mean_about_95_percent():
@@ -85,7 +85,7 @@ def test_ci_params_are_validated():
 
 
 def test_empty_sample_set_is_a_clear_error(ctx):
-    from harness.plugins import ItemSet
+    from ganrm_bench.harness.plugins import ItemSet
 
     with pytest.raises(UserError, match="empty"):
         CountingMetric().compute(ItemSet("nothing", ()), ctx)

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from harness.errors import MissingWeightsError
-from metrics.clip_score import CLIPScore, CLIPScoreScorer
+from ganrm_bench.harness.errors import MissingWeightsError
+from ganrm_bench.metrics.clip_score import CLIPScore, CLIPScoreScorer
 from metrics_fixtures import random_images, tiny_open_clip
 
 PROMPTS = ["a red cube", "two dogs", "a city at night", "a bowl of soup"]

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from harness.errors import MissingWeightsError, UserError
-from harness.plugins import FeatureExtractor, PluginParams
-from harness.registry import FEATURES
-from metrics.fid import FID
-from metrics.frechet import GaussianStats, frechet_distance, frechet_with_sqrt_ref, psd_sqrt
+from ganrm_bench.harness.errors import MissingWeightsError, UserError
+from ganrm_bench.harness.plugins import FeatureExtractor, PluginParams
+from ganrm_bench.harness.registry import FEATURES
+from ganrm_bench.metrics.fid import FID
+from ganrm_bench.metrics.frechet import GaussianStats, frechet_distance, frechet_with_sqrt_ref, psd_sqrt
 
 DIM = 6
 TABLE = np.random.default_rng(42).normal(size=(200, DIM)) @ np.random.default_rng(7).normal(size=(DIM, DIM))
@@ -35,7 +35,7 @@ class LookupFeatures(FeatureExtractor):
 
 @pytest.fixture(autouse=True)
 def _register_lookup():
-    from harness.builtins import register_builtins
+    from ganrm_bench.harness.builtins import register_builtins
 
     register_builtins()
     FEATURES.add("test_lookup", LookupFeatures)
@@ -159,7 +159,7 @@ def test_inception_clean_mode_resizes_and_normalizes_like_cleanfid(tmp_path, ctx
     import torch
     from cleanfid.resize import build_resizer
 
-    from metrics.inception import InceptionFeatures
+    from ganrm_bench.metrics.inception import InceptionFeatures
 
     weights = tmp_path / "inception-2015-12-05.pt"
     tiny_torchscript_inception(weights)
@@ -175,7 +175,7 @@ def test_inception_clean_mode_resizes_and_normalizes_like_cleanfid(tmp_path, ctx
 
 
 def test_inception_missing_weights_offline_names_the_file(tmp_path):
-    from metrics.inception import InceptionFeatures
+    from ganrm_bench.metrics.inception import InceptionFeatures
 
     with pytest.raises(MissingWeightsError) as err:
         InceptionFeatures({"cache_dir": str(tmp_path / "empty")}).fingerprint()
@@ -198,8 +198,8 @@ def test_fid_with_inception_records_mode_and_weights(tmp_path, ctx, write_items,
 
 def test_block_jackknife_interval_covers_the_expected_fid_about_95_percent():
     """The default set-metric CI: delete-one-block jackknife over 10 blocks, t interval."""
-    from metrics import ci as cimod
-    from metrics.frechet import BlockStats, GaussianStats, block_jackknife, frechet_distance
+    from ganrm_bench.metrics import ci as cimod
+    from ganrm_bench.metrics.frechet import BlockStats, GaussianStats, block_jackknife, frechet_distance
 
     rng = np.random.default_rng(7)
     d, n = 8, 200

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from harness.errors import MissingWeightsError, UserError
-from harness.plugins import FeatureExtractor, PluginParams
-from harness.registry import FEATURES
-from metrics.fvd import FVD
+from ganrm_bench.harness.errors import MissingWeightsError, UserError
+from ganrm_bench.harness.plugins import FeatureExtractor, PluginParams
+from ganrm_bench.harness.registry import FEATURES
+from ganrm_bench.metrics.fvd import FVD
 
 
 class FrameStats(FeatureExtractor):
@@ -30,7 +30,7 @@ class FrameStats(FeatureExtractor):
 
 @pytest.fixture(autouse=True)
 def _register():
-    from harness.builtins import register_builtins
+    from ganrm_bench.harness.builtins import register_builtins
 
     register_builtins()
     FEATURES.add("test_frame_stats", FrameStats)
@@ -69,7 +69,7 @@ def test_i3d_from_a_local_file_and_missing_weights(tmp_path, ctx):
     import torch
     from cdfvd.third_party.i3d.pytorch_i3d import InceptionI3d
 
-    from metrics.fvd import I3DFeatures
+    from ganrm_bench.metrics.fvd import I3DFeatures
 
     with pytest.raises(MissingWeightsError, match="i3d_pretrained_400.pt"):
         I3DFeatures({"cache_dir": str(tmp_path / "none")}).fingerprint(ctx)

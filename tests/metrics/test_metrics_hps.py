@@ -8,8 +8,8 @@ import pytest
 
 pytest.importorskip("hpsv2", reason="hps needs the reward-models extra")
 
-from harness.errors import MissingWeightsError  # noqa: E402
-from metrics.hps import HPS, HPSScorer, import_hps_open_clip  # noqa: E402
+from ganrm_bench.harness.errors import MissingWeightsError  # noqa: E402
+from ganrm_bench.metrics.hps import HPS, HPSScorer, import_hps_open_clip  # noqa: E402
 from metrics_fixtures import TINY_CLIP_CFG, random_images  # noqa: E402
 
 PROMPTS = ["a watercolor fox", "a glass of water"]

@@ -12,8 +12,8 @@ if importlib.util.find_spec("ImageReward") is None or importlib.util.find_spec("
     # (not importorskip: importing ImageReward needs the transformers fix-up the plugin applies)
     pytest.skip("image_reward needs the reward-models extra", allow_module_level=True)
 
-from harness.errors import MissingWeightsError  # noqa: E402
-from metrics.image_reward import ImageReward, ImageRewardScorer, import_image_reward  # noqa: E402
+from ganrm_bench.harness.errors import MissingWeightsError  # noqa: E402
+from ganrm_bench.metrics.image_reward import ImageReward, ImageRewardScorer, import_image_reward  # noqa: E402
 from metrics_fixtures import random_images  # noqa: E402
 
 PROMPTS = ["a small red house", "an astronaut riding a horse", "soup"]
@@ -42,7 +42,7 @@ def tiny_blip(tmp_path, monkeypatch):
            "num_hidden_layers": 1, "pad_token_id": 0, "type_vocab_size": 2, "vocab_size": len(vocab) + 2,
            "encoder_width": 32, "add_cross_attention": True}
     (tmp_path / "med_config.json").write_text(json.dumps(med))
-    from metrics.image_reward import tokenizer_from
+    from ganrm_bench.metrics.image_reward import tokenizer_from
 
     torch.manual_seed(0)
     with tokenizer_from(str(tok_dir), cache_dir=None, offline=True):

@@ -6,8 +6,8 @@ import pickle
 import numpy as np
 import pytest
 
-from harness.errors import UserError
-from metrics.ip import IP, NudeNetDetector, Q16Detector, load_prompt_embeddings
+from ganrm_bench.harness.errors import UserError
+from ganrm_bench.metrics.ip import IP, NudeNetDetector, Q16Detector, load_prompt_embeddings
 from metrics_fixtures import random_images, tiny_open_clip
 
 
@@ -82,7 +82,7 @@ def test_q16_flags_the_argmax_prompt(tmp_path, ctx, rng):
     import torch
     from PIL import Image
 
-    from metrics import openclip_models as oc
+    from ganrm_bench.metrics import openclip_models as oc
 
     name, ckpt = tiny_open_clip(tmp_path)
     images = random_images(rng, 4)

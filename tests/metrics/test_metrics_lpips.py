@@ -4,8 +4,8 @@ from a local file (random AlexNet features), the calibrated heads from the lpips
 import numpy as np
 import pytest
 
-from harness.errors import MissingWeightsError, UserError
-from metrics.lpips_metric import LPIPS
+from ganrm_bench.harness.errors import MissingWeightsError, UserError
+from ganrm_bench.metrics.lpips_metric import LPIPS
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from harness.errors import MissingWeightsError
-from metrics.pickscore import PickScore, PickScoreScorer
+from ganrm_bench.harness.errors import MissingWeightsError
+from ganrm_bench.metrics.pickscore import PickScore, PickScoreScorer
 from metrics_fixtures import random_images, tiny_pickscore
 
 PROMPTS = ["a cat", "a dog on a skateboard", "mountains"]

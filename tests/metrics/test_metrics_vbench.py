@@ -10,8 +10,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from harness.errors import UserError
-from metrics import vbench as vb
+from ganrm_bench.harness.errors import UserError
+from ganrm_bench.metrics import vbench as vb
 
 # VBench scripts/constant.py, written out independently for the check
 MINMAX = {"subject_consistency": (0.1462, 1.0), "background_consistency": (0.2615, 1.0),

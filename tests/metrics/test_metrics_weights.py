@@ -6,8 +6,8 @@ import pickle
 import numpy as np
 import pytest
 
-from harness.errors import MissingWeightsError, UserError
-from metrics import weights as W
+from ganrm_bench.harness.errors import MissingWeightsError, UserError
+from ganrm_bench.metrics import weights as W
 
 
 def test_offline_hub_miss_raises_at_once_naming_repo_and_file(tmp_path, monkeypatch):
@@ -81,16 +81,16 @@ def test_state_dicts_are_read_without_unpickling_code(tmp_path):
 
 
 @pytest.mark.parametrize("module,extra,call", [
-    ("nudenet", "safety", lambda: __import__("metrics.ip", fromlist=["x"]).NudeNetDetector(
-        __import__("metrics.ip", fromlist=["x"]).IP().params).model_file()),
-    ("cdfvd", "video", lambda: __import__("metrics.fvd", fromlist=["x"]).I3DFeatures().weights_file()),
-    ("hpsv2", "reward-models", lambda: __import__("metrics.hps", fromlist=["x"]).import_hps_open_clip()),
-    ("clip", "reward-models", lambda: __import__("metrics.image_reward", fromlist=["x"]).import_image_reward()),
+    ("nudenet", "safety", lambda: __import__("ganrm_bench.metrics.ip", fromlist=["x"]).NudeNetDetector(
+        __import__("ganrm_bench.metrics.ip", fromlist=["x"]).IP().params).model_file()),
+    ("cdfvd", "video", lambda: __import__("ganrm_bench.metrics.fvd", fromlist=["x"]).I3DFeatures().weights_file()),
+    ("hpsv2", "reward-models", lambda: __import__("ganrm_bench.metrics.hps", fromlist=["x"]).import_hps_open_clip()),
+    ("clip", "reward-models", lambda: __import__("ganrm_bench.metrics.image_reward", fromlist=["x"]).import_image_reward()),
 ])
 def test_absent_extra_names_the_extra_to_install(monkeypatch, module, extra, call):
     import sys
 
-    from harness.errors import MissingExtraError
+    from ganrm_bench.harness.errors import MissingExtraError
 
     monkeypatch.setitem(sys.modules, module, None)  # makes `import module` fail as if not installed
     for name in [m for m in sys.modules if m.startswith("hpsv2.")]:

@@ -12,21 +12,21 @@ torch.set_num_threads(1)
 
 @pytest.fixture
 def ctx(tmp_path):
-    from harness.runtime import Context
-    from harness.store import Store
+    from ganrm_bench.harness.runtime import Context
+    from ganrm_bench.harness.store import Store
 
     return Context(store=Store(tmp_path / "store"))
 
 
 @pytest.fixture(scope="session")
 def generator():
-    from harness.mini.generator import MiniDiffusion
+    from ganrm_bench.mini.generator import MiniDiffusion
 
     return MiniDiffusion(device="cpu")
 
 
 @pytest.fixture(scope="session")
 def metric_net():
-    from harness.mini.features import MiniDigitsFeatures
+    from ganrm_bench.mini.features import MiniDigitsFeatures
 
     return MiniDigitsFeatures(device="cpu")

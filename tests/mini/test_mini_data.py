@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from harness.mini import data
+from ganrm_bench.mini import data
 
 
 def _bilinear_half_pixel(img8: np.ndarray, size: int) -> np.ndarray:

@@ -5,11 +5,11 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from harness.errors import UserError
-from harness.mini import data
-from harness.mini.common import read_info
-from harness.mini.generator import MiniDiffusion
-from harness.plugins import Prompt, SampleRequest
+from ganrm_bench.harness.errors import UserError
+from ganrm_bench.mini import data
+from ganrm_bench.mini.common import read_info
+from ganrm_bench.mini.generator import MiniDiffusion
+from ganrm_bench.harness.plugins import Prompt, SampleRequest
 
 
 def _req(digit: int, seed: int, k: int = 0) -> SampleRequest:

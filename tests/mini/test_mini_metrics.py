@@ -5,13 +5,13 @@ import pytest
 import torch
 from scipy.spatial.distance import pdist, squareform
 
-from harness.errors import UserError
-from harness.mini import data
-from harness.mini.common import METRIC_FILE, WEIGHTS_DIR, load_net
-from harness.mini.metrics import MiniAlignment, MiniDiversity
-from harness.mini.nets import MetricNet
-from harness.mini.sources import MiniDigitsImages
-from harness.plugins import Item, ItemSet
+from ganrm_bench.harness.errors import UserError
+from ganrm_bench.mini import data
+from ganrm_bench.mini.common import METRIC_FILE, WEIGHTS_DIR, load_net
+from ganrm_bench.mini.metrics import MiniAlignment, MiniDiversity
+from ganrm_bench.mini.nets import MetricNet
+from ganrm_bench.mini.sources import MiniDigitsImages
+from ganrm_bench.harness.plugins import Item, ItemSet
 
 
 def _samples(ctx, n_prompts=6, k=3, wrong_every=0):

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from harness.errors import UserError
-from harness.mini import data
-from harness.mini.annotator import MiniAnnotator
-from harness.mini.backbone import MiniConv
-from harness.mini.common import ANNOTATOR_FILE, GENERATOR_FILE, METRIC_FILE, WEIGHTS_DIR, load_state, read_info
-from harness.store import file_digest
+from ganrm_bench.harness.errors import UserError
+from ganrm_bench.mini import data
+from ganrm_bench.mini.annotator import MiniAnnotator
+from ganrm_bench.mini.backbone import MiniConv
+from ganrm_bench.mini.common import ANNOTATOR_FILE, GENERATOR_FILE, METRIC_FILE, WEIGHTS_DIR, load_state, read_info
+from ganrm_bench.harness.store import file_digest
 
 
 def test_shipped_weights_match_their_record():
@@ -80,19 +80,19 @@ def test_rm_backbone_is_frozen_and_deterministic():
 
 
 def test_missing_weights_fail_fast_with_a_hint(tmp_path):
-    from harness.errors import MissingWeightsError
-    from harness.mini.features import MiniDigitsFeatures
+    from ganrm_bench.harness.errors import MissingWeightsError
+    from ganrm_bench.mini.features import MiniDigitsFeatures
 
-    with pytest.raises(MissingWeightsError, match="harness.mini.train"):
+    with pytest.raises(MissingWeightsError, match="ganrm_bench.mini.train"):
         MiniDigitsFeatures(weights=str(tmp_path / "none.safetensors"))
     with pytest.raises(UserError, match="not a metric network checkpoint"):
         MiniDigitsFeatures(weights=str(WEIGHTS_DIR / ANNOTATOR_FILE)).features([np.zeros((16, 16, 3), np.uint8)])
 
 
 def test_plugins_are_registered():
-    from harness.builtins import register_builtins
-    from harness.mini import PLUGINS
-    from harness.registry import REGISTRIES
+    from ganrm_bench.harness.builtins import register_builtins
+    from ganrm_bench.mini import PLUGINS
+    from ganrm_bench.harness.registry import REGISTRIES
 
     register_builtins()
     for kind, entries in PLUGINS.items():

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from harness.errors import UserError
-from harness.mini import data
-from harness.mini.common import parse_digit
-from harness.mini.sources import MiniDigitsImages, MiniDigitsPrompts
+from ganrm_bench.harness.errors import UserError
+from ganrm_bench.mini import data
+from ganrm_bench.mini.common import parse_digit
+from ganrm_bench.mini.sources import MiniDigitsImages, MiniDigitsPrompts
 
 
 def test_image_source_materializes_the_split(ctx):

@@ -1,8 +1,8 @@
 """The training script reproduces its weights bit for bit."""
 
-from harness.mini.common import ANNOTATOR_FILE, GENERATOR_FILE, METRIC_FILE
-from harness.mini.train import train_all
-from harness.store import file_digest
+from ganrm_bench.mini.common import ANNOTATOR_FILE, GENERATOR_FILE, METRIC_FILE
+from ganrm_bench.mini.train import train_all
+from ganrm_bench.harness.store import file_digest
 
 
 def test_short_training_is_bit_identical(tmp_path):

@@ -20,7 +20,7 @@ CONVENTION = {"fid": "clean-fid clean", "ir": "ImageReward-v1.0 normalized", "ps
 def synthetic_results(spec, missing=()) -> pd.DataFrame:
     """One value per cell: the paper's value moved by 0.6x (within tolerance) or 2x (outside) the
     column's tolerance, alternating over cells; a CI of ±half the tolerance."""
-    from harness.runner import RESULT_COLUMNS
+    from ganrm_bench.harness.runner import RESULT_COLUMNS
 
     rows = []
     group_of = {r: g.name for g in spec.table.groups or [] for r in g.rows}
@@ -44,7 +44,7 @@ CASES = {"table1": {("sdxl_diffusion_dpo", "hps")}, "table8": set(), "table2": s
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_paper_latex_and_markdown_match_golden(specs, name):
-    from harness.report import render_latex, render_markdown
+    from ganrm_bench.harness.report import render_latex, render_markdown
 
     spec = specs[name]
     results = synthetic_results(spec, CASES[name])
@@ -57,7 +57,7 @@ def test_paper_latex_and_markdown_match_golden(specs, name):
 
 def test_paper_table1_latex_layout(specs):
     """What the golden file must show, said independently of it."""
-    from harness.report import render_latex
+    from ganrm_bench.harness.report import render_latex
 
     spec = specs["table1"]
     tex = render_latex(synthetic_results(spec, CASES["table1"]), spec)
@@ -76,7 +76,7 @@ def test_paper_table1_latex_layout(specs):
 def test_paper_run_directory_and_check(specs, tmp_path):
     """A paper-table run directory re-renders from disk, and `check` flags a value worse than the
     baseline by more than the spec's tolerance (FID up by 2 > 1.5), not one within it."""
-    from harness.report import check, load_run, render_latex, write_run
+    from ganrm_bench.harness.report import check, load_run, render_latex, write_run
 
     spec = specs["table8"]
     baseline = synthetic_results(spec)

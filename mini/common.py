@@ -10,9 +10,9 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from harness.errors import MissingWeightsError, UserError
-from harness.mini.data import IMAGE_SIZE
-from harness.store import file_digest
+from ganrm_bench.harness.errors import MissingWeightsError, UserError
+from ganrm_bench.mini.data import IMAGE_SIZE
+from ganrm_bench.harness.store import file_digest
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 GENERATOR_FILE = "generator.safetensors"
@@ -29,8 +29,8 @@ def weights_path(value: str | None, default_file: str, *, what: str) -> Path:
     if not path.is_file():
         raise MissingWeightsError(
             what, str(path),
-            "the mini world's weights ship in harness/mini/weights/; rebuild them with "
-            "`python -m harness.mini.train --out harness/mini/weights`, or give an existing file",
+            "the mini world's weights ship in mini/weights/; rebuild them with "
+            "`python -m ganrm_bench.mini.train --out mini/weights`, or give an existing file",
         )  # fmt: skip
     return path
 
@@ -61,7 +61,7 @@ def load_net(net: torch.nn.Module, path: Path, *, what: str) -> torch.nn.Module:
         net.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise UserError(f"{path}: not a {what} checkpoint ({str(exc).splitlines()[0]})",
-                        hint="rebuild with `python -m harness.mini.train`") from exc  # fmt: skip
+                        hint="rebuild with `python -m ganrm_bench.mini.train`") from exc  # fmt: skip
     return net.eval().requires_grad_(False)
 
 

@@ -7,11 +7,11 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from harness.errors import UserError
-from harness.mini import data
-from harness.plugins import ImageSource, Item, ItemSet, PluginParams, Prompt, PromptSource
-from harness.runtime import Context
-from harness.store import hash_key
+from ganrm_bench.harness.errors import UserError
+from ganrm_bench.mini import data
+from ganrm_bench.harness.plugins import ImageSource, Item, ItemSet, PluginParams, Prompt, PromptSource
+from ganrm_bench.harness.runtime import Context
+from ganrm_bench.harness.store import hash_key
 
 PROMPT_TEMPLATE = "a handwritten digit {digit}"
 

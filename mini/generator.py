@@ -12,11 +12,11 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from harness.errors import UserError
-from harness.mini.common import GENERATOR_FILE, digest, images_to_tensor, load_state, parse_digit, weights_path
-from harness.mini.nets import NULL_CLASS, SCHEDULER_CONFIG, build_unet
-from harness.plugins import Generator, PluginParams, Prompt, SampleRequest
-from harness.runtime import Context, resolve_device
+from ganrm_bench.harness.errors import UserError
+from ganrm_bench.mini.common import GENERATOR_FILE, digest, images_to_tensor, load_state, parse_digit, weights_path
+from ganrm_bench.mini.nets import NULL_CLASS, SCHEDULER_CONFIG, build_unet
+from ganrm_bench.harness.plugins import Generator, PluginParams, Prompt, SampleRequest
+from ganrm_bench.harness.runtime import Context, resolve_device
 
 
 class MiniDiffusionParams(PluginParams):
@@ -101,7 +101,7 @@ class MiniDiffusion(Generator):
                 config = json.loads(meta["mini"])["unet_config"]
             except (KeyError, ValueError) as exc:
                 raise UserError(f"{self._weights}: not a mini_diffusion checkpoint (no UNet config in its metadata)",
-                                hint="rebuild with `python -m harness.mini.train`") from exc  # fmt: skip
+                                hint="rebuild with `python -m ganrm_bench.mini.train`") from exc  # fmt: skip
             unet = build_unet(config)
             unet.load_state_dict(state, strict=True)
             if self._unet_weights is not None:
@@ -147,7 +147,7 @@ class MiniDiffusion(Generator):
     def generate(self, requests: Sequence[SampleRequest], ctx: Context) -> list:
         from PIL import Image
 
-        from harness.mini.sampling import sample, to_uint8
+        from ganrm_bench.mini.sampling import sample, to_uint8
 
         labels = self.encode_prompts([r.prompt for r in requests])  # fails fast on a bad prompt
         seeds = [r.seed for r in requests]

@@ -7,10 +7,10 @@ from typing import Any, Sequence
 import torch
 from pydantic import Field
 
-from harness.mini.common import images_to_tensor
-from harness.mini.nets import RandomConvBackbone
-from harness.plugins import Backbone, PluginParams
-from harness.runtime import Context, resolve_device
+from ganrm_bench.mini.common import images_to_tensor
+from ganrm_bench.mini.nets import RandomConvBackbone
+from ganrm_bench.harness.plugins import Backbone, PluginParams
+from ganrm_bench.harness.runtime import Context, resolve_device
 
 
 class MiniConvParams(PluginParams):

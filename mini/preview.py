@@ -1,6 +1,6 @@
 """Save a grid of mini-generator samples (a row per digit) next to real digits, to judge quality.
 
-    python -m harness.mini.preview --out grid.png [--per-digit 10] [--weights PATH] [--guidance 1]
+    python -m ganrm_bench.mini.preview --out grid.png [--per-digit 10] [--weights PATH] [--guidance 1]
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import numpy as np
 
 def sample_grid(per_digit: int = 10, weights: str | None = None, guidance: float = 1.0, steps: int = 25, seed: int = 0) -> np.ndarray:
     """uint8 [10·17, (2·per_digit + 1)·17] grid: per row, real digits of the fid_ref split | samples."""
-    from harness.mini import data
-    from harness.mini.generator import MiniDiffusion
-    from harness.plugins import Prompt, SampleRequest
-    from harness.runtime import Context
-    from harness.store import Store
+    from ganrm_bench.mini import data
+    from ganrm_bench.mini.generator import MiniDiffusion
+    from ganrm_bench.harness.plugins import Prompt, SampleRequest
+    from ganrm_bench.harness.runtime import Context
+    from ganrm_bench.harness.store import Store
 
     import tempfile
 

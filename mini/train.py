@@ -1,6 +1,6 @@
 """Train the miniature world's networks from fixed seeds and write them as safetensors + JSON.
 
-    python -m harness.mini.train --out harness/mini/weights [--steps 1000]
+    python -m ganrm_bench.mini.train --out mini/weights [--steps 1000]
 
 Trains, in order, each from its own seed so that none depends on another's random stream:
 1. the metric classifier (`MetricNet`) on the `train` split;
@@ -24,10 +24,10 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from harness.mini import data
-from harness.mini.common import ANNOTATOR_FILE, GENERATOR_FILE, INFO_FILE, METRIC_FILE
-from harness.mini.nets import NULL_CLASS, SCHEDULER_CONFIG, UNET_CONFIG, AnnotatorNet, MetricNet, build_unet
-from harness.store import file_digest
+from ganrm_bench.mini import data
+from ganrm_bench.mini.common import ANNOTATOR_FILE, GENERATOR_FILE, INFO_FILE, METRIC_FILE
+from ganrm_bench.mini.nets import NULL_CLASS, SCHEDULER_CONFIG, UNET_CONFIG, AnnotatorNet, MetricNet, build_unet
+from ganrm_bench.harness.store import file_digest
 
 SEEDS = {"metric": 1001, "annotator": 2002, "generator": 3003, "eval": 4004}
 DEFAULTS = {
@@ -127,7 +127,7 @@ def train_generator(seed: int, steps: int, cfg: dict[str, Any]):
 @torch.no_grad()
 def generator_alignment(unet, metric: MetricNet, per_digit: int, steps: int) -> dict[str, float]:
     """Fraction of generated digits the metric classifier reads as the prompted digit."""
-    from harness.mini.sampling import sample, to_uint8
+    from ganrm_bench.mini.sampling import sample, to_uint8
 
     labels = torch.arange(10).repeat_interleave(per_digit)
     seeds = [SEEDS["eval"] * 100_000 + i for i in range(len(labels))]
@@ -187,7 +187,7 @@ def _train_all(out: Path, generator_steps: int | None, classifier_steps: int | N
         timings["eval"] = time.time() - t0
 
     info = {
-        "command": f"python -m harness.mini.train --out {out} --steps {cfg['generator_steps']} --classifier-steps {cfg['classifier_steps']}",
+        "command": f"python -m ganrm_bench.mini.train --out {out} --steps {cfg['generator_steps']} --classifier-steps {cfg['classifier_steps']}",
         "config": cfg,
         "seeds": SEEDS,
         **common,

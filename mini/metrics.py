@@ -8,11 +8,11 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 from pydantic import Field
 
-from harness.errors import UserError
-from harness.mini.common import parse_digit
-from harness.mini.features import MiniDigitsFeatures
-from harness.plugins import ItemSet
-from metrics.base import PerSampleMetric, PerSampleParams, batch_size_for, cached_model
+from ganrm_bench.harness.errors import UserError
+from ganrm_bench.mini.common import parse_digit
+from ganrm_bench.mini.features import MiniDigitsFeatures
+from ganrm_bench.harness.plugins import ItemSet
+from ganrm_bench.metrics.base import PerSampleMetric, PerSampleParams, batch_size_for, cached_model
 
 
 class MiniMetricParams(PerSampleParams):

@@ -8,10 +8,10 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from harness.mini.common import METRIC_FILE, digest, images_to_tensor, load_net, weights_path
-from harness.mini.nets import MetricNet
-from harness.plugins import FeatureExtractor, PluginParams
-from harness.runtime import Context, resolve_device
+from ganrm_bench.mini.common import METRIC_FILE, digest, images_to_tensor, load_net, weights_path
+from ganrm_bench.mini.nets import MetricNet
+from ganrm_bench.harness.plugins import FeatureExtractor, PluginParams
+from ganrm_bench.harness.runtime import Context, resolve_device
 
 
 class MiniDigitsFeaturesParams(PluginParams):

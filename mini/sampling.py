@@ -7,7 +7,7 @@ from typing import Literal, Sequence
 
 import torch
 
-from harness.mini.nets import NULL_CLASS, SCHEDULER_CONFIG
+from ganrm_bench.mini.nets import NULL_CLASS, SCHEDULER_CONFIG
 
 SchedulerName = Literal["ddim", "ddpm"]
 
