@@ -50,10 +50,10 @@ def _context(cache: Optional[Path], device: str = "cpu", progress: bool = True, 
     return Context(store=Store(cache), device=resolve_device(device), progress=Progress(show), batch_size=batch_size)
 
 
-def _spec(path: Optional[Path]):
-    from ganrm_bench.harness.spec import load_spec
+def _spec(path: Optional[Path], sets: Optional[list[str]] = None):
+    from ganrm_bench.harness.spec import load_spec, parse_overrides
 
-    return load_spec(path or DEFAULT_SPEC)
+    return load_spec(path or DEFAULT_SPEC, parse_overrides(sets))
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -64,12 +64,14 @@ def _setup_logging(verbose: bool) -> None:
 
 CacheOpt = typer.Option(None, "--cache", envvar="GANRM_BENCH_CACHE", help="Artifact store root (default: the user cache dir).")
 SpecArg = typer.Argument(None, help="A benchmark spec (YAML). Default: the miniature world's Table 1.")
+SetOpt = typer.Option(None, "--set", help="PATH=VALUE: override a spec value by its dotted YAML path (repeatable), "
+                      "e.g. generators.mini.steps=8; validated like the spec, recorded in run.json, part of every key it changes.")
 
 
 @app.command()
-def validate(spec: Path = typer.Argument(..., help="A benchmark spec (YAML).")) -> None:
+def validate(spec: Path = typer.Argument(..., help="A benchmark spec (YAML)."), sets: Optional[list[str]] = SetOpt) -> None:
     """Check a spec: schema, plugin names and parameters, references between entries."""
-    s = _spec(spec)
+    s = _spec(spec, sets)
     out.print(f"[green]ok[/green] {spec}: {len(s.methods)} methods, {len(s.metrics)} metrics, seeds {s.seeds}")
 
 
@@ -113,9 +115,9 @@ def _describe_params(model) -> str:
 
 
 @app.command()
-def plan(spec: Optional[Path] = SpecArg, cache: Optional[Path] = CacheOpt) -> None:
+def plan(spec: Optional[Path] = SpecArg, cache: Optional[Path] = CacheOpt, sets: Optional[list[str]] = SetOpt) -> None:
     """Show the artifact graph: what is cached, what must be computed, and what is shared."""
-    _print_plan(_spec(spec), _context(cache, progress=False))
+    _print_plan(_spec(spec, sets), _context(cache, progress=False))
 
 
 def _print_plan(s, ctx) -> None:
@@ -157,6 +159,7 @@ def run(
     device: str = typer.Option("auto", help="cpu, cuda, cuda:1, or auto."),
     batch_size: Optional[int] = typer.Option(None, help="Override every plugin's batch size."),
     seed: Optional[list[int]] = typer.Option(None, help="Run these seeds instead of the spec's."),
+    sets: Optional[list[str]] = SetOpt,
     dry_run: bool = typer.Option(False, "--dry-run", help="Only show the plan."),
     offline: bool = typer.Option(False, "--offline", help="Never touch the network; fail fast naming any missing asset."),
     progress: bool = typer.Option(True, help="Progress bars (on a terminal)."),
@@ -167,7 +170,7 @@ def run(
     from ganrm_bench.harness.runner import run_spec
 
     _setup_logging(verbose)
-    s = _spec(spec)
+    s = _spec(spec, sets)
     device = s.runtime.device if device == "auto" else device
     ctx = _context(cache, device, progress, batch_size or s.runtime.batch_size)
     if offline:
@@ -184,8 +187,8 @@ def run(
     elapsed = time.time() - t0
     run_dir = out_dir or Path("reports/runs") / f"{s.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     info = {"seconds": round(elapsed, 2), "cache": str(ctx.store.root), "device": ctx.device, "computed": dict(outcome.computed),
-            "loaded": dict(outcome.loaded), "counters": outcome.counters, "failures": outcome.failures}
-    write_run(run_dir, s, str(spec or DEFAULT_SPEC), outcome.results, info, outcome.samples, outcome.records)
+            "loaded": dict(outcome.loaded), "counters": outcome.counters, "failures": outcome.failures, "overrides": list(sets or [])}
+    write_run(run_dir, s, str(spec or DEFAULT_SPEC), outcome.results, info, outcome.samples, outcome.records, outcome.units)
     if not outcome.records.empty:
         out.print(f"per-round records (reward mean/variance, a reward-hacking signal): {run_dir / 'records.csv'}")
     out.print(render_markdown(outcome.results, s))
@@ -230,11 +233,19 @@ def report(
 @app.command()
 def check(
     run_dir: Path = typer.Argument(..., help="A run directory."),
-    baseline: Path = typer.Option(..., "--baseline", help="A results file (.csv/.json/.parquet) or run directory to compare with."),
-    tolerance: Optional[list[str]] = typer.Option(None, help="COLUMN=VALUE absolute tolerances (default: the spec's)."),
+    baseline: Path = typer.Option(..., "--baseline", help="A run directory or committed baseline folder (results + units.parquet), or a results file."),
+    tolerance: Optional[list[str]] = typer.Option(None, help="COLUMN=VALUE non-inferiority margin in the metric's units (repeatable; default: the spec's reference.tolerance, else 0)."),
+    confidence: float = typer.Option(0.95, help="One-sided confidence of the test."),
 ) -> None:
-    """Exit 1 when any metric is worse than the baseline beyond its tolerance (or its CI)."""
-    from ganrm_bench.harness.report import check as find_regressions, load_run, read_results_file
+    """Exit 1 when a cell is worse than the baseline by more than its tolerance, with the given confidence.
+
+    Per cell: R = how much worse the run is than the baseline. FAIL when the one-sided lower
+    confidence bound of R exceeds the column's tolerance. Paired (same prompts: per-prompt bootstrap,
+    or block jackknife for FID/KID) when both sides have units.parquet, else unpaired from the two CIs
+    (said per cell). Each line also gives the smallest regression the comparison detects (80% power).
+    """
+    from ganrm_bench.harness.gate import check_against_baseline
+    from ganrm_bench.harness.report import load_run, load_units, read_results_file
 
     results, s = load_run(run_dir)
     tol = dict(s.reference.tolerance)
@@ -243,14 +254,19 @@ def check(
         try:
             tol[col] = float(val)
         except ValueError:
-            raise UserError(f"--tolerance {t!r}: expected COLUMN=NUMBER") from None
-    problems = find_regressions(results, read_results_file(baseline), tol)
-    if problems:
-        err.print(f"[red]{len(problems)} regression(s)[/red] against {baseline}:")
-        for p in problems:
-            err.print(f"  - {p}")
+            raise UserError(f"--tolerance {t!r}: expected COLUMN=NUMBER, e.g. fid=3") from None
+    base = read_results_file(baseline)
+    base_units = load_units(baseline) if baseline.is_dir() else None
+    known = set(base["column"])
+    tol = {c: v for c, v in tol.items() if c in known or c in {t.partition("=")[0] for t in tolerance or []}}
+    report_ = check_against_baseline(results, base, tolerance=tol, units=load_units(run_dir), baseline_units=base_units,
+                                     confidence=confidence)
+    for line in report_.lines():
+        (err if line.startswith("FAIL") else out).print(line, markup=False, highlight=False, soft_wrap=True)
+    if report_.failures:
+        err.print(f"[red]{len(report_.failures)} regression(s)[/red] against {baseline} (one-sided {confidence:.0%})")
         raise typer.Exit(1)
-    out.print(f"[green]no regression[/green] against {baseline}")
+    out.print(f"[green]no regression[/green] against {baseline} (one-sided {confidence:.0%}, {len(report_.cells)} cells)")
 
 
 @cache_app.command("ls")

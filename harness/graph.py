@@ -174,6 +174,18 @@ def pool_requests(prompts: list[Prompt], k: int, seed: int) -> list[SampleReques
     return [SampleRequest(p, j, derive_seed(seed, p.id, j)) for p in prompts for j in range(k)]
 
 
+class UnionOp(ItemSetOp):
+    """The items of several item sets in order (a row's samples over all seeds, for pooled metrics)."""
+
+    name = "union"
+
+    def compute(self, node, ctx, inputs):
+        return ItemSet(node.key, tuple(it for name in sorted(inputs) for it in inputs[name]))
+
+    def pending(self, node, store, peek):
+        return {}
+
+
 class PoolOp(ItemSetOp):
     """K samples per prompt from a generator, stored one item per file as they are made, so a
     killed run resumes where it stopped and any K' ≤ K reuses the items of K.
@@ -370,7 +382,7 @@ def plugin_fingerprint(obj: Any, ctx: "Context") -> dict[str, Any]:
     return fp(ctx) if len(inspect.signature(fp).parameters) >= 1 else fp()
 
 
-PLUGIN, PROMPTS, IMAGES, POOL = PluginOp(), PromptsOp(), ImagesOp(), PoolOp()
+PLUGIN, PROMPTS, IMAGES, POOL, UNION = PluginOp(), PromptsOp(), ImagesOp(), PoolOp(), UnionOp()
 TRAIN_SCORER, SCORES, SELECT, METRIC = TrainScorerOp(), ScoresOp(), SelectOp(), MetricOp()
 
 
@@ -440,6 +452,10 @@ class Builder:
     def pool(self, generator: str | Node, prompts: str | Node, k: int) -> Node:
         g, p = self.generator(generator), self.prompts(prompts)
         return self.node(POOL, {"k": int(k), "seed": self.seed}, {"generator": g, "prompts": p}, label=f"{g.label}×{p.label}×{k}")
+
+    def union(self, parts: list[Node], label: str = "") -> Node:
+        """One item set holding the items of `parts` in order (e.g. a row's samples over seeds)."""
+        return self.node(UNION, {}, {f"s{i:03d}": p for i, p in enumerate(parts)}, label=label or "+".join(p.label for p in parts))
 
     def scorer(self, name: str | Node) -> Node:
         """A scorer entry: pretrained scorers as-is; trainable ones (GAN-RM) trained as the entry says."""

@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
     from ganrm_bench.harness.graph import Builder, Node
+    from ganrm_bench.harness.stats import Units
     from ganrm_bench.harness.runtime import Context
 
 
@@ -224,6 +225,20 @@ class Metric(Plugin):
 
     def compute(self, samples: ItemSet, ctx: "Context", *, reference: ItemSet | None = None) -> MetricResult:
         raise NotImplementedError
+
+    def units(self, result: MetricResult, samples: ItemSet) -> "Units | None":
+        """What the cell's interval resamples, for paired differences (`harness.stats`): per-prompt
+        sums of `per_sample` values, or the leave-one-block-out values in `extras["block_loo"]`
+        (set metrics). None: the cell cannot be compared (no Δ column, `check` falls back to its CI)."""
+        from ganrm_bench.harness.stats import Units
+
+        ids = [it.prompt_id or it.key for it in samples.items]
+        if result.per_sample is not None and len(result.per_sample) == len(ids):
+            return Units.from_samples(result.per_sample, ids)
+        loo = result.extras.get("block_loo")
+        if loo is not None and sum(1 for x in loo if x == x) >= 2:  # x == x: not nan
+            return Units.from_jackknife(result.value, loo, ids)
+        return None
 
 
 class Method(Plugin):

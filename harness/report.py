@@ -45,9 +45,14 @@ def package_versions() -> dict[str, str]:
 
 
 def write_run(run_dir: Path, spec: Spec, spec_path: str, results: pd.DataFrame, info: dict[str, Any],
-              samples: dict[str, Any] | None = None, records: pd.DataFrame | None = None) -> None:
-    """Write a run's results and provenance, then its rendered tables, plots and galleries."""
+              samples: dict[str, Any] | None = None, records: pd.DataFrame | None = None,
+              units: pd.DataFrame | None = None) -> None:
+    """Write a run's results and provenance, then its rendered tables, plots and galleries.
+    `units.parquet` holds what each cell's CI resamples (per-prompt sums, leave-one-block-out
+    values): what a paired `check` against this run needs (harness.stats)."""
     run_dir.mkdir(parents=True, exist_ok=True)
+    if units is not None and not units.empty:
+        units.to_parquet(run_dir / "units.parquet", index=False)
     results.to_parquet(run_dir / "results.parquet", index=False)
     results.to_csv(run_dir / "results.csv", index=False)
     results.to_json(run_dir / "results.json", orient="records", indent=1)
@@ -78,6 +83,12 @@ def load_run(run_dir: Path) -> tuple[pd.DataFrame, Spec]:
     return results, spec
 
 
+def load_units(run_dir: Path) -> pd.DataFrame | None:
+    """A run directory's (or baseline folder's) per-cell units, or None when it has none."""
+    path = Path(run_dir) / "units.parquet"
+    return pd.read_parquet(path) if path.is_file() else None
+
+
 # ---------------------------------------------------------------------------------------------
 # Aggregation and rendering.
 
@@ -90,25 +101,51 @@ class CellValue:
     paper: float | None
     ok: bool | None  # within the paper's tolerance
     best: bool = False
+    delta: float = math.nan  # paired Δ vs the comparison row
+    delta_ci_low: float = math.nan
+    delta_ci_high: float = math.nan
+
+    @property
+    def significant(self) -> bool:
+        return bool(self.delta_ci_low > 0 or self.delta_ci_high < 0)
+
+
+DELTA_FIELDS = ("compare_to", "delta", "delta_ci_low", "delta_ci_high", "p_value", "paired", "delta_method")
+_NO_DELTA = {"compare_to": None, "delta": math.nan, "delta_ci_low": math.nan, "delta_ci_high": math.nan, "p_value": math.nan,
+             "paired": None, "delta_method": None}
 
 
 def aggregate(results: pd.DataFrame) -> pd.DataFrame:
-    """Mean over seeds per (row, column); the CI is the single seed's, or a t-interval over seeds."""
+    """One value per (row, column): the pooled cell (the union of every seed's samples) when the run
+    has several seeds, else the single seed's cell. Results of old runs without pooled cells fall
+    back to the mean over seeds with a t-interval (scope "across-seeds")."""
     from scipy import stats
 
-    def agg(g: pd.DataFrame) -> pd.Series:
-        v = g["value"].to_numpy(dtype=float)
-        if len(v) == 1:
-            lo, hi = g["ci_low"].iloc[0], g["ci_high"].iloc[0]
-        else:
-            half = stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v))
-            lo, hi = v.mean() - half, v.mean() + half
-        return pd.Series({"value": v.mean(), "ci_low": lo, "ci_high": hi, "seeds": len(v), "direction": g["direction"].iloc[0],
-                          "convention": g["convention"].iloc[0]})
-
+    cols = ["row", "column", "value", "ci_low", "ci_high", "seeds", "scope", "direction", "convention", *DELTA_FIELDS]
     if results.empty:
-        return pd.DataFrame(columns=["row", "column", "value", "ci_low", "ci_high", "seeds", "direction", "convention"])
-    return results.groupby(["row", "column"], sort=False).apply(agg, include_groups=False).reset_index()
+        return pd.DataFrame(columns=cols)
+    results = results.copy()
+    if "scope" not in results:
+        results["scope"] = "seed"
+    for f, empty in _NO_DELTA.items():
+        if f not in results:
+            results[f] = empty
+    out = []
+    for (row, col), g in results.groupby(["row", "column"], sort=False):
+        seeds = int((g["scope"] != "pooled").sum())
+        pooled = g[g["scope"] == "pooled"]
+        if len(pooled) or len(g) == 1:
+            r = (pooled if len(pooled) else g).iloc[0]
+            out.append({"row": row, "column": col, "value": r["value"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
+                        "seeds": max(seeds, 1), "scope": "pooled" if len(pooled) else "seed", "direction": r["direction"],
+                        "convention": r["convention"], **{f: r[f] for f in DELTA_FIELDS}})
+            continue
+        v = g["value"].to_numpy(dtype=float)
+        half = stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v))
+        out.append({"row": row, "column": col, "value": v.mean(), "ci_low": v.mean() - half, "ci_high": v.mean() + half,
+                    "seeds": len(v), "scope": "across-seeds", "direction": g["direction"].iloc[0],
+                    "convention": g["convention"].iloc[0], **_NO_DELTA})
+    return pd.DataFrame(out, columns=cols)
 
 
 def table_cells(results: pd.DataFrame, spec: Spec) -> dict[tuple[str, str], CellValue]:
@@ -118,7 +155,8 @@ def table_cells(results: pd.DataFrame, spec: Spec) -> dict[tuple[str, str], Cell
         paper = spec.reference.values.get(r.row, {}).get(r.column)
         tol = spec.reference.tolerance.get(r.column)
         ok = None if paper is None or tol is None else abs(r.value - paper) <= tol
-        cells[(r.row, r.column)] = CellValue(r.value, r.ci_low, r.ci_high, paper, ok)
+        cells[(r.row, r.column)] = CellValue(r.value, r.ci_low, r.ci_high, paper, ok, delta=_num(r.delta),
+                                             delta_ci_low=_num(r.delta_ci_low), delta_ci_high=_num(r.delta_ci_high))
     # best per column (within each row group), by the metric's direction
     directions = dict(zip(agg["column"], agg["direction"]))
     groups = [g.rows for g in spec.table.groups] if spec.table.groups else [spec.table.rows or []]
@@ -130,6 +168,41 @@ def table_cells(results: pd.DataFrame, spec: Spec) -> dict[tuple[str, str], Cell
                 for v, r in present:
                     cells[(r, col)].best = v == best
     return cells
+
+
+def _num(x: Any) -> float:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def ci_levels(spec: Spec, cols: list[str]) -> dict[str, float]:
+    """Each column's CI level, from its metric's `ci.level` (default 0.95)."""
+    out = {}
+    for c in cols:
+        ci = spec.metrics[c].params.get("ci") if c in spec.metrics else None
+        out[c] = float((ci or {}).get("level", 0.95)) if isinstance(ci, dict) else 0.95
+    return out
+
+
+def delta_columns(cells: dict[tuple[str, str], CellValue], spec: Spec, cols: list[str]) -> list[str]:
+    """Columns that get a Δ column: those with at least one paired Δ, when the spec shows them as columns."""
+    if spec.table.delta != "column":
+        return []
+    return [c for c in cols if any(k[1] == c and math.isfinite(v.delta) for k, v in cells.items())]
+
+
+def comparison_note(results: pd.DataFrame, spec: Spec) -> str | None:
+    """The line under a table that says what Δ and † mean, or None when no cell has a Δ."""
+    if spec.table.delta == "none" or results.empty or "delta" not in results or not results["delta"].notna().any():
+        return None
+    against = sorted({str(a) for a in results["compare_to"].dropna().unique()})
+    labels = [(spec.methods[a].label or a) if a in spec.methods else a for a in against]
+    shown = "Δ is" if spec.table.delta == "column" else "† marks"
+    what = ("the paired difference to " if spec.table.delta == "column" else "a paired difference to ")
+    return (f"{shown} {what}{' / '.join(labels)} on the same prompts and seeds (per-sample metrics: bootstrap over prompts; "
+            f"FID-like metrics: delete-one-block jackknife over prompt blocks), with its 95% CI; † the CI excludes 0.")
 
 
 def _fmt(x: float, digits: int) -> str:
@@ -153,12 +226,32 @@ def _layout(spec: Spec, results: pd.DataFrame):
     return rows, cols, labels_r, labels_c, direction, group_of, conventions
 
 
+def _delta_text(cell: CellValue | None, digits: int) -> str:
+    if cell is None or not math.isfinite(cell.delta):
+        return "–"
+    text = f"{cell.delta:+.{digits}f}"
+    if math.isfinite(cell.delta_ci_low):
+        text += f" [{cell.delta_ci_low:+.{digits}f}, {cell.delta_ci_high:+.{digits}f}]"
+    return text + ("†" if cell.significant else "")
+
+
+def _ci_note(spec: Spec, cols: list[str]) -> str:
+    levels = sorted(set(ci_levels(spec, cols).values())) or [0.95]
+    return "/".join(f"{lv:.0%}" for lv in levels)
+
+
 def render_markdown(results: pd.DataFrame, spec: Spec) -> str:
     cells = table_cells(results, spec)
     rows, cols, labels_r, labels_c, direction, group_of, conventions = _layout(spec, results)
     arrow = {"higher": "↑", "lower": "↓"}
     extra = list(spec.table.extra_columns)
-    header = ([spec.table.group_header] if spec.table.groups else []) + ["method"] + extra + [f"{labels_c[c]} {arrow.get(direction.get(c, ''), '')}".strip() for c in cols]
+    with_delta = delta_columns(cells, spec, cols)
+    metric_heads = []
+    for c in cols:
+        metric_heads.append(f"{labels_c[c]} {arrow.get(direction.get(c, ''), '')}".strip())
+        if c in with_delta:
+            metric_heads.append(f"Δ {labels_c[c]}")
+    header = ([spec.table.group_header] if spec.table.groups else []) + ["method"] + extra + metric_heads
     lines = [f"### {spec.table.title or spec.name}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     digits = {c: _digits([cells[(r, c)].value for r in rows if (r, c) in cells]) for c in cols}
     has_paper = bool(spec.reference.values)
@@ -168,20 +261,33 @@ def render_markdown(results: pd.DataFrame, spec: Spec) -> str:
             cell = cells.get((r, c))
             if cell is None:
                 line.append("(failed)" if not results.empty else "–")
+                if c in with_delta:
+                    line.append("–")
                 continue
             text = _fmt(cell.value, digits[c])
             if cell.best:
                 text = f"**{text}**"
             if not math.isnan(cell.ci_low):
                 text += f" ± {_fmt((cell.ci_high - cell.ci_low) / 2, digits[c])}"
+            if spec.table.delta == "mark" and cell.significant:
+                text += "†"
             if has_paper and cell.paper is not None:
                 mark = "" if cell.ok is None else (" ✓" if cell.ok else " ✗")
                 text += f" (paper {_fmt(cell.paper, digits[c])}{mark})"
             line.append(text)
+            if c in with_delta:
+                line.append(_delta_text(cell, digits[c]))
         lines.append("| " + " | ".join(line) + " |")
     lines.append("")
-    seeds = sorted(set(results["seed"])) if not results.empty else spec.seeds
-    lines.append(f"± is the half-width of the 95% CI; bold is the best per column{' and group' if spec.table.groups else ''}; seeds: {seeds}.")
+    agg = aggregate(results)
+    seeds = sorted(int(x) for x in set(results["seed"]) if int(x) >= 0) if not results.empty else spec.seeds
+    pooled = bool((agg["scope"] == "pooled").any()) if not agg.empty else False
+    seed_text = f"seeds: {seeds}" + (" (pooled: each cell over the union of the seeds' samples)" if pooled else "")
+    lines.append(f"± is the half-width of the {_ci_note(spec, cols)} CI; bold is the best per column"
+                 f"{' and group' if spec.table.groups else ''}; {seed_text}.")
+    note = comparison_note(results, spec)
+    if note:
+        lines.append(f"- {note}")
     for c in cols:
         if c in conventions:
             lines.append(f"- {labels_c[c]}: {conventions[c]}")
@@ -194,7 +300,8 @@ def render_markdown(results: pd.DataFrame, spec: Spec) -> str:
 
 _LATEX_ESCAPES = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}", "\\": r"\textbackslash{}",
                   "≥": r"$\geq$", "≤": r"$\leq$", "×": r"$\times$", "·": r"$\cdot$", "±": r"$\pm$", "↑": r"$\uparrow$",
-                  "↓": r"$\downarrow$", "√": r"$\surd$", "–": "--", "—": "---", "≈": r"$\approx$", "α": r"$\alpha$", "β": r"$\beta$"}
+                  "↓": r"$\downarrow$", "√": r"$\surd$", "–": "--", "—": "---", "≈": r"$\approx$", "α": r"$\alpha$", "β": r"$\beta$",
+                  "Δ": r"$\Delta$", "†": r"$^\dagger$", "³": r"$^3$", "²": r"$^2$"}
 
 
 def latex_escape(text: str) -> str:
@@ -202,20 +309,27 @@ def latex_escape(text: str) -> str:
 
 
 def render_latex(results: pd.DataFrame, spec: Spec) -> str:
-    """A booktabs table: ↑/↓ per metric, best per column in bold, the paper's value with ✓/✗."""
+    """A booktabs table: ↑/↓ per metric, best per column in bold, ± the CI half-width, paired Δ
+    columns (or † marks), and the paper's value with ✓/✗ where the spec has one."""
     cells = table_cells(results, spec)
     rows, cols, labels_r, labels_c, direction, group_of, conventions = _layout(spec, results)
     arrow = {"higher": r"$\uparrow$", "lower": r"$\downarrow$"}
     extra = list(spec.table.extra_columns)
+    with_delta = delta_columns(cells, spec, cols)
     lead = ([latex_escape(spec.table.group_header)] if spec.table.groups else []) + ["Method"] + [latex_escape(e) for e in extra]
-    head = lead + [f"{latex_escape(labels_c[c])}{arrow.get(direction.get(c, ''), '')}" for c in cols]
+    head = list(lead)
+    for c in cols:
+        head.append(f"{latex_escape(labels_c[c])}{arrow.get(direction.get(c, ''), '')}")
+        if c in with_delta:
+            head.append(f"$\\Delta$ {latex_escape(labels_c[c])}")
     digits = {c: _digits([cells[(r, c)].value for r in rows if (r, c) in cells]) for c in cols}
     out = [
         "% Generated by ganrm-bench. Needs \\usepackage{booktabs,amssymb}.",
         "\\begin{table}[t]", "\\centering", "\\small",
-        f"\\begin{{tabular}}{{{'l' * len(lead)}{'c' * len(cols)}}}", "\\toprule", " & ".join(head) + " \\\\", "\\midrule",
+        f"\\begin{{tabular}}{{{'l' * len(lead)}{'c' * (len(head) - len(lead))}}}", "\\toprule", " & ".join(head) + " \\\\", "\\midrule",
     ]
     previous_group = None
+    any_paper = False
     for r in rows:
         group = group_of.get(r)
         if spec.table.groups and group != previous_group and previous_group is not None:
@@ -227,21 +341,36 @@ def render_latex(results: pd.DataFrame, spec: Spec) -> str:
             cell = cells.get((r, c))
             if cell is None:
                 line.append("--")
+                if c in with_delta:
+                    line.append("--")
                 continue
             text = _fmt(cell.value, digits[c])
             if cell.best:
                 text = f"\\textbf{{{text}}}"
+            if not math.isnan(cell.ci_low):
+                text += f"{{\\scriptsize$\\pm${_fmt((cell.ci_high - cell.ci_low) / 2, digits[c])}}}"
+            if spec.table.delta == "mark" and cell.significant:
+                text += "$^\\dagger$"
             if cell.paper is not None:
+                any_paper = True
                 mark = "" if cell.ok is None else ("\\,\\checkmark" if cell.ok else "\\,$\\times$")
                 text += f" {{\\scriptsize({_fmt(cell.paper, digits[c])}{mark})}}"
             line.append(text)
+            if c in with_delta:
+                line.append(latex_escape(_delta_text(cell, digits[c])))
         out.append(" & ".join(line) + " \\\\")
-    caption = spec.table.caption or spec.table.title or spec.name
+    caption = (spec.table.caption or spec.table.title or spec.name).rstrip(".")
+    parts = [f"{latex_escape(caption)}.", f"Ours ($\\pm$ half-width of the {latex_escape(_ci_note(spec, cols))} CI)"
+             + (", with the paper's value in parentheses (\\checkmark{} within tolerance)." if any_paper else ".")]
+    note = comparison_note(results, spec)
+    if note:
+        parts.append(latex_escape(note))
     footnote = "; ".join(f"{labels_c[c]}: {conventions[c]}" for c in cols if c in conventions)
+    if footnote:
+        parts.append(latex_escape(footnote))
     out += [
         "\\bottomrule", "\\end{tabular}",
-        f"\\caption{{{latex_escape(caption.rstrip('.'))}. Ours, with the paper's value in parentheses "
-        f"(\\checkmark{{}} within tolerance). {latex_escape(footnote)}}}",
+        f"\\caption{{{' '.join(parts)}}}",
         f"\\label{{tab:{latex_escape(spec.name)}}}", "\\end{table}",
     ]
     return "\n".join(out) + "\n"
@@ -267,27 +396,8 @@ def read_results_file(path: Path) -> pd.DataFrame:
     return df
 
 
-def check(results: pd.DataFrame, baseline: pd.DataFrame, tolerance: dict[str, float]) -> list[str]:
-    """Regressions of `results` against `baseline`: a value worse than the baseline by more than the
-    column's tolerance; for columns without one, worse than the baseline's CI bound. Cells missing
-    from the results count as regressions."""
-    ours = aggregate(results).set_index(["row", "column"])
-    base = aggregate(baseline).set_index(["row", "column"])
-    problems = []
-    for (row, col), b in base.iterrows():
-        if (row, col) not in ours.index:
-            problems.append(f"{row} × {col}: missing from the run (baseline {b.value:.4g})")
-            continue
-        v = ours.loc[(row, col), "value"]
-        sign = 1 if b.direction == "higher" else -1
-        worse_by = sign * (b.value - v)
-        if col in tolerance:
-            limit, why = tolerance[col], f"tolerance {tolerance[col]:g}"
-        elif not (math.isnan(b.ci_low) or math.isnan(b.ci_high)):
-            limit, why = abs(b.value - (b.ci_low if sign > 0 else b.ci_high)), "the baseline's CI"
-        else:
-            limit, why = 1e-9 * max(1.0, abs(b.value)), "no tolerance or CI: exact"
-        if np.isnan(v) or worse_by > limit:
-            arrow = "↑" if sign > 0 else "↓"
-            problems.append(f"{row} × {col}{arrow}: {v:.4g} vs baseline {b.value:.4g} (worse by {worse_by:.4g} > {why})")
-    return problems
+def check(results: pd.DataFrame, baseline: pd.DataFrame, tolerance: dict[str, float] | None = None, **kwargs: Any) -> list[str]:
+    """The failing cells of the regression gate (`harness.gate.check_against_baseline`), one line each."""
+    from ganrm_bench.harness.gate import check_against_baseline
+
+    return [c.line() for c in check_against_baseline(results, baseline, tolerance=tolerance, **kwargs).failures]

@@ -21,9 +21,11 @@ from ganrm_bench.harness.spec import Spec
 log = logging.getLogger("ganrm_bench")
 
 RESULT_COLUMNS = [
-    "spec", "group", "row", "row_label", "column", "column_label", "metric", "seed", "value", "ci_low", "ci_high", "n",
-    "direction", "convention", "key",
+    "spec", "group", "row", "row_label", "column", "column_label", "metric", "seed", "scope", "value", "ci_low", "ci_high",
+    "n", "direction", "convention", "key", "compare_to", "delta", "delta_ci_low", "delta_ci_high", "p_value", "paired",
+    "delta_method",
 ]
+POOLED_SEED = -1  # the `seed` of pooled cells (scope "pooled": the union of every seed's samples)
 
 
 class Evaluator:
@@ -141,46 +143,127 @@ class RunOutcome:
     counters: dict[str, int]
     samples: dict[str, Any] = field(default_factory=dict)  # row -> its evaluation ItemSet (first seed)
     records: pd.DataFrame = field(default_factory=pd.DataFrame)  # values of reported ops (reward stats per round)
+    units: pd.DataFrame = field(default_factory=pd.DataFrame)  # what each cell's CI resamples (harness.stats)
+
+
+def comparison_rows(spec: Spec) -> dict[str, str]:
+    """row -> the row it gets a paired Δ against: `table.compare`, a group's `compare`, else the
+    group's (or table's) first row. The comparison row itself gets none."""
+    groups = spec.table.groups or []
+    out: dict[str, str] = {}
+    if groups:
+        for g in groups:
+            against = g.compare or (spec.table.compare if spec.table.compare in g.rows else None) or g.rows[0]
+            out.update({r: against for r in g.rows if r != against})
+    else:
+        rows = spec.table.rows or []
+        against = spec.table.compare or (rows[0] if rows else None)
+        out.update({r: against for r in rows if r != against})
+    return out
+
+
+@dataclass
+class _Evaluated:
+    result: Any
+    samples: Any
+    metric: Any
+    units: Any = None
 
 
 def run_spec(spec: Spec, ctx: Context, *, seeds: list[int] | None = None) -> RunOutcome:
-    """Run every cell of the spec's table for each seed. A failing cell is recorded and the run
-    goes on (everything finished stays in the store); failures are returned for the exit code."""
+    """Run every cell of the spec's table for each seed, then (with several seeds) each cell once
+    more over the union of its seeds' samples (scope "pooled"). Every cell gets a paired Δ against
+    its comparison row (`harness.stats`). A failing cell is recorded and the run goes on
+    (everything finished stays in the store); failures are returned for the exit code."""
+    from ganrm_bench.harness.runtime import derive_seed
+    from ganrm_bench.harness.stats import difference
+
+    seeds = list(seeds or spec.seeds)
     rows: list[dict[str, Any]] = []
     failures: list[str] = []
     samples: dict[str, Any] = {}
     records: list[dict[str, Any]] = []
+    units_rows: list[dict[str, Any]] = []
     ev = Evaluator(ctx)
-    for seed in seeds or spec.seeds:
+    against = comparison_rows(spec)
+    sample_nodes: dict[str, list[Node]] = {}
+
+    def evaluate(cell: Cell, seed: int) -> _Evaluated | None:
+        try:
+            result = ev.value(cell.node)
+            evaluated = _Evaluated(result, ev.value(cell.node.inputs["samples"]), cell.node.obj)
+            evaluated.units = evaluated.metric.units(result, evaluated.samples) if hasattr(evaluated.metric, "units") else None
+            return evaluated
+        except UserError as exc:
+            failures.append(f"{cell.row} × {cell.column} (seed {_seed_text(seed)}): {exc}")
+        except Exception as exc:  # keep going: other cells may still be computable
+            log.debug("cell failed", exc_info=True)
+            failures.append(f"{cell.row} × {cell.column} (seed {_seed_text(seed)}): {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
+        return None
+
+    def emit(cells: list[Cell], done: dict[tuple[str, str], _Evaluated], seed: int) -> None:
+        scope = "pooled" if seed == POOLED_SEED else "seed"
+        for cell in cells:
+            e = done.get((cell.row, cell.column))
+            if e is None:
+                continue
+            metric_entry, method_entry = spec.metrics[cell.column], spec.methods[cell.row]
+            row = {
+                "spec": spec.name, "group": cell.group, "row": cell.row, "row_label": method_entry.label or cell.row,
+                "column": cell.column, "column_label": metric_entry.label or cell.column, "metric": metric_entry.metric,
+                "seed": seed, "scope": scope, "value": float(e.result.value), "ci_low": _f(e.result.ci_low),
+                "ci_high": _f(e.result.ci_high), "n": int(e.result.n), "direction": cell.node.obj.direction,
+                "convention": e.result.convention, "key": cell.node.key, "compare_to": None, "delta": math.nan,
+                "delta_ci_low": math.nan, "delta_ci_high": math.nan, "p_value": math.nan, "paired": None, "delta_method": None,
+            }
+            base = done.get((against.get(cell.row), cell.column))
+            if base is not None and e.units is not None and base.units is not None:
+                d = difference(e.units, base.units, seed=derive_seed(0, "delta", cell.row, cell.column, seed))
+                row.update(compare_to=against[cell.row], delta=d.estimate, delta_ci_low=d.ci_low, delta_ci_high=d.ci_high,
+                           p_value=d.p_value, paired=d.paired, delta_method=d.method)
+            rows.append(row)
+            if e.units is not None:
+                units_rows.extend({"row": cell.row, "column": cell.column, "seed": seed, **u} for u in e.units.to_rows())
+
+    for seed in seeds:
         ctx.seed = seed
         b = Builder(spec, ctx, seed)
-        for cell in build_cells(spec, b):
-            metric_entry = spec.metrics[cell.column]
-            method_entry = spec.methods[cell.row]
-            try:
-                result = ev.value(cell.node)
-            except UserError as exc:
-                failures.append(f"{cell.row} × {cell.column} (seed {seed}): {exc}")
+        cells = build_cells(spec, b)
+        done: dict[tuple[str, str], _Evaluated] = {}
+        for cell in cells:
+            e = evaluate(cell, seed)
+            if e is None:
                 continue
-            except Exception as exc:  # keep going: other cells may still be computable
-                log.debug("cell failed", exc_info=True)
-                failures.append(f"{cell.row} × {cell.column} (seed {seed}): {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
-                continue
+            done[(cell.row, cell.column)] = e
             if cell.row not in samples:  # for galleries: a cheap load when the metric itself was cached
-                samples[cell.row] = ev.value(cell.node.inputs["samples"])
+                samples[cell.row] = e.samples
                 records += [{"row": cell.row, "seed": seed, "op": n.op.name, "label": n.label, **ev.value(n)}
                             for n in cell.node.inputs["samples"].walk() if n.op.reported]
-            rows.append(
-                {
-                    "spec": spec.name, "group": cell.group, "row": cell.row, "row_label": method_entry.label or cell.row,
-                    "column": cell.column, "column_label": metric_entry.label or cell.column, "metric": metric_entry.metric,
-                    "seed": seed, "value": float(result.value), "ci_low": _f(result.ci_low), "ci_high": _f(result.ci_high),
-                    "n": int(result.n), "direction": cell.node.obj.direction, "convention": result.convention,
-                    "key": cell.node.key,
-                }
-            )
+            nodes = sample_nodes.setdefault(f"{cell.row}\0{cell.column}", [])
+            nodes.append(cell.node.inputs["samples"])
+        emit(cells, done, seed)
+    if len(seeds) > 1:  # pooled: each metric over the union of the row's samples from every seed
+        ctx.seed = seeds[0]
+        b = Builder(spec, ctx, seeds[0])
+        groups = {r: g.name for g in (spec.table.groups or []) for r in g.rows}
+        cells, done = [], {}
+        for key, nodes in sample_nodes.items():
+            row, column = key.split("\0")
+            if len(nodes) != len(seeds):
+                continue  # a seed failed: no pooled cell
+            union = b.union(nodes, label=f"{row} over seeds {'+'.join(map(str, seeds))}")
+            cell = Cell(groups.get(row, ""), row, column, b.metric(column, union))
+            e = evaluate(cell, POOLED_SEED)
+            if e is not None:
+                cells.append(cell)
+                done[(row, column)] = e
+        emit(cells, done, POOLED_SEED)
     return RunOutcome(pd.DataFrame(rows, columns=RESULT_COLUMNS), failures, ev.computed, ev.loaded, dict(ctx.counters),
-                      samples, pd.DataFrame(records))
+                      samples, pd.DataFrame(records), pd.DataFrame(units_rows))
+
+
+def _seed_text(seed: int) -> str:
+    return "pooled" if seed == POOLED_SEED else str(seed)
 
 
 def _f(x: Any) -> float:

@@ -7,6 +7,7 @@ An entry names its plugin (`method: dpo`, `metric: fid`, ...), the other entries
 
 from __future__ import annotations
 
+import copy
 import difflib
 import hashlib
 import importlib
@@ -89,6 +90,7 @@ class MetricEntry(_Entry):
 class RowGroup(_Strict):
     name: str
     rows: list[str]
+    compare: str | None = None  # the row the others get a paired Δ against (default: the group's first)
 
 
 class TableSpec(_Strict):
@@ -99,6 +101,8 @@ class TableSpec(_Strict):
     groups: list[RowGroup] | None = None  # e.g. SD1.5 / SDXL blocks; rows then come from the groups
     group_header: str = "Base"  # the groups' column header (Table 1: the base model; Table 8: K)
     extra_columns: dict[str, dict[str, str]] = Field(default_factory=dict)  # e.g. {"FT": {"base": "no"}}
+    compare: str | None = None  # comparison row for paired Δ (default: each group's first row, else the first row)
+    delta: Literal["column", "mark", "none"] = "column"  # render Δ vs the comparison row as a column, a † mark, or not
 
 
 class ReferenceSpec(_Strict):
@@ -204,11 +208,57 @@ def load_raw(path: str | Path, _stack: tuple[Path, ...] = ()) -> dict[str, Any]:
     return deep_merge(merged, data)
 
 
-def load_spec(path: str | Path) -> Spec:
-    """Load, include, import declared plugins, validate the schema and every plugin's params."""
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """`PATH=VALUE` strings (the CLI's `--set`) → {dotted path: value}; values are YAML scalars or
+    flow collections (`8`, `1e-5`, `null`, `[0, 1]`, `/ckpt/unet`)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        path, sep, value = item.partition("=")
+        if not sep or not path.strip():
+            raise UserError(f"--set {item!r}: expected PATH=VALUE, e.g. generators.mini.steps=8")
+        try:
+            out[path.strip()] = yaml.safe_load(value) if value.strip() else ""
+        except yaml.YAMLError as exc:
+            raise UserError(f"--set {item!r}: the value is not valid YAML ({exc.problem})") from None
+    return out
+
+
+def apply_overrides(data: dict[str, Any], overrides: dict[str, Any], *, source: str = "--set") -> dict[str, Any]:
+    """Set dotted paths (`generators.sd15.unet`) in a raw spec mapping before validation. Every path
+    but the last key must exist, so a typo is named with a did-you-mean instead of adding an entry."""
+    data = copy.deepcopy(data)
+    problems = []
+    for dotted, value in overrides.items():
+        keys = dotted.split(".")
+        node: Any = data
+        for depth, key in enumerate(keys[:-1]):
+            where = ".".join(keys[:depth + 1])
+            if isinstance(node, dict) and key not in node and depth == 0 and key in Spec.model_fields:
+                node[key] = {}  # a top-level section the spec leaves at its default (runtime, table)
+            if not isinstance(node, dict) or key not in node:
+                known = list(node) if isinstance(node, dict) else []
+                problems.append(f"{where}: no such key to set{did_you_mean(key, known)} (from {source} {dotted}=...)")
+                break
+            node = node[key]
+        else:
+            if not isinstance(node, dict):
+                problems.append(f"{dotted}: {'.'.join(keys[:-1])} is not a mapping (from {source})")
+            else:
+                node[keys[-1]] = value
+    if problems:
+        raise SpecError(source, problems)
+    return data
+
+
+def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> Spec:
+    """Load, include, apply `overrides` (dotted paths), import declared plugins, validate the schema
+    and every plugin's params. Overrides change the spec itself, so they reach every cache key."""
     path = Path(path)
     raw = load_raw(path)
     source = str(path)
+    if overrides:
+        raw = apply_overrides(raw, overrides)
+        source = f"{path} with --set {', '.join(f'{k}={v}' for k, v in overrides.items())}"
     import_plugins(raw.get("plugins") or [], base=path.resolve().parent, source=source)
     try:
         spec = Spec.model_validate(raw)
@@ -364,6 +414,10 @@ def check_spec(spec: Spec) -> list[str]:
         ref(f"reference.values.{row}", row, spec.methods, "method")
         for col in cols:
             ref(f"reference.values.{row}.{col}", col, spec.metrics, "metric")
+    table_rows = {r: None for r in spec.table.rows or []}
+    ref("table.compare", spec.table.compare, table_rows, "table row")
+    for i, g in enumerate(spec.table.groups or []):
+        ref(f"table.groups[{i}].compare", g.compare, {r: None for r in g.rows}, "row in this group")
     return problems
 
 

@@ -7,6 +7,7 @@ Registered lazily by harness.builtins: nothing heavy is imported until a plugin 
 PLUGINS = {
     "metric": {
         "fid": "ganrm_bench.metrics.fid:FID",
+        "kid": "ganrm_bench.metrics.kid:KID",
         "image_reward": ("ganrm_bench.metrics.image_reward:ImageReward", ["imagereward", "ir"]),
         "pickscore": ("ganrm_bench.metrics.pickscore:PickScore", ["pick_score"]),
         "hps": ("ganrm_bench.metrics.hps:HPS", ["hpsv2"]),

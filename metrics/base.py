@@ -257,30 +257,21 @@ class SetMetric(Metric):
 
     @staticmethod
     def block_ids(items: list[Item], ctx: Any, n_blocks: int) -> np.ndarray:
-        """Blocks by prompt (by item where there is none): two rows sampled on the same prompts get
-        the same blocks, so their difference has a paired jackknife CI (`paired_difference`)."""
-        return np.array([derive_seed(getattr(ctx, "seed", 0), "ci-block", it.prompt_id or it.key) % n_blocks for it in items])
+        """Blocks by prompt id alone (by item where there is none): rows sampled on the same prompts
+        share their blocks, whichever seed made them, so differences pair block by block and the
+        samples of several seeds pool with each prompt's seeds nested in its block."""
+        return np.array([derive_seed(0, "ci-block", it.prompt_id or it.key) % n_blocks for it in items])
 
     def paired_difference(self, a: ItemSet, b: ItemSet, reference: ItemSet, ctx: Any, *, level: float = 0.95) -> tuple[float, float, float]:
         """value(a) − value(b) with a delete-one-block jackknife CI whose blocks are shared prompts:
-        far tighter than two separate CIs when both rows sample the same prompts."""
-        ref = self.reference_stats(reference, ctx)
-        ba, bb = self.sample_blocks(a, ctx), self.sample_blocks(b, ctx)
-        mu_r, cov_r = ref.mean_cov()
+        far tighter than two separate CIs when both rows sample the same prompts (harness.stats)."""
+        from ganrm_bench.harness.stats import difference
 
-        def dist(blocks: BlockStats, counts: np.ndarray | None = None) -> float:
-            stats = blocks.total() if counts is None else blocks.weighted(counts)
-            return frechet_distance(*stats.mean_cov(), mu_r, cov_r)
-
-        delta = dist(ba) - dist(bb)
-        used = np.flatnonzero((ba.n > 0) & (bb.n > 0))
-        loo = []
-        for blk in used:
-            counts = np.ones(ba.blocks)
-            counts[blk] = 0.0
-            loo.append(dist(ba, counts) - dist(bb, counts))
-        lo, hi = cimod.jackknife_interval(np.array(loo), delta, level, floor=None)
-        return float(delta), lo, hi
+        units = [self.units(self.compute(s, ctx, reference=reference), s) for s in (a, b)]
+        if any(u is None for u in units):
+            raise UserError(f"metric {self.name!r}: a paired difference needs at least 2 non-empty prompt blocks")
+        d = difference(units[0], units[1], level=level)
+        return d.estimate, d.ci_low, d.ci_high
 
     def sample_blocks(self, samples: ItemSet, ctx: Any) -> BlockStats:
         items = self.select(list(samples.items), ctx, "samples")
@@ -306,13 +297,17 @@ class SetMetric(Metric):
         mu_ref, cov_ref = ref.mean_cov()
         value = frechet_distance(mu, cov, mu_ref, cov_ref)
         lo = hi = float("nan")
-        if self.params.ci.method == "jackknife" and int((blocks.n > 0).sum()) > 1:
-            lo, hi = cimod.jackknife_interval(block_jackknife(blocks, ref), value, self.params.ci.level)
+        loo = None
+        if int((blocks.n > 0).sum()) > 1:  # leave-one-block-out values: the CI and paired differences
+            loo = np.full(blocks.blocks, np.nan)
+            loo[blocks.n > 0] = block_jackknife(blocks, ref)
+        if self.params.ci.method == "jackknife" and loo is not None:
+            lo, hi = cimod.jackknife_interval(loo[np.isfinite(loo)], value, self.params.ci.level)
         elif self.params.ci.method == "bootstrap" and int((blocks.n > 0).sum()) > 1:
             boot = block_bootstrap(blocks, ref, resamples=self.params.ci.resamples,
                                    rng=cimod.rng_for(ctx, self.name, samples.key, reference.key))
             lo, hi = cimod.set_interval(boot, value, self.params.ci)
         return MetricResult(value, lo, hi, n=total.n, convention=self.convention(), extras={
-            "n_reference": ref.n, "dim": int(ref.s.shape[0]),
+            "n_reference": ref.n, "dim": int(ref.s.shape[0]), "block_loo": None if loo is None else loo.tolist(),
             "ci": cimod.describe(self.params.ci, f"{self.params.ci.blocks} blocks of samples (reference fixed)"),
         })

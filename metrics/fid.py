@@ -28,7 +28,7 @@ class FID(SetMetric):
     """Fréchet Inception Distance (clean-fid conventions) against a reference image set; lower is better."""
 
     name: ClassVar[str] = "fid"
-    version: ClassVar[str] = "2"  # 2: CI = delete-one-block jackknife over prompt blocks
+    version: ClassVar[str] = "3"  # 2: CI = delete-one-block jackknife over prompt blocks; 3: blocks by prompt id alone, leave-one-block-out values kept
     Params = FIDParams
 
     def extractor_overrides(self) -> dict[str, Any]:

@@ -153,7 +153,7 @@ class FVD(SetMetric):
     """Fréchet Video Distance (cd-fvd I3D or VideoMAE features) against a reference video set; lower is better."""
 
     name: ClassVar[str] = "fvd"
-    version: ClassVar[str] = "2"  # 2: CI = delete-one-block jackknife over prompt blocks
+    version: ClassVar[str] = "3"  # 2: CI = delete-one-block jackknife over prompt blocks; 3: blocks by prompt id alone, leave-one-block-out values kept
     Params = FVDParams
 
     def extractor_overrides(self) -> dict[str, Any]:
