@@ -22,10 +22,13 @@ demo: install
 	$(VENV)/bin/ganrm-bench run
 	$(VENV)/bin/ganrm-bench run benchmarks/mini/fig2.yaml
 
-## The tests, offline, one torch thread (what CI runs), with the optional metric packages installed
-## so their tests run too (without them those tests skip).
+## The tests, offline, one torch thread each (what CI runs), with the optional metric packages
+## installed so their tests run too (without them those tests skip). The slow mini-world claims
+## (tests/claims, 3 seeds of every mini table) run in a second process beside the fast suite, one
+## core each; their output follows the fast suite's.
 test: install extras
-	OMP_NUM_THREADS=1 $(VENV)/bin/pytest -q
+	@rm -f .pytest-slow.log
+	@OMP_NUM_THREADS=1 $(VENV)/bin/pytest -q -m slow > .pytest-slow.log 2>&1 & slow=$$!; 	OMP_NUM_THREADS=1 $(VENV)/bin/pytest -q -m "not slow"; fast=$$?; 	wait $$slow; slow=$$?; echo "== slow tests (-m slow) =="; cat .pytest-slow.log; 	test $$fast -eq 0 && test $$slow -eq 0
 
 ## Benchmarks (speed and memory goals live here, not in tests).
 bench: install

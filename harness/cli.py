@@ -269,6 +269,19 @@ def check(
     out.print(f"[green]no regression[/green] against {baseline} (one-sided {confidence:.0%}, {len(report_.cells)} cells)")
 
 
+@app.command()
+def baseline(
+    run_dir: Path = typer.Argument(..., help="A run directory."),
+    out_dir: Path = typer.Option(..., "--out", help="The baseline folder to write (e.g. reports/baselines/<spec>)."),
+) -> None:
+    """Write a run's committed baseline: results and the per-cell units a paired `check` needs (text files)."""
+    from ganrm_bench.harness.report import write_baseline
+
+    files = write_baseline(run_dir, out_dir)
+    size = sum(f.stat().st_size for f in files)
+    out.print(f"baseline written to {out_dir}: {', '.join(f.name for f in files)} ({size / 1024:.0f} KiB)")
+
+
 @cache_app.command("ls")
 def cache_ls(cache: Optional[Path] = CacheOpt) -> None:
     """List artifacts in the store."""

@@ -85,8 +85,35 @@ def load_run(run_dir: Path) -> tuple[pd.DataFrame, Spec]:
 
 def load_units(run_dir: Path) -> pd.DataFrame | None:
     """A run directory's (or baseline folder's) per-cell units, or None when it has none."""
-    path = Path(run_dir) / "units.parquet"
-    return pd.read_parquet(path) if path.is_file() else None
+    run_dir = Path(run_dir)
+    if (run_dir / "units.parquet").is_file():
+        return pd.read_parquet(run_dir / "units.parquet")
+    if (run_dir / "units.csv").is_file():
+        return pd.read_csv(run_dir / "units.csv", dtype={"unit": str, "prompts_key": str})
+    return None
+
+
+BASELINE_FILES = ("results.csv", "spec.json", "run.json")
+
+
+def write_baseline(run_dir: Path, out: Path) -> list[Path]:
+    """A committed baseline: what a paired `check` needs from a run, in diffable text (results.csv,
+    units.csv: per-prompt sums or leave-one-block-out values per cell, spec.json, run.json)."""
+    import shutil
+
+    run_dir, out = Path(run_dir), Path(out)
+    load_run(run_dir)  # a clear error when it is not a run directory
+    units = load_units(run_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in BASELINE_FILES:
+        if (run_dir / name).exists():
+            shutil.copyfile(run_dir / name, out / name)
+            written.append(out / name)
+    if units is not None:
+        units.to_csv(out / "units.csv", index=False, float_format="%.10g")
+        written.append(out / "units.csv")
+    return written
 
 
 # ---------------------------------------------------------------------------------------------

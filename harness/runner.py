@@ -147,10 +147,12 @@ class RunOutcome:
 
 
 def comparison_rows(spec: Spec) -> dict[str, str]:
-    """row -> the row it gets a paired Δ against: `table.compare`, a group's `compare`, else the
-    group's (or table's) first row. The comparison row itself gets none."""
+    """row -> the row it gets a paired Δ against: `table.compare` (one row, or a {row: row} map), a
+    group's `compare`, else the group's (or table's) first row. The comparison row itself gets none."""
     groups = spec.table.groups or []
     out: dict[str, str] = {}
+    if isinstance(spec.table.compare, dict):
+        return {r: a for r, a in spec.table.compare.items() if r != a}
     if groups:
         for g in groups:
             against = g.compare or (spec.table.compare if spec.table.compare in g.rows else None) or g.rows[0]

@@ -101,7 +101,8 @@ class TableSpec(_Strict):
     groups: list[RowGroup] | None = None  # e.g. SD1.5 / SDXL blocks; rows then come from the groups
     group_header: str = "Base"  # the groups' column header (Table 1: the base model; Table 8: K)
     extra_columns: dict[str, dict[str, str]] = Field(default_factory=dict)  # e.g. {"FT": {"base": "no"}}
-    compare: str | None = None  # comparison row for paired Δ (default: each group's first row, else the first row)
+    # comparison row for paired Δ: one row for all, or {row: its comparison row} (default: each group's first row, else the first row)
+    compare: str | dict[str, str] | None = None
     delta: Literal["column", "mark", "none"] = "column"  # render Δ vs the comparison row as a column, a † mark, or not
 
 
@@ -415,7 +416,12 @@ def check_spec(spec: Spec) -> list[str]:
         for col in cols:
             ref(f"reference.values.{row}.{col}", col, spec.metrics, "metric")
     table_rows = {r: None for r in spec.table.rows or []}
-    ref("table.compare", spec.table.compare, table_rows, "table row")
+    if isinstance(spec.table.compare, dict):
+        for row, against in spec.table.compare.items():
+            ref(f"table.compare.{row}", row, table_rows, "table row")
+            ref(f"table.compare.{row}", against, table_rows, "table row")
+    else:
+        ref("table.compare", spec.table.compare, table_rows, "table row")
     for i, g in enumerate(spec.table.groups or []):
         ref(f"table.groups[{i}].compare", g.compare, {r: None for r in g.rows}, "row in this group")
     return problems

@@ -150,3 +150,32 @@ def test_diffusion_dpo_row_samples_from_the_swapped_unet(tmp_path, tiny_sd, ctx)
     assert {it.key for it in base}.isdisjoint({it.key for it in ddpo})
     with pytest.raises(UserError, match="mhdang/dpo-sd1.5-text2image-v1"):
         b.method("bad")
+
+
+def test_dpo_pairs_are_the_scorers_argmax_and_argmin_through_the_graph(mini_spec, ctx):
+    """The DPO row's fine-tune trains on (winner, loser) = (best, worst) of K by the row's scorer."""
+    from ganrm_bench.methods.ops import FINETUNE
+
+    b, ev = builder(mini_spec, ctx), Evaluator(ctx)
+    ft = next(n for n in b.method("dpo").walk() if n.op is FINETUNE)
+    winners, losers = ev.value(ft.inputs["winners"]), ev.value(ft.inputs["losers"])
+    pool = ev.value(b.pool("gen", "train", TRAIN["k"]))
+    truth = {it.key: -abs(brightness(it.path) - 200.0) for it in pool}  # the test RM's target
+    assert sorted(w.prompt_id for w in winners) == sorted(w.prompt_id for w in losers) == ["t2", "t5"]
+    for w, lo in zip(sorted(winners, key=lambda i: i.prompt_id), sorted(losers, key=lambda i: i.prompt_id)):
+        same = [it for it in pool if it.prompt_id == w.prompt_id]
+        assert w.key == max(same, key=lambda it: truth[it.key]).key
+        assert lo.key == min(same, key=lambda it: truth[it.key]).key and lo.key != w.key
+
+
+@pytest.mark.parametrize("rank", [1, 2, 4])
+def test_rank_of_k_keeps_the_sample_at_that_scorer_rank(tmp_path, mini_weights, ctx, rank):
+    gens = {"gen": {"generator": "mini_diffusion", "weights": str(mini_weights), "steps": 3, "device": "cpu"}}
+    spec = write_spec(tmp_path, gens, {"r": {"method": "rank_of_k", "generator": "gen", "prompts": "eval", "scorer": "rm",
+                                             "k": 4, "rank": rank}}, name=f"rank{rank}")
+    b, ev = builder(spec, ctx), Evaluator(ctx)
+    chosen = ev.value(b.method("r"))
+    pool = ev.value(b.pool("gen", "eval", 4))
+    for item in chosen:
+        same = sorted((it for it in pool if it.prompt_id == item.prompt_id), key=lambda it: abs(brightness(it.path) - 200.0))  # best first
+        assert item.key == same[rank - 1].key

@@ -222,3 +222,26 @@ def test_block_jackknife_interval_covers_the_expected_fid_about_95_percent():
         lo, hi = cimod.jackknife_interval(block_jackknife(b, ref), v, 0.95)
         covered += lo <= target <= hi
     assert 0.88 <= covered / 120 <= 0.995, covered / 120
+
+
+def test_paired_difference_is_the_jackknife_of_leave_one_block_out_differences(ctx, write_items):
+    """FID(a) − FID(b) on the same prompts: its interval comes from the differences of the closed-form
+    FIDs with each prompt block left out (computed here with numpy/scipy only)."""
+    import math
+
+    from scipy import stats
+
+    pids = [f"p{i % 30}" for i in range(90)]
+    a = write_items(index_images(list(range(0, 90))), name="a", prompt_ids=pids)
+    b = write_items(index_images(list(range(5, 95))), name="b", prompt_ids=pids)
+    reference = write_items(index_images(list(range(100, 200))), name="ref")
+    fid = FID({"features": "test_lookup", "ci": {"blocks": 5}})
+    delta, lo, hi = fid.paired_difference(a, b, reference, ctx, level=0.9)
+    blocks = fid.block_ids(list(a.items), ctx, 5)
+    x_a, x_b, ref = TABLE[list(range(0, 90))], TABLE[list(range(5, 95))], TABLE[list(range(100, 200))]
+    assert delta == pytest.approx(closed_form_fid(x_a, ref) - closed_form_fid(x_b, ref), rel=1e-6)
+    loo = np.array([closed_form_fid(x_a[blocks != k], ref) - closed_form_fid(x_b[blocks != k], ref)
+                    for k in range(5) if (blocks == k).any()])
+    se = math.sqrt((len(loo) - 1) / len(loo) * ((loo - loo.mean()) ** 2).sum())
+    half = stats.t.ppf(0.95, len(loo) - 1) * se
+    assert lo == pytest.approx(delta - half, rel=1e-4) and hi == pytest.approx(delta + half, rel=1e-4)
