@@ -13,6 +13,7 @@ Runs the real plugins end to end, cold: the slow part of `make test` (timing in 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -36,8 +37,9 @@ EXPECTED_TO_FAIL: dict[str, str] = {}
 
 @pytest.fixture(scope="module")
 def table(tmp_path_factory):
-    """table(name) -> that mini table's RunOutcome over SEEDS, computed once in a shared store."""
-    store = Store(tmp_path_factory.mktemp("mini-store"))
+    """table(name) -> that mini table's RunOutcome over SEEDS, computed once in a shared store (cold;
+    GANRM_CLAIMS_STORE=DIR reuses a store, e.g. the one benchmarks/perf/bench_mini_claims.py filled)."""
+    store = Store(os.environ.get("GANRM_CLAIMS_STORE") or tmp_path_factory.mktemp("mini-store"))
     done = {}
 
     def get(name: str):
