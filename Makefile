@@ -33,8 +33,8 @@ bench: install
 	$(PY) benchmarks/perf/bench_metrics.py
 	$(PY) benchmarks/perf/bench_mini_world.py
 
-## Optional reward-model / safety / video metric packages, and the human study's web stack. image-reward and hpsv2 pin stale
-## dependencies (timm 0.6, pytest 7, protobuf<4), so they go in with --no-deps; their real run-time
+## Optional reward-model / safety / video metric packages, and the human study's web stack
+## (`study`). image-reward and hpsv2 pin stale dependencies (timm 0.6, pytest 7, protobuf<4), so they go in with --no-deps; their real run-time
 ## needs are the extras' lists in pyproject.toml.
 EXTRAS_STAMP := $(VENV)/.installed-extras
 $(EXTRAS_STAMP): $(STAMP)
