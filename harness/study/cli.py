@@ -49,6 +49,8 @@ def serve(
     study = Study.from_samples(read_samples_manifest(run_dir, store.root), [r.strip() for r in rows.split(",") if r.strip()], max_pairs)
     database = StudyDB(db or run_dir / "study.sqlite")
     application = create_app(study, database, default_rater=rater)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        out.print(f"[yellow]serving on {host}: anyone who can reach this address can vote[/yellow]")
     out.print(f"study of {len(study.pairs)} pairs at http://{host}:{port}/ — votes in {database.path}")
     uvicorn.run(application, host=host, port=port, log_level="warning")
 

@@ -64,3 +64,24 @@ def test_report_without_samples_manifest_embeds_the_gallery_pngs(toy_run):
     html = render_html(toy_run)
     assert base64.b64encode((toy_run / "gallery.png").read_bytes()).decode() in html
     assert 'class="gallery"' not in html
+
+
+def test_samples_manifest_names_each_rows_cached_items(toy_run):
+    import json
+
+    import pytest
+
+    from ganrm_bench.harness.errors import UserError
+    from ganrm_bench.harness.study.samples import read_samples_manifest
+
+    data = json.loads((toy_run / "samples.json").read_text())
+    assert list(data["rows"]) == ["base", "bright", "best4"] and data["seed"] == 0
+    for row in data["rows"].values():
+        assert len(row["items"]) == 130
+        assert all(not Path(e["path"]).is_absolute() and e["path"].startswith("items/") for e in row["items"])
+    samples = read_samples_manifest(toy_run)
+    assert all(Path(it.path).is_file() and it.key in it.path for its in samples.values() for it in its)
+    assert [it.prompt_id for it in samples["base"]] == [it.prompt_id for it in samples["best4"]]
+    (toy_run / "samples.json").unlink()
+    with pytest.raises(UserError, match="samples.json: not found"):
+        read_samples_manifest(toy_run)
