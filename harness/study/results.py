@@ -69,7 +69,10 @@ def rater_agreement(votes: list[dict]) -> dict[str, Any]:
         return {"method": method, "kappa": None, "pairs": len(shared), "reason": "fewer than two pairs rated by two or more raters"}
     k = kappa(np.arange(len(shared)))
     lo, hi = bootstrap_ci(kappa, len(shared))
-    return {"method": method, "kappa": None if math.isnan(k) else k, "ci_low": None if math.isnan(lo) else lo,
+    # raw agreement: the chance that two ratings of a pair agree (κ is 0 when a rater never varies, whatever this is)
+    observed = float(np.mean([sum(n * (n - 1) for n in Counter(by_pair[p].values()).values()) / (len(by_pair[p]) * (len(by_pair[p]) - 1))
+                              for p in shared]))
+    return {"method": method, "kappa": None if math.isnan(k) else k, "observed": observed, "ci_low": None if math.isnan(lo) else lo,
             "ci_high": None if math.isnan(hi) else hi, "pairs": len(shared), "reason": "undefined (all ratings in one category)"}
 
 
@@ -113,7 +116,7 @@ def render_markdown(summary: dict) -> str:
     a = summary["agreement"]
     if a["kappa"] is not None:
         ci = f" [{a['ci_low']:.3f}, {a['ci_high']:.3f}] (bootstrap over pairs)" if a.get("ci_low") is not None else ""
-        lines += ["", f"Inter-rater agreement: {a['method']} κ = {a['kappa']:.3f}{ci} on {a['pairs']} pairs."]
+        lines += ["", f"Inter-rater agreement: {a['method']} κ = {a['kappa']:.3f}{ci} on {a['pairs']} pairs (raw agreement {a['observed']:.3f})."]
     else:
         lines += ["", f"Inter-rater agreement: {a['reason']}."]
     lines += ["", "| scorer | pairs with a human majority | agrees | agreement [95% Wilson] |", "|---|---|---|---|"]

@@ -21,7 +21,7 @@ def test_report_is_self_contained_and_complete(toy_run):
     table = html[html.index('id="results"'):html.index("</table>")]
     assert table.count("<tr>") == 4  # header + 3 rows
     assert "paper 99.00" in table and "✓" in table and "✗" in table  # base ≈ 99.5 within 5 of 99; bright is not near 1
-    assert table.count("95% CI [") == 3
+    assert table.count("95% CI </span>[") == 3
     figures = sorted((toy_run / "figures").glob("*.png"))
     assert figures
     for f in figures:

@@ -51,6 +51,7 @@ def test_win_rates_agreement_and_scorer_agreement_by_hand():
     agreement = rater_agreement(votes)
     counts = np.array([[2, 1, 0], [0, 2, 1], [1, 1, 1]])
     assert agreement["method"] == "Fleiss'" and agreement["kappa"] == pytest.approx(fleiss_kappa(counts))
+    assert agreement["observed"] == pytest.approx((1 / 3 + 1 / 3 + 0) / 3)  # agreeing rating pairs of 3 per pair
     majority = human_majority(votes)
     assert {p: m["majority"] for p, m in majority.items()} == {"p1": "a", "p2": "b"}  # p3 is 1–1
     scores = {"good": {"p1A": 1.0, "p1B": 0.0, "p2A": 0.0, "p2B": 1.0}, "flat": {"p1A": 1.0, "p1B": 1.0, "p2A": 0.0, "p2B": 1.0},
@@ -61,6 +62,7 @@ def test_win_rates_agreement_and_scorer_agreement_by_hand():
     assert by["absent"]["reason"] == "not in the store"
     two = rater_agreement([v for v in votes if v["rater"] != "z"])
     assert two["method"] == "Cohen's" and two["kappa"] == pytest.approx(cohen_kappa(["a", "b", "tie"], ["a", "b", "a"]))
+    assert two["observed"] == pytest.approx(2 / 3)
 
 
 def test_study_results_cli_on_toy_run(toy_run):
