@@ -31,7 +31,11 @@ def chromium(width: int = 1000, height: int = 1250):
     opts.binary_location = "/usr/bin/chromium"
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--hide-scrollbars", f"--window-size={width},{height}"):
         opts.add_argument(arg)
-    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    try:
+        return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    except Exception:  # a cold Chromium start on a busy machine can miss the driver's deadline once
+        time.sleep(2)
+        return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
 
 
 def vote_all(url: str, name: str, flip: float) -> int:
