@@ -36,12 +36,12 @@ bench: install
 	$(PY) benchmarks/perf/bench_metrics.py
 	$(PY) benchmarks/perf/bench_mini_world.py
 
-## Optional reward-model / safety / video metric packages. image-reward and hpsv2 pin stale
-## dependencies (timm 0.6, pytest 7, protobuf<4), so they go in with --no-deps; their real run-time
+## Optional reward-model / safety / video metric packages, and the human study's web stack
+## (`study`). image-reward and hpsv2 pin stale dependencies (timm 0.6, pytest 7, protobuf<4), so they go in with --no-deps; their real run-time
 ## needs are the extras' lists in pyproject.toml.
 EXTRAS_STAMP := $(VENV)/.installed-extras
 $(EXTRAS_STAMP): $(STAMP)
-	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[test,reward-models,safety,video]'
+	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[test,reward-models,safety,video,study]'
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps -c constraints.txt image-reward==1.5 hpsv2==1.2.0
 	@touch $@
 

@@ -32,7 +32,7 @@ def _mount_optional_apps() -> None:
     """Sub-commands that live with their plugins (GAN-RM's `rm`, VBench's `env`)."""
     import importlib
 
-    for module, name in (("ganrm_bench.methods.ganrm.cli", "rm"),):
+    for module, name in (("ganrm_bench.methods.ganrm.cli", "rm"), ("ganrm_bench.harness.study.cli", "study")):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:
@@ -218,15 +218,17 @@ def fetch_assets_cmd(
 @app.command()
 def report(
     run_dir: Path = typer.Argument(..., help="A run directory."),
-    format: str = typer.Option("markdown", "--format", "-f", help="markdown | latex | csv"),
+    format: str = typer.Option("markdown", "--format", "-f", help="markdown | latex | csv | html"),
 ) -> None:
     """Re-render a run's table without recomputing anything."""
+    from ganrm_bench.harness.html_report import render_html
     from ganrm_bench.harness.report import load_run, render_latex, render_markdown
 
     results, s = load_run(run_dir)
-    renderers = {"markdown": lambda: render_markdown(results, s), "latex": lambda: render_latex(results, s), "csv": lambda: results.to_csv(index=False)}
+    renderers = {"markdown": lambda: render_markdown(results, s), "latex": lambda: render_latex(results, s), "csv": lambda: results.to_csv(index=False),
+                 "html": lambda: render_html(run_dir)}
     if format not in renderers:
-        raise UserError(f"--format {format!r}: choose markdown, latex or csv")
+        raise UserError(f"--format {format!r}: choose markdown, latex, csv or html")
     sys.stdout.write(renderers[format]())
 
 

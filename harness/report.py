@@ -72,6 +72,12 @@ def write_run(run_dir: Path, spec: Spec, spec_path: str, results: pd.DataFrame, 
     write_metric_plots(run_dir, spec, results)
     if samples:
         write_galleries(run_dir, spec, samples)
+        from ganrm_bench.harness.study.samples import write_samples_manifest
+
+        write_samples_manifest(run_dir, samples, info.get("cache"), int(results["seed"].iloc[0]) if not results.empty else spec.seeds[0])
+    from ganrm_bench.harness.html_report import write_html_report
+
+    write_html_report(run_dir)
 
 
 def load_run(run_dir: Path) -> tuple[pd.DataFrame, Spec]:
