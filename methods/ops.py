@@ -59,6 +59,8 @@ class FinetuneOp(Op):
 
     name = "finetune"
     version = "1"
+    numerics_sensitive = True  # CPU and CUDA kernels train different weights
+    data_parallel = True  # DDP averages gradients across processes: P processes ≈ 1, but not to the byte
 
     def exclusive(self, node):
         from ganrm_bench.harness.distributed import rank_and_world
