@@ -163,6 +163,7 @@ def run(
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Compute what is missing for a spec, then write results and tables to a run directory."""
+    from ganrm_bench.harness.numerics import numerics_record
     from ganrm_bench.harness.report import render_markdown, write_run
     from ganrm_bench.harness.runner import run_spec
 
@@ -184,7 +185,8 @@ def run(
     elapsed = time.time() - t0
     run_dir = out_dir or Path("reports/runs") / f"{s.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     info = {"seconds": round(elapsed, 2), "cache": str(ctx.store.root), "device": ctx.device, "computed": dict(outcome.computed),
-            "loaded": dict(outcome.loaded), "counters": outcome.counters, "failures": outcome.failures}
+            "loaded": dict(outcome.loaded), "counters": outcome.counters, "failures": outcome.failures,
+            "numerics": numerics_record(ctx.device)}
     write_run(run_dir, s, str(spec or DEFAULT_SPEC), outcome.results, info, outcome.samples, outcome.records)
     if not outcome.records.empty:
         out.print(f"per-round records (reward mean/variance, a reward-hacking signal): {run_dir / 'records.csv'}")
@@ -245,6 +247,10 @@ def check(
         except ValueError:
             raise UserError(f"--tolerance {t!r}: expected COLUMN=NUMBER") from None
     problems = find_regressions(results, read_results_file(baseline), tol)
+    from ganrm_bench.harness.numerics import mismatch_warning
+
+    if warning := mismatch_warning(run_dir, baseline):
+        err.print(f"[yellow]warning:[/yellow] {warning}")
     if problems:
         err.print(f"[red]{len(problems)} regression(s)[/red] against {baseline}:")
         for p in problems:

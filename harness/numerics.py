@@ -15,7 +15,9 @@ Three tools (docs/reproducibility.md gives the policy):
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+from pathlib import Path
 from typing import Any, Iterator
 
 REFERENCE_CLASS = "cpu"
@@ -91,3 +93,21 @@ def numerics_mismatch(run_info_a: dict[str, Any], run_info_b: dict[str, Any]) ->
     if not a or not b:
         return []
     return [f"{k}: {a.get(k)} vs {b.get(k)}" for k in COMPARED if (k in a or k in b) and a.get(k) != b.get(k)]
+
+
+def run_info_near(path: str | Path) -> dict[str, Any]:
+    """The run.json of a run directory, or of the directory holding a results file; {} if none."""
+    path = Path(path)
+    found = path / "run.json" if path.is_dir() else path.parent / "run.json"
+    try:
+        return json.loads(found.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def mismatch_warning(run_dir: str | Path, baseline: str | Path) -> str | None:
+    """One line for `check`: the run and its baseline were computed under different numerics."""
+    diffs = numerics_mismatch(run_info_near(run_dir), run_info_near(baseline))
+    if not diffs:
+        return None
+    return f"run and baseline were computed under different numerics ({'; '.join(diffs)}): differences may come from that, not from the model"
