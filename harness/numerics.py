@@ -110,4 +110,4 @@ def mismatch_warning(run_dir: str | Path, baseline: str | Path) -> str | None:
     diffs = numerics_mismatch(run_info_near(run_dir), run_info_near(baseline))
     if not diffs:
         return None
-    return f"run and baseline were computed under different numerics ({'; '.join(diffs)}): differences may come from that, not from the model"
+    return f"run and baseline were computed under different numerics (run vs baseline: {'; '.join(diffs)}): differences may come from that, not from the model"
