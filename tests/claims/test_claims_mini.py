@@ -4,8 +4,8 @@ with confidence intervals. Runs the real plugins end to end (about 4-6 minutes o
 FID differences are paired: every row samples the same 300 evaluation prompts, so a delete-one-
 block jackknife over shared prompt blocks gives the CI of FID(row) − FID(base). A directional claim
 holds when the one-sided 95% bound (the upper end of the two-sided 90% interval) is below zero.
-A claim that does not hold here is an expected failure carrying the numbers measured when it was
-written (see the reason); it is not tuned away.
+A claim that does not hold here is an expected failure whose reason is this run's measurement; it
+is not tuned away. No thread count is pinned: every trained artifact is independent of it.
 """
 
 from pathlib import Path
@@ -26,17 +26,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # the module fixture
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)  # the one long test in the suite; nothing else runs beside it
-    try:
-        store = Store(tmp_path_factory.mktemp("mini-store"))
-        table1, fig2 = load_spec(MINI / "table1.yaml"), load_spec(MINI / "fig2.yaml")
-        out1 = run_spec(table1, Context(store=store))
-        out2 = run_spec(fig2, Context(store=store))
-    finally:
-        torch.set_num_threads(threads)
+    store = Store(tmp_path_factory.mktemp("mini-store"))
+    table1, fig2 = load_spec(MINI / "table1.yaml"), load_spec(MINI / "fig2.yaml")
+    out1 = run_spec(table1, Context(store=store))
+    out2 = run_spec(fig2, Context(store=store))
     assert not out1.failures and not out2.failures, out1.failures + out2.failures
     ctx = Context(store=store)
     b, ev = Builder(table1, ctx, 0), Evaluator(ctx)
@@ -66,12 +59,12 @@ def test_dpo_lowers_fid(world):
     assert hi < 0, (delta, lo, hi)
 
 
-@pytest.mark.xfail(reason="measured when written: SFT - base FID = -4.22, 90% CI [-8.43, +0.00] (two-sided 95% "
-                          "[-9.42, +0.99]): lower than base, but not significantly, with 300 training prompts", strict=False)
 def test_sft_lowers_fid(world):
     delta, lo, hi = world["paired"]("sft")
     print(f"SFT - base FID: {delta:.2f} [{lo:.2f}, {hi:.2f}]")
-    assert hi < 0, (delta, lo, hi)
+    if not hi < 0:  # an expected failure, reported with this run's numbers
+        pytest.xfail(f"measured now: SFT - base FID = {delta:+.2f}, 90% CI [{lo:+.2f}, {hi:+.2f}]: "
+                     "not significantly lower than base with 300 training prompts")
 
 
 def test_ganrm_selection_also_raises_alignment(world):

@@ -85,3 +85,13 @@ def test_fixed_threads_restores_the_callers_settings_after_an_error():
             assert torch.get_num_threads() == 1 and torch.are_deterministic_algorithms_enabled()
             raise RuntimeError("boom")
     assert (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()) == before
+
+
+def test_saving_the_same_model_gives_the_same_bytes(tmp_path):
+    """safetensors writes several metadata entries in hash-map order (another each call): the
+    checkpoint keeps one, so equal weights are equal files."""
+    from ganrm_bench.methods.ganrm.checkpoint import save_checkpoint
+
+    states = [{"w": torch.arange(6.0).reshape(2, 3)}, {"w": torch.ones(2, 3)}]
+    digests = {file_digest(save_checkpoint(tmp_path / str(i), states, {"in_dim": 3}) / "rpl.safetensors") for i in range(6)}
+    assert len(digests) == 1
