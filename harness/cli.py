@@ -166,6 +166,7 @@ def run(
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Compute what is missing for a spec, then write results and tables to a run directory."""
+    from ganrm_bench.harness.numerics import numerics_record
     from ganrm_bench.harness.report import render_markdown, write_run
     from ganrm_bench.harness.runner import run_spec
 
@@ -187,7 +188,8 @@ def run(
     elapsed = time.time() - t0
     run_dir = out_dir or Path("reports/runs") / f"{s.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     info = {"seconds": round(elapsed, 2), "cache": str(ctx.store.root), "device": ctx.device, "computed": dict(outcome.computed),
-            "loaded": dict(outcome.loaded), "counters": outcome.counters, "failures": outcome.failures, "overrides": list(sets or [])}
+            "loaded": dict(outcome.loaded), "counters": outcome.counters, "failures": outcome.failures, "overrides": list(sets or []),
+            "numerics": numerics_record(ctx.device)}
     write_run(run_dir, s, str(spec or DEFAULT_SPEC), outcome.results, info, outcome.samples, outcome.records, outcome.units)
     if not outcome.records.empty:
         out.print(f"per-round records (reward mean/variance, a reward-hacking signal): {run_dir / 'records.csv'}")
@@ -263,6 +265,10 @@ def check(
     tol = {c: v for c, v in tol.items() if c in known or c in {t.partition("=")[0] for t in tolerance or []}}
     report_ = check_against_baseline(results, base, tolerance=tol, units=load_units(run_dir), baseline_units=base_units,
                                      confidence=confidence)
+    from ganrm_bench.harness.numerics import mismatch_warning
+
+    if warning := mismatch_warning(run_dir, baseline):
+        err.print(f"[yellow]warning:[/yellow] {warning}")
     for line in report_.lines():
         (err if line.startswith("FAIL") else out).print(line, markup=False, highlight=False, soft_wrap=True)
     if report_.failures:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Iterator
 import numpy as np
 
 from ganrm_bench.harness.errors import UserError, did_you_mean
+from ganrm_bench.harness.numerics import key_part, numerics_class
 from ganrm_bench.harness.plugins import Item, ItemSet, MetricResult, Prompt, SampleRequest
 from ganrm_bench.harness.runtime import derive_seed
 from ganrm_bench.harness.store import Store, hash_key
@@ -39,6 +40,11 @@ class Op:
     version: ClassVar[str] = "1"
     stored: ClassVar[bool] = True
     reported: ClassVar[bool] = False  # values (dicts) listed in the run's records.csv, e.g. per-round reward stats
+    # Bytes depend on the device's kernels (CPU vs CUDA): the node key carries the run's numerics class
+    # (harness/numerics.py; the reference class, CPU, adds nothing). Thread counts are not part of it:
+    # an op whose bytes depend on them computes under `fixed_threads`.
+    numerics_sensitive: ClassVar[bool] = False
+    data_parallel: ClassVar[bool] = False  # several processes compute it together (bytes depend on their number)
 
     def compute(self, node: "Node", ctx: "Context", inputs: dict[str, Any]) -> Any:
         raise NotImplementedError
@@ -68,11 +74,13 @@ class Node:
     inputs: dict[str, "Node"] = field(default_factory=dict)
     label: str = ""
     obj: Any = None  # the plugin instance a source/plugin node carries (not part of the key)
+    numerics: str | None = None  # the numerics class its bytes depend on (None: none); in the key unless the reference class
 
     @cached_property
     def key(self) -> str:
         return hash_key(
-            {"op": self.op.name, "version": self.op.version, "params": self.params, "inputs": {k: n.key for k, n in sorted(self.inputs.items())}}
+            {"op": self.op.name, "version": self.op.version, "params": self.params, "inputs": {k: n.key for k, n in sorted(self.inputs.items())},
+             **key_part(self.numerics)}
         )
 
     def walk(self) -> Iterator["Node"]:
@@ -195,6 +203,7 @@ class PoolOp(ItemSetOp):
     is by item, so a restart with another process count reuses every finished item."""
 
     name = "pool"
+    numerics_sensitive = True
 
     def exclusive(self, node):
         from ganrm_bench.harness.distributed import rank_and_world
@@ -203,7 +212,8 @@ class PoolOp(ItemSetOp):
 
     def item_keys(self, node: Node, requests: list[SampleRequest]) -> list[str]:
         gen_key = node.inputs["generator"].key
-        return [hash_key({"generator": gen_key, "prompt": r.prompt.id, "text": r.prompt.text, "k": r.k, "seed": r.seed}) for r in requests]
+        return [hash_key({"generator": gen_key, "prompt": r.prompt.id, "text": r.prompt.text, "k": r.k, "seed": r.seed, **key_part(node.numerics)})
+                for r in requests]
 
     def compute(self, node, ctx, inputs):
         from ganrm_bench.harness.distributed import rank_and_world, wait_for_files
@@ -266,6 +276,7 @@ class TrainScorerOp(Op):
     """Trains a TrainableScorer (GAN-RM) on positives vs negatives (+ unlabeled, for bootstrap)."""
 
     name = "train_scorer"
+    numerics_sensitive = True
 
     def compute(self, node, ctx, inputs):
         scorer = type(node.obj)(node.obj.params)
@@ -292,6 +303,7 @@ class ScoresOp(Op):
     """Per-sample scores of an item set by a scorer (higher is better)."""
 
     name = "scores"
+    numerics_sensitive = True
 
     def compute(self, node, ctx, inputs):
         scorer, items = inputs["scorer"], inputs["items"]
@@ -351,6 +363,7 @@ class SelectOp(ItemSetOp):
 
 class MetricOp(Op):
     name = "metric"
+    numerics_sensitive = True
 
     def compute(self, node, ctx, inputs):
         result = node.obj.compute(inputs["samples"], ctx, reference=inputs.get("reference"))
@@ -402,8 +415,16 @@ class Builder:
 
     def node(self, op: Op, params: dict[str, Any], inputs: dict[str, Node] | None = None, *, label: str = "", obj: Any = None) -> Node:
         """Add (or find) a node. Methods use this for their own ops (e.g. fine-tuning)."""
-        n = Node(op, params, {k: v for k, v in (inputs or {}).items() if v is not None}, label, obj)
+        n = Node(op, params, {k: v for k, v in (inputs or {}).items() if v is not None}, label, obj, self.numerics(op))
         return self._nodes.setdefault(n.key, n)
+
+    def numerics(self, op: Op) -> str | None:
+        """The numerics class of this run that `op`'s bytes depend on (None: they do not)."""
+        if not op.numerics_sensitive:
+            return None
+        from ganrm_bench.harness.distributed import rank_and_world
+
+        return numerics_class(self.ctx.device, rank_and_world()[1] if op.data_parallel else 1)
 
     def plugin(self, registry_kind: str, name: str, params: dict[str, Any]) -> Any:
         from ganrm_bench.harness.registry import REGISTRIES

@@ -15,6 +15,7 @@ import pandas as pd
 
 from ganrm_bench.harness.errors import UserError
 from ganrm_bench.harness.graph import Builder, Node
+from ganrm_bench.harness.numerics import numerics_record
 from ganrm_bench.harness.runtime import Context
 from ganrm_bench.harness.spec import Spec
 
@@ -56,7 +57,8 @@ class Evaluator:
                     log.info("computing %s %s", op.name, node.label)
                     value = op.compute(node, self.ctx, inputs)
                     meta = {"producer": op.name, "op_version": op.version, "label": node.label, "params": node.params,
-                            "inputs": {k: n.key for k, n in node.inputs.items()}}
+                            "inputs": {k: n.key for k, n in node.inputs.items()},
+                            "numerics": {"class": node.numerics, **numerics_record(self.ctx.device)}}
                     with store.writing(node.key, meta) as tmp:
                         extra = op.save(value, tmp, node) or {}
                         meta.update(extra)

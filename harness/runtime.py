@@ -84,8 +84,11 @@ class Context:
     ) -> np.ndarray:
         """Per-item cached arrays (features, scores): computes only the missing items, in batches,
         and stacks all into one array in `items` order. The key of each entry is
-        (namespace, fingerprint of the computing model, item key) — so a partly done set resumes."""
-        fp = hash_key(fingerprint)
+        (namespace, fingerprint of the computing model, item key, numerics class unless CPU) — so a
+        partly done set resumes, and CUDA-made arrays are never served to a CPU run."""
+        from ganrm_bench.harness.numerics import key_part, numerics_class
+
+        fp = hash_key({**fingerprint, **key_part(numerics_class(self.device))})
         keys = [hash_key({"ns": namespace, "fp": fp, "item": it.key}) for it in items]
         paths = [self.store.item_path(k, "npy") for k in keys]
         missing = [i for i, p in enumerate(paths) if not p.exists()]

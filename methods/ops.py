@@ -58,7 +58,9 @@ class FinetuneOp(Op):
     together (data-parallel training through accelerate), so it takes no lock then."""
 
     name = "finetune"
-    version = "1"
+    version = "2"  # 2: on the CPU, one torch thread (weights independent of the core count)
+    numerics_sensitive = True  # CPU and CUDA kernels train different weights
+    data_parallel = True  # DDP averages gradients across processes: P processes ≈ 1, but not to the byte
 
     def exclusive(self, node):
         from ganrm_bench.harness.distributed import rank_and_world

@@ -20,6 +20,7 @@ import numpy as np
 from pydantic import Field
 
 from ganrm_bench.harness.errors import UserError
+from ganrm_bench.harness.numerics import key_part, numerics_class, numerics_record
 from ganrm_bench.harness.plugins import FeatureExtractor, Item, ItemSet, Metric, MetricResult, PluginParams, Scorer
 from ganrm_bench.harness.runtime import derive_seed
 from ganrm_bench.harness.store import hash_key
@@ -236,8 +237,9 @@ class SetMetric(Metric):
     def reference_stats(self, reference: ItemSet, ctx: Any) -> GaussianStats:
         """Reference statistics, cached in the store as an artifact (never in a package folder)."""
         items = self.select(list(reference.items), ctx, "reference")
+        numerics = numerics_class(getattr(ctx, "device", "cpu"))  # CUDA-made statistics never serve a CPU run
         key = hash_key({"kind": "frechet-reference-stats", "features": fingerprint_of(self.extractor(), ctx),
-                        "items": hash_key([it.key for it in items])})
+                        "items": hash_key([it.key for it in items]), **key_part(numerics)})
         store = ctx.store
         if not store.has(key):
             with store.lock(key):
@@ -250,7 +252,8 @@ class SetMetric(Metric):
                         raise UserError(f"metric {self.name!r}: the reference set {reference.key!r} has "
                                         f"{0 if stats is None else stats.n} item(s); at least 2 are needed")
                     with store.writing(key, {"producer": f"metric/{self.name}/reference-stats",
-                                             "reference": reference.key, "n": stats.n}) as tmp:
+                                             "reference": reference.key, "n": stats.n,
+                                             "numerics": {"class": numerics, **numerics_record(getattr(ctx, "device", "cpu"))}}) as tmp:
                         np.savez(tmp / "stats.npz", **stats.to_arrays())
         with np.load(store.path(key) / "stats.npz", allow_pickle=False) as data:
             return GaussianStats.from_arrays(data)

@@ -16,6 +16,7 @@ from the last complete checkpoint and reaches the same weights as an uninterrupt
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import functools
@@ -33,6 +34,7 @@ import torch
 from pydantic import Field
 
 from ganrm_bench.harness.errors import UserError
+from ganrm_bench.harness.numerics import fixed_threads
 from ganrm_bench.harness.plugins import PluginParams
 from ganrm_bench.harness.runtime import derive_seed
 from ganrm_bench.harness.store import hash_key
@@ -243,6 +245,9 @@ def train(model: Denoiser, data: Sequence[PreferencePair | Sample], cfg: TrainCo
     return result
 
 
+CPU_THREADS = 1  # torch threads of a fine-tune on the CPU (a fixed count: weights independent of the machine)
+
+
 def make_accelerator(cfg: TrainConfig):
     """The Accelerator of a run: the launcher's processes (accelerate launch / torchrun), gloo on CPU."""
     from accelerate import Accelerator
@@ -263,11 +268,15 @@ def finetune(model: Denoiser, data: Sequence[PreferencePair | Sample], cfg: Trai
     """Train, then write the result to `out_dir` (weights.safetensors + finetune.json + log.csv).
     Returns a summary (final loss / implicit accuracy averaged over the last 10 % of steps)."""
     accelerator = accelerator or make_accelerator(cfg)
-    result = train(model, data, cfg, work_dir, accelerator=accelerator)
+    on_cpu = accelerator.device.type == "cpu"
+    # On the CPU the weights depend on torch's thread count (float reduction order): train with a
+    # fixed one and deterministic kernels, so the same key holds the same bytes on every machine.
+    with fixed_threads(CPU_THREADS) if on_cpu else contextlib.nullcontext():
+        result = train(model, data, cfg, work_dir, accelerator=accelerator)
     tail = result.log[-max(1, len(result.log) // 10):] if result.log else []
     summary = {
         "objective": cfg.objective, "steps": result.steps, "resumed_from": result.resumed_from, "examples": len(data),
-        "seconds": round(result.seconds, 3),
+        "seconds": round(result.seconds, 3), **({"torch_threads": CPU_THREADS, "deterministic_algorithms": True} if on_cpu else {}),
         **{f"final_{k}": _finite_mean([r.get(k, math.nan) for r in tail]) for k in ("loss", "implicit_acc", "model_loss")},
     }
     if accelerator.is_main_process:

@@ -53,7 +53,9 @@ def save_checkpoint(directory: str | Path, states: list[dict[str, torch.Tensor]]
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    save_file(flatten_states(states), str(directory / WEIGHTS), metadata={"format": FORMAT, "n_models": str(len(states))})
+    # One metadata entry: safetensors writes several in hash-map order, which varies from call to
+    # call, so the same weights would give other bytes (n_models is in config.json).
+    save_file(flatten_states(states), str(directory / WEIGHTS), metadata={"format": FORMAT})
     full = {"format": FORMAT, "format_version": FORMAT_VERSION, "n_models": len(states), **config}
     (directory / CONFIG).write_text(json.dumps(json_safe(full), indent=1, sort_keys=True, allow_nan=False))
     return directory

@@ -14,12 +14,13 @@ import numpy as np
 import torch
 
 from ganrm_bench.harness.errors import UserError
+from ganrm_bench.harness.numerics import fixed_threads
 from ganrm_bench.harness.plugins import Backbone
 from ganrm_bench.methods.ganrm import checkpoint
 from ganrm_bench.methods.ganrm.backbones import backbone_fingerprint, build_backbone
 from ganrm_bench.methods.ganrm.features import POOLING, features_of
 from ganrm_bench.methods.ganrm.rpl import PPD_CLASS
-from ganrm_bench.methods.ganrm.training import FitResult, TrainConfig, build_rpl, fit_features
+from ganrm_bench.methods.ganrm.training import FIT_THREADS, FitResult, TrainConfig, build_rpl, fit_features
 
 
 def default_context(ctx: Any = None) -> Any:
@@ -109,7 +110,7 @@ class GanRM:
         x = torch.as_tensor(np.asarray(features, dtype=np.float32))
         if x.ndim != 2 or x.shape[1] != self.in_dim:
             raise UserError(f"GAN-RM expects features [N, {self.in_dim}], got {tuple(x.shape)}")
-        with torch.inference_mode():
+        with torch.inference_mode(), fixed_threads(FIT_THREADS):  # as in training: bytes independent of the core count
             return torch.stack([m.reward(x) for m in self.models]).mean(dim=0)
 
     def _check_backbone(self, ctx: Any) -> None:

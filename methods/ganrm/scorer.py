@@ -22,7 +22,7 @@ from ganrm_bench.methods.ganrm.training import TrainConfig, fit_features
 class GanRMScorer(TrainableScorer):
     """GAN-RM: P(preference proxy data) from an MLP on frozen CLIP-Vision features (Liu et al.)."""
 
-    version = "1"
+    version = "2"  # 2: the RPL fit runs with one thread (its weights no longer depend on the core count)
 
     class Params(TrainConfig):
         backbone: str = "openclip"

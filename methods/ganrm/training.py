@@ -2,7 +2,10 @@
 four RM variants of Table 4 and rank-based bootstrapping (paper §3.1–3.2).
 
 Everything here works on feature matrices, so it is fast, testable on synthetic data, and
-deterministic given the seed (every random choice draws from a seed derived from it).
+deterministic given the seed (every random choice draws from a seed derived from it). The fit runs
+with one torch thread and deterministic kernels (`fixed_threads`): float reductions then happen in
+one order on every machine, so the weights do not depend on the core count (30 epochs amplify
+any difference into another reward model).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from ganrm_bench.harness.errors import UserError
+from ganrm_bench.harness.numerics import fixed_threads
 from ganrm_bench.harness.plugins import PluginParams
 from ganrm_bench.harness.runtime import derive_seed
 from ganrm_bench.methods.ganrm.rpl import RewardProjectionLayer
@@ -195,8 +199,19 @@ def fit_features(
     """Train GAN-RM's RPL on pooled features: PPD (label 1) vs generator outputs (label 0).
 
     Bootstrap pool: `unlabeled` if given, else the negatives left over by class balancing (the
-    generator outputs not used in the initial discriminative set D_r).
+    generator outputs not used in the initial discriminative set D_r). One thread, deterministic
+    kernels: the same inputs give the same bytes whatever the machine's thread count.
     """
+    with fixed_threads(FIT_THREADS):
+        result = _fit_features(positives, negatives, cfg, unlabeled=unlabeled, seed=seed)
+    result.metrics.update(torch_threads=FIT_THREADS, deterministic_algorithms=True)
+    return result
+
+
+FIT_THREADS = 1  # the RPL is a small MLP: one thread costs little and fixes the reduction order
+
+
+def _fit_features(positives, negatives, cfg, *, unlabeled, seed) -> FitResult:
     seed = cfg.seed if seed is None else seed
     positives, negatives = np.asarray(positives, np.float32), np.asarray(negatives, np.float32)
     if positives.ndim != 2 or negatives.ndim != 2 or positives.shape[1] != negatives.shape[1]:

@@ -7,7 +7,8 @@ two-sided 90% interval) excludes zero in the claimed direction.
 
 A claim that the data do not support is listed in EXPECTED_TO_FAIL: it then ends as an expected
 failure whose reason is the live measurement, and if it ever holds the test fails as an unexpected
-pass (strict), so the list is kept honest. Nothing here is tuned until a claim passes.
+pass (strict), so the list is kept honest. Nothing here is tuned until a claim passes. No thread
+count is pinned: every trained artifact is independent of it (docs/reproducibility.md).
 Runs the real plugins end to end, cold: the slow part of `make test` (timing in benchmarks/README.md).
 """
 
