@@ -27,6 +27,32 @@ class PluginParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+@dataclass(frozen=True)
+class PluginRef:
+    """Marks a Params field that names another plugin, so `validate` checks it like a top-level one:
+    `backbone: Annotated[str, PluginRef("backbone", params="backbone_params")] = "openclip"`.
+    `kind` is a registry kind (harness.registry.REGISTRIES); `params` the sibling field holding that
+    plugin's own params (a mapping), checked against its Params model."""
+
+    kind: str
+    params: str | None = None
+
+
+@dataclass(frozen=True)
+class EntryRef:
+    """Marks a Params field that names another entry of the spec (`train_prompts` names a prompt set):
+    `Annotated[str | None, EntryRef("prompts")]`; `section` is the spec's top-level key."""
+
+    section: str
+
+
+def field_refs(model: type[BaseModel] | None) -> list[tuple[str, PluginRef | EntryRef]]:
+    """The Params fields of `model` that name another plugin or spec entry, with their marker."""
+    if model is None or not hasattr(model, "model_fields"):
+        return []
+    return [(name, m) for name, f in model.model_fields.items() for m in f.metadata if isinstance(m, (PluginRef, EntryRef))]
+
+
 class Plugin:
     """Common base: parameters, version and identity."""
 

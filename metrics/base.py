@@ -14,13 +14,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar, Hashable, Sequence
+from typing import Annotated, Any, Callable, ClassVar, Hashable, Sequence
 
 import numpy as np
 from pydantic import Field
 
 from ganrm_bench.harness.errors import UserError
-from ganrm_bench.harness.plugins import FeatureExtractor, Item, ItemSet, Metric, MetricResult, PluginParams, Scorer
+from ganrm_bench.harness.plugins import FeatureExtractor, Item, ItemSet, Metric, MetricResult, PluginParams, PluginRef, Scorer
 from ganrm_bench.harness.runtime import derive_seed
 from ganrm_bench.harness.store import hash_key
 from ganrm_bench.metrics import ci as cimod
@@ -147,8 +147,11 @@ class MetricScorer(Scorer):
 # Set metrics.
 
 
+FeaturesRef = Annotated[str, PluginRef("features", params="features_params")]  # validated like a spec entry
+
+
 class SetParams(PluginParams):
-    features: str = "inception"
+    features: FeaturesRef = "inception"
     features_params: dict[str, Any] = Field(default_factory=dict)
     ci: cimod.SetCIParams = cimod.SetCIParams()
     batch_size: int = Field(32, ge=1)
