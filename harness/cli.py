@@ -67,10 +67,19 @@ SpecArg = typer.Argument(None, help="A benchmark spec (YAML). Default: the minia
 
 
 @app.command()
-def validate(spec: Path = typer.Argument(..., help="A benchmark spec (YAML).")) -> None:
+def validate(
+    spec: Path = typer.Argument(..., help="A benchmark spec (YAML)."),
+    inputs: bool = typer.Option(False, "--inputs", help="Also open every local input the rows need (folders, tables, prompt files)."),
+    cache: Optional[Path] = CacheOpt,
+) -> None:
     """Check a spec: schema, plugin names and parameters, references between entries."""
     s = _spec(spec)
     out.print(f"[green]ok[/green] {spec}: {len(s.methods)} methods, {len(s.metrics)} metrics, seeds {s.seeds}")
+    if inputs:
+        from ganrm_bench.harness.preflight import require_inputs
+
+        checks = require_inputs(s, _context(cache, progress=False))
+        out.print(f"[green]inputs ok[/green]: {len(checks)} plugin(s) that the rows still need opened their inputs")
 
 
 @app.command("list")
@@ -163,6 +172,8 @@ def run(
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Compute what is missing for a spec, then write results and tables to a run directory."""
+    from rich.markup import escape
+
     from ganrm_bench.harness.report import render_markdown, write_run
     from ganrm_bench.harness.runner import run_spec
 
@@ -193,8 +204,8 @@ def run(
     out.print(f"computed: {did}; {elapsed:.1f}s. Run directory: {run_dir}")
     if outcome.failures:
         err.print(f"[red]{len(outcome.failures)} cell(s) failed[/red] (everything else is saved; re-run to resume):")
-        for f in outcome.failures:
-            err.print(f"  - {f}")
+        for f in outcome.failure_groups or outcome.failures:
+            err.print(f"  - {escape(f)}", highlight=False)
         raise typer.Exit(1)
 
 

@@ -72,6 +72,11 @@ class Plugin:
         `ctx.store.weights_digest(path)` (memoized)."""
         return {"plugin": self.name, "version": self.version, "params": self.params.model_dump(mode="json")}
 
+    def check_inputs(self, ctx: "Context") -> None:
+        """Open the local inputs this plugin reads (image folders, tables, prompt files) and raise one
+        UserError naming every unreadable one. Called by the preflight (harness.preflight) before a
+        run computes anything; cheap checks only (no model weights, no network). Default: none."""
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.params!r})"
 

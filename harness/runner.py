@@ -34,10 +34,25 @@ class Evaluator:
         self.memo: dict[str, Any] = {}
         self.computed: Counter[str] = Counter()
         self.loaded: Counter[str] = Counter()
+        self.failed: dict[str, Exception] = {}  # a node that failed fails every cell needing it, computed once
 
     def value(self, node: Node) -> Any:
         if node.key in self.memo:
             return self.memo[node.key]
+        if node.key in self.failed:
+            raise self.failed[node.key]
+        try:
+            return self._value(node)
+        except Exception as exc:
+            if getattr(exc, "failed_node", None) is None:
+                try:
+                    exc.failed_node = node  # type: ignore[attr-defined]  # the innermost artifact that failed
+                except AttributeError:  # pragma: no cover - exceptions without a __dict__
+                    pass
+            self.failed[node.key] = exc
+            raise
+
+    def _value(self, node: Node) -> Any:
         store, op = self.ctx.store, node.op
         if op.stored and store.has(node.key):
             value = op.load(store.path(node.key), node, self.ctx)
@@ -141,13 +156,32 @@ class RunOutcome:
     counters: dict[str, int]
     samples: dict[str, Any] = field(default_factory=dict)  # row -> its evaluation ItemSet (first seed)
     records: pd.DataFrame = field(default_factory=pd.DataFrame)  # values of reported ops (reward stats per round)
+    failure_groups: list[str] = field(default_factory=list)  # one line per failing artifact, with the cells it broke
+
+
+def group_failures(failed: list[tuple[str, Exception, str]]) -> list[str]:
+    """(cell, exception, message) per failed cell → one entry per failing artifact: the message
+    once, then every cell it broke (nine cells of one bad PPD are one problem, not nine)."""
+    groups: dict[Any, tuple[str, list[str]]] = {}
+    for cell, exc, message in failed:
+        node = getattr(exc, "failed_node", None)
+        key = (node.key if node is not None else None, message)
+        groups.setdefault(key, (message, []))[1].append(cell)
+    out = []
+    for message, cells in groups.values():
+        out.append(f"{cells[0]}: {message}" if len(cells) == 1 else f"{message}\n    breaks {len(cells)} cells: {', '.join(cells)}")
+    return out
 
 
 def run_spec(spec: Spec, ctx: Context, *, seeds: list[int] | None = None) -> RunOutcome:
     """Run every cell of the spec's table for each seed. A failing cell is recorded and the run
     goes on (everything finished stays in the store); failures are returned for the exit code."""
+    from ganrm_bench.harness.preflight import require_inputs
+
+    require_inputs(spec, ctx, seeds)  # every unreadable input at once, before computing anything
     rows: list[dict[str, Any]] = []
     failures: list[str] = []
+    failed: list[tuple[str, Exception, str]] = []
     samples: dict[str, Any] = {}
     records: list[dict[str, Any]] = []
     ev = Evaluator(ctx)
@@ -161,10 +195,12 @@ def run_spec(spec: Spec, ctx: Context, *, seeds: list[int] | None = None) -> Run
                 result = ev.value(cell.node)
             except UserError as exc:
                 failures.append(f"{cell.row} × {cell.column} (seed {seed}): {exc}")
+                failed.append((f"{cell.row} × {cell.column} (seed {seed})", exc, str(exc)))
                 continue
             except Exception as exc:  # keep going: other cells may still be computable
                 log.debug("cell failed", exc_info=True)
                 failures.append(f"{cell.row} × {cell.column} (seed {seed}): {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
+                failed.append((f"{cell.row} × {cell.column} (seed {seed})", exc, f"{type(exc).__name__}: {exc}"))
                 continue
             if cell.row not in samples:  # for galleries: a cheap load when the metric itself was cached
                 samples[cell.row] = ev.value(cell.node.inputs["samples"])
@@ -180,7 +216,7 @@ def run_spec(spec: Spec, ctx: Context, *, seeds: list[int] | None = None) -> Run
                 }
             )
     return RunOutcome(pd.DataFrame(rows, columns=RESULT_COLUMNS), failures, ev.computed, ev.loaded, dict(ctx.counters),
-                      samples, pd.DataFrame(records))
+                      samples, pd.DataFrame(records), group_failures(failed))
 
 
 def _f(x: Any) -> float:
