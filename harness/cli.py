@@ -83,42 +83,32 @@ def validate(
 
 
 @app.command("list")
-def list_plugins(kind: Optional[str] = typer.Argument(None, help="Only this kind (generator, scorer, method, metric, ...).")) -> None:
-    """Every plugin, with a one-line description and its parameters."""
+def list_plugins(
+    kind: Optional[str] = typer.Argument(None, help="Only this kind (generator, scorer, method, metric, ...)."),
+    name: Optional[str] = typer.Argument(None, help="Show this one plugin in full."),
+) -> None:
+    """Every plugin, one block each: a one-line description, then its parameters (type = default)."""
+    from rich.text import Text
+
     from ganrm_bench.harness.builtins import register_builtins
     from ganrm_bench.harness.registry import REGISTRIES
+    from ganrm_bench.harness.views import plugin_block, plugin_full
 
     register_builtins()
     kinds = [kind] if kind else list(REGISTRIES)
     for k in kinds:
         if k not in REGISTRIES:
             raise UserError(f"unknown plugin kind {k!r}; kinds: {', '.join(REGISTRIES)}")
-        table = Table(title=f"{k} plugins", show_lines=False, title_justify="left")
-        for col in ("name", "description", "parameters"):
-            table.add_column(col, overflow="fold")
-        for entry in REGISTRIES[k].entries():
-            try:
-                obj = entry.resolve()
-                params = _describe_params(getattr(obj, "Params", None))
-            except Exception as exc:  # an optional extra missing: still list it
-                params = f"(unavailable: {type(exc).__name__}: {exc})"
-            name = entry.name + (f" ({', '.join(entry.aliases)})" if entry.aliases else "")
-            table.add_row(name, entry.description, params)
-        out.print(table)
-
-
-def _describe_params(model) -> str:
-    if model is None:
-        return ""
-    parts = []
-    for name, field in model.model_fields.items():
-        import typing
-
-        plain = getattr(field.annotation, "__name__", None) if not typing.get_args(field.annotation) else None
-        ann = plain or str(field.annotation).replace("typing.", "")
-        default = "required" if field.is_required() else repr(field.get_default(call_default_factory=True))
-        parts.append(f"{name}: {ann} = {default}")
-    return "\n".join(parts)
+    if name is not None:
+        lines = plugin_full(kinds[0], REGISTRIES[kinds[0]].entry(name), out.width)
+    else:
+        lines = []
+        for k in kinds:
+            lines += [Text(f"{k} plugins", style="bold underline"), ""]
+            for entry in REGISTRIES[k].entries():
+                lines += [*plugin_block(entry, out.width), ""]
+    for line in lines:
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -132,6 +122,7 @@ def _print_plan(s, ctx) -> None:
 
     from ganrm_bench.harness.graph import Builder
     from ganrm_bench.harness.runner import build_cells, plan as make_plan, plan_totals
+    from ganrm_bench.harness.views import plan_lines
 
     for seed in s.seeds:
         b = Builder(s, ctx, seed, planning=True)
@@ -141,16 +132,9 @@ def _print_plan(s, ctx) -> None:
         for c in cells:
             for n in c.node.walk():
                 users[n.key].add(c.row)
-        table = Table(title=f"plan for {s.name} (seed {seed})", title_justify="left")
-        for col in ("op", "artifact", "status", "work", "used by rows"):
-            table.add_column(col, overflow="fold")
-        for e in entries:
-            if e.node.op.name == "plugin":
-                continue
-            work = ", ".join(f"{v} {k}" for k, v in e.work_counts().items())
-            style = {"cached": "green", "compute": "yellow"}.get(e.status, "white")
-            table.add_row(e.node.op.name, escape(e.node.label), f"[{style}]{e.status}[/{style}]", work, ", ".join(sorted(users[e.node.key])))
-        out.print(table)
+        out.print(f"[bold]plan for {escape(s.name)} (seed {seed})[/bold]")
+        for line in plan_lines(entries, users, out.width):
+            out.print(line, highlight=False, soft_wrap=True)
         totals = plan_totals(entries)
         cached = sum(e.status == "cached" for e in entries)
         todo = sum(e.status == "compute" for e in entries)
