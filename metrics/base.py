@@ -168,33 +168,41 @@ class SetMetric(Metric):
     def __init__(self, params: Any = None, **kwargs: Any):
         super().__init__(params, **kwargs)
         self._extractor: FeatureExtractor | None = None
+        self._extractor_cls, self._extractor_params = self.extractor_spec()  # checked now, so `validate` sees it
 
     # -- the feature extractor ---------------------------------------------------------------
     def extractor_overrides(self) -> dict[str, Any]:
         """Params this metric passes to extractors that declare them (FID's mode, FVD's frames)."""
         return {}
 
+    def extractor_spec(self) -> tuple[type, dict[str, Any]]:
+        """The extractor class and its params (features_params + this metric's overrides); a
+        UserError when an override does not apply to it or contradicts features_params. Cheap: no
+        weights are loaded."""
+        from ganrm_bench.harness.builtins import register_builtins
+        from ganrm_bench.harness.registry import FEATURES
+
+        register_builtins()
+        cls = FEATURES.get(self.params.features)
+        fields = getattr(cls.Params, "model_fields", {})
+        params = dict(self.params.features_params)
+        for key, value in self.extractor_overrides().items():
+            if value is None:
+                continue
+            if key not in fields:
+                raise UserError(
+                    f"metric {self.name!r}: `{key}: {value}` does not apply to feature extractor "
+                    f"{self.params.features!r}, which does its own preprocessing",
+                    hint=f"drop `{key}` from the metric's params (it is recorded as 'native' in the convention)")
+            if key in params and params[key] != value:
+                raise UserError(f"metric {self.name!r}: `{key}` is given twice ({value!r} and features_params "
+                                f"{params[key]!r}); give it once")
+            params[key] = value
+        return cls, params
+
     def extractor(self) -> FeatureExtractor:
         if self._extractor is None:
-            from ganrm_bench.harness.builtins import register_builtins
-            from ganrm_bench.harness.registry import FEATURES
-
-            register_builtins()
-            cls = FEATURES.get(self.params.features)
-            fields = getattr(cls.Params, "model_fields", {})
-            params = dict(self.params.features_params)
-            for key, value in self.extractor_overrides().items():
-                if value is None:
-                    continue
-                if key not in fields:
-                    raise UserError(
-                        f"metric {self.name!r}: `{key}: {value}` does not apply to feature extractor "
-                        f"{self.params.features!r}, which does its own preprocessing",
-                        hint=f"drop `{key}` from the metric's params (it is recorded as 'native' in the convention)")
-                if key in params and params[key] != value:
-                    raise UserError(f"metric {self.name!r}: `{key}` is given twice ({value!r} and features_params "
-                                    f"{params[key]!r}); give it once")
-                params[key] = value
+            cls, params = self._extractor_cls, self._extractor_params
             try:
                 self._extractor = cls(params)
             except Exception as exc:

@@ -50,6 +50,8 @@ def problems(path: Path) -> list[str]:
          "metrics.fid.features: unknown feature extractor 'mini_digitz'; did you mean 'mini_digits'?"),
         ("metrics:\n  fid: {features_params: {weigths: x.safetensors}}\n",
          "metrics.fid.features_params.weigths: unknown key; did you mean 'weights'?"),
+        ("metrics:\n  fid: {mode: legacy_pytorch}\n",  # a param the metric passes on to its extractor
+         "metrics.fid: metric 'fid': `mode: legacy_pytorch` does not apply to feature extractor 'mini_digits'"),
         ("methods:\n  sft: {train_prompts: trian}\n",
          "methods.sft.train_prompts: no prompt set named 'trian'; did you mean 'train'?"),
         ("scorers:\n  ganrm: {train: {negatives: {prompts: rm_negg}}}\n",
