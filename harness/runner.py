@@ -169,7 +169,7 @@ def group_failures(failed: list[tuple[str, Exception, str]]) -> list[str]:
         groups.setdefault(key, (message, []))[1].append(cell)
     out = []
     for message, cells in groups.values():
-        out.append(f"{cells[0]}: {message}" if len(cells) == 1 else f"{message}\n    breaks {len(cells)} cells: {', '.join(cells)}")
+        out.append(f"{cells[0]}: {message}" if len(cells) == 1 else f"{len(cells)} cells ({', '.join(cells)}): {message}")
     return out
 
 

@@ -160,4 +160,4 @@ def test_a_failing_artifact_is_computed_once_and_reported_once_with_its_cells(tm
     monkeypatch.setattr(SCORERS.get("toy_rm"), "fit", broken)
     out = run_spec(spec, Context(store=Store(tmp_path / "store")))
     assert len(out.failures) == 2 and len(calls) == 1  # two cells need the scorer; it is trained (and fails) once
-    assert out.failure_groups == ["the PPD is all black\n    breaks 2 cells: best4 × brightness (seed 0), best2 × brightness (seed 0)"]
+    assert out.failure_groups == ["2 cells (best4 × brightness (seed 0), best2 × brightness (seed 0)): the PPD is all black"]
