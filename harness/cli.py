@@ -69,49 +69,49 @@ SetOpt = typer.Option(None, "--set", help="PATH=VALUE: override a spec value by 
 
 
 @app.command()
-def validate(spec: Path = typer.Argument(..., help="A benchmark spec (YAML)."), sets: Optional[list[str]] = SetOpt) -> None:
+def validate(
+    spec: Path = typer.Argument(..., help="A benchmark spec (YAML)."),
+    inputs: bool = typer.Option(False, "--inputs", help="Also open every local input the rows need (folders, tables, prompt files)."),
+    cache: Optional[Path] = CacheOpt,
+    sets: Optional[list[str]] = SetOpt,
+) -> None:
     """Check a spec: schema, plugin names and parameters, references between entries."""
     s = _spec(spec, sets)
     out.print(f"[green]ok[/green] {spec}: {len(s.methods)} methods, {len(s.metrics)} metrics, seeds {s.seeds}")
+    if inputs:
+        from ganrm_bench.harness.preflight import require_inputs
+
+        checks = require_inputs(s, _context(cache, progress=False))
+        out.print(f"[green]inputs ok[/green]: {len(checks)} plugin(s) that the rows still need opened their inputs")
 
 
 @app.command("list")
-def list_plugins(kind: Optional[str] = typer.Argument(None, help="Only this kind (generator, scorer, method, metric, ...).")) -> None:
-    """Every plugin, with a one-line description and its parameters."""
+def list_plugins(
+    kind: Optional[str] = typer.Argument(None, help="Only this kind (generator, scorer, method, metric, ...)."),
+    name: Optional[str] = typer.Argument(None, help="Show this one plugin in full."),
+) -> None:
+    """Every plugin, one block each: a one-line description, then its parameters (type = default)."""
+    from rich.text import Text
+
     from ganrm_bench.harness.builtins import register_builtins
     from ganrm_bench.harness.registry import REGISTRIES
+    from ganrm_bench.harness.views import plugin_block, plugin_full
 
     register_builtins()
     kinds = [kind] if kind else list(REGISTRIES)
     for k in kinds:
         if k not in REGISTRIES:
             raise UserError(f"unknown plugin kind {k!r}; kinds: {', '.join(REGISTRIES)}")
-        table = Table(title=f"{k} plugins", show_lines=False, title_justify="left")
-        for col in ("name", "description", "parameters"):
-            table.add_column(col, overflow="fold")
-        for entry in REGISTRIES[k].entries():
-            try:
-                obj = entry.resolve()
-                params = _describe_params(getattr(obj, "Params", None))
-            except Exception as exc:  # an optional extra missing: still list it
-                params = f"(unavailable: {type(exc).__name__}: {exc})"
-            name = entry.name + (f" ({', '.join(entry.aliases)})" if entry.aliases else "")
-            table.add_row(name, entry.description, params)
-        out.print(table)
-
-
-def _describe_params(model) -> str:
-    if model is None:
-        return ""
-    parts = []
-    for name, field in model.model_fields.items():
-        import typing
-
-        plain = getattr(field.annotation, "__name__", None) if not typing.get_args(field.annotation) else None
-        ann = plain or str(field.annotation).replace("typing.", "")
-        default = "required" if field.is_required() else repr(field.get_default(call_default_factory=True))
-        parts.append(f"{name}: {ann} = {default}")
-    return "\n".join(parts)
+    if name is not None:
+        lines = plugin_full(kinds[0], REGISTRIES[kinds[0]].entry(name), out.width)
+    else:
+        lines = []
+        for k in kinds:
+            lines += [Text(f"{k} plugins", style="bold underline"), ""]
+            for entry in REGISTRIES[k].entries():
+                lines += [*plugin_block(entry, out.width), ""]
+    for line in lines:
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -125,6 +125,7 @@ def _print_plan(s, ctx) -> None:
 
     from ganrm_bench.harness.graph import Builder
     from ganrm_bench.harness.runner import build_cells, plan as make_plan, plan_totals
+    from ganrm_bench.harness.views import plan_lines
 
     for seed in s.seeds:
         b = Builder(s, ctx, seed, planning=True)
@@ -134,16 +135,9 @@ def _print_plan(s, ctx) -> None:
         for c in cells:
             for n in c.node.walk():
                 users[n.key].add(c.row)
-        table = Table(title=f"plan for {s.name} (seed {seed})", title_justify="left")
-        for col in ("op", "artifact", "status", "work", "used by rows"):
-            table.add_column(col, overflow="fold")
-        for e in entries:
-            if e.node.op.name == "plugin":
-                continue
-            work = ", ".join(f"{v} {k}" for k, v in e.work_counts().items())
-            style = {"cached": "green", "compute": "yellow"}.get(e.status, "white")
-            table.add_row(e.node.op.name, escape(e.node.label), f"[{style}]{e.status}[/{style}]", work, ", ".join(sorted(users[e.node.key])))
-        out.print(table)
+        out.print(f"[bold]plan for {escape(s.name)} (seed {seed})[/bold]")
+        for line in plan_lines(entries, users, out.width):
+            out.print(line, highlight=False, soft_wrap=True)
         totals = plan_totals(entries)
         cached = sum(e.status == "cached" for e in entries)
         todo = sum(e.status == "compute" for e in entries)
@@ -166,6 +160,8 @@ def run(
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Compute what is missing for a spec, then write results and tables to a run directory."""
+    from rich.markup import escape
+
     from ganrm_bench.harness.numerics import numerics_record
     from ganrm_bench.harness.report import render_markdown, write_run
     from ganrm_bench.harness.runner import run_spec
@@ -198,8 +194,8 @@ def run(
     out.print(f"computed: {did}; {elapsed:.1f}s. Run directory: {run_dir}")
     if outcome.failures:
         err.print(f"[red]{len(outcome.failures)} cell(s) failed[/red] (everything else is saved; re-run to resume):")
-        for f in outcome.failures:
-            err.print(f"  - {f}")
+        for f in outcome.failure_groups or outcome.failures:
+            err.print(f"  - {escape(f)}", highlight=False)
         raise typer.Exit(1)
 
 

@@ -28,6 +28,14 @@ class SpecError(UserError):
         super().__init__(f"{source}: {len(problems)} problem(s)\n" + "\n".join(f"  - {p}" for p in problems))
 
 
+class UnreadableFilesError(UserError):
+    """Input files that do not open or decode (all of them listed, not just the first)."""
+
+    def __init__(self, message: str, files: list[str], *, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.files = files
+
+
 class UnknownPluginError(UserError):
     """A plugin name that is not registered; the message carries a did-you-mean."""
 

@@ -28,6 +28,32 @@ class PluginParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+@dataclass(frozen=True)
+class PluginRef:
+    """Marks a Params field that names another plugin, so `validate` checks it like a top-level one:
+    `backbone: Annotated[str, PluginRef("backbone", params="backbone_params")] = "openclip"`.
+    `kind` is a registry kind (harness.registry.REGISTRIES); `params` the sibling field holding that
+    plugin's own params (a mapping), checked against its Params model."""
+
+    kind: str
+    params: str | None = None
+
+
+@dataclass(frozen=True)
+class EntryRef:
+    """Marks a Params field that names another entry of the spec (`train_prompts` names a prompt set):
+    `Annotated[str | None, EntryRef("prompts")]`; `section` is the spec's top-level key."""
+
+    section: str
+
+
+def field_refs(model: type[BaseModel] | None) -> list[tuple[str, PluginRef | EntryRef]]:
+    """The Params fields of `model` that name another plugin or spec entry, with their marker."""
+    if model is None or not hasattr(model, "model_fields"):
+        return []
+    return [(name, m) for name, f in model.model_fields.items() for m in f.metadata if isinstance(m, (PluginRef, EntryRef))]
+
+
 class Plugin:
     """Common base: parameters, version and identity."""
 
@@ -46,6 +72,11 @@ class Plugin:
         override may take one argument, the Context, to digest weights files via
         `ctx.store.weights_digest(path)` (memoized)."""
         return {"plugin": self.name, "version": self.version, "params": self.params.model_dump(mode="json")}
+
+    def check_inputs(self, ctx: "Context") -> None:
+        """Open the local inputs this plugin reads (image folders, tables, prompt files) and raise one
+        UserError naming every unreadable one. Called by the preflight (harness.preflight) before a
+        run computes anything; cheap checks only (no model weights, no network). Default: none."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.params!r})"

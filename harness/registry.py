@@ -76,6 +76,10 @@ class Registry(Generic[T]):
         hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else f"known {self.kind}s: {', '.join(known) or '(none)'}"
         raise UnknownPluginError(f"unknown {self.kind} {name!r}; {hint}", hint="`ganrm-bench list` shows every plugin")
 
+    def entry(self, name: str) -> Entry:
+        """The registry entry of a name or alias (unresolved), or a did-you-mean error."""
+        return self._entries[self.canonical(name)]
+
     def get(self, name: str) -> T:
         entry = self._entries[self.canonical(name)]
         obj = entry.resolve()

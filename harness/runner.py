@@ -37,10 +37,25 @@ class Evaluator:
         self.memo: dict[str, Any] = {}
         self.computed: Counter[str] = Counter()
         self.loaded: Counter[str] = Counter()
+        self.failed: dict[str, Exception] = {}  # a node that failed fails every cell needing it, computed once
 
     def value(self, node: Node) -> Any:
         if node.key in self.memo:
             return self.memo[node.key]
+        if node.key in self.failed:
+            raise self.failed[node.key]
+        try:
+            return self._value(node)
+        except Exception as exc:
+            if getattr(exc, "failed_node", None) is None:
+                try:
+                    exc.failed_node = node  # type: ignore[attr-defined]  # the innermost artifact that failed
+                except AttributeError:  # pragma: no cover - exceptions without a __dict__
+                    pass
+            self.failed[node.key] = exc
+            raise
+
+    def _value(self, node: Node) -> Any:
         store, op = self.ctx.store, node.op
         if op.stored and store.has(node.key):
             value = op.load(store.path(node.key), node, self.ctx)
@@ -146,6 +161,7 @@ class RunOutcome:
     samples: dict[str, Any] = field(default_factory=dict)  # row -> its evaluation ItemSet (first seed)
     records: pd.DataFrame = field(default_factory=pd.DataFrame)  # values of reported ops (reward stats per round)
     units: pd.DataFrame = field(default_factory=pd.DataFrame)  # what each cell's CI resamples (harness.stats)
+    failure_groups: list[str] = field(default_factory=list)  # one line per failing artifact, with the cells it broke
 
 
 def comparison_rows(spec: Spec) -> dict[str, str]:
@@ -166,6 +182,20 @@ def comparison_rows(spec: Spec) -> dict[str, str]:
     return out
 
 
+def group_failures(failed: list[tuple[str, Exception, str]]) -> list[str]:
+    """(cell, exception, message) per failed cell → one entry per failing artifact: the message
+    once, then every cell it broke (nine cells of one bad PPD are one problem, not nine)."""
+    groups: dict[Any, tuple[str, list[str]]] = {}
+    for cell, exc, message in failed:
+        node = getattr(exc, "failed_node", None)
+        key = (node.key if node is not None else None, message)
+        groups.setdefault(key, (message, []))[1].append(cell)
+    out = []
+    for message, cells in groups.values():
+        out.append(f"{cells[0]}: {message}" if len(cells) == 1 else f"{len(cells)} cells ({', '.join(cells)}): {message}")
+    return out
+
+
 @dataclass
 class _Evaluated:
     result: Any
@@ -179,12 +209,15 @@ def run_spec(spec: Spec, ctx: Context, *, seeds: list[int] | None = None) -> Run
     more over the union of its seeds' samples (scope "pooled"). Every cell gets a paired Δ against
     its comparison row (`harness.stats`). A failing cell is recorded and the run goes on
     (everything finished stays in the store); failures are returned for the exit code."""
+    from ganrm_bench.harness.preflight import require_inputs
     from ganrm_bench.harness.runtime import derive_seed
     from ganrm_bench.harness.stats import difference
 
     seeds = list(seeds or spec.seeds)
+    require_inputs(spec, ctx, seeds)  # every unreadable input at once, before computing anything
     rows: list[dict[str, Any]] = []
     failures: list[str] = []
+    failed: list[tuple[str, Exception, str]] = []
     samples: dict[str, Any] = {}
     records: list[dict[str, Any]] = []
     units_rows: list[dict[str, Any]] = []
@@ -200,9 +233,11 @@ def run_spec(spec: Spec, ctx: Context, *, seeds: list[int] | None = None) -> Run
             return evaluated
         except UserError as exc:
             failures.append(f"{cell.row} × {cell.column} (seed {_seed_text(seed)}): {exc}")
+            failed.append((f"{cell.row} × {cell.column} (seed {_seed_text(seed)})", exc, str(exc)))
         except Exception as exc:  # keep going: other cells may still be computable
             log.debug("cell failed", exc_info=True)
             failures.append(f"{cell.row} × {cell.column} (seed {_seed_text(seed)}): {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
+            failed.append((f"{cell.row} × {cell.column} (seed {_seed_text(seed)})", exc, f"{type(exc).__name__}: {exc}"))
         return None
 
     def emit(cells: list[Cell], done: dict[tuple[str, str], _Evaluated], seed: int) -> None:
@@ -263,7 +298,7 @@ def run_spec(spec: Spec, ctx: Context, *, seeds: list[int] | None = None) -> Run
                 done[(row, column)] = e
         emit(cells, done, POOLED_SEED)
     return RunOutcome(pd.DataFrame(rows, columns=RESULT_COLUMNS), failures, ev.computed, ev.loaded, dict(ctx.counters),
-                      samples, pd.DataFrame(records), pd.DataFrame(units_rows))
+                      samples, pd.DataFrame(records), units=pd.DataFrame(units_rows), failure_groups=group_failures(failed))
 
 
 def _seed_text(seed: int) -> str:

@@ -14,7 +14,7 @@ from typing import Any, Literal, Sequence
 import numpy as np
 from pydantic import Field
 
-from ganrm_bench.harness.errors import UserError
+from ganrm_bench.harness.errors import UnreadableFilesError, UserError
 from ganrm_bench.harness.plugins import ImageSource, Item, ItemSet, PluginParams, Prompt, PromptSource
 from ganrm_bench.harness.store import file_digest, hash_key
 
@@ -35,6 +35,9 @@ PLUGINS = {
 
 IMAGE_EXTENSIONS = ("png", "jpg", "jpeg", "webp")
 SKIPPED_COUNTER = "images skipped (unreadable)"
+LISTED_BAD_FILES = 20  # an error lists this many unreadable files, then a count
+SKIP_BAD_HINT = ("remove or fix the files, or add `skip_bad: true` to this entry of the spec to skip them "
+                 "(`ganrm-bench rm`: --skip-bad)")
 
 
 # -- checking and keying files ------------------------------------------------------------------
@@ -73,11 +76,20 @@ def file_key(path: Path, ctx: Any, *, full_check: bool = True) -> str:
     return digest
 
 
+def bad_files_error(what: str, bad: list[str]) -> UnreadableFilesError:
+    """One error listing every unreadable file (the first LISTED_BAD_FILES, then a count)."""
+    shown = "".join(f"\n      {b}" for b in bad[:LISTED_BAD_FILES])
+    more = f"\n      ... and {len(bad) - LISTED_BAD_FILES} more" if len(bad) > LISTED_BAD_FILES else ""
+    if len(bad) == 1:
+        return UnreadableFilesError(f"{what}: cannot read {bad[0]}", bad, hint=SKIP_BAD_HINT)
+    return UnreadableFilesError(f"{what}: {len(bad)} unreadable files:{shown}{more}", bad, hint=SKIP_BAD_HINT)
+
+
 def items_from_files(
     entries: Sequence[tuple[Path, dict[str, Any]]], ctx: Any, *, what: str, skip_bad: bool, full_check: bool
 ) -> tuple[list[Item], list[str]]:
-    """Items for (path, extra fields) entries; unreadable files raise a UserError naming them, or
-    are skipped and returned when `skip_bad`."""
+    """Items for (path, extra fields) entries; unreadable files raise one UserError naming all of
+    them, or are skipped and returned when `skip_bad`."""
     items, bad = [], []
     with ctx.progress.task(f"check {what}", len(entries)) as advance:
         for path, extra in entries:
@@ -88,14 +100,12 @@ def items_from_files(
                 key = file_key(path, ctx, full_check=full_check)
             except Exception as exc:  # PIL/numpy raise many types on bad files
                 reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                if not skip_bad:
-                    raise UserError(
-                        f"{what}: cannot read {path} ({reason})",
-                        hint="remove or fix the file, or set `skip_bad: true` (CLI: --skip-bad) to skip unreadable files",
-                    ) from exc
+                reason = reason.replace(f" '{path}'", "").replace(str(path), "the file")  # PIL repeats the path
                 bad.append(f"{path} ({reason})")
                 continue
             items.append(Item(key=key, path=str(path.resolve()), **extra))
+    if bad and not skip_bad:
+        raise bad_files_error(what, bad)
     if bad:
         ctx.count(SKIPPED_COUNTER, len(bad))
         log.warning("%s: skipped %d unreadable file(s): %s%s", what, len(bad), "; ".join(bad[:5]), " ..." if len(bad) > 5 else "")
@@ -179,6 +189,10 @@ class FolderImages(ImageSource):
             raise UserError(f"folder {self.params.path}: every file was unreadable")
         return item_set(items)
 
+    def check_inputs(self, ctx: Any) -> None:
+        """Open every file before a run computes anything (the checks are memoized, so `load` reuses them)."""
+        self.load(ctx)
+
 
 class TableImages(ImageSource):
     """Images listed in a CSV/TSV/parquet/JSONL table (a path column, optional prompt and id columns)."""
@@ -204,6 +218,19 @@ class TableImages(ImageSource):
         p = self.params
         table = Path(p.path).expanduser()
         what = f"table {table}"
+        entries = self.entries(table, what)
+        items, _ = items_from_files(entries, ctx, what=what, skip_bad=p.skip_bad, full_check=p.check == "full")
+        if not items:
+            raise UserError(f"{what}: every listed file was unreadable")
+        return item_set(items)
+
+    def check_inputs(self, ctx: Any) -> None:
+        """Read the table and open every file it lists before a run computes anything (memoized checks)."""
+        self.load(ctx)
+
+    def entries(self, table: Path, what: str) -> list[tuple[Path, dict[str, Any]]]:
+        """(file, item fields) for each row of the table; paths are relative to the table file."""
+        p = self.params
         df = read_table(table, what)
         require_column(df, p.path_column, table, what)
         prompt_col = p.prompt_column
@@ -230,10 +257,7 @@ class TableImages(ImageSource):
             entries.append((path, extra))
         if not entries:
             raise UserError(f"{what}: the table has no rows")
-        items, _ = items_from_files(entries, ctx, what=what, skip_bad=p.skip_bad, full_check=p.check == "full")
-        if not items:
-            raise UserError(f"{what}: every listed file was unreadable")
-        return item_set(items)
+        return entries
 
 
 class HFDatasetImages(ImageSource):
@@ -294,8 +318,12 @@ class HFDatasetImages(ImageSource):
                 "copy DIR here and set `path: DIR` instead of `id` (or point HF_DATASETS_CACHE at a cache holding it)",
             ) from exc
 
-    def load(self, ctx: Any) -> ItemSet:
-        datasets = __import__("datasets")
+    def check_inputs(self, ctx: Any) -> None:
+        """A local save_to_disk copy is opened and its columns checked; hub datasets are `fetch-assets`' job."""
+        if self.params.path is not None:
+            self._checked_dataset(ctx)
+
+    def _checked_dataset(self, ctx: Any):
         p = self.params
         ds = self._dataset(ctx)
         name = p.id or p.path
@@ -303,6 +331,13 @@ class HFDatasetImages(ImageSource):
             raise UserError(f"hf_dataset {name}: no column {p.image_column!r} (columns: {', '.join(ds.column_names)})")
         if p.prompt_column is not None and p.prompt_column not in ds.column_names:
             raise UserError(f"hf_dataset {name}: no column {p.prompt_column!r} (columns: {', '.join(ds.column_names)})")
+        return ds
+
+    def load(self, ctx: Any) -> ItemSet:
+        datasets = __import__("datasets")
+        p = self.params
+        ds = self._checked_dataset(ctx)
+        name = p.id or p.path
         if p.limit:
             ds = ds.select(range(min(p.limit, len(ds))))
         if isinstance(ds.features[p.image_column], datasets.Image):
@@ -399,6 +434,10 @@ class TextFilePrompts(PromptSource):
         texts = [t for t in lines if t][: self.params.limit]
         return _unique_ids([Prompt(id=f"{i:06d}", text=t) for i, t in enumerate(texts)], f"prompt file {path}")
 
+    def check_inputs(self, ctx: Any) -> None:
+        """Read the prompt file before a run computes anything."""
+        self.load(ctx)
+
 
 class TablePrompts(PromptSource):
     """Prompts from a CSV/TSV/parquet/JSONL table with id and text columns."""
@@ -440,6 +479,10 @@ class TablePrompts(PromptSource):
                 raise UserError(f"{what}: row {i + 1} has an empty {id_col!r}")
             prompts.append(Prompt(id=pid, text=text.strip()))
         return _unique_ids(prompts, what)
+
+    def check_inputs(self, ctx: Any) -> None:
+        """Read the prompt table before a run computes anything."""
+        self.load(ctx)
 
 
 class ListPrompts(PromptSource):

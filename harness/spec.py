@@ -177,14 +177,32 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def deep_merge(base: dict[str, Any], local: dict[str, Any]) -> dict[str, Any]:
-    """Merge mappings recursively; local keys win; lists are replaced, not concatenated."""
+# The key naming an entry's plugin, per section: an including file that names another plugin for an
+# entry replaces the entry (its params belong to the other plugin) instead of merging into it.
+PLUGIN_KEYS = {"generators": "generator", "prompts": "source", "images": "source", "scorers": "scorer",
+               "methods": "method", "metrics": "metric"}
+
+
+def deep_merge(base: dict[str, Any], local: dict[str, Any], _path: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Merge mappings recursively; local keys win; lists are replaced, not concatenated. An entry
+    whose plugin changes (`images.ppd: {source: folder, ...}` over `{source: mini_digits, ...}`) is
+    replaced, as is a nested plugin's `<key>_params` when its `<key>` changes (`backbone`)."""
     out = dict(base)
+    plugin_key = PLUGIN_KEYS.get(_path[0]) if len(_path) == 1 else None
     for key, value in local.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
+        old = out.get(key)
+        if isinstance(value, dict) and isinstance(old, dict):
+            switched = plugin_key is not None and plugin_key in value and value[plugin_key] != old.get(plugin_key)
+            out[key] = dict(value) if switched else deep_merge(old, value, (*_path, str(key)))
         else:
             out[key] = value
+    for key, value in local.items():  # backbone: x over backbone: y drops y's backbone_params
+        params_key = f"{key}_params"
+        if isinstance(value, str) and key in base and base[key] != value and params_key in base:
+            if params_key in local:
+                out[params_key] = local[params_key]
+            else:
+                out.pop(params_key, None)
     return out
 
 
@@ -351,28 +369,8 @@ def check_spec(spec: Spec) -> list[str]:
     problems: list[str] = []
 
     def plugin(registry, section: str, name: str, field: str, entry: _Entry):
-        try:
-            cls = registry.get(getattr(entry, field))
-        except UnknownPluginError as exc:
-            problems.append(f"{section}.{name}.{field}: {exc.message}")
-            return None
-        except ImportError as exc:
-            problems.append(f"{section}.{name}.{field}: plugin {getattr(entry, field)!r} cannot be imported: {exc}")
-            return None
-        params_model = getattr(cls, "Params", None)
-        if params_model is not None:
-            try:
-                params_model(**entry.params)
-            except ValidationError as exc:
-                problems.extend(format_error(e, params_model, f"{section}.{name}") for e in exc.errors())
-                return None
-        try:  # plugin constructors are cheap (weights load on first use); some set attributes by params
-            return cls(entry.params)
-        except UserError as exc:
-            problems.append(f"{section}.{name}: {exc.message}")
-        except (ValueError, TypeError) as exc:
-            problems.append(f"{section}.{name}: {exc}")
-        return None
+        return check_plugin(registry, getattr(entry, field), entry.params, f"{section}.{name}.{field}", f"{section}.{name}",
+                            spec, problems)
 
     def ref(path: str, value: str | None, pool: dict, what: str):
         if value is not None and value not in pool:
@@ -424,7 +422,65 @@ def check_spec(spec: Spec) -> list[str]:
         ref("table.compare", spec.table.compare, table_rows, "table row")
     for i, g in enumerate(spec.table.groups or []):
         ref(f"table.groups[{i}].compare", g.compare, {r: None for r in g.rows}, "row in this group")
+    for col in spec.reference.tolerance:
+        ref(f"reference.tolerance.{col}", col, spec.metrics, "metric")
     return problems
+
+
+_ENTRY_WORDS = {"generators": "generator", "prompts": "prompt set", "images": "images entry", "scorers": "scorer",
+                "methods": "method", "metrics": "metric"}
+
+
+def check_plugin(registry, plugin: Any, params: dict[str, Any], name_path: str, params_path: str, spec: Spec,
+                 problems: list[str], *, nested: bool = False) -> Any:
+    """Resolve one plugin reference, validate its params, then every plugin and spec entry its params
+    name (fields marked PluginRef / EntryRef: a GAN-RM scorer's backbone, a set metric's feature
+    extractor, a row's train_prompts), recursively; problems get the YAML path. Returns the
+    instance, or None when anything is wrong."""
+    from ganrm_bench.harness.plugins import EntryRef, field_refs
+    from ganrm_bench.harness.registry import REGISTRIES
+
+    if not isinstance(plugin, str):
+        problems.append(f"{name_path}: expected a plugin name, got {plugin!r}")
+        return None
+    try:
+        cls = registry.get(plugin)
+    except UnknownPluginError as exc:
+        problems.append(f"{name_path}: {exc.message}")
+        return None
+    except ImportError as exc:
+        problems.append(f"{name_path}: plugin {plugin!r} cannot be imported: {exc}")
+        return None
+    params_model = getattr(cls, "Params", None)
+    if params_model is not None:
+        try:
+            validated = params_model(**params)
+        except ValidationError as exc:
+            problems.extend(format_error(e, params_model, params_path) for e in exc.errors())
+            return None
+        before = len(problems)
+        for field, marker in field_refs(params_model):
+            value = getattr(validated, field)
+            path = f"{params_path}.{field}"
+            if isinstance(marker, EntryRef):
+                entries = getattr(spec, marker.section)
+                if value is not None and value not in entries:
+                    what = _ENTRY_WORDS.get(marker.section, f"{marker.section} entry")
+                    problems.append(f"{path}: no {what} named {value!r}{did_you_mean(value, list(entries))}")
+            elif value is not None:
+                nested_params = dict(getattr(validated, marker.params) or {}) if marker.params else {}
+                nested_path = f"{params_path}.{marker.params}" if marker.params else path
+                check_plugin(REGISTRIES[marker.kind], value, nested_params, path, nested_path, spec, problems, nested=True)
+        if len(problems) > before:
+            return None
+    where = name_path if nested else params_path  # the entry, or the nested plugin's name
+    try:  # plugin constructors are cheap (weights load on first use); some set attributes by params
+        return cls(params)
+    except UserError as exc:
+        problems.append(f"{where}: {exc.message}")
+    except (ValueError, TypeError) as exc:
+        problems.append(f"{where}: {exc}")
+    return None
 
 
 def _is_trainable(cls: type) -> bool:

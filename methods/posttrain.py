@@ -3,18 +3,18 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
-from ganrm_bench.harness.plugins import Method
+from ganrm_bench.harness.plugins import EntryRef, Method
 from ganrm_bench.methods.finetune.train import TrainConfig
 from ganrm_bench.methods.ops import finetune_round, require_finetunable, finetuned_generator_node, prompts_entry, run_config
 
 
 class PostTrainParams(TrainConfig):
     k: int = Field(10, ge=2, description="samples per training prompt, scored by the row's scorer")
-    train_prompts: str | None = Field(None, description="prompt set of the training pool (default: the row's prompts)")
+    train_prompts: Annotated[str | None, EntryRef("prompts")] = Field(None, description="prompt set of the training pool (default: the row's prompts)")
     eval_k: int = Field(1, ge=1, description="samples per prompt of the fine-tuned generator (≥ 2 for LPIPS diversity)")
 
 

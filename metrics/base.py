@@ -14,14 +14,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar, Hashable, Sequence
+from typing import Annotated, Any, Callable, ClassVar, Hashable, Sequence
 
 import numpy as np
 from pydantic import Field
 
 from ganrm_bench.harness.errors import UserError
 from ganrm_bench.harness.numerics import key_part, numerics_class, numerics_record
-from ganrm_bench.harness.plugins import FeatureExtractor, Item, ItemSet, Metric, MetricResult, PluginParams, Scorer
+from ganrm_bench.harness.plugins import FeatureExtractor, Item, ItemSet, Metric, MetricResult, PluginParams, PluginRef, Scorer
 from ganrm_bench.harness.runtime import derive_seed
 from ganrm_bench.harness.store import hash_key
 from ganrm_bench.metrics import ci as cimod
@@ -148,8 +148,11 @@ class MetricScorer(Scorer):
 # Set metrics.
 
 
+FeaturesRef = Annotated[str, PluginRef("features", params="features_params")]  # validated like a spec entry
+
+
 class SetParams(PluginParams):
-    features: str = "inception"
+    features: FeaturesRef = "inception"
     features_params: dict[str, Any] = Field(default_factory=dict)
     ci: cimod.SetCIParams = cimod.SetCIParams()
     batch_size: int = Field(32, ge=1)
@@ -166,33 +169,41 @@ class SetMetric(Metric):
     def __init__(self, params: Any = None, **kwargs: Any):
         super().__init__(params, **kwargs)
         self._extractor: FeatureExtractor | None = None
+        self._extractor_cls, self._extractor_params = self.extractor_spec()  # checked now, so `validate` sees it
 
     # -- the feature extractor ---------------------------------------------------------------
     def extractor_overrides(self) -> dict[str, Any]:
         """Params this metric passes to extractors that declare them (FID's mode, FVD's frames)."""
         return {}
 
+    def extractor_spec(self) -> tuple[type, dict[str, Any]]:
+        """The extractor class and its params (features_params + this metric's overrides); a
+        UserError when an override does not apply to it or contradicts features_params. Cheap: no
+        weights are loaded."""
+        from ganrm_bench.harness.builtins import register_builtins
+        from ganrm_bench.harness.registry import FEATURES
+
+        register_builtins()
+        cls = FEATURES.get(self.params.features)
+        fields = getattr(cls.Params, "model_fields", {})
+        params = dict(self.params.features_params)
+        for key, value in self.extractor_overrides().items():
+            if value is None:
+                continue
+            if key not in fields:
+                raise UserError(
+                    f"metric {self.name!r}: `{key}: {value}` does not apply to feature extractor "
+                    f"{self.params.features!r}, which does its own preprocessing",
+                    hint=f"drop `{key}` from the metric's params (it is recorded as 'native' in the convention)")
+            if key in params and params[key] != value:
+                raise UserError(f"metric {self.name!r}: `{key}` is given twice ({value!r} and features_params "
+                                f"{params[key]!r}); give it once")
+            params[key] = value
+        return cls, params
+
     def extractor(self) -> FeatureExtractor:
         if self._extractor is None:
-            from ganrm_bench.harness.builtins import register_builtins
-            from ganrm_bench.harness.registry import FEATURES
-
-            register_builtins()
-            cls = FEATURES.get(self.params.features)
-            fields = getattr(cls.Params, "model_fields", {})
-            params = dict(self.params.features_params)
-            for key, value in self.extractor_overrides().items():
-                if value is None:
-                    continue
-                if key not in fields:
-                    raise UserError(
-                        f"metric {self.name!r}: `{key}: {value}` does not apply to feature extractor "
-                        f"{self.params.features!r}, which does its own preprocessing",
-                        hint=f"drop `{key}` from the metric's params (it is recorded as 'native' in the convention)")
-                if key in params and params[key] != value:
-                    raise UserError(f"metric {self.name!r}: `{key}` is given twice ({value!r} and features_params "
-                                    f"{params[key]!r}); give it once")
-                params[key] = value
+            cls, params = self._extractor_cls, self._extractor_params
             try:
                 self._extractor = cls(params)
             except Exception as exc:

@@ -26,7 +26,7 @@ from ganrm_bench.harness.errors import UserError, require
 from ganrm_bench.harness.plugins import FeatureExtractor, Item, PluginParams
 from ganrm_bench.harness.runtime import derive_seed
 from ganrm_bench.metrics import weights as W
-from ganrm_bench.metrics.base import SetMetric, SetParams, batch_size_for, cached_model
+from ganrm_bench.metrics.base import FeaturesRef, SetMetric, SetParams, batch_size_for, cached_model
 from ganrm_bench.metrics.media import as_video
 
 I3D_FILE, I3D_URL = "i3d_pretrained_400.pt", "https://github.com/songweige/TATS/raw/main/tats/fvd/i3d_pretrained_400.pt"
@@ -144,7 +144,7 @@ class VideoMAEFeatures(_CdFvdFeatures):
 
 
 class FVDParams(SetParams):
-    features: str = "i3d"
+    features: FeaturesRef = "i3d"
     frames: int | None = Field(None, ge=1)  # None: the extractor's default (16)
     clips: int | None = Field(2048, ge=2)
 

@@ -12,12 +12,12 @@ import logging
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Annotated, Any, Literal, Sequence
 
 import numpy as np
 
 from ganrm_bench.harness.errors import UserError
-from ganrm_bench.harness.plugins import Backbone, PluginParams
+from ganrm_bench.harness.plugins import Backbone, PluginParams, PluginRef
 from ganrm_bench.harness.store import canonical_json, file_digest
 from ganrm_bench.methods.ganrm.weights import resolve_open_clip_weights, tag_config
 
@@ -275,7 +275,7 @@ class VideoFrameBackbone(Backbone):
     version = "1"
 
     class Params(PluginParams):
-        image_backbone: str = "openclip"
+        image_backbone: Annotated[str, PluginRef("backbone", params="image_backbone_params")] = "openclip"
         image_backbone_params: dict[str, Any] = {}
         frames: int | None = 8  # frames sampled uniformly over the clip; None = every frame
 

@@ -5,12 +5,12 @@ PickScore, HPS or CLIPScore."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Annotated, Any, Sequence
 
 import numpy as np
 
 from ganrm_bench.harness.errors import UserError
-from ganrm_bench.harness.plugins import ItemSet, TrainableScorer
+from ganrm_bench.harness.plugins import ItemSet, PluginRef, TrainableScorer
 from ganrm_bench.harness.runtime import derive_seed
 from ganrm_bench.methods.ganrm.backbones import backbone_fingerprint, build_backbone
 from ganrm_bench.methods.ganrm.checkpoint import json_safe
@@ -25,7 +25,7 @@ class GanRMScorer(TrainableScorer):
     version = "2"  # 2: the RPL fit runs with one thread (its weights no longer depend on the core count)
 
     class Params(TrainConfig):
-        backbone: str = "openclip"
+        backbone: Annotated[str, PluginRef("backbone", params="backbone_params")] = "openclip"
         backbone_params: dict[str, Any] = {}
         feature_batch_size: int = 32
 

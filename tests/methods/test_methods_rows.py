@@ -127,10 +127,9 @@ def test_multi_round_chains_rm_and_generator_artifacts_and_records_rewards(mini_
 
 def test_train_prompts_must_name_a_prompt_set(tmp_path, mini_weights, ctx):
     gens = {"gen": {"generator": "mini_diffusion", "weights": str(mini_weights), "steps": 3, "device": "cpu"}}
-    spec = write_spec(tmp_path, gens, {"dpo": {"method": "dpo", "generator": "gen", "prompts": "eval", "scorer": "rm",
-                                               **{**TRAIN, "train_prompts": "trian"}}})
-    with pytest.raises(UserError, match="trian"):
-        builder(spec, ctx).method("dpo")
+    with pytest.raises(UserError, match="methods.dpo.train_prompts: no prompt set named 'trian'"):  # caught by validation now
+        write_spec(tmp_path, gens, {"dpo": {"method": "dpo", "generator": "gen", "prompts": "eval", "scorer": "rm",
+                                            **{**TRAIN, "train_prompts": "trian"}}})
 
 
 def test_diffusion_dpo_row_samples_from_the_swapped_unet(tmp_path, tiny_sd, ctx):
