@@ -66,7 +66,8 @@ def test_mini_world_run_names_every_bad_ppd_file_before_computing(tmp_path):
     for name in ("random.png", "text.png", "truncated.png"):
         assert r.stderr.count(str(folder / name)) == 1, r.stderr  # each named, once
     assert "add `skip_bad: true` to the spec's `images.ppd`" in r.stderr and "--skip-bad" not in r.stderr
-    assert "needed by 6 cell(s): rm10 × fid, rm10 × align, sft × fid, sft × align, dpo × fid, dpo × align" in r.stderr
+    assert ("needed by 9 cell(s): rm10 × fid, rm10 × align, rm10 × kid, sft × fid, sft × align, sft × kid, "
+            "dpo × fid, dpo × align, dpo × kid") in r.stderr
     assert "Traceback" not in r.stderr
     assert not any((tmp_path / "cache" / "objects").iterdir())  # nothing computed, not even the base rows
     v = cli("validate", spec, "--inputs", tmp_path=tmp_path)

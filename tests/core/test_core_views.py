@@ -46,6 +46,9 @@ def test_list_fits_80_columns_with_every_parameter_on_its_own_line(tmp_path):
     checked = 0
     for reg in REGISTRIES.values():
         for entry in reg.entries():
+            target = entry.target if isinstance(entry.target, str) else getattr(entry.target, "__module__", "")
+            if not target.startswith("ganrm_bench."):
+                continue  # registered by another test in this process, not known to the `list` subprocess
             block = found.get(entry.name)
             assert block is not None, f"{entry.name} has no block"
             assert entry.description[:30] in " ".join(" ".join(block).split())
