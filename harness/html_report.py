@@ -156,6 +156,7 @@ def render_html(run_dir: Path) -> str:
         gallery=gallery_context(run_dir, spec), records=_csv_table(run_dir / "records.csv"),
         diagnostics=_csv_table(run_dir / "diagnostics.csv"), cards=cards, human=human,
         provenance=_flatten(run_info), packages=sorted(packages.items()), failures=failures,
+        labels={r: m.label or r for r, m in spec.methods.items()},
     )
 
 

@@ -38,6 +38,13 @@ def serve(
     cache: Optional[Path] = CacheOpt,
 ) -> None:
     """Serve the study until interrupted; votes are saved as they are cast, so it can be stopped and resumed."""
+    from ganrm_bench.harness.errors import MissingExtraError
+
+    for module in ("uvicorn", "starlette", "multipart"):
+        try:
+            __import__(module)
+        except ModuleNotFoundError:
+            raise MissingExtraError("study serve", "study", module) from None
     import uvicorn
 
     from ganrm_bench.harness.study.app import create_app

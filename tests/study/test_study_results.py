@@ -105,4 +105,5 @@ def test_study_results_cli_on_toy_run(toy_run):
     assert "not in the store" in by["untrained"]["reason"]
     html = (toy_run / "report.html").read_text()
     assert 'id="human-winrates"' in html and "Cohen" in html and "untrained" in html
+    assert "<tr><td>Base</td><td>Bright</td>" in html  # rows by their labels
     assert "| base | bright | 40 | 36 | 0 | 4 |" in result.output

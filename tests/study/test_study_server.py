@@ -126,3 +126,18 @@ def test_bad_names_are_refused(toy_run, study):
     for name in ("", " ", "<script>", "a" * 41, "../x"):
         assert client.post("/login", data={"name": name}).status_code == 400, name
     assert client.post("/login", json={"name": "x"}).status_code == 400
+
+
+def test_clear_errors_for_unknown_rows_and_a_moved_store(toy_run, tmp_path):
+    from ganrm_bench.harness.errors import UserError
+    from ganrm_bench.harness.study.pairs import Study
+    from ganrm_bench.harness.study.samples import read_samples_manifest
+
+    with pytest.raises(UserError, match=r"no samples for \['dpo'\].*") as exc:
+        make_study(toy_run, rows=("base", "dpo"))
+    assert "base, bright, best4" in exc.value.hint
+    with pytest.raises(UserError, match="at least two rows"):
+        make_study(toy_run, rows=("base",))
+    with pytest.raises(UserError, match="sample file\\(s\\) are missing from the store") as exc:
+        Study.from_samples(read_samples_manifest(toy_run, tmp_path / "empty"), ["base", "bright"])
+    assert "--cache" in exc.value.hint
