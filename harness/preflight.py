@@ -84,6 +84,8 @@ def check_inputs(spec: Spec, ctx: Context, seeds: list[int] | None = None) -> tu
             c.plugin.check_inputs(ctx)
         except UserError as exc:
             c.error = exc
+        except OSError as exc:  # a folder that cannot be listed, a file without read permission
+            c.error = UserError(f"{exc.strerror or type(exc).__name__}: {exc.filename or exc}")
     return checks, [c for c in checks if c.error is not None]
 
 

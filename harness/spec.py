@@ -467,6 +467,9 @@ def check_plugin(registry, plugin: Any, params: dict[str, Any], name_path: str, 
                 if value is not None and value not in entries:
                     what = _ENTRY_WORDS.get(marker.section, f"{marker.section} entry")
                     problems.append(f"{path}: no {what} named {value!r}{did_you_mean(value, list(entries))}")
+            elif marker.kind not in REGISTRIES:  # a plugin author's slip, not the user's
+                problems.append(f"{path}: {cls.__name__} declares PluginRef({marker.kind!r}), not a plugin kind "
+                                f"({', '.join(REGISTRIES)})")
             elif value is not None:
                 nested_params = dict(getattr(validated, marker.params) or {}) if marker.params else {}
                 nested_path = f"{params_path}.{marker.params}" if marker.params else path
