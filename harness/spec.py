@@ -204,10 +204,40 @@ def load_raw(path: str | Path, _stack: tuple[Path, ...] = ()) -> dict[str, Any]:
     return deep_merge(merged, data)
 
 
-def load_spec(path: str | Path) -> Spec:
-    """Load, include, import declared plugins, validate the schema and every plugin's params."""
+def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Set dotted paths (`generators.mini.steps`) in a raw spec mapping, before validation; missing
+    keys below a known section are created (a new plugin parameter), so the schema check that
+    follows still names any mistake. Returns a new mapping; `data` is not changed."""
+    import copy
+
+    out = copy.deepcopy(data)
+    sections = list(Spec.model_fields) + ["include"]
+    for dotted, value in (overrides or {}).items():
+        parts = str(dotted).split(".")
+        if not all(parts):
+            raise SpecError("overrides", [f"{dotted!r}: expected a dotted path like generators.mini.steps"])
+        if parts[0] not in sections:
+            raise SpecError("overrides", [f"{dotted}: unknown spec section {parts[0]!r}{did_you_mean(parts[0], sections)}"])
+        node = out
+        for i, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                where = ".".join(parts[: i + 1])
+                raise SpecError("overrides", [f"{dotted}: {where} is {type(child).__name__} {child!r}, not a mapping"])
+            node = child
+        node[parts[-1]] = copy.deepcopy(value)
+    return out
+
+
+def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> Spec:
+    """Load, include, apply overrides (dotted paths), import declared plugins, validate the schema
+    and every plugin's params."""
     path = Path(path)
     raw = load_raw(path)
+    if overrides:
+        raw = apply_overrides(raw, overrides)
     source = str(path)
     import_plugins(raw.get("plugins") or [], base=path.resolve().parent, source=source)
     try:
