@@ -30,13 +30,14 @@ def bundled_specs() -> list[str]:
 
 
 def resolve_spec_path(spec: str | Path) -> Path:
-    """A spec file: the path itself when it exists, else a shipped spec of that name
-    (`mini/table1` or `mini/table1.yaml`); otherwise the path unchanged, so loading it reports
-    the missing file."""
+    """A spec file: the path itself (or with .yaml added) when it exists, else a shipped spec of
+    that name (`mini/table1` or `mini/table1.yaml`); otherwise the path unchanged, so loading it
+    reports the missing file."""
     path = Path(spec)
-    if path.exists():
-        return path
-    name = path.with_suffix(".yaml") if path.suffix not in (".yaml", ".yml") else path
+    name = path if path.suffix in (".yaml", ".yml") else path.with_name(path.name + ".yaml")
+    for candidate in (path, name):
+        if candidate.exists():
+            return candidate
     if not name.is_absolute() and (SPECS_DIR / name).is_file():
         return SPECS_DIR / name
     return path
