@@ -86,7 +86,7 @@ def run(
     spec, spec_path = _load(spec_or_path, overrides)
     ctx = make_context(spec, cache=cache, device=device or "auto", batch_size=batch_size, progress=Progress.auto())
     seed_list = [seeds] if isinstance(seeds, int) else (list(seeds) if seeds is not None else None)
-    done = run_to_dir(spec, spec_path, ctx, seeds=seed_list, out_dir=out)
+    done = run_to_dir(spec, spec_path, ctx, seeds=seed_list, out_dir=Path(out).expanduser() if out is not None else None)
     info = json.loads((done.run_dir / "run.json").read_text())
     result = Run(done.run_dir, spec, done.outcome.results, info)
     if result.failures:

@@ -48,7 +48,7 @@ def make_context(spec: Spec, *, cache: str | Path | None = None, device: str = "
     """The run context: device `auto` defers to the spec's runtime.device; the batch size falls back
     to the spec's runtime.batch_size."""
     device = spec.runtime.device if device == "auto" else device
-    return Context(store=Store(cache), device=resolve_device(device),
+    return Context(store=Store(Path(cache).expanduser() if cache is not None else None), device=resolve_device(device),
                    progress=progress or Progress(False), batch_size=batch_size or spec.runtime.batch_size)
 
 
