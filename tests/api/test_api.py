@@ -178,3 +178,14 @@ def test_progress_bars_on_a_terminal_or_in_jupyter_only(monkeypatch, capsys):
     assert "scoring" in drawn and "5/5" in drawn
     monkeypatch.setenv("GANRM_BENCH_PROGRESS", "0")
     assert not Progress.auto().enabled
+
+
+def test_cli_finds_shipped_specs_by_name(tmp_path):
+    from typer.testing import CliRunner
+
+    from ganrm_bench.harness.cli import app
+
+    result = CliRunner().invoke(app, ["validate", "mini/table1"])
+    assert result.exit_code == 0 and "ok mini/table1: 5 methods, 2 metrics" in result.output
+    missing = CliRunner().invoke(app, ["validate", "mini/no_such_table"])
+    assert missing.exit_code != 0 and "spec file not found" in str(missing.exception)
