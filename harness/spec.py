@@ -211,7 +211,7 @@ def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str
     import copy
 
     out = copy.deepcopy(data)
-    sections = list(Spec.model_fields) + ["include"]
+    sections = list(Spec.model_fields)
     for dotted, value in (overrides or {}).items():
         parts = str(dotted).split(".")
         if not all(parts):
