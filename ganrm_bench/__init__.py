@@ -2,6 +2,9 @@
 
 The installed import package. The repository keeps its top-level folders (harness/, methods/,
 metrics/, mini/); setuptools maps them to `ganrm_bench.harness`, `ganrm_bench.methods`, ...
+
+The public API is the names in `__all__` (docs/api.md); they import lazily, so `import ganrm_bench`
+stays light (no torch, no pandas). Everything else is internal and may change between versions.
 """
 
 from importlib.metadata import PackageNotFoundError, version as _version
@@ -10,3 +13,27 @@ try:
     __version__ = _version("ganrm-bench")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree that was never installed
     __version__ = "0+unknown"
+
+__all__ = ["run", "load_run", "check", "Run", "GanRM", "__version__"]
+
+_LAZY = {
+    "run": "ganrm_bench.api",
+    "load_run": "ganrm_bench.api",
+    "check": "ganrm_bench.api",
+    "Run": "ganrm_bench.api",
+    "GanRM": "ganrm_bench.methods.ganrm.model",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'ganrm_bench' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

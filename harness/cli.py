@@ -25,7 +25,7 @@ out = Console()
 err = Console(stderr=True)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_SPEC = REPO_ROOT / "benchmarks" / "mini" / "table1.yaml"
+DEFAULT_SPEC = REPO_ROOT / "benchmarks" / "mini" / "table1.yaml"  # = harness.execute.DEFAULT_SPEC (shipped in wheels too)
 
 
 def _mount_optional_apps() -> None:
@@ -51,9 +51,10 @@ def _context(cache: Optional[Path], device: str = "cpu", progress: bool = True, 
 
 
 def _spec(path: Optional[Path], sets: Optional[list[str]] = None):
+    from ganrm_bench.harness.execute import resolve_spec_path
     from ganrm_bench.harness.spec import load_spec, parse_overrides
 
-    return load_spec(path or DEFAULT_SPEC, parse_overrides(sets))
+    return load_spec(resolve_spec_path(path) if path else DEFAULT_SPEC, parse_overrides(sets))
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -63,7 +64,7 @@ def _setup_logging(verbose: bool) -> None:
 
 
 CacheOpt = typer.Option(None, "--cache", envvar="GANRM_BENCH_CACHE", help="Artifact store root (default: the user cache dir).")
-SpecArg = typer.Argument(None, help="A benchmark spec (YAML). Default: the miniature world's Table 1.")
+SpecArg = typer.Argument(None, help="A benchmark spec (YAML), or a shipped one by name (mini/table1). Default: the miniature world's Table 1.")
 SetOpt = typer.Option(None, "--set", help="PATH=VALUE: override a spec value by its dotted YAML path (repeatable), "
                       "e.g. generators.mini.steps=8; validated like the spec, recorded in run.json, part of every key it changes.")
 
@@ -160,16 +161,14 @@ def run(
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Compute what is missing for a spec, then write results and tables to a run directory."""
-    from rich.markup import escape
-
-    from ganrm_bench.harness.numerics import numerics_record
-    from ganrm_bench.harness.report import render_markdown, write_run
-    from ganrm_bench.harness.runner import run_spec
+    from ganrm_bench.harness.execute import make_context, resolve_spec_path, run_to_dir
+    from ganrm_bench.harness.report import render_markdown
+    from ganrm_bench.harness.runtime import Progress
 
     _setup_logging(verbose)
     s = _spec(spec, sets)
-    device = s.runtime.device if device == "auto" else device
-    ctx = _context(cache, device, progress, batch_size or s.runtime.batch_size)
+    show = progress and os.environ.get("GANRM_BENCH_PROGRESS", "1") != "0" and err.is_terminal
+    ctx = make_context(s, cache=cache, device=device, batch_size=batch_size, progress=Progress(show))
     if offline:
         from ganrm_bench.harness.assets import check_offline
 
@@ -179,14 +178,9 @@ def run(
     if dry_run:
         _print_plan(s, ctx)
         return
-    t0 = time.time()
-    outcome = run_spec(s, ctx, seeds=seed or None)
-    elapsed = time.time() - t0
-    run_dir = out_dir or Path("reports/runs") / f"{s.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    info = {"seconds": round(elapsed, 2), "cache": str(ctx.store.root), "device": ctx.device, "computed": dict(outcome.computed),
-            "loaded": dict(outcome.loaded), "counters": outcome.counters, "failures": outcome.failures, "overrides": list(sets or []),
-            "numerics": numerics_record(ctx.device)}
-    write_run(run_dir, s, str(spec or DEFAULT_SPEC), outcome.results, info, outcome.samples, outcome.records, outcome.units)
+    done = run_to_dir(s, str(resolve_spec_path(spec) if spec else DEFAULT_SPEC), ctx, seeds=seed or None, out_dir=out_dir,
+                      overrides=list(sets or []))
+    outcome, elapsed, run_dir = done.outcome, done.seconds, done.run_dir
     if not outcome.records.empty:
         out.print(f"per-round records (reward mean/variance, a reward-hacking signal): {run_dir / 'records.csv'}")
     out.print(render_markdown(outcome.results, s))
@@ -219,15 +213,17 @@ def report(
     format: str = typer.Option("markdown", "--format", "-f", help="markdown | latex | csv | html"),
 ) -> None:
     """Re-render a run's table without recomputing anything."""
-    from ganrm_bench.harness.html_report import render_html
-    from ganrm_bench.harness.report import load_run, render_latex, render_markdown
+    from ganrm_bench.harness.report import TABLE_FORMATS, load_run, render_table
 
+    if format == "html":
+        from ganrm_bench.harness.html_report import render_html
+
+        sys.stdout.write(render_html(run_dir))
+        return
     results, s = load_run(run_dir)
-    renderers = {"markdown": lambda: render_markdown(results, s), "latex": lambda: render_latex(results, s), "csv": lambda: results.to_csv(index=False),
-                 "html": lambda: render_html(run_dir)}
-    if format not in renderers:
+    if format not in TABLE_FORMATS:
         raise UserError(f"--format {format!r}: choose markdown, latex, csv or html")
-    sys.stdout.write(renderers[format]())
+    sys.stdout.write(render_table(results, s, format))
 
 
 @app.command()

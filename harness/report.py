@@ -409,6 +409,20 @@ def render_latex(results: pd.DataFrame, spec: Spec) -> str:
     return "\n".join(out) + "\n"
 
 
+TABLE_FORMATS = ("markdown", "latex", "csv")
+
+
+def render_table(results: pd.DataFrame, spec: Spec, format: str = "markdown") -> str:
+    """A run's table as Markdown, booktabs LaTeX, or the long results as CSV."""
+    if format == "markdown":
+        return render_markdown(results, spec)
+    if format == "latex":
+        return render_latex(results, spec)
+    if format == "csv":
+        return results.to_csv(index=False)
+    raise UserError(f"format {format!r}: choose markdown, latex or csv")
+
+
 # ---------------------------------------------------------------------------------------------
 # Regression check.
 

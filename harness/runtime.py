@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
@@ -34,20 +36,43 @@ def resolve_device(device: str = "auto") -> str:
     return "cpu"
 
 
+def in_jupyter() -> bool:
+    """True inside a Jupyter / Colab kernel (where rich draws through ipywidgets)."""
+    shell = sys.modules.get("IPython") and getattr(sys.modules["IPython"], "get_ipython", lambda: None)()
+    return shell is not None and (type(shell).__name__ == "ZMQInteractiveShell" or "google.colab" in str(type(shell)))
+
+
 class Progress:
     """A thin wrapper over rich's progress bars; silent unless enabled (the CLI enables it on a
-    terminal; GANRM_BENCH_PROGRESS=0 turns it off)."""
+    terminal; GANRM_BENCH_PROGRESS=0 turns it off). style "text" draws tqdm's plain bars, for a
+    notebook without ipywidgets (rich's live display there only warns)."""
 
-    def __init__(self, enabled: bool | None = None):
+    def __init__(self, enabled: bool | None = None, style: str = "rich"):
         if enabled is None:
             enabled = os.environ.get("GANRM_BENCH_PROGRESS", "auto") != "0"
         self.enabled = enabled
+        self.style = style
         self._rich = None
+
+    @classmethod
+    def auto(cls) -> "Progress":
+        """Bars on a terminal or in Jupyter, none when output goes to a file or pipe."""
+        if os.environ.get("GANRM_BENCH_PROGRESS", "1") == "0":
+            return cls(False)
+        if in_jupyter():
+            return cls(True, style="rich" if importlib.util.find_spec("ipywidgets") else "text")
+        return cls(sys.stderr.isatty())
 
     @contextlib.contextmanager
     def task(self, description: str, total: int | None) -> Iterator[Callable[[int], None]]:
         if not self.enabled or not total:
             yield lambda n=1: None
+            return
+        if self.style == "text":
+            from tqdm import tqdm
+
+            with tqdm(total=total, desc=description, file=sys.stderr) as bar:
+                yield lambda n=1: bar.update(n)
             return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 

@@ -32,6 +32,29 @@ def default_context(ctx: Any = None) -> Any:
     return Context(store=Store())
 
 
+def image_inputs(images: Any, ctx: Any) -> list[Any]:
+    """What `train` and `score` accept, as a list the backbones read: a folder (its images, as
+    store Items), an image batch tensor/array [N, C, H, W] or [N, H, W, C] (uint8, or floats in
+    [0, 1]), or a sequence of Items, paths, PIL images or arrays (kept as is)."""
+    if isinstance(images, (str, Path)) and Path(images).is_dir():
+        from ganrm_bench.harness.sources import FolderImages
+
+        return list(FolderImages(path=str(images)).load(ctx).items)
+    if isinstance(images, (str, Path)):
+        raise UserError(f"{images}: not a folder of images", hint="give a folder, a list of image paths, or an image batch")
+    if isinstance(images, (torch.Tensor, np.ndarray)) and images.ndim == 4:
+        x = torch.as_tensor(images).detach().cpu()
+        if x.shape[1] in (1, 3, 4) and x.shape[-1] not in (1, 3, 4):
+            x = x.permute(0, 2, 3, 1)  # N C H W -> N H W C
+        if x.is_floating_point():
+            x = (x.clamp(0, 1) * 255).round()
+        x = x.to(torch.uint8).numpy()
+        if x.shape[-1] == 1:
+            x = np.repeat(x, 3, axis=-1)
+        return [np.ascontiguousarray(im[..., :3]) for im in x]
+    return list(images)
+
+
 def backbone_spec(backbone: Backbone) -> dict[str, Any]:
     return {"name": backbone.name, "params": backbone.params.model_dump(mode="json")}
 
@@ -84,13 +107,15 @@ class GanRM:
         batch_size: int = 32,
         **overrides: Any,
     ) -> "GanRM":
-        """Train on images: Items / ItemSets (features cached in the store), paths, PIL images or arrays.
-        `overrides` are TrainConfig fields (variant, epochs, seed, ...)."""
+        """Train on images: folders, image batches [N, C, H, W], or sequences of Items / ItemSets
+        (features cached in the store), paths, PIL images or arrays. `overrides` are TrainConfig
+        fields (variant, epochs, seed, ...)."""
         cfg = (config or TrainConfig()).model_copy(update=overrides) if overrides else (config or TrainConfig())
         cfg = TrainConfig(**cfg.model_dump())  # validate overrides
         bb = build_backbone(backbone, backbone_params) if isinstance(backbone, str) else backbone
         ctx = default_context(ctx)
-        feats = [features_of(bb, list(s), ctx, batch_size=batch_size) if s is not None else None for s in (positives, negatives, unlabeled)]
+        feats = [features_of(bb, image_inputs(s, ctx), ctx, batch_size=batch_size) if s is not None else None
+                 for s in (positives, negatives, unlabeled)]
         result = fit_features(feats[0], feats[1], cfg, unlabeled=feats[2])
         return cls.from_fit(result, cfg, backbone=bb, backbone_fp=backbone_fingerprint(bb, ctx))
 
@@ -134,8 +159,12 @@ class GanRM:
         return features_of(self.backbone, list(images), ctx, batch_size=batch_size)
 
     def score(self, images: Sequence[Any], ctx: Any = None, *, batch_size: int = 32) -> torch.Tensor:
-        """Rewards [N] in [0, 1] for images (PIL, H×W×3 arrays, videos for video backbones, paths,
-        or Items — whose features come from the store cache when a Context is given)."""
+        """Rewards [N] in [0, 1] for images: a folder, an image batch [N, C, H, W], or a sequence of
+        PIL images, H×W×3 arrays, videos for video backbones, paths, or Items (whose features come
+        from the store cache when a Context is given)."""
+        if isinstance(images, (str, Path)):
+            images = image_inputs(images, default_context(ctx))
+        images = image_inputs(images, ctx)
         if len(images) == 0:
             return torch.zeros(0)
         return self.score_features(self.features(images, ctx, batch_size=batch_size))

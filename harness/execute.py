@@ -1,0 +1,81 @@
+"""Running a spec into a run directory: the one code path behind `ganrm-bench run` and
+`ganrm_bench.run`, and where specs are found by name (`mini/table1`) when no such file exists.
+
+The benchmark specs ship with the package: benchmarks/ in the repository, `ganrm_bench/benchmarks`
+in a wheel — in both layouts the folder beside this package's parent, so a notebook with no
+checkout can still run the miniature tables.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ganrm_bench.harness.runner import RunOutcome, run_spec
+from ganrm_bench.harness.runtime import Context, Progress, resolve_device
+from ganrm_bench.harness.spec import Spec
+from ganrm_bench.harness.store import Store
+
+SPECS_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
+DEFAULT_SPEC = SPECS_DIR / "mini" / "table1.yaml"
+
+
+def bundled_specs() -> list[str]:
+    """Names of the shipped specs (`mini/table1`, `table1`, ...), for messages and docs."""
+    skip = {"common", "paper"}
+    return sorted(str(p.relative_to(SPECS_DIR).with_suffix("")) for p in SPECS_DIR.rglob("*.yaml")
+                  if p.stem not in skip and p.parent.name not in skip)
+
+
+def resolve_spec_path(spec: str | Path) -> Path:
+    """A spec file: the path itself (or with .yaml added) when it exists, else a shipped spec of
+    that name (`mini/table1` or `mini/table1.yaml`); otherwise the path unchanged, so loading it
+    reports the missing file."""
+    path = Path(spec)
+    name = path if path.suffix in (".yaml", ".yml") else path.with_name(path.name + ".yaml")
+    for candidate in (path, name):
+        if candidate.exists():
+            return candidate
+    if not name.is_absolute() and (SPECS_DIR / name).is_file():
+        return SPECS_DIR / name
+    return path
+
+
+def make_context(spec: Spec, *, cache: str | Path | None = None, device: str = "auto", batch_size: int | None = None,
+                 progress: Progress | None = None) -> Context:
+    """The run context: device `auto` defers to the spec's runtime.device; the batch size falls back
+    to the spec's runtime.batch_size."""
+    device = spec.runtime.device if device == "auto" else device
+    return Context(store=Store(Path(cache).expanduser() if cache is not None else None), device=resolve_device(device),
+                   progress=progress or Progress(False), batch_size=batch_size or spec.runtime.batch_size)
+
+
+@dataclass
+class Finished:
+    run_dir: Path
+    outcome: RunOutcome
+    seconds: float
+
+
+def default_run_dir(spec: Spec) -> Path:
+    return Path("reports/runs") / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def run_to_dir(spec: Spec, spec_path: str, ctx: Context, *, seeds: list[int] | None = None,
+               out_dir: str | Path | None = None, overrides: list[str] | None = None) -> Finished:
+    """Compute what the store lacks, then write results, provenance, tables and figures to the run
+    directory. Failed cells are in `outcome.failures`; everything else is saved."""
+    from ganrm_bench.harness.numerics import numerics_record
+    from ganrm_bench.harness.report import write_run
+
+    t0 = time.time()
+    outcome = run_spec(spec, ctx, seeds=list(seeds) if seeds else None)
+    elapsed = time.time() - t0
+    run_dir = Path(out_dir) if out_dir is not None else default_run_dir(spec)
+    info: dict[str, Any] = {"seconds": round(elapsed, 2), "cache": str(ctx.store.root), "device": ctx.device,
+                            "computed": dict(outcome.computed), "loaded": dict(outcome.loaded), "counters": outcome.counters,
+                            "failures": outcome.failures, "overrides": list(overrides or []), "numerics": numerics_record(ctx.device)}
+    write_run(run_dir, spec, spec_path, outcome.results, info, outcome.samples, outcome.records, outcome.units)
+    return Finished(run_dir, outcome, elapsed)

@@ -1,0 +1,191 @@
+"""The public Python API (ganrm_bench.run / load_run / check / Run / GanRM), on the core's toy
+plugins and the mini world's backbone: seconds, no hub."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import ganrm_bench as gb
+from ganrm_bench.harness.errors import SpecError, UserError
+from ganrm_bench.harness.execute import SPECS_DIR, bundled_specs, resolve_spec_path
+from ganrm_bench.harness.report import render_markdown
+from ganrm_bench.harness.spec import apply_overrides, load_spec
+
+TOY = Path(__file__).parents[1] / "core" / "toy_spec.yaml"
+
+
+@pytest.fixture
+def toy_run(tmp_path):
+    return gb.run(TOY, out=tmp_path / "run", cache=tmp_path / "cache")
+
+
+def test_public_names_import_lazily():
+    code = "import sys, ganrm_bench as gb; assert gb.__all__; print(sorted(m for m in ('torch', 'pandas') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    assert set(gb.__all__) == {"run", "load_run", "check", "Run", "GanRM", "__version__"}
+    assert all(getattr(gb, name) is not None for name in gb.__all__)
+    with pytest.raises(AttributeError):
+        gb.not_a_name  # noqa: B018
+
+
+def test_run_returns_results_table_and_dir(toy_run, tmp_path):
+    r = toy_run
+    assert r.dir == tmp_path / "run" and (r.dir / "results.parquet").exists()
+    assert r.spec.name == "toy" and r.failures == []
+    assert list(r.results["row"]) == ["base", "best4", "best2"]
+    assert (r.results["n"] == 6).all()
+    # the same table the CLI renders, and the results.csv the run wrote
+    assert r.table() == render_markdown(r.results, r.spec) == (r.dir / "table.md").read_text()
+    assert "\\begin{tabular}" in r.table("latex")
+    pd.testing.assert_frame_equal(pd.read_csv(pd.io.common.StringIO(r.table("csv"))), pd.read_csv(r.dir / "results.csv"))
+    with pytest.raises(UserError, match="markdown, latex or csv"):
+        r.table("html")
+
+
+def test_run_uses_the_store_seeds_and_overrides(toy_run, tmp_path):
+    again = gb.run(TOY, out=tmp_path / "again", cache=tmp_path / "cache")
+    assert again.info["computed"] == {} and sum(again.info["loaded"].values()) > 0
+    pd.testing.assert_frame_equal(again.results, toy_run.results)
+    r = gb.run(TOY, out=tmp_path / "small", cache=tmp_path / "cache", seeds=[1, 2], overrides={"prompts.eval.n": 3, "table.rows": ["base"]})
+    assert sorted(r.results["seed"]) == [1, 2] and set(r.results["row"]) == {"base"} and (r.results["n"] == 3).all()
+
+
+def test_load_run_round_trip(toy_run):
+    loaded = gb.load_run(toy_run.dir)
+    pd.testing.assert_frame_equal(loaded.results, toy_run.results)
+    assert loaded.spec == toy_run.spec and loaded.table() == toy_run.table()
+    assert loaded.info["spec_path"] == str(TOY)
+    with pytest.raises(UserError, match="not a run directory"):
+        gb.load_run(toy_run.dir / "figures-nope")
+
+
+def test_check_finds_a_planted_regression(toy_run):
+    assert gb.check(toy_run, toy_run.dir) == []
+    assert gb.check(toy_run.dir, toy_run.dir / "results.csv") == []
+    better = toy_run.results.copy()
+    better.loc[better["row"] == "best4", "value"] += 10.0  # the baseline was 10 brighter: we regressed by 10 > tolerance 5
+    problems = gb.check(toy_run, better)
+    assert len(problems) == 1 and problems[0].startswith("best4 × brightness") and "tolerance 5" in problems[0]
+    assert gb.check(toy_run, better, tolerance={"brightness": 20}) == []
+
+
+def test_run_accepts_a_loaded_spec_with_overrides(tmp_path):
+    spec = load_spec(TOY)
+    r = gb.run(spec, out=tmp_path / "r", cache=tmp_path / "c", overrides={"prompts.eval.n": 2})
+    assert (r.results["n"] == 2).all()
+    with pytest.raises(SpecError, match="no generator named 'gne'"):
+        gb.run(spec, out=tmp_path / "r2", cache=tmp_path / "c", overrides={"methods.base.generator": "gne"})
+
+
+def test_apply_overrides_sets_dotted_paths_without_touching_the_input():
+    raw = {"generators": {"mini": {"generator": "g", "steps": 10}}, "table": {"rows": ["a"]}}
+    out = apply_overrides(raw, {"generators.mini.steps": 4, "generators.mini.eta": 0.5, "table.rows": ["b", "c"], "runtime.device": "cpu"})
+    assert out == {"generators": {"mini": {"generator": "g", "steps": 4, "eta": 0.5}}, "table": {"rows": ["b", "c"]}, "runtime": {"device": "cpu"}}
+    assert raw["generators"]["mini"]["steps"] == 10 and raw["table"]["rows"] == ["a"]
+    with pytest.raises(SpecError, match=r"generatros\.mini\.steps: unknown spec section 'generatros'; did you mean 'generators'"):
+        apply_overrides(raw, {"generatros.mini.steps": 4})
+    with pytest.raises(SpecError, match=r"table\.rows is list"):
+        apply_overrides(raw, {"table.rows.x": 1})
+
+
+def test_overrides_are_validated_like_the_file(tmp_path):
+    with pytest.raises(SpecError, match=r"prompts\.eval\.n: expected an integer"):
+        gb.run(TOY, out=tmp_path / "r", overrides={"prompts.eval.n": "many"})
+    assert not (tmp_path / "r").exists()
+
+
+def test_shipped_specs_resolve_by_name(tmp_path, monkeypatch):
+    assert resolve_spec_path("mini/table1") == resolve_spec_path("mini/table1.yaml") == SPECS_DIR / "mini" / "table1.yaml"
+    assert {"mini/table1", "mini/table9", "table1"} <= set(bundled_specs()) and "mini/common" not in bundled_specs()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mini").mkdir()
+    (tmp_path / "mini" / "table1.yaml").write_text("name: mine\n")
+    assert resolve_spec_path("mini/table1") == resolve_spec_path("mini/table1.yaml") == Path("mini/table1.yaml")  # a local file wins
+    with pytest.raises(UserError, match="spec file not found"):
+        gb.run("mini/no_such_table")
+
+
+def _batch(level: float, n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.clip(rng.normal(level, 0.1, (n, 3, 16, 16)), 0, 1).astype(np.float32)
+
+
+def test_ganrm_trains_on_tensors_scores_saves_and_loads(tmp_path):
+    import torch
+
+    from ganrm_bench.harness.runtime import Context
+    from ganrm_bench.harness.store import Store
+
+    ctx = Context(store=Store(tmp_path / "store"))
+    bright, dark = torch.from_numpy(_batch(0.8, 24, 1)), torch.from_numpy(_batch(0.2, 24, 2))
+    rm = gb.GanRM.train(bright, dark, backbone="mini_conv", variant="naive", epochs=20, seed=0, ctx=ctx)
+    test_bright, test_dark = torch.from_numpy(_batch(0.8, 8, 3)), torch.from_numpy(_batch(0.2, 8, 4))
+    s_bright, s_dark = rm.score(test_bright), rm.score(test_dark)
+    assert s_bright.shape == (8,) and ((0 <= s_bright) & (s_bright <= 1)).all()
+    assert s_bright.min() > s_dark.max()  # the PPD side (bright) scores higher on held-out images
+    # channels-last uint8 arrays are the same images as channels-first floats
+    hwc = (test_bright.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+    torch.testing.assert_close(rm.score(hwc), s_bright)
+    loaded = gb.GanRM.load(rm.save(tmp_path / "ckpt"))
+    torch.testing.assert_close(loaded.score(test_bright), s_bright)
+
+
+def test_ganrm_trains_and_scores_from_folders(tmp_path):
+    from PIL import Image
+
+    from ganrm_bench.harness.runtime import Context
+    from ganrm_bench.harness.store import Store
+
+    folders = {}
+    for name, level, seed in (("ppd", 0.8, 1), ("gen", 0.2, 2), ("test", 0.8, 3)):
+        folders[name] = tmp_path / name
+        folders[name].mkdir()
+        for i, im in enumerate(_batch(level, 12, seed)):
+            Image.fromarray((im.transpose(1, 2, 0) * 255).round().astype(np.uint8)).save(folders[name] / f"{i:02d}.png")
+    ctx = Context(store=Store(tmp_path / "store"))
+    rm = gb.GanRM.train(folders["ppd"], str(folders["gen"]), backbone="mini_conv", variant="naive", epochs=20, ctx=ctx)
+    from_folder = rm.score(folders["test"], ctx)
+    files = sorted(folders["test"].glob("*.png"))
+    assert from_folder.shape == (12,)
+    assert np.allclose(sorted(from_folder.tolist()), sorted(rm.score(files).tolist()), atol=1e-6)
+    assert from_folder.mean() > rm.score(folders["gen"], ctx).mean()
+    with pytest.raises(UserError, match="not a folder of images"):
+        rm.score(str(tmp_path / "nope"))
+
+
+def test_progress_bars_on_a_terminal_or_in_jupyter_only(monkeypatch, capsys):
+    import types
+
+    from ganrm_bench.harness.runtime import Progress
+
+    monkeypatch.setenv("GANRM_BENCH_PROGRESS", "1")
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    assert not Progress.auto().enabled  # a pipe or log file: no bars
+    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: type("ZMQInteractiveShell", (), {})()))
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)  # a notebook without ipywidgets: rich would only warn
+    bars = Progress.auto()
+    assert bars.enabled and bars.style == "text"
+    with bars.task("scoring", 5) as advance:
+        advance(5)
+    drawn = capsys.readouterr().err
+    assert "scoring" in drawn and "5/5" in drawn
+    monkeypatch.setenv("GANRM_BENCH_PROGRESS", "0")
+    assert not Progress.auto().enabled
+
+
+def test_cli_finds_shipped_specs_by_name(tmp_path):
+    from typer.testing import CliRunner
+
+    from ganrm_bench.harness.cli import app
+
+    result = CliRunner().invoke(app, ["validate", "mini/table1"])
+    assert result.exit_code == 0 and "ok mini/table1: 5 methods, 2 metrics" in result.output
+    missing = CliRunner().invoke(app, ["validate", "mini/no_such_table"])
+    assert missing.exit_code != 0 and "spec file not found" in str(missing.exception)
