@@ -43,11 +43,12 @@ def _mount_optional_apps() -> None:
 
 
 def _context(cache: Optional[Path], device: str = "cpu", progress: bool = True, batch_size: Optional[int] = None):
-    from ganrm_bench.harness.runtime import Context, Progress, resolve_device
+    from ganrm_bench.harness.distributed import rank_and_world
+    from ganrm_bench.harness.runtime import Context, Progress, process_device
     from ganrm_bench.harness.store import Store
 
-    show = progress and os.environ.get("GANRM_BENCH_PROGRESS", "1") != "0" and err.is_terminal
-    return Context(store=Store(cache), device=resolve_device(device), progress=Progress(show), batch_size=batch_size)
+    show = progress and os.environ.get("GANRM_BENCH_PROGRESS", "1") != "0" and err.is_terminal and rank_and_world()[0] == 0
+    return Context(store=Store(cache), device=process_device(device), progress=Progress(show), batch_size=batch_size)
 
 
 def _spec(path: Optional[Path]):

@@ -67,7 +67,7 @@ class FinetuneOp(Op):
 
     def compute(self, node: Node, ctx, inputs):
         from ganrm_bench.methods.finetune.adapters import denoiser_for
-        from ganrm_bench.methods.finetune.train import finetune
+        from ganrm_bench.methods.finetune.train import finetune, make_accelerator
 
         cfg: TrainConfig = node.obj if isinstance(node.obj, TrainConfig) else TrainConfig(**node.params["train"])
         if cfg.objective == "dpo":
@@ -79,7 +79,9 @@ class FinetuneOp(Op):
                             hint="use k ≥ 2 samples per prompt, and a scorer that separates them")
         work = ctx.store.root / "work" / node.key
         out = work / "result"
-        summary = finetune(denoiser_for(inputs["generator"], ctx), data, cfg, out, work,
+        accelerator = make_accelerator(cfg)  # first: it fixes this rank's device, where the model is loaded
+        model = denoiser_for(inputs["generator"], ctx, device=str(accelerator.device))
+        summary = finetune(model, data, cfg, out, work, accelerator=accelerator,
                            meta={"node": node.key, "label": node.label, "dropped_prompts": dropped})
         if _rank_and_world()[0] == 0:  # every process is past training: checkpoints are no longer needed
             shutil.rmtree(work / "checkpoints", ignore_errors=True)

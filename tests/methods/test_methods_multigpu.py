@@ -1,0 +1,33 @@
+"""Multi-GPU behaviour that a CPU machine can still pin: the training Accelerator exists before the
+model it trains (so the model lands on the rank's device), and more."""
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from ganrm_bench.harness.graph import Node
+from ganrm_bench.harness.plugins import Item, ItemSet
+from ganrm_bench.methods import ops
+from ganrm_bench.methods.finetune import adapters, train
+from ganrm_bench.methods.finetune.train import TrainConfig
+
+
+def test_finetune_op_builds_the_accelerator_before_the_model_on_its_device(ctx, monkeypatch):
+    calls = []
+    fake_acc = SimpleNamespace(device="cuda:1")
+    monkeypatch.setattr(train, "make_accelerator", lambda cfg: calls.append("accelerator") or fake_acc)
+    monkeypatch.setattr(adapters, "denoiser_for", lambda gen, ctx, device=None: calls.append(("model", device)) or "model")
+
+    def fake_finetune(model, data, cfg, out, work, *, meta=None, accelerator=None):
+        calls.append(("train", model, accelerator))
+        Path(out).mkdir(parents=True, exist_ok=True)
+        return {"steps": 0}
+
+    monkeypatch.setattr(train, "finetune", fake_finetune)
+    items = [Item(f"k{i}", f"/x/{i}.png", f"p{i // 2}", "a prompt") for i in range(4)]
+    winners, losers = ItemSet("w", tuple(items[0::2])), ItemSet("l", tuple(items[1::2]))
+    cfg = TrainConfig(steps=1)
+    node = Node(ops.FINETUNE, {"train": cfg.identity()}, label="dpo", obj=cfg)
+    ops.FINETUNE.compute(node, ctx, {"generator": object(), "winners": winners, "losers": losers})
+    assert calls == ["accelerator", ("model", "cuda:1"), ("train", "model", fake_acc)]
