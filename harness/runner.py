@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from ganrm_bench.harness.distributed import clear_failure, failing_together, mark_failure, node_lock, rank_and_world
 from ganrm_bench.harness.errors import UserError
 from ganrm_bench.harness.graph import Builder, Node
 from ganrm_bench.harness.runtime import Context
@@ -46,7 +47,11 @@ class Evaluator:
             value = op.compute(node, self.ctx, {k: self.value(n) for k, n in node.inputs.items()})
         else:
             inputs = {k: self.value(n) for k, n in node.inputs.items()}
-            with store.lock(node.key) if op.exclusive(node) else contextlib.nullcontext():  # another run may be making it
+            world = rank_and_world()[1]
+            exclusive = op.exclusive(node)
+            lock = (node_lock(store, node.key) if world > 1 else store.lock(node.key)) if exclusive else contextlib.nullcontext()
+            # under a lock only this rank computes; otherwise every rank does, sharding per-item work
+            with lock, failing_together(store.root), self.ctx.sharding(world > 1 and not exclusive):
                 if store.has(node.key):
                     value = op.load(store.path(node.key), node, self.ctx)
                     self.loaded[op.name] += 1
@@ -151,20 +156,28 @@ def run_spec(spec: Spec, ctx: Context, *, seeds: list[int] | None = None) -> Run
     samples: dict[str, Any] = {}
     records: list[dict[str, Any]] = []
     ev = Evaluator(ctx)
+    world = rank_and_world()[1]
+    clear_failure(ctx.store.root)  # this rank's marker of an earlier launch
     for seed in seeds or spec.seeds:
+        if world > 1 and failures:  # one rank fails, all stop: the others are told through the store
+            break
         ctx.seed = seed
         b = Builder(spec, ctx, seed)
         for cell in build_cells(spec, b):
             metric_entry = spec.metrics[cell.column]
             method_entry = spec.methods[cell.row]
+            if world > 1 and failures:
+                break
             try:
                 result = ev.value(cell.node)
             except UserError as exc:
                 failures.append(f"{cell.row} × {cell.column} (seed {seed}): {exc}")
+                mark_failure(ctx.store.root, exc)
                 continue
-            except Exception as exc:  # keep going: other cells may still be computable
+            except Exception as exc:  # keep going (one process): other cells may still be computable
                 log.debug("cell failed", exc_info=True)
                 failures.append(f"{cell.row} × {cell.column} (seed {seed}): {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
+                mark_failure(ctx.store.root, exc)
                 continue
             if cell.row not in samples:  # for galleries: a cheap load when the metric itself was cached
                 samples[cell.row] = ev.value(cell.node.inputs["samples"])

@@ -95,6 +95,16 @@ class Context:
     offline: bool = True
     batch_size: int | None = None  # overrides plugins' own batch sizes when set
     counters: dict[str, int] = field(default_factory=dict)
+    sharded: bool = False  # every process of the launch is computing the current node: split per-item work
+
+    @contextlib.contextmanager
+    def sharding(self, on: bool) -> Iterator[None]:
+        """Per-item work in the body is split across processes (only where all of them run the body)."""
+        before, self.sharded = self.sharded, on
+        try:
+            yield
+        finally:
+            self.sharded = before
 
     def count(self, what: str, n: int = 1) -> None:
         self.counters[what] = self.counters.get(what, 0) + n
@@ -111,22 +121,34 @@ class Context:
     ) -> np.ndarray:
         """Per-item cached arrays (features, scores): computes only the missing items, in batches,
         and stacks all into one array in `items` order. The key of each entry is
-        (namespace, fingerprint of the computing model, item key) — so a partly done set resumes."""
+        (namespace, fingerprint of the computing model, item key) — so a partly done set resumes.
+
+        While every process of a launch computes the same node (`sharded`, set by the evaluator),
+        the items are split by fixed batches: batch b of `items` belongs to process b mod P, which
+        computes its missing items; then each waits for the others' files. A fresh set is computed
+        in the same batches as by one process, so the arrays are byte-identical to one process's."""
+        from ganrm_bench.harness.distributed import rank_and_world, wait_for_files
+
         fp = hash_key(fingerprint)
         keys = [hash_key({"ns": namespace, "fp": fp, "item": it.key}) for it in items]
         paths = [self.store.item_path(k, "npy") for k in keys]
         missing = [i for i, p in enumerate(paths) if not p.exists()]
-        if missing:
-            with self.progress.task(description or f"{namespace}", len(missing)) as advance:
-                for start in range(0, len(missing), batch_size):
-                    idx = missing[start : start + batch_size]
-                    out = np.asarray(compute([items[i] for i in idx]))
+        rank, world = rank_and_world() if self.sharded else (0, 1)
+        mine = [i for i in missing if (i // batch_size) % world == rank]
+        if mine:
+            with self.progress.task(description or f"{namespace}", len(mine)) as advance:
+                for start in range(0, len(mine), batch_size):
+                    idx = mine[start : start + batch_size]
+                    with self.sharding(False):  # nested per-item work (a scorer's features) is this batch's alone
+                        out = np.asarray(compute([items[i] for i in idx]))
                     if len(out) != len(idx):
                         raise RuntimeError(f"{namespace}: computed {len(out)} arrays for {len(idx)} items")
                     for i, arr in zip(idx, out):
                         self.store.put_item(keys[i], "npy", lambda p, a=arr: _save_npy(p, a))
                     self.count(f"{namespace}:items", len(idx))
                     advance(len(idx))
+        if world > 1 and len(mine) < len(missing):
+            wait_for_files([paths[i] for i in missing], what=f"{namespace} items from other processes", root=self.store.root)
         return np.stack([np.load(p, allow_pickle=False) for p in paths]) if paths else np.zeros((0,))
 
 

@@ -91,9 +91,12 @@ class Store:
     def manifest(self, key: str) -> dict[str, Any]:
         return json.loads((self.path(key) / MANIFEST).read_text())
 
+    def file_lock(self, key: str) -> FileLock:
+        return FileLock(str(self.root / "locks" / f"{key}.lock"))
+
     @contextlib.contextmanager
     def lock(self, key: str, timeout: float = -1) -> Iterator[None]:
-        with FileLock(str(self.root / "locks" / f"{key}.lock"), timeout=timeout):
+        with self.file_lock(key).acquire(timeout=timeout):
             yield
 
     @contextlib.contextmanager
