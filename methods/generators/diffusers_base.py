@@ -183,7 +183,9 @@ class DiffusersGeneratorBase(Generator):
     # -- sampling ------------------------------------------------------------------------------
     def generate(self, requests: Sequence[SampleRequest], ctx: "Context") -> list:
         """Outputs in request order; each depends on its request's seed alone (one torch.Generator
-        per request), so an item is the same in any batch, shard or restart."""
+        per request), so an item is the same in any batch, shard or restart. The generators are CPU
+        ones on every device (diffusers draws the initial latents on the CPU and moves them), so a
+        pool started on CPU and finished on a GPU has one noise stream under its item keys."""
         import torch
 
         pipe = self.pipeline(ctx)
@@ -191,8 +193,7 @@ class DiffusersGeneratorBase(Generator):
         batch = ctx.batch_size or self.params.batch_size
         for start in range(0, len(requests), batch):
             chunk = list(requests[start : start + batch])
-            gen_device = "cpu" if str(pipe.device).startswith("mps") else pipe.device
-            generators = [torch.Generator(device=gen_device).manual_seed(int(r.seed)) for r in chunk]
+            generators = [torch.Generator(device="cpu").manual_seed(int(r.seed)) for r in chunk]
             with torch.inference_mode():
                 outputs.extend(self._call(pipe, chunk, generators))
             ctx.count(f"generator:{self.name}:items", len(chunk))

@@ -31,3 +31,25 @@ def test_finetune_op_builds_the_accelerator_before_the_model_on_its_device(ctx, 
     node = Node(ops.FINETUNE, {"train": cfg.identity()}, label="dpo", obj=cfg)
     ops.FINETUNE.compute(node, ctx, {"generator": object(), "winners": winners, "losers": losers})
     assert calls == ["accelerator", ("model", "cuda:1"), ("train", "model", fake_acc)]
+
+
+def test_initial_noise_comes_from_cpu_generators_whatever_the_pipelines_device(ctx):
+    """A pool started on CPU and finished on a GPU must not mix two noise streams under its item keys."""
+    import torch
+
+    from ganrm_bench.harness.plugins import Prompt, SampleRequest
+    from ganrm_bench.methods.generators.diffusers_image import DiffusersImageGenerator
+
+    seen = []
+
+    class GpuPipe:  # what the generator sees of a pipeline on cuda:1 (no GPU needed)
+        device = torch.device("cuda", 1)
+
+        def __call__(self, *, generator, prompt, **kwargs):
+            seen.extend((g.device.type, g.initial_seed()) for g in generator)
+            return SimpleNamespace(images=[__import__("PIL.Image").Image.new("RGB", (8, 8))] * len(prompt))
+
+    g = DiffusersImageGenerator({"model": "/nonexistent", "batch_size": 2})
+    g._pipe = GpuPipe()
+    g.generate([SampleRequest(Prompt(f"p{i}", "x"), 0, 100 + i) for i in range(3)], ctx)
+    assert seen == [("cpu", 100), ("cpu", 101), ("cpu", 102)]
