@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from ganrm_bench.harness.distributed import clear_failure, failing_together, mark_failure, node_lock, rank_and_world
+from ganrm_bench.harness import memory
 from ganrm_bench.harness.errors import UserError
 from ganrm_bench.harness.graph import Builder, Node
 from ganrm_bench.harness.runtime import Context
@@ -57,6 +58,7 @@ class Evaluator:
                     self.loaded[op.name] += 1
                 else:
                     log.info("computing %s %s", op.name, node.label)
+                    memory.next_node()  # models only earlier nodes used leave the device when this one loads its own
                     value = op.compute(node, self.ctx, inputs)
                     meta = {"producer": op.name, "op_version": op.version, "label": node.label, "params": node.params,
                             "inputs": {k: n.key for k, n in node.inputs.items()}}

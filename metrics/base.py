@@ -33,7 +33,11 @@ _MODELS: dict[Hashable, Any] = {}
 
 
 def cached_model(key: Hashable, load: Callable[[], Any]) -> Any:
-    """Load a model once per process and reuse it across metric instances and calls."""
+    """Load a model once per process and reuse it across metric instances and calls, while the
+    nodes that use it run (`harness.memory`: a later node's other models evict it)."""
+    from ganrm_bench.harness import memory
+
+    memory.claim(("metric-model", key), lambda: _MODELS.pop(key, None))
     if key not in _MODELS:
         _MODELS[key] = load()
     return _MODELS[key]

@@ -99,12 +99,19 @@ class DiffusersGeneratorBase(Generator):
 
     # -- loading -------------------------------------------------------------------------------
     def pipeline(self, ctx: "Context | None" = None):
-        """The loaded pipeline (cached on this instance)."""
+        """The loaded pipeline (cached on this instance while the nodes that sample with it run;
+        `harness.memory` drops it when a later node loads other models)."""
+        from ganrm_bench.harness import memory
+
+        memory.claim(("pipeline", id(self)), self._release_pipeline)
         if self._pipe is None:
             if ctx is not None:
                 self._store = ctx.store
             self._pipe = self.load_pipeline(ctx)
         return self._pipe
+
+    def _release_pipeline(self) -> None:
+        self._pipe = None
 
     def device(self, ctx: "Context | None") -> str:
         return resolve_device(self.params.device or (ctx.device if ctx is not None else "auto"))

@@ -53,3 +53,33 @@ def test_initial_noise_comes_from_cpu_generators_whatever_the_pipelines_device(c
     g._pipe = GpuPipe()
     g.generate([SampleRequest(Prompt(f"p{i}", "x"), 0, 100 + i) for i in range(3)], ctx)
     assert seen == [("cpu", 100), ("cpu", 101), ("cpu", 102)]
+
+
+def test_finetune_frees_its_trained_copy_and_releases_resident_models(ctx, tmp_path, mini_weights, monkeypatch):
+    import gc
+    import weakref
+
+    from ganrm_bench.harness import memory
+    from ganrm_bench.harness.plugins import Prompt, SampleRequest
+    from ganrm_bench.mini.generator import MiniDiffusion
+
+    g = MiniDiffusion(weights=str(mini_weights), steps=2, device="cpu")
+    reqs = [SampleRequest(Prompt(f"p{i % 2}", f"a handwritten digit {i % 2}"), i // 2, 10 + i) for i in range(4)]
+    items = []
+    for r, im in zip(reqs, g.generate(reqs, ctx)):
+        path = tmp_path / f"{r.seed}.png"
+        im.save(path)
+        items.append(Item(f"k{r.seed}", str(path), r.prompt.id, r.prompt.text, r.k, r.seed))
+    trained = []
+    real = adapters.denoiser_for
+    monkeypatch.setattr(adapters, "denoiser_for", lambda *a, **kw: trained.append(real(*a, **kw)) or trained[-1])
+    evicted = []
+    memory.next_node()
+    memory.claim("a metric network", lambda: evicted.append(True))
+    cfg = TrainConfig(objective="dpo", steps=1, batch_size=2, grad_accum=1, warmup_steps=0, lora_targets=("to_q",))
+    node = Node(ops.FINETUNE, {"train": cfg.identity()}, label="dpo", obj=cfg)
+    ops.FINETUNE.compute(node, ctx, {"generator": g, "winners": ItemSet("w", tuple(items[:2])), "losers": ItemSet("l", tuple(items[2:]))})
+    assert evicted == [True]  # resident models left before training
+    unet = weakref.ref(trained.pop().unet)
+    gc.collect()
+    assert unet() is None  # the trained copy (and its optimizer, DDP wrapper) did not outlive the node
