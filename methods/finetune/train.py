@@ -93,6 +93,8 @@ class TrainConfig(PluginParams):
     optimizer: Literal["adamw", "adamw_fused", "adafactor"] = Field(
         "adamw", description="adamw; adamw_fused (torch's fused CUDA kernel); adafactor (factored second moments, "
         "transformers' Adafactor with a fixed lr, as DiffusionDPO trained SDXL)")
+    reference_dtype: Literal["same", "bfloat16", "float16"] = Field(
+        "same", description="dtype of the frozen reference UNet of a full DPO fine-tune (bfloat16 halves it; needs mixed precision)")
     micro_batch_size: int | None = Field(None, ge=1, description="examples per forward pass per process: batch_size is "
                                          "split into micro-batches with more accumulation (same global batch, less memory)")
 
@@ -114,7 +116,7 @@ class TrainConfig(PluginParams):
         return micro, self.grad_accum * (self.batch_size // micro)
 
 
-_LATER_OPTIONS = {"optimizer": "adamw", "micro_batch_size": None}
+_LATER_OPTIONS = {"optimizer": "adamw", "micro_batch_size": None, "reference_dtype": "same"}
 
 
 @dataclass
@@ -211,6 +213,11 @@ def train(model: Denoiser, data: Sequence[PreferencePair | Sample], cfg: TrainCo
     else:
         if cfg.objective == "dpo":
             ref_unet = copy.deepcopy(unet).requires_grad_(False).eval()
+            if cfg.reference_dtype != "same":
+                if cfg.mixed_precision == "no":
+                    raise UserError(f"reference_dtype {cfg.reference_dtype} needs mixed precision (its forward runs under autocast)",
+                                    hint="set mixed_precision: bf16")
+                ref_unet.to(getattr(torch, cfg.reference_dtype))
         unet.requires_grad_(True)
     if cfg.gradient_checkpointing and hasattr(unet, "enable_gradient_checkpointing"):
         unet.enable_gradient_checkpointing()

@@ -127,3 +127,19 @@ def test_a_non_finite_loss_on_one_process_is_seen_by_all(tmp_path):
     mp.spawn(_nonfinite_worker, args=(port, str(tmp_path)), nprocs=2, join=True)
     assert [(tmp_path / f"rank{r}").read_text() for r in (0, 1)] == ["True", "True"]
     assert not _nonfinite_anywhere(torch.tensor(1.0)) and _nonfinite_anywhere(torch.tensor(float("inf")))
+
+
+def test_a_bf16_reference_unet_for_full_dpo(mini_generator, samples, tmp_path, monkeypatch):
+    import ganrm_bench.methods.finetune.train as T
+    from ganrm_bench.methods.finetune.train import PreferencePair
+
+    pairs = [PreferencePair(a.prompt, a.image, b.image) for a, b in zip(samples[:4], samples[4:])]
+    seen, real = [], T._forward_loss
+    monkeypatch.setattr(T, "_forward_loss", lambda *a, **kw: seen.append(a[3]) or real(*a, **kw))
+    c = cfg(objective="dpo", finetune="full", mixed_precision="bf16", reference_dtype="bfloat16", steps=1, beta=100)
+    result = train(denoiser_for(mini_generator), pairs, c, tmp_path / "w")
+    assert {p.dtype for p in seen[0].parameters()} == {torch.bfloat16}  # the frozen reference: half the bytes
+    assert {p.dtype for p in result.unet.parameters()} == {torch.float32}  # the trained UNet: fp32
+    assert np.isfinite(result.log[-1]["loss"])
+    with pytest.raises(UserError, match="needs mixed precision"):
+        train(denoiser_for(mini_generator), pairs, c.model_copy(update={"mixed_precision": "no"}), tmp_path / "x")
