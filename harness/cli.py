@@ -180,9 +180,18 @@ def run(
     if dry_run:
         _print_plan(s, ctx)
         return
+    from ganrm_bench.harness.distributed import rank_and_world
+
     t0 = time.time()
     outcome = run_spec(s, ctx, seeds=seed or None)
     elapsed = time.time() - t0
+    rank, world = rank_and_world()
+    if rank > 0:  # process 0 writes the run directory and prints the table; the others only report failures
+        for f in outcome.failures:
+            err.print(f"  - process {rank} of {world}: {f}")
+        if outcome.failures:
+            raise typer.Exit(1)
+        return
     run_dir = out_dir or Path("reports/runs") / f"{s.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     info = {"seconds": round(elapsed, 2), "cache": str(ctx.store.root), "device": ctx.device, "computed": dict(outcome.computed),
             "loaded": dict(outcome.loaded), "counters": outcome.counters, "failures": outcome.failures}

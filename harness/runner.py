@@ -13,12 +13,13 @@ from typing import Any
 
 import pandas as pd
 
-from ganrm_bench.harness.distributed import clear_failure, failing_together, mark_failure, node_lock, rank_and_world
+from ganrm_bench.harness.distributed import clear_failure, failing_together, mark_failure, node_lock, rank_and_world, wait_for_files
 from ganrm_bench.harness import memory
 from ganrm_bench.harness.errors import UserError
 from ganrm_bench.harness.graph import Builder, Node
 from ganrm_bench.harness.runtime import Context
 from ganrm_bench.harness.spec import Spec
+from ganrm_bench.harness.store import MANIFEST
 
 log = logging.getLogger("ganrm_bench")
 
@@ -48,7 +49,7 @@ class Evaluator:
             value = op.compute(node, self.ctx, {k: self.value(n) for k, n in node.inputs.items()})
         else:
             inputs = {k: self.value(n) for k, n in node.inputs.items()}
-            world = rank_and_world()[1]
+            rank, world = rank_and_world()
             exclusive = op.exclusive(node)
             lock = (node_lock(store, node.key) if world > 1 else store.lock(node.key)) if exclusive else contextlib.nullcontext()
             # under a lock only this rank computes; otherwise every rank does, sharding per-item work
@@ -60,11 +61,15 @@ class Evaluator:
                     log.info("computing %s %s", op.name, node.label)
                     memory.next_node()  # models only earlier nodes used leave the device when this one loads its own
                     value = op.compute(node, self.ctx, inputs)
-                    meta = {"producer": op.name, "op_version": op.version, "label": node.label, "params": node.params,
-                            "inputs": {k: n.key for k, n in node.inputs.items()}}
-                    with store.writing(node.key, meta) as tmp:
-                        extra = op.save(value, tmp, node) or {}
-                        meta.update(extra)
+                    if exclusive or rank == 0:  # computed together: rank 0 alone publishes (hashes, copies)
+                        meta = {"producer": op.name, "op_version": op.version, "label": node.label, "params": node.params,
+                                "inputs": {k: n.key for k, n in node.inputs.items()}}
+                        with store.writing(node.key, meta) as tmp:
+                            extra = op.save(value, tmp, node) or {}
+                            meta.update(extra)
+                    else:
+                        wait_for_files([store.path(node.key) / MANIFEST], what=f"{op.name} {node.label} from process 0", root=store.root)
+                        value = op.load(store.path(node.key), node, self.ctx)
                     self.computed[op.name] += 1
         self.memo[node.key] = value
         return value

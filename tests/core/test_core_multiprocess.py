@@ -70,5 +70,7 @@ def test_two_processes_split_scoring_and_metrics_byte_identically(tmp_path, env)
     a, b = npy(tmp_path / "one"), npy(tmp_path / "two")
     assert a == b and len(a) >= 48  # the 8 × 6 pool's scores
     r1 = pd.read_csv(tmp_path / "r1" / "results.csv")
-    for r in (0, 1):
-        assert pd.read_csv(tmp_path / f"rank{r}" / "results.csv")["value"].tolist() == r1["value"].tolist()
+    assert pd.read_csv(tmp_path / "rank0" / "results.csv")["value"].tolist() == r1["value"].tolist()
+    manifests = list((tmp_path / "two" / "objects").glob("*/*/manifest.json"))
+    assert len(manifests) == len(list((tmp_path / "one" / "objects").glob("*/*/manifest.json")))  # each published once
+    assert not list((tmp_path / "two" / "tmp").iterdir())  # no second copy left behind by another process

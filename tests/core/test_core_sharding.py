@@ -59,3 +59,36 @@ def test_waits_back_off(tmp_path, monkeypatch):
     gen = distributed._backoff(0.05, 5.0)
     delays = [next(gen) for _ in range(20)]
     assert delays[0] == 0.05 and delays[-1] == 5.0 and delays == sorted(delays)
+
+
+def test_a_node_computed_together_is_published_by_process_0_alone(tmp_path, monkeypatch):
+    """Process 1 computes its share, then loads what process 0 published (no second hash/copy)."""
+    from ganrm_bench.harness.graph import Node, Op
+    from ganrm_bench.harness.runner import Evaluator
+
+    calls = []
+
+    class Together(Op):
+        name = "together"
+
+        def exclusive(self, node):
+            return False
+
+        def compute(self, node, ctx, inputs):
+            calls.append("compute")
+            with ctx.store.writing(node.key, {"producer": "process 0"}) as tmp:  # process 0, meanwhile
+                (tmp / "v.txt").write_text("41")
+            return 41
+
+        def save(self, value, directory, node):
+            calls.append("save")
+
+        def load(self, directory, node, ctx):
+            calls.append("load")
+            return int((directory / "v.txt").read_text())
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    ev = Evaluator(Context(store=Store(tmp_path)))
+    assert ev.value(Node(Together(), {})) == 41
+    assert calls == ["compute", "load"]
