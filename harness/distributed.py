@@ -5,7 +5,11 @@ One rank fails, all stop: a rank whose work raises writes a failure marker (its 
 under `<store>/failures/` before it releases anything; every wait on other ranks (their shard files,
 a node's lock) checks the markers of the same launch and raises `PeerFailure` naming the first
 rank's error — so no rank sits out a 24 h shard timeout or computes on after a peer died. Waits poll
-with back-off and stat only up to the first missing file (cheap on NFS)."""
+with back-off and stat only up to the first missing file (cheap on NFS).
+
+Two launches on one cache: a node that all processes of a launch compute together (a sharded pool,
+a data-parallel fine-tune) is guarded by process 0 holding the node's lock (`launch_lock`), so a
+second job waits and then loads it instead of training the same node into the same checkpoints."""
 
 from __future__ import annotations
 
@@ -137,3 +141,30 @@ def node_lock(store, key: str, *, poll: float = 0.05, max_poll: float = 5.0) -> 
         yield
     finally:
         lock.release()
+
+
+@contextlib.contextmanager
+def launch_lock(store, key: str) -> Iterator[None]:
+    """Process 0 holds the node's lock across jobs while the launch computes it; the other processes
+    start once it has the lock (a "go" file naming process 0's start time: an earlier launch's go
+    file, older than a minute before this process, does not count) or once the node is published."""
+    rank, _ = rank_and_world()
+    go = Path(store.root) / "locks" / f"{key}.{_launch_tag()}.go"
+    if rank == 0:
+        with node_lock(store, key):
+            tmp = go.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(repr(_STARTED))
+            os.replace(tmp, go)
+            yield
+        return
+    for delay in _backoff(0.05, 5.0):
+        if store.has(key):  # published meanwhile (process 0, finding it there, loads it without a go)
+            break
+        try:
+            if float(go.read_text()) >= _STARTED - 60:
+                break
+        except (OSError, ValueError):
+            pass
+        check_peers(store.root)
+        time.sleep(delay)
+    yield

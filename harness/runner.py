@@ -13,7 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from ganrm_bench.harness.distributed import clear_failure, failing_together, mark_failure, node_lock, rank_and_world, wait_for_files
+from ganrm_bench.harness.distributed import (clear_failure, failing_together, launch_lock, mark_failure, node_lock, rank_and_world,
+                                             wait_for_files)
 from ganrm_bench.harness import memory
 from ganrm_bench.harness.errors import UserError
 from ganrm_bench.harness.graph import Builder, Node
@@ -51,7 +52,10 @@ class Evaluator:
             inputs = {k: self.value(n) for k, n in node.inputs.items()}
             rank, world = rank_and_world()
             exclusive = op.exclusive(node)
-            lock = (node_lock(store, node.key) if world > 1 else store.lock(node.key)) if exclusive else contextlib.nullcontext()
+            if world == 1:
+                lock = store.lock(node.key) if exclusive else contextlib.nullcontext()
+            else:  # one process computes under the node's lock, or all together while process 0 holds it
+                lock = node_lock(store, node.key) if exclusive else launch_lock(store, node.key)
             # under a lock only this rank computes; otherwise every rank does, sharding per-item work
             with lock, failing_together(store.root), self.ctx.sharding(world > 1 and not exclusive):
                 if store.has(node.key):

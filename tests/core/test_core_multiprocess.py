@@ -74,3 +74,29 @@ def test_two_processes_split_scoring_and_metrics_byte_identically(tmp_path, env)
     manifests = list((tmp_path / "two" / "objects").glob("*/*/manifest.json"))
     assert len(manifests) == len(list((tmp_path / "one" / "objects").glob("*/*/manifest.json")))  # each published once
     assert not list((tmp_path / "two" / "tmp").iterdir())  # no second copy left behind by another process
+
+
+def test_two_launches_on_one_cache_compute_each_node_once(tmp_path, env):
+    """Process 0 of a launch holds the node's lock while its processes compute it together, so a
+    second job on the same cache waits and loads (it would otherwise generate and train the same
+    nodes at once, into the same checkpoints)."""
+    spec = slow_spec(tmp_path, delay=0.05)
+    t0 = time.monotonic()
+    jobs = []
+    for job in ("a", "b"):
+        procs = [subprocess.Popen([sys.executable, "-m", "ganrm_bench.harness.cli", "run", str(spec), "--out", str(tmp_path / f"{job}{r}")],
+                                  env={**env, "WORLD_SIZE": "2", "RANK": str(r), "GANRM_BENCH_RUN_ID": job},
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in (0, 1)]
+        jobs += procs
+    try:
+        for p in jobs:
+            _, stderr = p.communicate(timeout=300)
+            assert p.returncode == 0, stderr
+    finally:
+        for p in jobs:
+            if p.poll() is None:
+                p.kill()
+    assert count(Path(env["TOY_COUNTER_DIR"]), "generated") == 56  # every image once, over both jobs
+    assert count(Path(env["TOY_COUNTER_DIR"]), "trained") == 1
+    a, b = (pd.read_csv(tmp_path / f"{job}0" / "results.csv")["value"].tolist() for job in ("a", "b"))
+    assert a == b and time.monotonic() - t0 < 300
