@@ -97,6 +97,9 @@ class Context:
     counters: dict[str, int] = field(default_factory=dict)
     sharded: bool = False  # every process of the launch is computing the current node: split per-item work
 
+    def __post_init__(self) -> None:
+        self.device = resolve_device(self.device)  # "auto"/"cuda" → this rank's cuda:N: models are cached by it
+
     @contextlib.contextmanager
     def sharding(self, on: bool) -> Iterator[None]:
         """Per-item work in the body is split across processes (only where all of them run the body)."""

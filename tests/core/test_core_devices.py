@@ -55,3 +55,11 @@ def test_no_cuda_is_cpu(monkeypatch):
     monkeypatch.setenv("LOCAL_RANK", "1")
     assert resolve_device("auto") == "cpu"
     assert process_device("auto") == "cpu"
+
+
+def test_a_context_holds_the_resolved_device(gpus, tmp_path):
+    from ganrm_bench.harness.runtime import Context
+    from ganrm_bench.harness.store import Store
+
+    gpus(2, 1)
+    assert Context(store=Store(tmp_path), device="cuda").device == "cuda:1"  # metric models are cached under it
