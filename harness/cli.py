@@ -43,11 +43,12 @@ def _mount_optional_apps() -> None:
 
 
 def _context(cache: Optional[Path], device: str = "cpu", progress: bool = True, batch_size: Optional[int] = None):
-    from ganrm_bench.harness.runtime import Context, Progress, resolve_device
+    from ganrm_bench.harness.distributed import rank_and_world
+    from ganrm_bench.harness.runtime import Context, Progress, process_device
     from ganrm_bench.harness.store import Store
 
-    show = progress and os.environ.get("GANRM_BENCH_PROGRESS", "1") != "0" and err.is_terminal
-    return Context(store=Store(cache), device=resolve_device(device), progress=Progress(show), batch_size=batch_size)
+    show = progress and os.environ.get("GANRM_BENCH_PROGRESS", "1") != "0" and err.is_terminal and rank_and_world()[0] == 0
+    return Context(store=Store(cache), device=process_device(device), progress=Progress(show), batch_size=batch_size)
 
 
 def _spec(path: Optional[Path], sets: Optional[list[str]] = None):
@@ -167,7 +168,9 @@ def run(
 
     _setup_logging(verbose)
     s = _spec(spec, sets)
-    show = progress and os.environ.get("GANRM_BENCH_PROGRESS", "1") != "0" and err.is_terminal
+    from ganrm_bench.harness.distributed import rank_and_world
+
+    show = progress and os.environ.get("GANRM_BENCH_PROGRESS", "1") != "0" and err.is_terminal and rank_and_world()[0] == 0
     ctx = make_context(s, cache=cache, device=device, batch_size=batch_size, progress=Progress(show))
     if offline:
         from ganrm_bench.harness.assets import check_offline
@@ -181,6 +184,13 @@ def run(
     done = run_to_dir(s, str(resolve_spec_path(spec) if spec else DEFAULT_SPEC), ctx, seeds=seed or None, out_dir=out_dir,
                       overrides=list(sets or []))
     outcome, elapsed, run_dir = done.outcome, done.seconds, done.run_dir
+    if run_dir is None:  # not process 0: that one writes the run directory and prints the table
+        rank, world = done.rank_and_world
+        for f in outcome.failures:
+            err.print(f"  - process {rank} of {world}: {f}")
+        if outcome.failures:
+            raise typer.Exit(1)
+        return
     if not outcome.records.empty:
         out.print(f"per-round records (reward mean/variance, a reward-hacking signal): {run_dir / 'records.csv'}")
     out.print(render_markdown(outcome.results, s))

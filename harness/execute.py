@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ganrm_bench.harness.runner import RunOutcome, run_spec
-from ganrm_bench.harness.runtime import Context, Progress, resolve_device
+from ganrm_bench.harness.runtime import Context, Progress, process_device
 from ganrm_bench.harness.spec import Spec
 from ganrm_bench.harness.store import Store
 
@@ -45,18 +45,19 @@ def resolve_spec_path(spec: str | Path) -> Path:
 
 def make_context(spec: Spec, *, cache: str | Path | None = None, device: str = "auto", batch_size: int | None = None,
                  progress: Progress | None = None) -> Context:
-    """The run context: device `auto` defers to the spec's runtime.device; the batch size falls back
-    to the spec's runtime.batch_size."""
+    """The run context: device `auto` defers to the spec's runtime.device, resolved once per process
+    (cuda:LOCAL_RANK, made current); the batch size falls back to the spec's runtime.batch_size."""
     device = spec.runtime.device if device == "auto" else device
-    return Context(store=Store(Path(cache).expanduser() if cache is not None else None), device=resolve_device(device),
+    return Context(store=Store(Path(cache).expanduser() if cache is not None else None), device=process_device(device),
                    progress=progress or Progress(False), batch_size=batch_size or spec.runtime.batch_size)
 
 
 @dataclass
 class Finished:
-    run_dir: Path
+    run_dir: Path | None  # None on processes other than 0 of a launch: process 0 writes the run directory
     outcome: RunOutcome
     seconds: float
+    rank_and_world: tuple[int, int] = (0, 1)
 
 
 def default_run_dir(spec: Spec) -> Path:
@@ -70,12 +71,17 @@ def run_to_dir(spec: Spec, spec_path: str, ctx: Context, *, seeds: list[int] | N
     from ganrm_bench.harness.numerics import numerics_record
     from ganrm_bench.harness.report import write_run
 
+    from ganrm_bench.harness.distributed import rank_and_world
+
     t0 = time.time()
     outcome = run_spec(spec, ctx, seeds=list(seeds) if seeds else None)
     elapsed = time.time() - t0
+    rank, world = rank_and_world()
+    if rank > 0:
+        return Finished(None, outcome, elapsed, (rank, world))
     run_dir = Path(out_dir) if out_dir is not None else default_run_dir(spec)
     info: dict[str, Any] = {"seconds": round(elapsed, 2), "cache": str(ctx.store.root), "device": ctx.device,
                             "computed": dict(outcome.computed), "loaded": dict(outcome.loaded), "counters": outcome.counters,
                             "failures": outcome.failures, "overrides": list(overrides or []), "numerics": numerics_record(ctx.device)}
     write_run(run_dir, spec, spec_path, outcome.results, info, outcome.samples, outcome.records, outcome.units)
-    return Finished(run_dir, outcome, elapsed)
+    return Finished(run_dir, outcome, elapsed, (rank, world))

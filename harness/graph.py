@@ -238,7 +238,7 @@ class PoolOp(ItemSetOp):
                 ctx.count("images generated", len(idx))
                 advance(len(idx))
         if world > 1:
-            wait_for_files([paths[i] for i in missing], what=f"pool {node.label} items from other processes")
+            wait_for_files([paths[i] for i in missing], what=f"pool {node.label} items from other processes", root=ctx.store.root)
         items = tuple(
             Item(key, str(path), r.prompt.id, r.prompt.text, r.k, r.seed) for key, path, r in zip(keys, paths, requests)
         )
@@ -300,10 +300,16 @@ class TrainScorerOp(Op):
 
 
 class ScoresOp(Op):
-    """Per-sample scores of an item set by a scorer (higher is better)."""
+    """Per-sample scores of an item set by a scorer (higher is better). Under several processes
+    all of them score the set together, each its share of the items (`Context.per_item_arrays`)."""
 
     name = "scores"
     numerics_sensitive = True
+
+    def exclusive(self, node):
+        from ganrm_bench.harness.distributed import rank_and_world
+
+        return rank_and_world()[1] == 1
 
     def compute(self, node, ctx, inputs):
         scorer, items = inputs["scorer"], inputs["items"]
@@ -362,8 +368,16 @@ class SelectOp(ItemSetOp):
 
 
 class MetricOp(Op):
+    """A metric of a sample set. Under several processes, metrics whose per-item work goes through
+    `Context.per_item_arrays` (`shards_items = True`) are computed by all processes together."""
+
     name = "metric"
     numerics_sensitive = True
+
+    def exclusive(self, node):
+        from ganrm_bench.harness.distributed import rank_and_world
+
+        return rank_and_world()[1] == 1 or not getattr(node.obj, "shards_items", False)
 
     def compute(self, node, ctx, inputs):
         result = node.obj.compute(inputs["samples"], ctx, reference=inputs.get("reference"))

@@ -13,11 +13,15 @@ from typing import Any
 
 import pandas as pd
 
+from ganrm_bench.harness.distributed import (clear_failure, failing_together, launch_lock, mark_failure, node_lock, rank_and_world,
+                                             wait_for_files)
+from ganrm_bench.harness import memory
 from ganrm_bench.harness.errors import UserError
 from ganrm_bench.harness.graph import Builder, Node
 from ganrm_bench.harness.numerics import numerics_record
 from ganrm_bench.harness.runtime import Context
 from ganrm_bench.harness.spec import Spec
+from ganrm_bench.harness.store import MANIFEST
 
 log = logging.getLogger("ganrm_bench")
 
@@ -64,19 +68,31 @@ class Evaluator:
             value = op.compute(node, self.ctx, {k: self.value(n) for k, n in node.inputs.items()})
         else:
             inputs = {k: self.value(n) for k, n in node.inputs.items()}
-            with store.lock(node.key) if op.exclusive(node) else contextlib.nullcontext():  # another run may be making it
+            rank, world = rank_and_world()
+            exclusive = op.exclusive(node)
+            if world == 1:
+                lock = store.lock(node.key) if exclusive else contextlib.nullcontext()
+            else:  # one process computes under the node's lock, or all together while process 0 holds it
+                lock = node_lock(store, node.key) if exclusive else launch_lock(store, node.key)
+            # under a lock only this rank computes; otherwise every rank does, sharding per-item work
+            with lock, failing_together(store.root), self.ctx.sharding(world > 1 and not exclusive):
                 if store.has(node.key):
                     value = op.load(store.path(node.key), node, self.ctx)
                     self.loaded[op.name] += 1
                 else:
                     log.info("computing %s %s", op.name, node.label)
+                    memory.next_node()  # models only earlier nodes used leave the device when this one loads its own
                     value = op.compute(node, self.ctx, inputs)
-                    meta = {"producer": op.name, "op_version": op.version, "label": node.label, "params": node.params,
-                            "inputs": {k: n.key for k, n in node.inputs.items()},
-                            "numerics": {"class": node.numerics, **numerics_record(self.ctx.device)}}
-                    with store.writing(node.key, meta) as tmp:
-                        extra = op.save(value, tmp, node) or {}
-                        meta.update(extra)
+                    if exclusive or rank == 0:  # computed together: rank 0 alone publishes (hashes, copies)
+                        meta = {"producer": op.name, "op_version": op.version, "label": node.label, "params": node.params,
+                                "inputs": {k: n.key for k, n in node.inputs.items()},
+                                "numerics": {"class": node.numerics, **numerics_record(self.ctx.device)}}
+                        with store.writing(node.key, meta) as tmp:
+                            extra = op.save(value, tmp, node) or {}
+                            meta.update(extra)
+                    else:
+                        wait_for_files([store.path(node.key) / MANIFEST], what=f"{op.name} {node.label} from process 0", root=store.root)
+                        value = op.load(store.path(node.key), node, self.ctx)
                     self.computed[op.name] += 1
         self.memo[node.key] = value
         return value
@@ -222,6 +238,8 @@ def run_spec(spec: Spec, ctx: Context, *, seeds: list[int] | None = None) -> Run
     records: list[dict[str, Any]] = []
     units_rows: list[dict[str, Any]] = []
     ev = Evaluator(ctx)
+    world = rank_and_world()[1]
+    clear_failure(ctx.store.root)  # this rank's marker of an earlier launch
     against = comparison_rows(spec)
     sample_nodes: dict[str, list[Node]] = {}
 
@@ -234,10 +252,12 @@ def run_spec(spec: Spec, ctx: Context, *, seeds: list[int] | None = None) -> Run
         except UserError as exc:
             failures.append(f"{cell.row} × {cell.column} (seed {_seed_text(seed)}): {exc}")
             failed.append((f"{cell.row} × {cell.column} (seed {_seed_text(seed)})", exc, str(exc)))
+            mark_failure(ctx.store.root, exc)
         except Exception as exc:  # keep going: other cells may still be computable
             log.debug("cell failed", exc_info=True)
             failures.append(f"{cell.row} × {cell.column} (seed {_seed_text(seed)}): {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
             failed.append((f"{cell.row} × {cell.column} (seed {_seed_text(seed)})", exc, f"{type(exc).__name__}: {exc}"))
+            mark_failure(ctx.store.root, exc)
         return None
 
     def emit(cells: list[Cell], done: dict[tuple[str, str], _Evaluated], seed: int) -> None:
@@ -265,11 +285,15 @@ def run_spec(spec: Spec, ctx: Context, *, seeds: list[int] | None = None) -> Run
                 units_rows.extend({"row": cell.row, "column": cell.column, "seed": seed, **u} for u in e.units.to_rows())
 
     for seed in seeds:
+        if world > 1 and failures:  # one rank fails, all stop: the others are told through the store
+            break
         ctx.seed = seed
         b = Builder(spec, ctx, seed)
         cells = build_cells(spec, b)
         done: dict[tuple[str, str], _Evaluated] = {}
         for cell in cells:
+            if world > 1 and failures:
+                break
             e = evaluate(cell, seed)
             if e is None:
                 continue
@@ -281,7 +305,7 @@ def run_spec(spec: Spec, ctx: Context, *, seeds: list[int] | None = None) -> Run
             nodes = sample_nodes.setdefault(f"{cell.row}\0{cell.column}", [])
             nodes.append(cell.node.inputs["samples"])
         emit(cells, done, seed)
-    if len(seeds) > 1:  # pooled: each metric over the union of the row's samples from every seed
+    if len(seeds) > 1 and not (world > 1 and failures):  # pooled: each metric over the union of every seed's samples
         ctx.seed = seeds[0]
         b = Builder(spec, ctx, seeds[0])
         groups = {r: g.name for g in (spec.table.groups or []) for r in g.rows}

@@ -23,17 +23,44 @@ def derive_seed(*parts: Any) -> int:
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
+def local_rank() -> int:
+    """This process's index on its machine, as torchrun / `accelerate launch` / SLURM-via-accelerate set it."""
+    return int(os.environ.get("LOCAL_RANK", os.environ.get("GANRM_BENCH_LOCAL_RANK", "0")))
+
+
 def resolve_device(device: str = "auto") -> str:
-    if device != "auto":
+    """A concrete device. "auto" (and a bare "cuda") name this process's own GPU, `cuda:{LOCAL_RANK}`,
+    as accelerate assigns them, so models cached by device never land on GPU 0 for every rank; with a
+    single visible GPU (one per process via CUDA_VISIBLE_DEVICES) it is `cuda:0`. Explicit devices
+    ("cpu", "cuda:1", "mps") are kept."""
+    if device not in ("auto", "cuda"):
         return device
     try:
         import torch
-
-        if torch.cuda.is_available():
-            return "cuda"
     except ImportError:  # pragma: no cover
-        pass
-    return "cpu"
+        return "cpu"
+    if not torch.cuda.is_available():
+        return "cpu" if device == "auto" else device  # a bare "cuda" without CUDA fails where torch uses it
+    count, rank = torch.cuda.device_count(), local_rank()
+    if count == 1:
+        return "cuda:0"
+    if rank >= count:
+        from ganrm_bench.harness.errors import UserError
+
+        raise UserError(f"LOCAL_RANK={rank} but this process sees only {count} GPUs",
+                        hint="launch at most one process per GPU (accelerate launch --num_processes / torchrun --nproc_per_node)")
+    return f"cuda:{rank}"
+
+
+def process_device(device: str = "auto") -> str:
+    """Resolve the run's device once per process and make it the current CUDA device, so code that
+    allocates on "the" GPU (bare "cuda", NCCL, accelerate) uses this rank's GPU from the start."""
+    resolved = resolve_device(device)
+    if resolved.startswith("cuda:"):
+        import torch
+
+        torch.cuda.set_device(resolved)
+    return resolved
 
 
 def in_jupyter() -> bool:
@@ -93,6 +120,19 @@ class Context:
     offline: bool = True
     batch_size: int | None = None  # overrides plugins' own batch sizes when set
     counters: dict[str, int] = field(default_factory=dict)
+    sharded: bool = False  # every process of the launch is computing the current node: split per-item work
+
+    def __post_init__(self) -> None:
+        self.device = resolve_device(self.device)  # "auto"/"cuda" → this rank's cuda:N: models are cached by it
+
+    @contextlib.contextmanager
+    def sharding(self, on: bool) -> Iterator[None]:
+        """Per-item work in the body is split across processes (only where all of them run the body)."""
+        before, self.sharded = self.sharded, on
+        try:
+            yield
+        finally:
+            self.sharded = before
 
     def count(self, what: str, n: int = 1) -> None:
         self.counters[what] = self.counters.get(what, 0) + n
@@ -110,24 +150,35 @@ class Context:
         """Per-item cached arrays (features, scores): computes only the missing items, in batches,
         and stacks all into one array in `items` order. The key of each entry is
         (namespace, fingerprint of the computing model, item key, numerics class unless CPU) — so a
-        partly done set resumes, and CUDA-made arrays are never served to a CPU run."""
+        partly done set resumes, and CUDA-made arrays are never served to a CPU run.
+
+        While every process of a launch computes the same node (`sharded`, set by the evaluator),
+        the items are split by fixed batches: batch b of `items` belongs to process b mod P, which
+        computes its missing items; then each waits for the others' files. A fresh set is computed
+        in the same batches as by one process, so the arrays are byte-identical to one process's."""
+        from ganrm_bench.harness.distributed import rank_and_world, wait_for_files
         from ganrm_bench.harness.numerics import key_part, numerics_class
 
         fp = hash_key({**fingerprint, **key_part(numerics_class(self.device))})
         keys = [hash_key({"ns": namespace, "fp": fp, "item": it.key}) for it in items]
         paths = [self.store.item_path(k, "npy") for k in keys]
         missing = [i for i, p in enumerate(paths) if not p.exists()]
-        if missing:
-            with self.progress.task(description or f"{namespace}", len(missing)) as advance:
-                for start in range(0, len(missing), batch_size):
-                    idx = missing[start : start + batch_size]
-                    out = np.asarray(compute([items[i] for i in idx]))
+        rank, world = rank_and_world() if self.sharded else (0, 1)
+        mine = [i for i in missing if (i // batch_size) % world == rank]
+        if mine:
+            with self.progress.task(description or f"{namespace}", len(mine)) as advance:
+                for start in range(0, len(mine), batch_size):
+                    idx = mine[start : start + batch_size]
+                    with self.sharding(False):  # nested per-item work (a scorer's features) is this batch's alone
+                        out = np.asarray(compute([items[i] for i in idx]))
                     if len(out) != len(idx):
                         raise RuntimeError(f"{namespace}: computed {len(out)} arrays for {len(idx)} items")
                     for i, arr in zip(idx, out):
                         self.store.put_item(keys[i], "npy", lambda p, a=arr: _save_npy(p, a))
                     self.count(f"{namespace}:items", len(idx))
                     advance(len(idx))
+        if world > 1 and len(mine) < len(missing):
+            wait_for_files([paths[i] for i in missing], what=f"{namespace} items from other processes", root=self.store.root)
         return np.stack([np.load(p, allow_pickle=False) for p in paths]) if paths else np.zeros((0,))
 
 

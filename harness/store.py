@@ -91,9 +91,12 @@ class Store:
     def manifest(self, key: str) -> dict[str, Any]:
         return json.loads((self.path(key) / MANIFEST).read_text())
 
+    def file_lock(self, key: str) -> FileLock:
+        return FileLock(str(self.root / "locks" / f"{key}.lock"))
+
     @contextlib.contextmanager
     def lock(self, key: str, timeout: float = -1) -> Iterator[None]:
-        with FileLock(str(self.root / "locks" / f"{key}.lock"), timeout=timeout):
+        with self.file_lock(key).acquire(timeout=timeout):
             yield
 
     @contextlib.contextmanager
@@ -192,6 +195,10 @@ class Store:
         for tmp in (self.root / "tmp").iterdir():
             if now - tmp.stat().st_mtime > 3600:  # a live writer finishes its temp well within an hour
                 removed.append(tmp)
+        # multi-process launches' signals (harness.distributed): failure markers and "go" files of past launches
+        for signal in [*(self.root / "failures").glob("*"), *(self.root / "locks").glob("*.go")]:
+            if now - signal.stat().st_mtime > 86400:
+                removed.append(signal)
         work = self.root / "work"
         for scratch in sorted(work.iterdir()) if work.is_dir() else []:
             stale = older_than_days is not None and now - scratch.stat().st_mtime > older_than_days * 86400

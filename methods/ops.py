@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ganrm_bench.harness import memory
 from ganrm_bench.harness.errors import UserError
 from ganrm_bench.harness.graph import Builder, Node, Op
 from ganrm_bench.harness.plugins import ItemSet
@@ -69,7 +70,7 @@ class FinetuneOp(Op):
 
     def compute(self, node: Node, ctx, inputs):
         from ganrm_bench.methods.finetune.adapters import denoiser_for
-        from ganrm_bench.methods.finetune.train import finetune
+        from ganrm_bench.methods.finetune.train import finetune, make_accelerator
 
         cfg: TrainConfig = node.obj if isinstance(node.obj, TrainConfig) else TrainConfig(**node.params["train"])
         if cfg.objective == "dpo":
@@ -81,8 +82,15 @@ class FinetuneOp(Op):
                             hint="use k ≥ 2 samples per prompt, and a scorer that separates them")
         work = ctx.store.root / "work" / node.key
         out = work / "result"
-        summary = finetune(denoiser_for(inputs["generator"], ctx), data, cfg, out, work,
+        memory.release_all()  # sampling pipelines and metric models leave the device: training needs it whole
+        accelerator = make_accelerator(cfg)  # first: it fixes this rank's device, where the model is loaded
+        model = denoiser_for(inputs["generator"], ctx, device=str(accelerator.device))
+        summary = finetune(model, data, cfg, out, work, accelerator=accelerator,
                            meta={"node": node.key, "label": node.label, "dropped_prompts": dropped})
+        del model  # the trained copy, its optimizer and DDP wrapper: freed now, not whenever the GC runs
+        if hasattr(accelerator, "free_memory"):
+            accelerator.free_memory()
+        memory.free_accelerator_memory()
         if _rank_and_world()[0] == 0:  # every process is past training: checkpoints are no longer needed
             shutil.rmtree(work / "checkpoints", ignore_errors=True)
         ctx.count("models fine-tuned")
@@ -92,8 +100,7 @@ class FinetuneOp(Op):
         for f in value.directory.iterdir():
             if f.is_file():
                 shutil.copyfile(f, directory / f.name)
-        if _rank_and_world()[1] == 1:  # with several processes, others may still be copying: the result stays
-            shutil.rmtree(value.directory.parent, ignore_errors=True)
+        shutil.rmtree(value.directory.parent, ignore_errors=True)  # only one process saves; the others load the artifact
         return {"training": value.summary}
 
     def load(self, directory: Path, node: Node, ctx) -> FinetuneResult:

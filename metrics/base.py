@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated, Any, Callable, ClassVar, Hashable, Sequence
 
 import numpy as np
@@ -33,7 +34,11 @@ _MODELS: dict[Hashable, Any] = {}
 
 
 def cached_model(key: Hashable, load: Callable[[], Any]) -> Any:
-    """Load a model once per process and reuse it across metric instances and calls."""
+    """Load a model once per process and reuse it across metric instances and calls, while the
+    nodes that use it run (`harness.memory`: a later node's other models evict it)."""
+    from ganrm_bench.harness import memory
+
+    memory.claim(("metric-model", key), lambda: _MODELS.pop(key, None))
     if key not in _MODELS:
         _MODELS[key] = load()
     return _MODELS[key]
@@ -61,6 +66,7 @@ class PerSampleMetric(Metric):
 
     Params = PerSampleParams
     needs_prompts: ClassVar[bool] = True
+    shards_items: ClassVar[bool] = True  # per-item scores via ctx.per_item_arrays: processes split them
     #: params that change neither the per-sample scores nor their meaning
     runtime_fields: ClassVar[frozenset[str]] = frozenset({"ci", "batch_size"})
 
@@ -162,6 +168,7 @@ class SetMetric(Metric):
     """A Fréchet distance between sample and reference features (FID, FVD)."""
 
     Params = SetParams
+    shards_items: ClassVar[bool] = True  # per-item features via ctx.per_item_arrays: processes split them
     direction: ClassVar[str] = "lower"
     needs_reference: ClassVar[bool] = True
     chunk: ClassVar[int] = 256  # items whose features are in memory at once
@@ -253,7 +260,8 @@ class SetMetric(Metric):
                         "items": hash_key([it.key for it in items]), **key_part(numerics)})
         store = ctx.store
         if not store.has(key):
-            with store.lock(key):
+            # sharded (every process here together): no lock, or the holder would wait for shards the others can't make
+            with contextlib.nullcontext() if getattr(ctx, "sharded", False) else store.lock(key):
                 if not store.has(key):
                     stats = None
                     for _, feats in self._feature_chunks(items, ctx):

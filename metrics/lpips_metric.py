@@ -50,6 +50,7 @@ class LPIPS(PerSampleMetric):
     name: ClassVar[str] = "lpips"
     version: ClassVar[str] = "1"
     needs_prompts: ClassVar[bool] = False
+    shards_items: ClassVar[bool] = False  # one per_item_arrays call per prompt group: one process computes it
     Params = LPIPSParams
 
     def __init__(self, params: Any = None, **kwargs: Any):

@@ -43,14 +43,16 @@ def cannot_finetune(generator: Any) -> str | None:
             + ", ".join(HOOKS) + ", with_unet_state()")
 
 
-def denoiser_for(generator: Any, ctx: Any = None):
-    """A private trainable `Denoiser` for `generator` (its own sampling model stays untouched)."""
+def denoiser_for(generator: Any, ctx: Any = None, *, device: str | None = None):
+    """A private trainable `Denoiser` for `generator` (its own sampling model stays untouched),
+    loaded onto `device` (the training Accelerator's, so each rank's copy is on its own GPU)."""
     why = cannot_finetune(generator)
     if why is not None:
         raise UserError(f"generator {getattr(generator, 'name', type(generator).__name__)!r} cannot be fine-tuned: {why}")
     if _has(generator, "finetune_model"):
-        return generator.finetune_model(ctx)
-    return HookedDenoiser(generator)
+        return generator.finetune_model(ctx) if device is None else generator.finetune_model(ctx, device=device)
+    model = HookedDenoiser(generator)
+    return model if device is None else model.to(device)
 
 
 def finetuned_generator(generator: Any, weights_dir: str | Path):

@@ -67,14 +67,20 @@ class DiffusersDenoiser:
         return {"encoder_hidden_states": embeds,
                 "added_cond_kwargs": {"text_embeds": pooled, "time_ids": time_ids.repeat(len(prompts), 1)}}
 
+    #: images per VAE encode call: at 1024 px the VAE's activations, not its weights, fill the memory
+    vae_chunk = 4
+
     @torch.no_grad()
     def images_to_model_space(self, images: Sequence[Any], generator: torch.Generator | Sequence[torch.Generator] | None = None) -> torch.Tensor:
         vae = self.pipe.vae
+        if vae.dtype == torch.float16 and getattr(vae.config, "force_upcast", False):
+            vae.to(torch.float32)  # the SDXL VAE overflows in fp16 (its config says so): encode in fp32, as diffusers decodes
         pixels = self.pipe.image_processor.preprocess([load_image(x) for x in images], height=self.height, width=self.width)
         pixels = pixels.to(device=vae.device, dtype=vae.dtype)
-        dist = vae.encode(pixels).latent_dist
-        noise = randn_per_example(tuple(dist.mean.shape), generator).to(dist.mean)
-        latents = dist.mean + dist.std * noise  # = latent_dist.sample(generator), with a CPU generator on any device
+        parts = [vae.encode(pixels[i : i + self.vae_chunk]).latent_dist for i in range(0, len(pixels), self.vae_chunk)]
+        mean, std = torch.cat([d.mean for d in parts]), torch.cat([d.std for d in parts])
+        noise = randn_per_example(tuple(mean.shape), generator).to(mean)
+        latents = mean + std * noise  # = latent_dist.sample(generator), with a CPU generator on any device
         shift = getattr(vae.config, "shift_factor", None) or 0.0
         return ((latents - shift) * vae.config.scaling_factor).to(self.unet.dtype)
 

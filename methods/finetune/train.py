@@ -92,10 +92,33 @@ class TrainConfig(PluginParams):
     seed: int = 0
     checkpoint_every: int = Field(500, ge=1, description="optimizer steps between checkpoints")
     keep_checkpoints: int = Field(2, ge=1)
+    optimizer: Literal["adamw", "adamw_fused", "adafactor"] = Field(
+        "adamw", description="adamw; adamw_fused (torch's fused CUDA kernel); adafactor (factored second moments, "
+        "transformers' Adafactor with a fixed lr, as DiffusionDPO trained SDXL)")
+    reference_dtype: Literal["same", "bfloat16", "float16"] = Field(
+        "same", description="dtype of the frozen reference UNet of a full DPO fine-tune (bfloat16 halves it; needs mixed precision)")
+    micro_batch_size: int | None = Field(None, ge=1, description="examples per forward pass per process: batch_size is "
+                                         "split into micro-batches with more accumulation (same global batch, less memory)")
 
     def identity(self) -> dict[str, Any]:
-        """What determines the trained weights (checkpoint cadence does not)."""
-        return self.model_dump(mode="json", exclude={"checkpoint_every", "keep_checkpoints"})
+        """What determines the trained weights (checkpoint cadence does not). Options added later
+        enter only when set, so earlier artifacts keep their keys."""
+        out = self.model_dump(mode="json", exclude={"checkpoint_every", "keep_checkpoints"})
+        for name, default in _LATER_OPTIONS.items():
+            if out.get(name) == default:
+                out.pop(name)
+        return out
+
+    def per_forward(self) -> tuple[int, int]:
+        """(examples per forward pass, forward passes per optimizer step) on each process."""
+        micro = self.micro_batch_size or self.batch_size
+        if micro > self.batch_size or self.batch_size % micro:
+            raise UserError(f"micro_batch_size {micro} must divide batch_size {self.batch_size}",
+                            hint="e.g. batch_size 8 with micro_batch_size 1, 2, 4 or 8")
+        return micro, self.grad_accum * (self.batch_size // micro)
+
+
+_LATER_OPTIONS = {"optimizer": "adamw", "micro_batch_size": None, "reference_dtype": "same"}
 
 
 @dataclass
@@ -175,8 +198,12 @@ def train(model: Denoiser, data: Sequence[PreferencePair | Sample], cfg: TrainCo
     from diffusers.optimization import get_scheduler
 
     _check_data(data, cfg)
+    micro_batch, accumulation = cfg.per_forward()
     work_dir = Path(work_dir)
     accelerator = accelerator or make_accelerator(cfg)
+    if accelerator.gradient_accumulation_steps != accumulation:
+        raise ValueError(f"the accelerator accumulates {accelerator.gradient_accumulation_steps} forward passes; "
+                         f"this config needs {accumulation} (build it with make_accelerator(cfg))")
     if hasattr(model, "to"):
         model.to(accelerator.device)
     unet = model.unet
@@ -188,17 +215,21 @@ def train(model: Denoiser, data: Sequence[PreferencePair | Sample], cfg: TrainCo
     else:
         if cfg.objective == "dpo":
             ref_unet = copy.deepcopy(unet).requires_grad_(False).eval()
+            if cfg.reference_dtype != "same":
+                if cfg.mixed_precision == "no":
+                    raise UserError(f"reference_dtype {cfg.reference_dtype} needs mixed precision (its forward runs under autocast)",
+                                    hint="set mixed_precision: bf16")
+                ref_unet.to(getattr(torch, cfg.reference_dtype))
         unet.requires_grad_(True)
     if cfg.gradient_checkpointing and hasattr(unet, "enable_gradient_checkpointing"):
         unet.enable_gradient_checkpointing()
     unet.train()
     trainable = [p for p in unet.parameters() if p.requires_grad]
-    if cfg.finetune == "lora" and cfg.mixed_precision != "no":
-        for p in trainable:  # LoRA weights train in fp32 under mixed precision (diffusers' cast_training_params)
-            p.data = p.data.float()
+    _check_precision(unet, cfg)
+    for p in trainable:  # trainable weights always in fp32 (diffusers' cast_training_params); frozen ones keep their dtype
+        p.data = p.data.float()
     lr = cfg.lr * (cfg.batch_size * cfg.grad_accum * accelerator.num_processes if cfg.scale_lr else 1)
-    optimizer = torch.optim.AdamW(trainable, lr=lr, betas=(cfg.adam_beta1, cfg.adam_beta2), weight_decay=cfg.weight_decay,
-                                  eps=cfg.adam_eps)
+    optimizer = make_optimizer(trainable, cfg, lr)
     lr_schedule = get_scheduler(cfg.lr_scheduler, optimizer=optimizer, num_warmup_steps=cfg.warmup_steps,
                                 num_training_steps=max(cfg.steps, 1))
     unet, optimizer = accelerator.prepare(unet, optimizer)
@@ -208,19 +239,20 @@ def train(model: Denoiser, data: Sequence[PreferencePair | Sample], cfg: TrainCo
     ckpt = Checkpoints(work_dir / "checkpoints", hash_key(cfg.identity()), cfg.keep_checkpoints)
     start = ckpt.resume(unwrapped, names, optimizer, lr_schedule)
     log_path = work_dir / "log.csv"
-    log = _read_log(log_path, start) if start else []
+    log = _read_log(log_path, start, rewrite=accelerator.is_main_process) if start else []
     result = TrainResult(unwrapped, log, resumed_from=start)
     t0 = time.time()
     for step in range(start, cfg.steps):
         acc_stats: list[dict[str, float]] = []
         grad_norm = float("nan")
-        for a in range(cfg.grad_accum):
-            micro = step * cfg.grad_accum + a
-            positions = _example_positions(micro, cfg.batch_size, accelerator.process_index, accelerator.num_processes)
+        for a in range(accumulation):
+            micro = step * accumulation + a
+            positions = _example_positions(micro, micro_batch, accelerator.process_index, accelerator.num_processes)
             with accelerator.accumulate(unet):
                 loss, stats = _forward_loss(model, unet, unwrapped, ref_unet, data, positions, cfg, accelerator)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"fine-tuning loss is {loss.item()} at step {step}; lower lr or beta")
+                if _nonfinite_anywhere(loss):  # every process raises together: none waits in the next all-reduce
+                    raise FloatingPointError(f"fine-tuning loss is not finite at step {step} (this process: {loss.item()}); "
+                                             "lower lr or beta, or use mixed_precision bf16")
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:
                     if cfg.max_grad_norm > 0:
@@ -234,7 +266,7 @@ def train(model: Denoiser, data: Sequence[PreferencePair | Sample], cfg: TrainCo
         log.append(row)
         if accelerator.is_main_process:
             _append_log(log_path, row, fresh=(step == start and not start))
-        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
+        if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:  # the result itself follows the last step
             accelerator.wait_for_everyone()
             if accelerator.is_main_process:
                 ckpt.save(step + 1, unwrapped, names, optimizer, lr_schedule)
@@ -249,11 +281,19 @@ CPU_THREADS = 1  # torch threads of a fine-tune on the CPU (a fixed count: weigh
 
 
 def make_accelerator(cfg: TrainConfig):
-    """The Accelerator of a run: the launcher's processes (accelerate launch / torchrun), gloo on CPU."""
-    from accelerate import Accelerator
+    """The Accelerator of a run: the launcher's processes (accelerate launch / torchrun), gloo on CPU.
+    The process-group timeout is raised (GANRM_BENCH_DIST_TIMEOUT s, default 2 h) so that rank 0
+    saving 10 GB of weights does not trip the others' 10-minute watchdog; failures still end all
+    ranks at once (a failing process exits, and the launcher stops the rest)."""
+    from datetime import timedelta
+
+    from accelerate import Accelerator, DistributedDataParallelKwargs, InitProcessGroupKwargs
     from accelerate.state import AcceleratorState
 
-    kwargs = dict(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum, cpu=not torch.cuda.is_available())
+    timeout = timedelta(seconds=float(os.environ.get("GANRM_BENCH_DIST_TIMEOUT", 7200)))
+    kwargs = dict(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.per_forward()[1],
+                  cpu=not torch.cuda.is_available(),
+                  kwargs_handlers=[InitProcessGroupKwargs(timeout=timeout), DistributedDataParallelKwargs(gradient_as_bucket_view=True)])
     try:
         return Accelerator(**kwargs)
     except ValueError as exc:  # an earlier fine-tune in this process used another precision
@@ -287,6 +327,37 @@ def finetune(model: Denoiser, data: Sequence[PreferencePair | Sample], cfg: Trai
             shutil.copyfile(Path(work_dir) / "log.csv", Path(out_dir) / "log.csv")
     accelerator.wait_for_everyone()  # every process returns once the result is complete on disk
     return summary
+
+
+def make_optimizer(params: list, cfg: TrainConfig, lr: float):
+    """AdamW (optionally torch's fused kernel) or Adafactor (factored moments: ~0 optimizer memory)."""
+    if cfg.optimizer == "adafactor":
+        from transformers.optimization import Adafactor
+
+        return Adafactor(params, lr=lr, scale_parameter=False, relative_step=False, warmup_init=False,
+                         weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(params, lr=lr, betas=(cfg.adam_beta1, cfg.adam_beta2), weight_decay=cfg.weight_decay,
+                             eps=cfg.adam_eps, fused=cfg.optimizer == "adamw_fused")
+
+
+def _check_precision(unet: torch.nn.Module, cfg: TrainConfig) -> None:
+    """Refuse pure half-precision training: fp16 updates overflow (NaN after one AdamW step), bf16
+    ones round away (a 1e-7 step changes almost no weight), so the row would silently equal base."""
+    half = sorted({str(p.dtype).removeprefix("torch.") for p in unet.parameters() if p.dtype in (torch.float16, torch.bfloat16)})
+    if half and cfg.mixed_precision == "no":
+        raise UserError(f"fine-tuning a {'/'.join(half)} model with mixed_precision: no would train half-precision weights "
+                        "(NaN with float16, updates rounded away with bfloat16)",
+                        hint="set mixed_precision: bf16 (or fp16) — trainable weights are then kept in float32 — "
+                        "or load the generator with dtype: float32")
+
+
+def _nonfinite_anywhere(loss: torch.Tensor) -> bool:
+    """Whether the loss is NaN/inf on this or any other process (one all-reduce under DDP)."""
+    bad = torch.tensor([0.0 if bool(torch.isfinite(loss.detach()).all()) else 1.0], device=loss.device)
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(bad, op=dist.ReduceOp.MAX)
+    return bool(bad.item())
 
 
 # -- evaluation with fixed draws (for tests and reports) ---------------------------------------------
@@ -445,8 +516,9 @@ def _append_log(path: Path, row: dict[str, Any], fresh: bool) -> None:
         w.writerow({k: row.get(k, "") for k in LOG_FIELDS})
 
 
-def _read_log(path: Path, upto: int) -> list[dict[str, Any]]:
-    """Rows of steps ≤ upto (rows past the resumed checkpoint are rewritten by the rerun)."""
+def _read_log(path: Path, upto: int, *, rewrite: bool = True) -> list[dict[str, Any]]:
+    """Rows of steps ≤ upto (rows past the resumed checkpoint are rewritten by the rerun; only by the
+    main process, which alone appends to the log)."""
     if not path.exists():
         return []
     with open(path, newline="") as f:
@@ -454,6 +526,8 @@ def _read_log(path: Path, upto: int) -> list[dict[str, Any]]:
     rows = [r for r in rows if r["step"] <= upto]
     for r in rows:
         r["step"] = int(r["step"])
+    if not rewrite:
+        return rows
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=LOG_FIELDS)
         w.writeheader()

@@ -99,12 +99,19 @@ class DiffusersGeneratorBase(Generator):
 
     # -- loading -------------------------------------------------------------------------------
     def pipeline(self, ctx: "Context | None" = None):
-        """The loaded pipeline (cached on this instance)."""
+        """The loaded pipeline (cached on this instance while the nodes that sample with it run;
+        `harness.memory` drops it when a later node loads other models)."""
+        from ganrm_bench.harness import memory
+
+        memory.claim(("pipeline", id(self)), self._release_pipeline)
         if self._pipe is None:
             if ctx is not None:
                 self._store = ctx.store
             self._pipe = self.load_pipeline(ctx)
         return self._pipe
+
+    def _release_pipeline(self) -> None:
+        self._pipe = None
 
     def device(self, ctx: "Context | None") -> str:
         return resolve_device(self.params.device or (ctx.device if ctx is not None else "auto"))
@@ -183,7 +190,9 @@ class DiffusersGeneratorBase(Generator):
     # -- sampling ------------------------------------------------------------------------------
     def generate(self, requests: Sequence[SampleRequest], ctx: "Context") -> list:
         """Outputs in request order; each depends on its request's seed alone (one torch.Generator
-        per request), so an item is the same in any batch, shard or restart."""
+        per request), so an item is the same in any batch, shard or restart. The generators are CPU
+        ones on every device (diffusers draws the initial latents on the CPU and moves them), so a
+        pool started on CPU and finished on a GPU has one noise stream under its item keys."""
         import torch
 
         pipe = self.pipeline(ctx)
@@ -191,8 +200,7 @@ class DiffusersGeneratorBase(Generator):
         batch = ctx.batch_size or self.params.batch_size
         for start in range(0, len(requests), batch):
             chunk = list(requests[start : start + batch])
-            gen_device = "cpu" if str(pipe.device).startswith("mps") else pipe.device
-            generators = [torch.Generator(device=gen_device).manual_seed(int(r.seed)) for r in chunk]
+            generators = [torch.Generator(device="cpu").manual_seed(int(r.seed)) for r in chunk]
             with torch.inference_mode():
                 outputs.extend(self._call(pipe, chunk, generators))
             ctx.count(f"generator:{self.name}:items", len(chunk))

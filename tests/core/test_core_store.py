@@ -50,10 +50,17 @@ def test_gc_removes_stale_temp_dirs_only(tmp_path):
     live_scratch = store.root / "work" / "k2"  # a computation that may still resume
     done_scratch.mkdir(parents=True)
     live_scratch.mkdir(parents=True)
-    assert sorted(store.gc(dry_run=True)) == sorted([stale, done_scratch]) and stale.exists()
+    (store.root / "failures").mkdir()
+    old_marker, new_marker = store.root / "failures" / "abc.rank1.txt", store.root / "failures" / "def.rank1.txt"
+    old_go = store.root / "locks" / "k1.abc.go"
+    for p in (old_marker, new_marker, old_go):
+        p.write_text("x")
+    for p in (old_marker, old_go):
+        os.utime(p, (time.time() - 2 * 86400,) * 2)
+    assert sorted(store.gc(dry_run=True)) == sorted([stale, done_scratch, old_marker, old_go]) and stale.exists()
     store.gc()
-    assert not stale.exists() and not done_scratch.exists()
-    assert fresh.exists() and live_scratch.exists() and store.has("k1")
+    assert not stale.exists() and not done_scratch.exists() and not old_marker.exists() and not old_go.exists()
+    assert fresh.exists() and live_scratch.exists() and store.has("k1") and new_marker.exists()
 
 
 def test_weights_digest_follows_content_not_path(tmp_path):

@@ -65,8 +65,11 @@ class ToyPattern(Generator):
         brightness: float = 0.0
         delay: float = 0.0
         batch_size: int = 2
+        fail_on_rank: int = -1  # raise on this process (RANK), for the multi-process failure tests
 
     def generate(self, requests, ctx):
+        if int(os.environ.get("RANK", "0")) == self.params.fail_on_rank:
+            raise RuntimeError(f"toy generator failed on purpose on rank {self.params.fail_on_rank}")
         out = []
         for r in requests:
             rng = np.random.default_rng(r.seed)
