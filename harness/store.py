@@ -25,6 +25,8 @@ from typing import Any, Callable, Iterator
 
 from filelock import FileLock
 
+from ganrm_bench.harness.errors import UserError
+
 MANIFEST = "manifest.json"
 
 
@@ -73,6 +75,16 @@ class ArtifactInfo:
     @property
     def producer(self) -> str:
         return self.manifest.get("producer", "?")
+
+
+def item_ref(path: str | Path, root: str | Path) -> str:
+    """`path` relative to `root` (POSIX) when inside it, else absolute."""
+    path, root = Path(path).resolve(), Path(root).resolve()
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+
+
+class StoreError(UserError):
+    """A store that cannot be used as it is (not a store, an item missing)."""
 
 
 class Store:
@@ -130,6 +142,34 @@ class Store:
         write(Path(tmp))
         os.replace(tmp, final)
         return final
+
+    # -- item references (relative to the root, so a copied or re-mounted store still works) --------
+    def item_ref(self, path: str | Path) -> str:
+        """How an artifact records a file: `items/ab/<key>.<ext>` when it lies in this store,
+        else its absolute path (files of the user's own image folders stay where they are)."""
+        return item_ref(path, self.root)
+
+    def resolve_item(self, ref: str, *, artifact: str = "") -> str:
+        """The file an artifact's reference names. Stores written before references were relative
+        hold absolute paths: one in a store's layout (`<old root>/items/ab/<file>`) is read from
+        this store, so an old store that was copied or moved keeps working."""
+        p = Path(ref)
+        if not p.is_absolute():
+            return str(self.root / p)
+        parts = p.parts
+        in_layout = len(parts) >= 3 and parts[-3] == "items" and parts[-1][:2] == parts[-2]
+        if not in_layout:
+            return ref
+        here = self.root / "items" / parts[-2] / parts[-1]
+        if here.exists():
+            return str(here)
+        if p.exists():  # an item of another store that is still there
+            return ref
+        raise StoreError(
+            f"artifact {artifact or '?'} names the item {ref}, which is in neither its old store "
+            f"({p.parents[2]}) nor this one ({self.root})",
+            hint=f"the store is incomplete: delete {self.path(artifact) if artifact else 'the artifact'} so it is computed again",
+        )
 
     # -- weights digests -----------------------------------------------------------------------
     def weights_digest(self, path: str | Path) -> str:
