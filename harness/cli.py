@@ -260,7 +260,7 @@ def cache_ls(cache: Optional[Path] = CacheOpt) -> None:
 
     from ganrm_bench.harness.store import Store
 
-    store = Store(cache)
+    store = Store(cache, create=False)
     table = Table(title=f"artifacts in {store.root}", title_justify="left")
     for col in ("key", "producer", "label", "files", "created"):
         table.add_column(col)
@@ -276,16 +276,19 @@ def cache_ls(cache: Optional[Path] = CacheOpt) -> None:
 
 
 @cache_app.command("verify")
-def cache_verify(cache: Optional[Path] = CacheOpt) -> None:
-    """Check every artifact's files against the digests in its manifest; exit 1 on a mismatch."""
+def cache_verify(
+    cache: Optional[Path] = CacheOpt,
+    quick: bool = typer.Option(False, "--quick", help="Only check that every file exists (no digests, no loading)."),
+) -> None:
+    """Check artifacts and items against their manifests' digests and that every item loads; exit 1 on a problem."""
     from ganrm_bench.harness.store import Store
 
-    problems = Store(cache).verify()
+    problems = Store(cache, create=False).verify(quick=quick)
     if problems:
         for p in problems:
             err.print(f"  - {p}")
         raise typer.Exit(1)
-    out.print("[green]store verified[/green]")
+    out.print(f"[green]store verified[/green]{' (quick: files exist; digests not checked)' if quick else ''}")
 
 
 @cache_app.command("gc")
@@ -297,7 +300,7 @@ def cache_gc(
     """Remove leftovers of interrupted writes (and, with --older-than, old artifacts)."""
     from ganrm_bench.harness.store import Store
 
-    removed = Store(cache).gc(older_than_days=older_than, dry_run=dry_run)
+    removed = Store(cache, create=False).gc(older_than_days=older_than, dry_run=dry_run)
     out.print(f"{'would remove' if dry_run else 'removed'} {len(removed)} path(s)")
 
 
@@ -324,7 +327,7 @@ def main() -> None:
     except UserError as exc:
         from rich.markup import escape
 
-        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
 
 
