@@ -11,6 +11,7 @@ import difflib
 import hashlib
 import importlib
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from typing import Any, Literal
@@ -195,19 +196,36 @@ def load_raw(path: str | Path, _stack: tuple[Path, ...] = ()) -> dict[str, Any]:
         includes = [includes]
     if not isinstance(includes, list):
         raise SpecError(str(path), [f"include: expected a list of file names, got {includes!r}"])
+    if isinstance(data.get("plugins"), list):  # plugin files are relative to the file that names them
+        data["plugins"] = [str((path.parent / p).resolve()) if isinstance(p, str) and p.endswith(".py") else p for p in data["plugins"]]
     merged: dict[str, Any] = {}
     for inc in includes:
         inc_path = (path.parent / inc).resolve()
         if not inc_path.exists():
             raise SpecError(str(path), [f"include: file {inc!r} not found (looked at {inc_path})"])
-        merged = deep_merge(merged, load_raw(inc_path, (*_stack, path)))
-    return deep_merge(merged, data)
+        merged = _merge_plugins(merged, load_raw(inc_path, (*_stack, path)))
+    return _merge_plugins(merged, data)
+
+
+def _merge_plugins(base: dict[str, Any], local: dict[str, Any]) -> dict[str, Any]:
+    """deep_merge, except that `plugins:` lists add up (each once): an included file's plugins stay loaded."""
+    out = deep_merge(base, local)
+    if isinstance(base.get("plugins"), list) and isinstance(local.get("plugins"), list):
+        out["plugins"] = list(dict.fromkeys(base["plugins"] + local["plugins"]))
+    return out
+
+
+def _relative_plugins(raw: dict[str, Any], base: Path) -> None:
+    """Plugin files as paths relative to the top-level spec (the resolved spec stays portable)."""
+    if isinstance(raw.get("plugins"), list):
+        raw["plugins"] = [os.path.relpath(p, base) if isinstance(p, str) and p.endswith(".py") else p for p in raw["plugins"]]
 
 
 def load_spec(path: str | Path) -> Spec:
     """Load, include, import declared plugins, validate the schema and every plugin's params."""
     path = Path(path)
     raw = load_raw(path)
+    _relative_plugins(raw, path.resolve().parent)
     source = str(path)
     import_plugins(raw.get("plugins") or [], base=path.resolve().parent, source=source)
     try:
