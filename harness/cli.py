@@ -113,18 +113,22 @@ def _describe_params(model) -> str:
 
 
 @app.command()
-def plan(spec: Optional[Path] = SpecArg, cache: Optional[Path] = CacheOpt) -> None:
+def plan(
+    spec: Optional[Path] = SpecArg,
+    cache: Optional[Path] = CacheOpt,
+    seed: Optional[list[int]] = typer.Option(None, help="Plan these seeds instead of the spec's."),
+) -> None:
     """Show the artifact graph: what is cached, what must be computed, and what is shared."""
-    _print_plan(_spec(spec), _context(cache, progress=False))
+    _print_plan(_spec(spec), _context(cache, progress=False), seeds=seed or None)
 
 
-def _print_plan(s, ctx) -> None:
+def _print_plan(s, ctx, seeds: Optional[list[int]] = None) -> None:
     from rich.markup import escape
 
     from ganrm_bench.harness.graph import Builder
     from ganrm_bench.harness.runner import build_cells, plan as make_plan, plan_totals
 
-    for seed in s.seeds:
+    for seed in seeds or s.seeds:
         b = Builder(s, ctx, seed, planning=True)
         cells = build_cells(s, b)
         entries = make_plan([c.node for c in cells], ctx)
@@ -135,18 +139,35 @@ def _print_plan(s, ctx) -> None:
         table = Table(title=f"plan for {s.name} (seed {seed})", title_justify="left")
         for col in ("op", "artifact", "status", "work", "used by rows"):
             table.add_column(col, overflow="fold")
+        counted: dict[str, set[str]] = defaultdict(set)  # items listed by an earlier row of the table
         for e in entries:
             if e.node.op.name == "plugin":
                 continue
-            work = ", ".join(f"{v} {k}" for k, v in e.work_counts().items())
+            parts = []
+            for k, v in e.work.items():
+                if isinstance(v, set):
+                    new = v - counted[k]
+                    counted[k] |= v
+                    parts.append(_counted(len(new), k) + (f" (+{len(v) - len(new)} shared)" if len(new) < len(v) else ""))
+                else:
+                    parts.append(_counted(v, k))
+            work = ", ".join(parts)
             style = {"cached": "green", "compute": "yellow"}.get(e.status, "white")
             table.add_row(e.node.op.name, escape(e.node.label), f"[{style}]{e.status}[/{style}]", work, ", ".join(sorted(users[e.node.key])))
         out.print(table)
         totals = plan_totals(entries)
         cached = sum(e.status == "cached" for e in entries)
         todo = sum(e.status == "compute" for e in entries)
-        summary = ", ".join(f"{v} {k}" for k, v in totals.items()) or "nothing"
-        out.print(f"{cached} artifacts cached, {todo} to compute: {summary}")
+        summary = ", ".join(_counted(v, k) for k, v in totals.items()) or "nothing"
+        out.print(f"{_counted(cached, 'artifacts')} cached, {todo} to compute: {summary}")
+
+
+def _counted(n: int, what: str) -> str:
+    """`3 models to train`, `1 model to train` (the plural noun is the word before ' to ')."""
+    if n == 1:
+        head, sep, tail = what.partition(" to ")
+        what = (head[:-1] if head.endswith("s") else head) + sep + tail
+    return f"{n} {what}"
 
 
 @app.command()
@@ -177,7 +198,7 @@ def run(
         os.environ["GANRM_BENCH_OFFLINE"] = "1"
         check_offline(s, ctx.store)
     if dry_run:
-        _print_plan(s, ctx)
+        _print_plan(s, ctx, seeds=seed or None)
         return
     t0 = time.time()
     outcome = run_spec(s, ctx, seeds=seed or None)
