@@ -175,7 +175,7 @@ def run(
     spec: Optional[Path] = SpecArg,
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Run directory (default reports/runs/<spec>-<time>)."),
     cache: Optional[Path] = CacheOpt,
-    device: str = typer.Option("auto", help="cpu, cuda, cuda:1, or auto."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
     batch_size: Optional[int] = typer.Option(None, help="Override every plugin's batch size."),
     seed: Optional[list[int]] = typer.Option(None, help="Run these seeds instead of the spec's."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Only show the plan."),
@@ -188,6 +188,8 @@ def run(
     from ganrm_bench.harness.runner import run_spec
 
     _setup_logging(verbose)
+    if batch_size is not None and batch_size < 1:
+        raise UserError(f"--batch-size {batch_size}: must be a positive number of samples per batch")
     s = _spec(spec)
     device = s.runtime.device if device == "auto" else device
     ctx = _context(cache, device, progress, batch_size or s.runtime.batch_size)

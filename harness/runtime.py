@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
@@ -21,7 +22,20 @@ def derive_seed(*parts: Any) -> int:
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+def check_device(device: str, *, UserError: type[Exception] | None = None) -> str:
+    """`device` if it is one we run on (auto, cpu, cuda, cuda:N, mps), else a clear error."""
+    if not DEVICE_PATTERN.fullmatch(str(device)):
+        from ganrm_bench.harness.errors import UserError as _UserError
+
+        raise (UserError or _UserError)(f"device {device!r} is not one of auto, cpu, cuda, cuda:N, mps")
+    return device
+
+
 def resolve_device(device: str = "auto") -> str:
+    check_device(device)
     if device != "auto":
         return device
     try:

@@ -84,14 +84,16 @@ def items_from_files(
             advance(1)
             try:
                 if not path.is_file():
-                    raise FileNotFoundError("no such file")
+                    raise FileNotFoundError("no such file" + relative_note(path))
                 key = file_key(path, ctx, full_check=full_check)
             except Exception as exc:  # PIL/numpy raise many types on bad files
                 reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 if not skip_bad:
+                    missing = isinstance(exc, FileNotFoundError)
                     raise UserError(
                         f"{what}: cannot read {path} ({reason})",
-                        hint="remove or fix the file, or set `skip_bad: true` (CLI: --skip-bad) to skip unreadable files",
+                        hint="check the path" if missing and len(entries) == 1 else
+                        "remove or fix the file, or set `skip_bad: true` on the entry to skip unreadable files",
                     ) from exc
                 bad.append(f"{path} ({reason})")
                 continue
@@ -100,6 +102,11 @@ def items_from_files(
         ctx.count(SKIPPED_COUNTER, len(bad))
         log.warning("%s: skipped %d unreadable file(s): %s%s", what, len(bad), "; ".join(bad[:5]), " ..." if len(bad) > 5 else "")
     return items, bad
+
+
+def relative_note(path: Path) -> str:
+    """For a path that was not found: where a relative one was looked for."""
+    return "" if Path(path).is_absolute() else f"; a relative path is looked up from the working directory {Path.cwd()}"
 
 
 def item_set(items: list[Item]) -> ItemSet:
@@ -111,7 +118,7 @@ def read_table(path: Path, what: str):
     import pandas as pd
 
     if not path.is_file():
-        raise UserError(f"{what}: table file {path} does not exist")
+        raise UserError(f"{what}: table file {path} does not exist{relative_note(path)}")
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
@@ -127,9 +134,19 @@ def read_table(path: Path, what: str):
     raise UserError(f"{what}: unsupported table format {path.suffix!r} for {path}", hint="use .csv, .tsv, .parquet or .jsonl")
 
 
-def require_column(df, column: str, path: Path, what: str) -> None:
+def require_column(df, column: str, path: Path, what: str, *, option: str = "") -> None:
     if column not in df.columns:
-        raise UserError(f"{what}: {path} has no column {column!r} (columns: {', '.join(map(str, df.columns))})")
+        raise UserError(f"{what}: {path} has no column {column!r} (columns: {', '.join(map(str, df.columns))})",
+                        hint=column_hint(list(map(str, df.columns)), option) if option else None)
+
+
+TEXT_COLUMNS = ("prompt", "caption", "text", "prompts", "captions")
+
+
+def column_hint(columns: list[str], option: str) -> str | None:
+    """`text_column: prompt` when the table has one obvious text column under another name."""
+    likely = [c for c in columns if c.lower() in TEXT_COLUMNS]
+    return f"set `{option}: {likely[0]}` on the entry" if likely else None
 
 
 def _cell(value: Any) -> str | None:
@@ -164,7 +181,7 @@ class FolderImages(ImageSource):
     def files(self) -> list[Path]:
         root = Path(self.params.path).expanduser()
         if not root.is_dir():
-            raise UserError(f"image folder {root} does not exist" if not root.exists() else f"{root} is not a folder")
+            raise UserError(f"image folder {root} does not exist{relative_note(root)}" if not root.exists() else f"{root} is not a folder")
         exts = {"." + e.lower().lstrip(".") for e in self.params.extensions}
         pattern = root.rglob("*") if self.params.recursive else root.glob("*")
         files = sorted((p for p in pattern if p.is_file() and p.suffix.lower() in exts), key=lambda p: p.relative_to(root).as_posix())
@@ -391,7 +408,7 @@ class TextFilePrompts(PromptSource):
     def load(self, ctx: Any) -> list[Prompt]:
         path = Path(self.params.path).expanduser()
         if not path.is_file():
-            raise UserError(f"prompt file {path} does not exist")
+            raise UserError(f"prompt file {path} does not exist{relative_note(path)}")
         try:
             lines = [line.strip() for line in path.read_text(encoding=self.params.encoding).splitlines()]
         except UnicodeDecodeError as exc:
@@ -417,12 +434,28 @@ class TablePrompts(PromptSource):
 
         return [local_asset(self.params.path, what="prompt table")]
 
+    def check(self) -> list[str]:
+        """For `validate`: the text column exists (reads only the header; a missing file is a run-time matter)."""
+        path = Path(self.params.path).expanduser()
+        if not path.is_file() or path.suffix.lower() not in (".csv", ".tsv"):
+            return []
+        import pandas as pd
+
+        try:
+            columns = list(map(str, pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",", nrows=0).columns))
+        except Exception:  # noqa: BLE001 - unreadable: the run says why
+            return []
+        if self.params.text_column in columns:
+            return []
+        hint = column_hint(columns, "text_column")
+        return [f"prompt table {path} has no column {self.params.text_column!r} (columns: {', '.join(columns)})" + (f"; {hint}" if hint else "")]
+
     def load(self, ctx: Any) -> list[Prompt]:
         p = self.params
         path = Path(p.path).expanduser()
         what = f"prompt table {path}"
         df = read_table(path, what)
-        require_column(df, p.text_column, path, what)
+        require_column(df, p.text_column, path, what, option="text_column")
         id_col = p.id_column
         if id_col is not None and id_col not in df.columns:
             if "id_column" in p.model_fields_set:
