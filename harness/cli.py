@@ -46,8 +46,7 @@ def _context(cache: Optional[Path], device: str = "cpu", progress: bool = True, 
     from ganrm_bench.harness.runtime import Context, Progress, resolve_device
     from ganrm_bench.harness.store import Store
 
-    show = progress and os.environ.get("GANRM_BENCH_PROGRESS", "1") != "0" and err.is_terminal
-    return Context(store=Store(cache), device=resolve_device(device), progress=Progress(show), batch_size=batch_size)
+    return Context(store=Store(cache), device=resolve_device(device), progress=Progress.auto(sys.stderr, enabled=progress), batch_size=batch_size)
 
 
 def _spec(path: Optional[Path]):
@@ -59,18 +58,37 @@ def _spec(path: Optional[Path]):
 def _setup_logging(verbose: bool) -> None:
     from rich.logging import RichHandler
 
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(message)s", handlers=[RichHandler(console=err, show_path=False)])
+    # -v is about our work: third-party loggers (matplotlib, PIL, filelock, urllib3, ...) stay at WARNING
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[RichHandler(console=err, show_path=False)])
+    logging.getLogger("ganrm_bench").setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 CacheOpt = typer.Option(None, "--cache", envvar="GANRM_BENCH_CACHE", help="Artifact store root (default: the user cache dir).")
 SpecArg = typer.Argument(None, help="A benchmark spec (YAML). Default: the miniature world's Table 1.")
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            out.print(f"ganrm-bench {version('ganrm-bench')}", highlight=False)
+        except PackageNotFoundError:  # pragma: no cover - running from a source tree that is not installed
+            out.print("ganrm-bench (not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit.")) -> None:
+    """Train, apply and judge reward models for visual generators."""
+
+
 @app.command()
-def validate(spec: Path = typer.Argument(..., help="A benchmark spec (YAML).")) -> None:
+def validate(spec: Optional[Path] = SpecArg) -> None:
     """Check a spec: schema, plugin names and parameters, references between entries."""
     s = _spec(spec)
-    out.print(f"[green]ok[/green] {spec}: {len(s.methods)} methods, {len(s.metrics)} metrics, seeds {s.seeds}")
+    out.print(f"[green]ok[/green] {spec or DEFAULT_SPEC}: {_counted(len(s.methods), 'methods')}, "
+              f"{_counted(len(s.metrics), 'metrics')}, seeds {s.seeds}", highlight=False, soft_wrap=True)
 
 
 @app.command("list")
@@ -80,10 +98,8 @@ def list_plugins(kind: Optional[str] = typer.Argument(None, help="Only this kind
     from ganrm_bench.harness.registry import REGISTRIES
 
     register_builtins()
-    kinds = [kind] if kind else list(REGISTRIES)
+    kinds = [_plugin_kind(kind, list(REGISTRIES))] if kind else list(REGISTRIES)
     for k in kinds:
-        if k not in REGISTRIES:
-            raise UserError(f"unknown plugin kind {k!r}; kinds: {', '.join(REGISTRIES)}")
         table = Table(title=f"{k} plugins", show_lines=False, title_justify="left")
         for col in ("name", "description", "parameters"):
             table.add_column(col, overflow="fold")
@@ -96,6 +112,16 @@ def list_plugins(kind: Optional[str] = typer.Argument(None, help="Only this kind
             name = entry.name + (f" ({', '.join(entry.aliases)})" if entry.aliases else "")
             table.add_row(name, entry.description, params)
         out.print(table)
+
+
+def _plugin_kind(kind: str, kinds: list[str]) -> str:
+    """A registry kind from what a user types: `generator`, `generators`, `prompt`, `image`."""
+    from ganrm_bench.harness.errors import did_you_mean
+
+    for k in (kind, kind.rstrip("s"), kind + "s", kind.rstrip("s") + "s"):
+        if k in kinds:
+            return k
+    raise UserError(f"unknown plugin kind {kind!r}{did_you_mean(kind, kinds)}", hint=f"kinds: {', '.join(kinds)}")
 
 
 def _describe_params(model) -> str:
@@ -118,7 +144,7 @@ def plan(
     cache: Optional[Path] = CacheOpt,
     seed: Optional[list[int]] = typer.Option(None, help="Plan these seeds instead of the spec's."),
 ) -> None:
-    """Show the artifact graph: what is cached, what must be computed, and what is shared."""
+    """Show the artifact graph: what is cached, what must be computed, and what is shared (writes nothing)."""
     _print_plan(_spec(spec), _context(cache, progress=False), seeds=seed or None)
 
 
@@ -180,8 +206,9 @@ def run(
     seed: Optional[list[int]] = typer.Option(None, help="Run these seeds instead of the spec's."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Only show the plan."),
     offline: bool = typer.Option(False, "--offline", help="Never touch the network; fail fast naming any missing asset."),
-    progress: bool = typer.Option(True, help="Progress bars (on a terminal)."),
-    verbose: bool = typer.Option(False, "--verbose", "-v"),
+    progress: bool = typer.Option(True, help="Progress bars on a terminal; elsewhere (a pipe, a log) a line every few seconds per long step."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what is computed and loaded (our own debug messages; other libraries stay at warnings)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Let --out replace a run directory of another spec."),
 ) -> None:
     """Compute what is missing for a spec, then write results and tables to a run directory."""
     from ganrm_bench.harness.report import render_markdown, write_run
@@ -202,16 +229,17 @@ def run(
     if dry_run:
         _print_plan(s, ctx, seeds=seed or None)
         return
+    run_dir = out_dir or Path("reports/runs") / f"{s.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    _claim_run_dir(run_dir, s, overwrite)
     t0 = time.time()
     outcome = run_spec(s, ctx, seeds=seed or None)
     elapsed = time.time() - t0
-    run_dir = out_dir or Path("reports/runs") / f"{s.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     info = {"seconds": round(elapsed, 2), "cache": str(ctx.store.root), "device": ctx.device, "computed": dict(outcome.computed),
             "loaded": dict(outcome.loaded), "counters": outcome.counters, "failures": outcome.failures}
     write_run(run_dir, s, str(spec or DEFAULT_SPEC), outcome.results, info, outcome.samples, outcome.records)
     if not outcome.records.empty:
         out.print(f"per-round records (reward mean/variance, a reward-hacking signal): {run_dir / 'records.csv'}")
-    out.print(render_markdown(outcome.results, s))
+    out.print(render_markdown(outcome.results, s), soft_wrap=True, markup=False, highlight=False)  # rows stay whole
     did = ", ".join(f"{v} {k}" for k, v in {**dict(outcome.computed), **outcome.counters}.items()) or "nothing (all cached)"
     out.print(f"computed: {did}; {elapsed:.1f}s. Run directory: {run_dir}")
     if outcome.failures:
@@ -219,6 +247,32 @@ def run(
         for f in outcome.failures:
             err.print(f"  - {f}")
         raise typer.Exit(1)
+
+
+RUN_OUTPUTS = ("results.parquet", "results.csv", "results.json", "spec.json", "run.json", "table.md", "table.tex",
+               "records.csv", "gallery.png", "gallery", "figures")
+
+
+def _claim_run_dir(run_dir: Path, s, overwrite: bool) -> None:
+    """A run directory holds one spec's run: one of another spec is refused unless --overwrite; a
+    reused one is cleared of the last run's outputs first, so no stale figure or gallery stays."""
+    import json
+    import shutil
+
+    info_path = run_dir / "run.json"
+    if not info_path.is_file():
+        return
+    try:
+        old = json.loads(info_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        old = {}
+    if (old.get("spec"), old.get("spec_hash")) != (s.name, s.digest) and not overwrite:
+        raise UserError(f"--out {run_dir} holds a run of {'another version of ' if old.get('spec') == s.name else ''}spec "
+                        f"{old.get('spec', '?')!r}, not of this {s.name!r}",
+                        hint="choose another --out, or pass --overwrite to replace that run (its tables, figures and galleries)")
+    for name in RUN_OUTPUTS:
+        p = run_dir / name
+        shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
 
 
 @app.command("fetch-assets")

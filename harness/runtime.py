@@ -6,6 +6,8 @@ import contextlib
 import hashlib
 import os
 import re
+import sys
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
@@ -49,19 +51,35 @@ def resolve_device(device: str = "auto") -> str:
 
 
 class Progress:
-    """A thin wrapper over rich's progress bars; silent unless enabled (the CLI enables it on a
-    terminal; GANRM_BENCH_PROGRESS=0 turns it off)."""
+    """A thin wrapper over rich's progress bars; silent unless enabled. With `lines` (output that
+    is not a terminal: `| tee log`, a batch job) a step that runs long prints a plain line every
+    `interval` seconds and one when it ends, instead of bars. The CLI picks with `Progress.auto`;
+    GANRM_BENCH_PROGRESS=0 turns both off, GANRM_BENCH_PROGRESS_INTERVAL sets the seconds."""
 
-    def __init__(self, enabled: bool | None = None):
+    def __init__(self, enabled: bool | None = None, *, lines: bool = False, interval: float | None = None, stream: Any = None):
         if enabled is None:
             enabled = os.environ.get("GANRM_BENCH_PROGRESS", "auto") != "0"
         self.enabled = enabled
+        self.lines = lines
+        self.interval = interval if interval is not None else float(os.environ.get("GANRM_BENCH_PROGRESS_INTERVAL", "5"))
+        self.stream = stream
         self._rich = None
+
+    @classmethod
+    def auto(cls, stream: Any = None, *, enabled: bool = True) -> "Progress":
+        """Bars on a terminal, periodic lines otherwise."""
+        stream = stream or sys.stderr
+        enabled = enabled and os.environ.get("GANRM_BENCH_PROGRESS", "1") != "0"
+        return cls(enabled, lines=not (hasattr(stream, "isatty") and stream.isatty()), stream=stream)
 
     @contextlib.contextmanager
     def task(self, description: str, total: int | None) -> Iterator[Callable[[int], None]]:
         if not self.enabled or not total:
             yield lambda n=1: None
+            return
+        if self.lines:
+            with self._line_task(description, total) as advance:
+                yield advance
             return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -71,6 +89,29 @@ class Progress:
         ) as bar:
             tid = bar.add_task(description, total=total)
             yield lambda n=1: bar.advance(tid, n)
+
+    @contextlib.contextmanager
+    def _line_task(self, description: str, total: int) -> Iterator[Callable[[int], None]]:
+        start = last = time.monotonic()
+        done = 0
+
+        def say(final: bool = False) -> None:
+            elapsed = time.monotonic() - start
+            eta = f", ~{elapsed / done * (total - done):.0f}s left" if 0 < done < total and not final else ""
+            print(f"{description}: {done}/{total} ({100 * done / total:.0f}%) {elapsed:.0f}s{eta}{' done' if final else ''}",
+                  file=self.stream or sys.stderr, flush=True)
+
+        def advance(n: int = 1) -> None:
+            nonlocal done, last
+            done += n
+            now = time.monotonic()
+            if now - last >= self.interval and done < total:
+                last = now
+                say()
+
+        yield advance
+        if time.monotonic() - start >= self.interval:  # short steps stay quiet
+            say(final=True)
 
 
 @dataclass

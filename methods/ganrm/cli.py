@@ -74,7 +74,7 @@ def make_context(cache: Optional[Path], device: str):
     from ganrm_bench.harness.runtime import Context, Progress, resolve_device
     from ganrm_bench.harness.store import Store
 
-    return Context(store=Store(cache), device=resolve_device(device), progress=Progress(sys.stderr.isatty()))
+    return Context(store=Store(cache), device=resolve_device(device), progress=Progress.auto(sys.stderr))
 
 
 def image_source(path: Path, *, recursive: bool, skip_bad: bool):
