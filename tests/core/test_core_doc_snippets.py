@@ -23,7 +23,7 @@ def yaml_blocks() -> list[tuple[str, str]]:
 
 
 def test_the_docs_have_yaml_snippets():
-    assert {"README.md"} <= {where.split(":")[0] for where, _ in yaml_blocks()}
+    assert {"README.md", "docs/plugins.md"} <= {where.split(":")[0] for where, _ in yaml_blocks()}
 
 
 @pytest.mark.parametrize("where,text", yaml_blocks(), ids=[w for w, _ in yaml_blocks()])
@@ -38,3 +38,10 @@ def test_each_example_validates_on_its_own(path, monkeypatch):
     monkeypatch.chdir(path.parent)  # plugins: files resolve next to the spec either way
     spec = load_spec(path)
     assert spec.methods and spec.metrics
+
+
+def test_each_example_plugin_is_shown_verbatim_in_the_plugin_guide():
+    guide = (ROOT / "docs" / "plugins.md").read_text()
+    blocks = [m.group(1).strip() for m in re.finditer(r"^```python\n(.*?)^```", guide, re.M | re.S)]
+    for path in sorted(EXAMPLES.glob("*.py")):
+        assert path.read_text().strip() in blocks, f"{path.name} is not shown verbatim in docs/plugins.md"
