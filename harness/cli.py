@@ -241,7 +241,7 @@ def run(
         out.print(f"per-round records (reward mean/variance, a reward-hacking signal): {run_dir / 'records.csv'}")
     out.print(render_markdown(outcome.results, s), soft_wrap=True, markup=False, highlight=False)  # rows stay whole
     did = ", ".join(f"{v} {k}" for k, v in {**dict(outcome.computed), **outcome.counters}.items()) or "nothing (all cached)"
-    out.print(f"computed: {did}; {elapsed:.1f}s. Run directory: {run_dir}")
+    out.print(f"computed: {did}; {elapsed:.1f}s. Run directory: {run_dir}", soft_wrap=True)
     if outcome.failures:
         err.print(f"[red]{len(outcome.failures)} cell(s) failed[/red] (everything else is saved; re-run to resume):")
         for f in outcome.failures:
@@ -266,9 +266,8 @@ def _claim_run_dir(run_dir: Path, s, overwrite: bool) -> None:
         old = json.loads(info_path.read_text())
     except (OSError, json.JSONDecodeError):
         old = {}
-    if (old.get("spec"), old.get("spec_hash")) != (s.name, s.digest) and not overwrite:
-        raise UserError(f"--out {run_dir} holds a run of {'another version of ' if old.get('spec') == s.name else ''}spec "
-                        f"{old.get('spec', '?')!r}, not of this {s.name!r}",
+    if old.get("spec") != s.name and not overwrite:  # the same spec (edited or not) may re-use its folder
+        raise UserError(f"--out {run_dir} holds a run of spec {old.get('spec', '?')!r}, not of {s.name!r}",
                         hint="choose another --out, or pass --overwrite to replace that run (its tables, figures and galleries)")
     for name in RUN_OUTPUTS:
         p = run_dir / name

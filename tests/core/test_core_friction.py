@@ -74,7 +74,7 @@ def test_run_prints_table_rows_whole_and_guards_run_folders(tmp_path, capsys, mo
     assert code == 0, err
     other = spec(tmp_path, "two", row="other")
     code, _, err = ganrm(capsys, "run", other, "--cache", cache, "--out", run_dir)
-    assert code == 2 and "holds a run of spec 'one'" in err and "--overwrite" in err
+    assert code == 2 and "holds a run of spec 'one', not of 'two'" in err and "--overwrite" in err
     assert (run_dir / "gallery" / "base.png").exists()  # refused before anything changed
     code, _, err = ganrm(capsys, "run", other, "--cache", cache, "--out", run_dir, "--overwrite")
     assert code == 0, err
