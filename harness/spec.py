@@ -425,10 +425,9 @@ def check_spec(spec: Spec) -> list[str]:
         ref(f"table.rows[{i}]", row, spec.methods, "method")
     for i, col in enumerate(spec.table.columns or []):
         ref(f"table.columns[{i}]", col, spec.metrics, "metric")
-    rows = {r: r for r in spec.table.rows or []}
-    for col, cells in spec.table.extra_columns.items():
+    for col, cells in spec.table.extra_columns.items():  # rows of an included table may be left out: methods suffice
         for row in cells:
-            ref(f"table.extra_columns.{col}.{row}", row, rows, "table row")
+            ref(f"table.extra_columns.{col}.{row}", row, spec.methods, "method")
     for row, cols in spec.reference.values.items():
         ref(f"reference.values.{row}", row, spec.methods, "method")
         for col in cols:

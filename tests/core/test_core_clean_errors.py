@@ -156,7 +156,7 @@ def test_duplicate_yaml_key_is_an_error_with_its_line(tmp_path):
 def test_extra_columns_must_name_table_rows(tmp_path):
     spec = tmp_path / "s.yaml"
     spec.write_text(TOY + "table: {extra_columns: {FT: {base: 'no', bsae: 'yes'}}}\n")
-    with pytest.raises(SpecError, match=r"table.extra_columns.FT.bsae: no table row named 'bsae'; did you mean 'base'\?"):
+    with pytest.raises(SpecError, match=r"table.extra_columns.FT.bsae: no method named 'bsae'; did you mean 'base'\?"):
         load_spec(spec)
 
 
