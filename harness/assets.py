@@ -466,10 +466,22 @@ def asset_statuses(spec: "Spec", store: "Store") -> list[AssetStatus]:
 
 
 def _missing_message(spec_name: str, missing: list[AssetStatus], why: str) -> str:
+    """A compact table: one line per asset (kind, asset, who needs it, how to provide it); a failed
+    download's reason follows on its own line."""
+    def short(text: str, n: int) -> str:
+        return text if len(text) <= n else text[: n - 1] + "…"
+
+    def users(names: list[str]) -> str:
+        return ", ".join(names[:2]) + (f" (+{len(names) - 2})" if len(names) > 2 else "")
+
+    rows = [("kind", "asset", "needed by", "to provide it")]
+    rows += [(e.asset.kind, e.asset.describe(), short(users(e.needed_by), 44), e.asset.how or "?") for e in missing]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
     lines = [f"{len(missing)} asset(s) of {spec_name} missing ({why}):"]
-    for e in missing:
-        lines.append(f"  - {e.asset.kind} {e.asset.describe()} — {e.asset.what or '?'} (needed by {', '.join(e.needed_by)}); "
-                     f"{e.detail}; to provide it: {e.asset.how}")
+    for r, e in zip(rows, [None, *missing]):
+        lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[3])
+        if e is not None and e.status == "failed" and e.detail:
+            lines.append(f"    failed: {e.detail}")
     return "\n".join(lines)
 
 

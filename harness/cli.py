@@ -47,8 +47,8 @@ def _context(cache: Optional[Path], device: str = "cpu", progress: bool = True, 
     from ganrm_bench.harness.runtime import Context, Progress, process_device
     from ganrm_bench.harness.store import Store
 
-    show = progress and os.environ.get("GANRM_BENCH_PROGRESS", "1") != "0" and err.is_terminal and rank_and_world()[0] == 0
-    return Context(store=Store(cache), device=process_device(device), progress=Progress(show), batch_size=batch_size)
+    show = progress and rank_and_world()[0] == 0
+    return Context(store=Store(cache), device=process_device(device), progress=Progress.auto(sys.stderr, enabled=show), batch_size=batch_size)
 
 
 def _spec(path: Optional[Path], sets: Optional[list[str]] = None):
@@ -61,7 +61,9 @@ def _spec(path: Optional[Path], sets: Optional[list[str]] = None):
 def _setup_logging(verbose: bool) -> None:
     from rich.logging import RichHandler
 
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(message)s", handlers=[RichHandler(console=err, show_path=False)])
+    # -v is about our work: third-party loggers (matplotlib, PIL, filelock, urllib3, ...) stay at WARNING
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[RichHandler(console=err, show_path=False)])
+    logging.getLogger("ganrm_bench").setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 CacheOpt = typer.Option(None, "--cache", envvar="GANRM_BENCH_CACHE", help="Artifact store root (default: the user cache dir).")
@@ -70,16 +72,33 @@ SetOpt = typer.Option(None, "--set", help="PATH=VALUE: override a spec value by 
                       "e.g. generators.mini.steps=8; validated like the spec, recorded in run.json, part of every key it changes.")
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            out.print(f"ganrm-bench {version('ganrm-bench')}", highlight=False)
+        except PackageNotFoundError:  # pragma: no cover - running from a source tree that is not installed
+            out.print("ganrm-bench (not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit.")) -> None:
+    """Train, apply and judge reward models for visual generators."""
+
+
 @app.command()
 def validate(
-    spec: Path = typer.Argument(..., help="A benchmark spec (YAML)."),
+    spec: Optional[Path] = SpecArg,
     inputs: bool = typer.Option(False, "--inputs", help="Also open every local input the rows need (folders, tables, prompt files)."),
     cache: Optional[Path] = CacheOpt,
     sets: Optional[list[str]] = SetOpt,
 ) -> None:
     """Check a spec: schema, plugin names and parameters, references between entries."""
     s = _spec(spec, sets)
-    out.print(f"[green]ok[/green] {spec}: {len(s.methods)} methods, {len(s.metrics)} metrics, seeds {s.seeds}")
+    out.print(f"[green]ok[/green] {spec or DEFAULT_SPEC}: {_counted(len(s.methods), 'methods')}, "
+              f"{_counted(len(s.metrics), 'metrics')}, seeds {s.seeds}", highlight=False, soft_wrap=True)
     if inputs:
         from ganrm_bench.harness.preflight import require_inputs
 
@@ -100,10 +119,7 @@ def list_plugins(
     from ganrm_bench.harness.views import plugin_block, plugin_full
 
     register_builtins()
-    kinds = [kind] if kind else list(REGISTRIES)
-    for k in kinds:
-        if k not in REGISTRIES:
-            raise UserError(f"unknown plugin kind {k!r}; kinds: {', '.join(REGISTRIES)}")
+    kinds = [_plugin_kind(kind, list(REGISTRIES))] if kind else list(REGISTRIES)
     if name is not None:
         lines = plugin_full(kinds[0], REGISTRIES[kinds[0]].entry(name), out.width)
     else:
@@ -116,20 +132,35 @@ def list_plugins(
         out.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
+def _plugin_kind(kind: str, kinds: list[str]) -> str:
+    """A registry kind from what a user types: `generator`, `generators`, `prompt`, `image`."""
+    from ganrm_bench.harness.errors import did_you_mean
+
+    for k in (kind, kind.rstrip("s"), kind + "s", kind.rstrip("s") + "s"):
+        if k in kinds:
+            return k
+    raise UserError(f"unknown plugin kind {kind!r}{did_you_mean(kind, kinds)}", hint=f"kinds: {', '.join(kinds)}")
+
+
 @app.command()
-def plan(spec: Optional[Path] = SpecArg, cache: Optional[Path] = CacheOpt, sets: Optional[list[str]] = SetOpt) -> None:
-    """Show the artifact graph: what is cached, what must be computed, and what is shared."""
-    _print_plan(_spec(spec, sets), _context(cache, progress=False))
+def plan(
+    spec: Optional[Path] = SpecArg,
+    cache: Optional[Path] = CacheOpt,
+    seed: Optional[list[int]] = typer.Option(None, help="Plan these seeds instead of the spec's."),
+    sets: Optional[list[str]] = SetOpt,
+) -> None:
+    """Show the artifact graph: what is cached, what must be computed, and what is shared (writes nothing)."""
+    _print_plan(_spec(spec, sets), _context(cache, progress=False), seeds=seed or None)
 
 
-def _print_plan(s, ctx) -> None:
+def _print_plan(s, ctx, seeds: Optional[list[int]] = None) -> None:
     from rich.markup import escape
 
     from ganrm_bench.harness.graph import Builder
     from ganrm_bench.harness.runner import build_cells, plan as make_plan, plan_totals
     from ganrm_bench.harness.views import plan_lines
 
-    for seed in s.seeds:
+    for seed in seeds or s.seeds:
         b = Builder(s, ctx, seed, planning=True)
         cells = build_cells(s, b)
         entries = make_plan([c.node for c in cells], ctx)
@@ -143,8 +174,16 @@ def _print_plan(s, ctx) -> None:
         totals = plan_totals(entries)
         cached = sum(e.status == "cached" for e in entries)
         todo = sum(e.status == "compute" for e in entries)
-        summary = ", ".join(f"{v} {k}" for k, v in totals.items()) or "nothing"
-        out.print(f"{cached} artifacts cached, {todo} to compute: {summary}")
+        summary = ", ".join(_counted(v, k) for k, v in totals.items()) or "nothing"
+        out.print(f"{_counted(cached, 'artifacts')} cached, {todo} to compute: {summary}")
+
+
+def _counted(n: int, what: str) -> str:
+    """`3 models to train`, `1 model to train` (the plural noun is the word before ' to ')."""
+    if n == 1:
+        head, sep, tail = what.partition(" to ")
+        what = (head[:-1] if head.endswith("s") else head) + sep + tail
+    return f"{n} {what}"
 
 
 @app.command()
@@ -152,26 +191,30 @@ def run(
     spec: Optional[Path] = SpecArg,
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Run directory (default reports/runs/<spec>-<time>)."),
     cache: Optional[Path] = CacheOpt,
-    device: str = typer.Option("auto", help="cpu, cuda, cuda:1, or auto."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
     batch_size: Optional[int] = typer.Option(None, help="Override every plugin's batch size."),
     seed: Optional[list[int]] = typer.Option(None, help="Run these seeds instead of the spec's."),
     sets: Optional[list[str]] = SetOpt,
     dry_run: bool = typer.Option(False, "--dry-run", help="Only show the plan."),
     offline: bool = typer.Option(False, "--offline", help="Never touch the network; fail fast naming any missing asset."),
-    progress: bool = typer.Option(True, help="Progress bars (on a terminal)."),
-    verbose: bool = typer.Option(False, "--verbose", "-v"),
+    progress: bool = typer.Option(True, help="Progress bars on a terminal; elsewhere (a pipe, a log) a line every few seconds per long step."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what is computed and loaded (our own debug messages; other libraries stay at warnings)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Let --out replace a run directory of another spec."),
 ) -> None:
     """Compute what is missing for a spec, then write results and tables to a run directory."""
-    from ganrm_bench.harness.execute import make_context, resolve_spec_path, run_to_dir
+    from ganrm_bench.harness.execute import default_run_dir, make_context, resolve_spec_path, run_to_dir
     from ganrm_bench.harness.report import render_markdown
     from ganrm_bench.harness.runtime import Progress
 
     _setup_logging(verbose)
+    if batch_size is not None and batch_size < 1:
+        raise UserError(f"--batch-size {batch_size}: must be a positive number of samples per batch")
     s = _spec(spec, sets)
     from ganrm_bench.harness.distributed import rank_and_world
 
-    show = progress and os.environ.get("GANRM_BENCH_PROGRESS", "1") != "0" and err.is_terminal and rank_and_world()[0] == 0
-    ctx = make_context(s, cache=cache, device=device, batch_size=batch_size, progress=Progress(show))
+    rank = rank_and_world()[0]
+    show = progress and rank == 0
+    ctx = make_context(s, cache=cache, device=device, batch_size=batch_size, progress=Progress.auto(sys.stderr, enabled=show))
     if offline:
         from ganrm_bench.harness.assets import check_offline
 
@@ -179,12 +222,15 @@ def run(
         os.environ["GANRM_BENCH_OFFLINE"] = "1"
         check_offline(s, ctx.store)
     if dry_run:
-        _print_plan(s, ctx)
+        _print_plan(s, ctx, seeds=seed or None)
         return
-    done = run_to_dir(s, str(resolve_spec_path(spec) if spec else DEFAULT_SPEC), ctx, seeds=seed or None, out_dir=out_dir,
+    run_dir = out_dir or default_run_dir(s)
+    if rank == 0:
+        _claim_run_dir(run_dir, s, overwrite)
+    done = run_to_dir(s, str(resolve_spec_path(spec) if spec else DEFAULT_SPEC), ctx, seeds=seed or None, out_dir=run_dir,
                       overrides=list(sets or []))
-    outcome, elapsed, run_dir = done.outcome, done.seconds, done.run_dir
-    if run_dir is None:  # not process 0: that one writes the run directory and prints the table
+    outcome, elapsed = done.outcome, done.seconds
+    if done.run_dir is None:  # not process 0: that one writes the run directory and prints the table
         rank, world = done.rank_and_world
         for f in outcome.failures:
             err.print(f"  - process {rank} of {world}: {f}")
@@ -193,14 +239,39 @@ def run(
         return
     if not outcome.records.empty:
         out.print(f"per-round records (reward mean/variance, a reward-hacking signal): {run_dir / 'records.csv'}")
-    out.print(render_markdown(outcome.results, s))
+    out.print(render_markdown(outcome.results, s), soft_wrap=True, markup=False, highlight=False)  # rows stay whole
     did = ", ".join(f"{v} {k}" for k, v in {**dict(outcome.computed), **outcome.counters}.items()) or "nothing (all cached)"
-    out.print(f"computed: {did}; {elapsed:.1f}s. Run directory: {run_dir}")
+    out.print(f"computed: {did}; {elapsed:.1f}s. Run directory: {run_dir}", soft_wrap=True)
     if outcome.failures:
         err.print(f"[red]{len(outcome.failures)} cell(s) failed[/red] (everything else is saved; re-run to resume):")
         for f in outcome.failure_groups or outcome.failures:
             err.print(f"  - {escape(f)}", highlight=False)
         raise typer.Exit(1)
+
+
+RUN_OUTPUTS = ("results.parquet", "results.csv", "results.json", "spec.json", "run.json", "table.md", "table.tex",
+               "records.csv", "gallery.png", "gallery", "figures")
+
+
+def _claim_run_dir(run_dir: Path, s, overwrite: bool) -> None:
+    """A run directory holds one spec's run: one of another spec is refused unless --overwrite; a
+    reused one is cleared of the last run's outputs first, so no stale figure or gallery stays."""
+    import json
+    import shutil
+
+    info_path = run_dir / "run.json"
+    if not info_path.is_file():
+        return
+    try:
+        old = json.loads(info_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        old = {}
+    if old.get("spec") != s.name and not overwrite:  # the same spec (edited or not) may re-use its folder
+        raise UserError(f"--out {run_dir} holds a run of spec {old.get('spec', '?')!r}, not of {s.name!r}",
+                        hint="choose another --out, or pass --overwrite to replace that run (its tables, figures and galleries)")
+    for name in RUN_OUTPUTS:
+        p = run_dir / name
+        shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
 
 
 @app.command("fetch-assets")
@@ -299,7 +370,7 @@ def cache_ls(cache: Optional[Path] = CacheOpt) -> None:
 
     from ganrm_bench.harness.store import Store
 
-    store = Store(cache)
+    store = Store(cache, create=False)
     table = Table(title=f"artifacts in {store.root}", title_justify="left")
     for col in ("key", "producer", "label", "files", "created"):
         table.add_column(col)
@@ -315,16 +386,19 @@ def cache_ls(cache: Optional[Path] = CacheOpt) -> None:
 
 
 @cache_app.command("verify")
-def cache_verify(cache: Optional[Path] = CacheOpt) -> None:
-    """Check every artifact's files against the digests in its manifest; exit 1 on a mismatch."""
+def cache_verify(
+    cache: Optional[Path] = CacheOpt,
+    quick: bool = typer.Option(False, "--quick", help="Only check that every file exists (no digests, no loading)."),
+) -> None:
+    """Check artifacts and items against their manifests' digests and that every item loads; exit 1 on a problem."""
     from ganrm_bench.harness.store import Store
 
-    problems = Store(cache).verify()
+    problems = Store(cache, create=False).verify(quick=quick)
     if problems:
         for p in problems:
             err.print(f"  - {p}")
         raise typer.Exit(1)
-    out.print("[green]store verified[/green]")
+    out.print(f"[green]store verified[/green]{' (quick: files exist; digests not checked)' if quick else ''}")
 
 
 @cache_app.command("gc")
@@ -336,7 +410,7 @@ def cache_gc(
     """Remove leftovers of interrupted writes (and, with --older-than, old artifacts)."""
     from ganrm_bench.harness.store import Store
 
-    removed = Store(cache).gc(older_than_days=older_than, dry_run=dry_run)
+    removed = Store(cache, create=False).gc(older_than_days=older_than, dry_run=dry_run)
     out.print(f"{'would remove' if dry_run else 'removed'} {len(removed)} path(s)")
 
 
@@ -363,7 +437,7 @@ def main() -> None:
     except UserError as exc:
         from rich.markup import escape
 
-        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
 
 

@@ -155,14 +155,21 @@ class PromptsOp(Op):
 
 
 class ItemSetOp(Op):
-    """Ops whose value is an ItemSet, stored as the list of its items (the files stay where they are)."""
+    """Ops whose value is an ItemSet, stored as the list of its items (the files stay where they are).
+    Items in the store are referenced relative to its root, so a copied or re-mounted store works."""
 
     def save(self, value, directory, node):
-        _write_json(directory / "items.json", items_to_json(value))
+        from ganrm_bench.harness.store import item_ref
+
+        root = Path(directory).parents[1]  # Store.writing fills a temp dir <root>/tmp/<key>.*
+        rows = [{**it.__dict__, "path": item_ref(it.path, root)} for it in value]
+        _write_json(directory / "items.json", rows)
         return {"count": len(value)}
 
     def load(self, directory, node, ctx):
-        return items_from_json(node.key, json.loads((directory / "items.json").read_text()))
+        rows = json.loads((directory / "items.json").read_text())
+        rows = [{**r, "path": ctx.store.resolve_item(r["path"], artifact=node.key)} for r in rows]
+        return items_from_json(node.key, rows)
 
 
 class ImagesOp(ItemSetOp):

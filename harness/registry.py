@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import logging
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Callable, Generic, Iterator, TypeVar
@@ -12,6 +13,7 @@ from typing import Any, Callable, Generic, Iterator, TypeVar
 from ganrm_bench.harness.errors import UnknownPluginError
 
 T = TypeVar("T")
+log = logging.getLogger("ganrm_bench")
 
 
 @dataclass
@@ -52,7 +54,9 @@ class Registry(Generic[T]):
         """Class/function decorator: `@METRICS.register("fid")`."""
 
         def deco(obj: T) -> T:
-            self.add(name, obj, aliases=aliases, description=description or first_line(getattr(obj, "__doc__", "")))
+            module = getattr(obj, "__module__", "") or ""
+            origin = "builtin" if module.startswith("ganrm_bench.") else f"plugin module {module}"
+            self.add(name, obj, aliases=aliases, description=description or first_line(getattr(obj, "__doc__", "")), origin=origin)
             if isinstance(obj, type):
                 obj.name = name  # type: ignore[attr-defined]
             return obj
@@ -60,7 +64,15 @@ class Registry(Generic[T]):
         return deco
 
     def add(self, name: str, target: Any, *, aliases: tuple[str, ...] = (), description: str = "", origin: str = "builtin") -> None:
-        """Register an object or a lazy "module:attr" string. Re-registering a name replaces it."""
+        """Register an object or a lazy "module:attr" string. Re-registering a name replaces it;
+        a third-party plugin that takes a built-in's name replaces the built-in with a warning
+        (whichever registers first: built-ins registered later never displace it)."""
+        old = self._entries.get(name)
+        if old is not None and (old.origin == "builtin") != (origin == "builtin"):
+            user = old.origin if origin == "builtin" else origin
+            log.warning("%s registers the %s %r, which replaces the built-in one", user, self.kind, name)
+            if origin == "builtin":  # the user's plugin was there first: it stays
+                return
         self._entries[name] = Entry(name, target, description, tuple(aliases), origin)
         for alias in aliases:
             self._aliases[alias] = name
@@ -103,7 +115,7 @@ class Registry(Generic[T]):
             return
         self._entry_points_loaded = True
         for ep in entry_points(group=self.group):
-            if ep.name not in self._entries:
+            if ep.name not in self._entries or self._entries[ep.name].origin == "builtin":
                 self.add(ep.name, ep.value, origin=f"entry point {ep.group}")
 
 

@@ -98,10 +98,15 @@ class Evaluator:
         return value
 
     def peek(self, node: Node) -> Any:
-        """A cheap value for planning (prompt sets), or None when it would take real work."""
-        if node.op.name == "prompts":
-            return self.value(node)
-        return None
+        """A cheap value for planning (prompt sets), or None when it would take real work.
+        Nothing is written: a plan leaves the store as it found it."""
+        if node.op.name != "prompts":
+            return None
+        if node.key not in self.memo:
+            store = self.ctx.store
+            self.memo[node.key] = (node.op.load(store.path(node.key), node, self.ctx) if store.has(node.key)
+                                   else node.op.compute(node, self.ctx, {}))
+        return self.memo[node.key]
 
 
 @dataclass

@@ -6,7 +6,9 @@ import contextlib
 import hashlib
 import importlib.util
 import os
+import re
 import sys
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
@@ -23,6 +25,18 @@ def derive_seed(*parts: Any) -> int:
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+def check_device(device: str, *, UserError: type[Exception] | None = None) -> str:
+    """`device` if it is one we run on (auto, cpu, cuda, cuda:N, mps), else a clear error."""
+    if not DEVICE_PATTERN.fullmatch(str(device)):
+        from ganrm_bench.harness.errors import UserError as _UserError
+
+        raise (UserError or _UserError)(f"device {device!r} is not one of auto, cpu, cuda, cuda:N, mps")
+    return device
+
+
 def local_rank() -> int:
     """This process's index on its machine, as torchrun / `accelerate launch` / SLURM-via-accelerate set it."""
     return int(os.environ.get("LOCAL_RANK", os.environ.get("GANRM_BENCH_LOCAL_RANK", "0")))
@@ -33,6 +47,7 @@ def resolve_device(device: str = "auto") -> str:
     as accelerate assigns them, so models cached by device never land on GPU 0 for every rank; with a
     single visible GPU (one per process via CUDA_VISIBLE_DEVICES) it is `cuda:0`. Explicit devices
     ("cpu", "cuda:1", "mps") are kept."""
+    check_device(device)
     if device not in ("auto", "cuda"):
         return device
     try:
@@ -70,25 +85,32 @@ def in_jupyter() -> bool:
 
 
 class Progress:
-    """A thin wrapper over rich's progress bars; silent unless enabled (the CLI enables it on a
-    terminal; GANRM_BENCH_PROGRESS=0 turns it off). style "text" draws tqdm's plain bars, for a
-    notebook without ipywidgets (rich's live display there only warns)."""
+    """A thin wrapper over rich's progress bars; silent unless enabled. With `lines` (output that
+    is not a terminal: `| tee log`, a batch job) a step that runs long prints a plain line every
+    `interval` seconds and one when it ends, instead of bars; style "text" draws tqdm's plain bars,
+    for a notebook without ipywidgets (rich's live display there only warns). `Progress.auto` picks;
+    GANRM_BENCH_PROGRESS=0 turns all off, GANRM_BENCH_PROGRESS_INTERVAL sets the seconds."""
 
-    def __init__(self, enabled: bool | None = None, style: str = "rich"):
+    def __init__(self, enabled: bool | None = None, style: str = "rich", *, lines: bool = False, interval: float | None = None,
+                 stream: Any = None):
         if enabled is None:
             enabled = os.environ.get("GANRM_BENCH_PROGRESS", "auto") != "0"
         self.enabled = enabled
         self.style = style
+        self.lines = lines
+        self.interval = interval if interval is not None else float(os.environ.get("GANRM_BENCH_PROGRESS_INTERVAL", "5"))
+        self.stream = stream
         self._rich = None
 
     @classmethod
-    def auto(cls) -> "Progress":
-        """Bars on a terminal or in Jupyter, none when output goes to a file or pipe."""
-        if os.environ.get("GANRM_BENCH_PROGRESS", "1") == "0":
+    def auto(cls, stream: Any = None, *, enabled: bool = True) -> "Progress":
+        """Bars on a terminal or in Jupyter, periodic lines when output goes to a file or pipe."""
+        stream = stream or sys.stderr
+        if not enabled or os.environ.get("GANRM_BENCH_PROGRESS", "1") == "0":
             return cls(False)
         if in_jupyter():
             return cls(True, style="rich" if importlib.util.find_spec("ipywidgets") else "text")
-        return cls(sys.stderr.isatty())
+        return cls(True, lines=not (hasattr(stream, "isatty") and stream.isatty()), stream=stream)
 
     @contextlib.contextmanager
     def task(self, description: str, total: int | None) -> Iterator[Callable[[int], None]]:
@@ -101,6 +123,10 @@ class Progress:
             with tqdm(total=total, desc=description, file=sys.stderr) as bar:
                 yield lambda n=1: bar.update(n)
             return
+        if self.lines:
+            with self._line_task(description, total) as advance:
+                yield advance
+            return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
         with RichProgress(
@@ -109,6 +135,29 @@ class Progress:
         ) as bar:
             tid = bar.add_task(description, total=total)
             yield lambda n=1: bar.advance(tid, n)
+
+    @contextlib.contextmanager
+    def _line_task(self, description: str, total: int) -> Iterator[Callable[[int], None]]:
+        start = last = time.monotonic()
+        done = 0
+
+        def say(final: bool = False) -> None:
+            elapsed = time.monotonic() - start
+            eta = f", ~{elapsed / done * (total - done):.0f}s left" if 0 < done < total and not final else ""
+            print(f"{description}: {done}/{total} ({100 * done / total:.0f}%) {elapsed:.0f}s{eta}{' done' if final else ''}",
+                  file=self.stream or sys.stderr, flush=True)
+
+        def advance(n: int = 1) -> None:
+            nonlocal done, last
+            done += n
+            now = time.monotonic()
+            if now - last >= self.interval and done < total:
+                last = now
+                say()
+
+        yield advance
+        if time.monotonic() - start >= self.interval:  # short steps stay quiet
+            say(final=True)
 
 
 @dataclass

@@ -96,11 +96,13 @@ def items_from_files(
             advance(1)
             try:
                 if not path.is_file():
-                    raise FileNotFoundError("no such file")
+                    raise FileNotFoundError("no such file" + relative_note(path))
                 key = file_key(path, ctx, full_check=full_check)
             except Exception as exc:  # PIL/numpy raise many types on bad files
                 reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 reason = reason.replace(f" '{path}'", "").replace(str(path), "the file")  # PIL repeats the path
+                if not skip_bad and len(entries) == 1 and isinstance(exc, FileNotFoundError):
+                    raise UserError(f"{what}: cannot read {path} ({reason})", hint="check the path") from exc  # a mistyped path
                 bad.append(f"{path} ({reason})")
                 continue
             items.append(Item(key=key, path=str(path.resolve()), **extra))
@@ -112,6 +114,11 @@ def items_from_files(
     return items, bad
 
 
+def relative_note(path: Path) -> str:
+    """For a path that was not found: where a relative one was looked for."""
+    return "" if Path(path).is_absolute() else f"; a relative path is looked up from the working directory {Path.cwd()}"
+
+
 def item_set(items: list[Item]) -> ItemSet:
     return ItemSet(key=hash_key([[it.key, it.prompt_id, it.prompt] for it in items]), items=tuple(items))
 
@@ -121,7 +128,7 @@ def read_table(path: Path, what: str):
     import pandas as pd
 
     if not path.is_file():
-        raise UserError(f"{what}: table file {path} does not exist")
+        raise UserError(f"{what}: table file {path} does not exist{relative_note(path)}")
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
@@ -137,9 +144,19 @@ def read_table(path: Path, what: str):
     raise UserError(f"{what}: unsupported table format {path.suffix!r} for {path}", hint="use .csv, .tsv, .parquet or .jsonl")
 
 
-def require_column(df, column: str, path: Path, what: str) -> None:
+def require_column(df, column: str, path: Path, what: str, *, option: str = "") -> None:
     if column not in df.columns:
-        raise UserError(f"{what}: {path} has no column {column!r} (columns: {', '.join(map(str, df.columns))})")
+        raise UserError(f"{what}: {path} has no column {column!r} (columns: {', '.join(map(str, df.columns))})",
+                        hint=column_hint(list(map(str, df.columns)), option) if option else None)
+
+
+TEXT_COLUMNS = ("prompt", "caption", "text", "prompts", "captions")
+
+
+def column_hint(columns: list[str], option: str) -> str | None:
+    """`text_column: prompt` when the table has one obvious text column under another name."""
+    likely = [c for c in columns if c.lower() in TEXT_COLUMNS]
+    return f"set `{option}: {likely[0]}` on the entry" if likely else None
 
 
 def _cell(value: Any) -> str | None:
@@ -174,7 +191,7 @@ class FolderImages(ImageSource):
     def files(self) -> list[Path]:
         root = Path(self.params.path).expanduser()
         if not root.is_dir():
-            raise UserError(f"image folder {root} does not exist" if not root.exists() else f"{root} is not a folder")
+            raise UserError(f"image folder {root} does not exist{relative_note(root)}" if not root.exists() else f"{root} is not a folder")
         exts = {"." + e.lower().lstrip(".") for e in self.params.extensions}
         pattern = root.rglob("*") if self.params.recursive else root.glob("*")
         files = sorted((p for p in pattern if p.is_file() and p.suffix.lower() in exts), key=lambda p: p.relative_to(root).as_posix())
@@ -426,7 +443,7 @@ class TextFilePrompts(PromptSource):
     def load(self, ctx: Any) -> list[Prompt]:
         path = Path(self.params.path).expanduser()
         if not path.is_file():
-            raise UserError(f"prompt file {path} does not exist")
+            raise UserError(f"prompt file {path} does not exist{relative_note(path)}")
         try:
             lines = [line.strip() for line in path.read_text(encoding=self.params.encoding).splitlines()]
         except UnicodeDecodeError as exc:
@@ -456,12 +473,28 @@ class TablePrompts(PromptSource):
 
         return [local_asset(self.params.path, what="prompt table")]
 
+    def check(self) -> list[str]:
+        """For `validate`: the text column exists (reads only the header; a missing file is a run-time matter)."""
+        path = Path(self.params.path).expanduser()
+        if not path.is_file() or path.suffix.lower() not in (".csv", ".tsv"):
+            return []
+        import pandas as pd
+
+        try:
+            columns = list(map(str, pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",", nrows=0).columns))
+        except Exception:  # noqa: BLE001 - unreadable: the run says why
+            return []
+        if self.params.text_column in columns:
+            return []
+        hint = column_hint(columns, "text_column")
+        return [f"prompt table {path} has no column {self.params.text_column!r} (columns: {', '.join(columns)})" + (f"; {hint}" if hint else "")]
+
     def load(self, ctx: Any) -> list[Prompt]:
         p = self.params
         path = Path(p.path).expanduser()
         what = f"prompt table {path}"
         df = read_table(path, what)
-        require_column(df, p.text_column, path, what)
+        require_column(df, p.text_column, path, what, option="text_column")
         id_col = p.id_column
         if id_col is not None and id_col not in df.columns:
             if "id_column" in p.model_fields_set:

@@ -12,12 +12,13 @@ import difflib
 import hashlib
 import importlib
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ganrm_bench.harness.errors import SpecError, UnknownPluginError, UserError, did_you_mean
 from ganrm_bench.harness.store import canonical_json
@@ -116,8 +117,15 @@ class ReferenceSpec(_Strict):
 
 
 class RuntimeSpec(_Strict):
-    device: str = "auto"
-    batch_size: int | None = None
+    device: str = "auto"  # auto, cpu, cuda, cuda:N, mps
+    batch_size: int | None = Field(None, ge=1)
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        from ganrm_bench.harness.runtime import check_device
+
+        return check_device(value, UserError=ValueError)
 
 
 class Spec(_Strict):
@@ -155,6 +163,23 @@ class Spec(_Strict):
 # Loading: YAML + include.
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load, except that a key given twice in one mapping is an error (YAML would keep the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`: its keys may be overridden
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first given on line {seen[key]})", key_node.start_mark)
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text()
@@ -163,11 +188,12 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise UserError(f"{path}: cannot read spec ({exc.strerror})") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        raise SpecError(f"{path}{where}", [f"YAML syntax error: {exc.problem or exc}"]) from None
+        what = "YAML" if isinstance(exc, yaml.constructor.ConstructorError) else "YAML syntax error"
+        raise SpecError(f"{path}{where}", [f"{what}: {exc.problem or exc}"]) from None
     except yaml.YAMLError as exc:
         raise SpecError(str(path), [f"YAML error: {exc}"]) from None
     if data is None:
@@ -218,13 +244,29 @@ def load_raw(path: str | Path, _stack: tuple[Path, ...] = ()) -> dict[str, Any]:
         includes = [includes]
     if not isinstance(includes, list):
         raise SpecError(str(path), [f"include: expected a list of file names, got {includes!r}"])
+    if isinstance(data.get("plugins"), list):  # plugin files are relative to the file that names them
+        data["plugins"] = [str((path.parent / p).resolve()) if isinstance(p, str) and p.endswith(".py") else p for p in data["plugins"]]
     merged: dict[str, Any] = {}
     for inc in includes:
         inc_path = (path.parent / inc).resolve()
         if not inc_path.exists():
             raise SpecError(str(path), [f"include: file {inc!r} not found (looked at {inc_path})"])
-        merged = deep_merge(merged, load_raw(inc_path, (*_stack, path)))
-    return deep_merge(merged, data)
+        merged = _merge_plugins(merged, load_raw(inc_path, (*_stack, path)))
+    return _merge_plugins(merged, data)
+
+
+def _merge_plugins(base: dict[str, Any], local: dict[str, Any]) -> dict[str, Any]:
+    """deep_merge, except that `plugins:` lists add up (each once): an included file's plugins stay loaded."""
+    out = deep_merge(base, local)
+    if isinstance(base.get("plugins"), list) and isinstance(local.get("plugins"), list):
+        out["plugins"] = list(dict.fromkeys(base["plugins"] + local["plugins"]))
+    return out
+
+
+def _relative_plugins(raw: dict[str, Any], base: Path) -> None:
+    """Plugin files as paths relative to the top-level spec (the resolved spec stays portable)."""
+    if isinstance(raw.get("plugins"), list):
+        raw["plugins"] = [os.path.relpath(p, base) if isinstance(p, str) and p.endswith(".py") else p for p in raw["plugins"]]
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:
@@ -274,6 +316,7 @@ def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> Spec
     and every plugin's params. Overrides change the spec itself, so they reach every cache key."""
     path = Path(path)
     raw = load_raw(path)
+    _relative_plugins(raw, path.resolve().parent)
     source = str(path)
     if overrides:
         raw = apply_overrides(raw, overrides)
@@ -293,6 +336,7 @@ def import_plugins(plugins: list[str], *, base: Path, source: str) -> None:
     """Import third-party plugin modules named in a spec (`my_pkg.plugins` or `plugins.py`)."""
     for name in plugins:
         candidate = (base / name) if name.endswith(".py") else None
+        mod_name = ""
         try:
             if candidate is not None:
                 if not candidate.exists():
@@ -306,8 +350,27 @@ def import_plugins(plugins: list[str], *, base: Path, source: str) -> None:
                 spec.loader.exec_module(module)  # type: ignore[union-attr]
             else:
                 importlib.import_module(name)
+        except UserError:
+            raise
+        except SyntaxError as exc:
+            sys.modules.pop(mod_name, None)
+            raise SpecError(source, [f"plugins: {exc.filename}:{exc.lineno}: syntax error: {exc.msg}"]) from None
         except ImportError as exc:
+            sys.modules.pop(mod_name, None)
             raise SpecError(source, [f"plugins: cannot import {name!r}: {exc}"]) from None
+        except Exception as exc:  # a plugin module that fails while importing: name where
+            sys.modules.pop(mod_name, None)
+            raise SpecError(source, [f"plugins: importing {name!r} failed{_where(exc, candidate or name)}: {type(exc).__name__}: {exc}"]) from None
+
+
+def _where(exc: BaseException, target: Path | str) -> str:
+    """` at FILE:LINE` of the deepest traceback frame inside the plugin file (or module)."""
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    inside = [f for f in frames if str(target) in f.filename or str(target).replace(".", "/") in f.filename]
+    f = (inside or frames[-1:] or [None])[-1]
+    return f" at {f.filename}:{f.lineno}" if f else ""
 
 
 _MESSAGES = {
@@ -409,6 +472,9 @@ def check_spec(spec: Spec) -> list[str]:
         ref(f"table.rows[{i}]", row, spec.methods, "method")
     for i, col in enumerate(spec.table.columns or []):
         ref(f"table.columns[{i}]", col, spec.metrics, "metric")
+    for col, cells in spec.table.extra_columns.items():  # rows of an included table may be left out: methods suffice
+        for row in cells:
+            ref(f"table.extra_columns.{col}.{row}", row, spec.methods, "method")
     for row, cols in spec.reference.values.items():
         ref(f"reference.values.{row}", row, spec.methods, "method")
         for col in cols:
@@ -478,7 +544,10 @@ def check_plugin(registry, plugin: Any, params: dict[str, Any], name_path: str, 
             return None
     where = name_path if nested else params_path  # the entry, or the nested plugin's name
     try:  # plugin constructors are cheap (weights load on first use); some set attributes by params
-        return cls(params)
+        obj = cls(params)
+        found = list(getattr(obj, "check", lambda: [])())  # a plugin's own cheap checks (e.g. a prompt table's columns)
+        problems.extend(f"{where}: {msg}" for msg in found)
+        return None if found else obj
     except UserError as exc:
         problems.append(f"{where}: {exc.message}")
     except (ValueError, TypeError) as exc:

@@ -25,6 +25,8 @@ from typing import Any, Callable, Iterator
 
 from filelock import FileLock
 
+from ganrm_bench.harness.errors import UserError
+
 MANIFEST = "manifest.json"
 
 
@@ -75,9 +77,44 @@ class ArtifactInfo:
         return self.manifest.get("producer", "?")
 
 
+def _unloadable(path: Path) -> str:
+    """Why an item file does not load (empty when it does): images through PIL, arrays through numpy."""
+    try:
+        if path.suffix in (".npy", ".npz"):
+            import numpy as np
+
+            with open(path, "rb") as f:
+                data = np.load(f, allow_pickle=False)
+                if hasattr(data, "files"):
+                    [data[k] for k in data.files]
+        elif path.suffix in (".png", ".jpg", ".jpeg", ".webp"):
+            from PIL import Image
+
+            with Image.open(path) as im:
+                im.load()
+    except Exception as exc:  # noqa: BLE001 - any failure to read is the finding
+        return f"{type(exc).__name__}: {exc}"[:160]
+    return ""
+
+
+def item_ref(path: str | Path, root: str | Path) -> str:
+    """`path` relative to `root` (POSIX) when inside it, else absolute."""
+    path, root = Path(path).resolve(), Path(root).resolve()
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+
+
+class StoreError(UserError):
+    """A store that cannot be used as it is (not a store, an item missing)."""
+
+
 class Store:
-    def __init__(self, root: str | Path | None = None):
+    def __init__(self, root: str | Path | None = None, *, create: bool = True):
+        """With create=False (commands that inspect a store), refuse a directory that is not one
+        rather than turning it into one."""
         self.root = Path(root) if root is not None else default_root()
+        if not create and not (self.root / "objects").is_dir():
+            what = "does not exist" if not self.root.exists() else "is not a ganrm-bench store (no objects/ folder)"
+            raise StoreError(f"{self.root} {what}", hint="give the --cache folder a run used (or $GANRM_BENCH_CACHE)")
         for sub in ("objects", "items", "locks", "tmp"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
 
@@ -134,6 +171,34 @@ class Store:
         os.replace(tmp, final)
         return final
 
+    # -- item references (relative to the root, so a copied or re-mounted store still works) --------
+    def item_ref(self, path: str | Path) -> str:
+        """How an artifact records a file: `items/ab/<key>.<ext>` when it lies in this store,
+        else its absolute path (files of the user's own image folders stay where they are)."""
+        return item_ref(path, self.root)
+
+    def resolve_item(self, ref: str, *, artifact: str = "") -> str:
+        """The file an artifact's reference names. Stores written before references were relative
+        hold absolute paths: one in a store's layout (`<old root>/items/ab/<file>`) is read from
+        this store, so an old store that was copied or moved keeps working."""
+        p = Path(ref)
+        if not p.is_absolute():
+            return str(self.root / p)
+        parts = p.parts
+        in_layout = len(parts) >= 3 and parts[-3] == "items" and parts[-1][:2] == parts[-2]
+        if not in_layout:
+            return ref
+        here = self.root / "items" / parts[-2] / parts[-1]
+        if here.exists():
+            return str(here)
+        if p.exists():  # an item of another store that is still there
+            return ref
+        raise StoreError(
+            f"artifact {artifact or '?'} names the item {ref}, which is in neither its old store "
+            f"({p.parents[2]}) nor this one ({self.root})",
+            hint=f"the store is incomplete: delete {self.path(artifact) if artifact else 'the artifact'} so it is computed again",
+        )
+
     # -- weights digests -----------------------------------------------------------------------
     def weights_digest(self, path: str | Path) -> str:
         """Content digest of a weights file (or a directory of them), memoized by path, size, mtime."""
@@ -164,26 +229,49 @@ class Store:
             except (OSError, json.JSONDecodeError):
                 yield ArtifactInfo(manifest.parent.name, manifest.parent, {"producer": "<unreadable manifest>"})
 
-    def verify(self) -> list[str]:
-        """Check every artifact's files against its manifest digests; return the problems."""
+    def verify(self, *, quick: bool = False) -> list[str]:
+        """Check every artifact's files and items against its manifest digests, every item set's
+        references, and that every item file in items/ loads; return the problems. `quick` only
+        checks that the files exist (no reading)."""
         problems = []
+        digested: set[Path] = set()
         for art in self.artifacts():
             files = art.manifest.get("files")
             if files is None:
                 problems.append(f"{art.key}: unreadable manifest")
                 continue
-            for rel, digest in files.items():
-                f = art.path / rel
+            named = [(art.path / rel, digest, f"file {rel}") for rel, digest in files.items()]
+            named += [(self.root / rel, digest, f"item {rel}") for rel, digest in art.manifest.get("items", {}).items()]
+            for f, digest, what in named:
                 if not f.is_file():
-                    problems.append(f"{art.key} ({art.producer}): missing file {rel}")
-                elif file_digest(f) != digest:
-                    problems.append(f"{art.key} ({art.producer}): {rel} does not match its digest")
-            for rel, digest in art.manifest.get("items", {}).items():
-                f = self.root / rel
-                if not f.is_file():
-                    problems.append(f"{art.key} ({art.producer}): missing item {rel}")
-                elif digest and file_digest(f) != digest:
-                    problems.append(f"{art.key} ({art.producer}): item {rel} does not match its digest")
+                    problems.append(f"{art.key} ({art.producer}): missing {what}")
+                elif digest and not quick:
+                    digested.add(f.resolve())
+                    if file_digest(f) != digest:
+                        problems.append(f"{art.key} ({art.producer}): {what.removeprefix('file ')} does not match its digest")
+            problems += self._verify_item_refs(art)
+        if not quick:
+            for item in sorted((self.root / "items").glob("*/*")):
+                if item.resolve() not in digested and (why := _unloadable(item)):
+                    problems.append(f"item {item.relative_to(self.root).as_posix()}: does not load ({why})")
+        return problems
+
+    def _verify_item_refs(self, art: ArtifactInfo) -> list[str]:
+        refs = art.path / "items.json"
+        if not refs.is_file():
+            return []
+        try:
+            rows = json.loads(refs.read_text())
+        except (OSError, json.JSONDecodeError):
+            return [f"{art.key} ({art.producer}): items.json does not parse"]
+        problems = []
+        for r in rows:
+            try:
+                path = Path(self.resolve_item(r["path"], artifact=art.key))
+            except UserError:
+                path = Path(r["path"])
+            if not path.is_file():
+                problems.append(f"{art.key} ({art.producer}): names a missing item {r['path']}")
         return problems
 
     def gc(self, *, older_than_days: float | None = None, dry_run: bool = False) -> list[Path]:

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import Annotated, Any, Callable, ClassVar, Hashable, Sequence
 
 import numpy as np
@@ -315,6 +316,12 @@ class SetMetric(Metric):
         if total.s.shape != ref.s.shape:
             raise UserError(f"metric {self.name!r}: sample and reference features differ in size "
                             f"({total.s.shape[0]} vs {ref.s.shape[0]})")
+        dim = int(ref.s.shape[0])
+        if min(total.n, ref.n) <= dim:  # rank-deficient covariance: the value is mostly small-sample bias
+            logging.getLogger("ganrm_bench").warning(
+                "metric %r: %d samples and %d reference items for %d-d features; with N at or below the feature "
+                "width the covariance is rank-deficient and the value is dominated by small-sample bias "
+                "(compare only values of equal N; use N well above %d)", self.name, total.n, ref.n, dim, dim)
         mu, cov = total.mean_cov()
         mu_ref, cov_ref = ref.mean_cov()
         value = frechet_distance(mu, cov, mu_ref, cov_ref)

@@ -32,24 +32,49 @@ class VariantChoice(str, Enum):
 
 
 def _user_errors(fn):
-    """Print a UserError as one clear message (exit code 2) instead of a traceback."""
+    """Print a UserError as one clear message (exit code 2) instead of a traceback; hints written
+    in spec syntax (`checkpoint: PATH`, `skip_bad: true`) are shown as this command's flags."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except UserError as exc:
-            typer.echo(f"error: {exc}", err=True)
+            typer.echo(f"error: {as_flags(str(exc), kwargs.get('backbone'))}", err=True)
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper
+
+
+def as_flags(text: str, backbone: str | None) -> str:
+    """Spec syntax in a message, as the rm commands' flags: `skip_bad: true` → `--skip-bad`,
+    `KEY: VALUE` for a backbone parameter → `-B KEY=VALUE`."""
+    import re
+
+    text = text.replace("`skip_bad: true` on the entry", "--skip-bad").replace("skip_bad / --skip-bad on the source", "--skip-bad")
+    fields = set()
+    if backbone:
+        try:
+            from ganrm_bench.harness.registry import REGISTRIES
+
+            fields = set(getattr(REGISTRIES["backbone"].get(backbone), "Params").model_fields)
+        except Exception:  # noqa: BLE001 - an unknown backbone has its own error
+            fields = set()
+    return re.sub(r"`(\w+): ([^`]+)`", lambda m: f"`-B {m[1]}={m[2]}`" if m[1] in fields else m[0], text)
+
+
+def params_error(exc, model, flag: str) -> UserError:
+    """A pydantic ValidationError of command-line values as one line naming the flag."""
+    from ganrm_bench.harness.spec import format_error
+
+    return UserError("; ".join(flag.format(msg=format_error(e, model)) for e in exc.errors()))
 
 
 def make_context(cache: Optional[Path], device: str):
     from ganrm_bench.harness.runtime import Context, Progress, resolve_device
     from ganrm_bench.harness.store import Store
 
-    return Context(store=Store(cache), device=resolve_device(device), progress=Progress(sys.stderr.isatty()))
+    return Context(store=Store(cache), device=resolve_device(device), progress=Progress.auto(sys.stderr))
 
 
 def image_source(path: Path, *, recursive: bool, skip_bad: bool):
@@ -96,25 +121,43 @@ def train(
     skip_bad: bool = typer.Option(False, "--skip-bad", help="skip (and count) unreadable image files instead of stopping"),
     cache: Optional[Path] = typer.Option(None, "--cache", help="store root for cached features (default $GANRM_BENCH_CACHE or the user cache dir)"),
     device: str = typer.Option("auto", "--device"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace a checkpoint already in --out"),
 ):
     """Train GAN-RM: PPD = label 1, generated = label 0, on cached backbone features."""
     from ganrm_bench.methods.ganrm.backbones import build_backbone
     from ganrm_bench.methods.ganrm.model import GanRM
     from ganrm_bench.methods.ganrm.training import TrainConfig
 
+    from pydantic import ValidationError
+
+    from ganrm_bench.harness.registry import REGISTRIES
+
+    _refuse_overwrite(out, overwrite)
     ctx = make_context(cache, device)
     params = parse_params(backbone_param)
-    bb = build_backbone(backbone, {**({"device": device} if _accepts_device(backbone) and "device" not in params else {}), **params})
+    try:
+        bb = build_backbone(backbone, {**({"device": device} if _accepts_device(backbone) and "device" not in params else {}), **params})
+    except ValidationError as exc:
+        raise params_error(exc, REGISTRIES["backbone"].get(backbone).Params, "-B {msg}") from None
     sets = {
         name: image_source(path, recursive=recursive, skip_bad=skip_bad).load(ctx) if path is not None else None
         for name, path in (("ppd", ppd), ("generated", generated), ("unlabeled", unlabeled))
     }
     overrides = {k: v for k, v in {"epochs": epochs, "steps": steps, "lr": lr}.items() if v is not None}
-    cfg = TrainConfig(variant=variant.value, seed=seed, **overrides)
+    try:
+        cfg = TrainConfig(variant=variant.value, seed=seed, **overrides)
+    except ValidationError as exc:
+        raise params_error(exc, TrainConfig, "--{msg}") from None
     rm = GanRM.train(sets["ppd"], sets["generated"], unlabeled=sets["unlabeled"], backbone=bb, ctx=ctx, config=cfg)
     rm.save(out)
     _print_metrics(rm.metrics, ctx)
     typer.echo(f"saved GAN-RM ({variant.value}) to {out}")
+
+
+def _refuse_overwrite(out: Path, overwrite: bool) -> None:
+    """A trained checkpoint is never replaced silently (checked before training, not after)."""
+    if not overwrite and out.is_dir() and any(out.iterdir()):
+        raise UserError(f"--out {out} already holds files (a checkpoint?)", hint="choose another --out, or pass --overwrite to replace it")
 
 
 def _accepts_device(backbone: str) -> bool:

@@ -32,7 +32,7 @@ def load_item(item: Item | str | Path) -> Any:
     except FileNotFoundError as exc:
         raise UserError(f"image file not found: {path}") from exc
     except Exception as exc:  # PIL raises many types on corrupt files
-        raise UserError(f"cannot read image {path}: {exc}", hint="remove the file, or use skip_bad / --skip-bad on the source") from exc
+        raise UserError(f"cannot read image {path}: {exc}", hint="remove or fix the file, or set `skip_bad: true` on the entry to skip unreadable files") from exc
 
 
 def media_features(backbone: Backbone, media: Sequence[Any], ctx: Any = None) -> np.ndarray:

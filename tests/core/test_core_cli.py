@@ -162,7 +162,7 @@ def test_plan_shows_counts_and_sharing(tmp_path, env):
     spec = slow_spec(tmp_path)
     out = cli("plan", spec, env=env)
     assert out.returncode == 0, out.stderr
-    assert "56 images to generate" in out.stdout.replace("\n", " ") and "1 models to train" in out.stdout.replace("\n", " ")
+    assert "56 images to generate" in out.stdout.replace("\n", " ") and "1 model to train" in out.stdout.replace("\n", " ")
 
 
 def test_two_processes_shard_a_pool_like_one(tmp_path, env):

@@ -26,7 +26,7 @@ def test_writing_is_atomic_and_failed_writes_leave_nothing(tmp_path):
 
 def test_verify_detects_corruption_and_missing_items(tmp_path):
     store = Store(tmp_path)
-    item = store.put_item("i1", "png", lambda p: p.write_bytes(b"img"))
+    item = store.put_item("i1", "bin", lambda p: p.write_bytes(b"img"))
     with store.writing("k1", {"producer": "pool", "items": {item.relative_to(tmp_path).as_posix(): ""}}) as d:
         (d / "data.bin").write_bytes(b"hello")
     assert store.verify() == []

@@ -1,0 +1,22 @@
+"""Run the `ganrm-bench` entry point in-process (fast) and capture exit code, stdout and stderr."""
+
+from __future__ import annotations
+
+import sys
+
+
+def ganrm(capsys, *args) -> tuple[int, str, str]:
+    from ganrm_bench.harness.cli import main
+
+    argv = sys.argv
+    sys.argv = ["ganrm-bench", *map(str, args)]
+    capsys.readouterr()
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.argv = argv
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

@@ -1,0 +1,69 @@
+"""`cache verify` reads every item (digest or load), has a --quick mode, and never turns a folder
+that is not a store into one."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ganrm_bench.harness.runner import run_spec
+from ganrm_bench.harness.runtime import Context
+from ganrm_bench.harness.spec import load_spec
+from ganrm_bench.harness.store import Store
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+from clirun import ganrm  # noqa: E402
+
+
+@pytest.fixture
+def finished(tmp_path, monkeypatch):
+    monkeypatch.setenv("TOY_COUNTER_DIR", str(tmp_path))
+    store = Store(tmp_path / "cache")
+    assert not run_spec(load_spec(HERE / "toy_spec.yaml"), Context(store=store)).failures
+    return store
+
+
+def test_clean_store_verifies(finished, capsys):
+    code, out, _ = ganrm(capsys, "cache", "verify", "--cache", finished.root)
+    assert code == 0 and "store verified" in out
+
+
+def test_garbage_npy_item_is_found_but_not_by_quick(finished, capsys):
+    npys = sorted((finished.root / "items").glob("*/*.npy"))  # per-item scores: in no manifest
+    assert npys and np.load(npys[0]).shape == ()
+    npys[0].write_bytes(b"garbage, not an array")
+    code, _, err = ganrm(capsys, "cache", "verify", "--cache", finished.root)
+    assert code == 1 and npys[0].name in err and "does not load" in err
+    code, out, _ = ganrm(capsys, "cache", "verify", "--cache", finished.root, "--quick")
+    assert code == 0 and "quick" in out
+
+
+def test_tampered_pool_png_fails_its_digest(finished):
+    pool_pngs = [p for p in (finished.root / "items").glob("*/*.png") if not p.name.startswith("toyimg")]
+    img = pool_pngs[0].read_bytes()
+    pool_pngs[0].write_bytes(img[:-1] + bytes([img[-1] ^ 1]))
+    assert any(pool_pngs[0].name in p and "digest" in p for p in finished.verify())
+    pool_pngs[0].unlink()
+    assert any("missing item" in p for p in finished.verify(quick=True))
+
+
+def test_broken_image_outside_any_manifest_does_not_load(finished):
+    ppd = sorted((finished.root / "items").glob("*/toyimg*.png"))  # the toy PPD: only in items.json
+    ppd[0].write_bytes(b"\x89PNG broken")
+    assert any(ppd[0].name in p and "does not load" in p for p in finished.verify())
+    ppd[0].unlink()
+    assert any("names a missing item" in p for p in finished.verify(quick=True))
+
+
+@pytest.mark.parametrize("command", [("verify",), ("ls",), ("gc", "--dry-run")])
+def test_a_folder_that_is_not_a_store_is_refused_and_left_alone(tmp_path, capsys, command):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "cat.png").write_bytes(b"x")
+    code, _, err = ganrm(capsys, "cache", *command, "--cache", folder)
+    assert code == 2 and "not a ganrm-bench store" in err
+    assert sorted(p.name for p in folder.iterdir()) == ["cat.png"]
+    code, _, err = ganrm(capsys, "cache", *command, "--cache", tmp_path / "nowhere")
+    assert code == 2 and "does not exist" in err and not (tmp_path / "nowhere").exists()
