@@ -73,6 +73,15 @@ def validate(spec: Path = typer.Argument(..., help="A benchmark spec (YAML)."), 
     """Check a spec: schema, plugin names and parameters, references between entries."""
     s = _spec(spec, sets)
     out.print(f"[green]ok[/green] {spec}: {len(s.methods)} methods, {len(s.metrics)} metrics, seeds {s.seeds}")
+    from ganrm_bench.harness.monitor import heldout_warnings
+
+    warnings: list[str] = []
+    try:
+        warnings = heldout_warnings(s, _context(None, progress=False))
+    except UserError as exc:  # the schema is fine; the graph needs more (e.g. assets): say so, don't fail
+        err.print(f"held-out check skipped: {exc}")
+    for w in warnings:
+        err.print(f"[yellow]warning[/yellow]: {w}")
 
 
 @app.command("list")
@@ -188,7 +197,8 @@ def run(
     run_dir = out_dir or Path("reports/runs") / f"{s.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     info = {"seconds": round(elapsed, 2), "cache": str(ctx.store.root), "device": ctx.device, "computed": dict(outcome.computed),
             "loaded": dict(outcome.loaded), "counters": outcome.counters, "failures": outcome.failures, "overrides": list(sets or [])}
-    write_run(run_dir, s, str(spec or DEFAULT_SPEC), outcome.results, info, outcome.samples, outcome.records, outcome.units)
+    write_run(run_dir, s, str(spec or DEFAULT_SPEC), outcome.results, info, outcome.samples, outcome.records, outcome.units,
+              outcome.monitor)
     if not outcome.records.empty:
         out.print(f"per-round records (reward mean/variance, a reward-hacking signal): {run_dir / 'records.csv'}")
     out.print(render_markdown(outcome.results, s))
@@ -224,7 +234,9 @@ def report(
     from ganrm_bench.harness.report import load_run, render_latex, render_markdown
 
     results, s = load_run(run_dir)
-    renderers = {"markdown": lambda: render_markdown(results, s), "latex": lambda: render_latex(results, s), "csv": lambda: results.to_csv(index=False)}
+    from ganrm_bench.harness.monitor import run_extras_markdown
+
+    renderers = {"markdown": lambda: render_markdown(results, s) + run_extras_markdown(run_dir, s), "latex": lambda: render_latex(results, s), "csv": lambda: results.to_csv(index=False)}
     if format not in renderers:
         raise UserError(f"--format {format!r}: choose markdown, latex or csv")
     sys.stdout.write(renderers[format]())
