@@ -178,7 +178,7 @@ def train_rpl(x: np.ndarray, y: np.ndarray, cfg: TrainConfig, seed: int, n_snaps
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                losses.append(float(loss))
+                losses.append(float(loss.detach()))
                 step += 1
                 if step in snap_at:
                     states.append(copy.deepcopy(model.state_dict()))
