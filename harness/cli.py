@@ -69,15 +69,17 @@ SetOpt = typer.Option(None, "--set", help="PATH=VALUE: override a spec value by 
 
 
 @app.command()
-def validate(spec: Path = typer.Argument(..., help="A benchmark spec (YAML)."), sets: Optional[list[str]] = SetOpt) -> None:
-    """Check a spec: schema, plugin names and parameters, references between entries."""
+def validate(spec: Path = typer.Argument(..., help="A benchmark spec (YAML)."), sets: Optional[list[str]] = SetOpt,
+             cache: Optional[Path] = CacheOpt) -> None:
+    """Check a spec: schema, plugin names and parameters, references between entries; warn about
+    cells judged by the row's own selector (not held-out)."""
     s = _spec(spec, sets)
     out.print(f"[green]ok[/green] {spec}: {len(s.methods)} methods, {len(s.metrics)} metrics, seeds {s.seeds}")
     from ganrm_bench.harness.monitor import heldout_warnings
 
     warnings: list[str] = []
     try:
-        warnings = heldout_warnings(s, _context(None, progress=False))
+        warnings = heldout_warnings(s, _context(cache, progress=False))
     except UserError as exc:  # the schema is fine; the graph needs more (e.g. assets): say so, don't fail
         err.print(f"held-out check skipped: {exc}")
     for w in warnings:

@@ -72,8 +72,14 @@ def proxy_scorer_nodes(samples: Node) -> list[Node]:
 
 def _scorer_identity(fp: Any) -> tuple[str, str] | None:
     """What makes a scorer and a metric "the same model": its weights identity and convention
-    (a selector adapter and its metric share both; see metrics.base.MetricScorer)."""
-    if not isinstance(fp, dict) or not fp.get("convention"):
+    (a selector adapter and its metric share both; see metrics.base.MetricScorer). When only
+    planning, before the weights are fetched, the provisional identity: plugin name and the assets
+    it needs (a backbone that merely shares CLIP weights is not the same scorer)."""
+    if not isinstance(fp, dict):
+        return None
+    if fp.get("unresolved_assets"):  # a selector adapter is registered under its metric's name
+        return f"assets of {fp.get('plugin')}", repr(sorted(fp["unresolved_assets"]))
+    if not fp.get("convention"):
         return None
     return repr(fp.get("weights")), str(fp["convention"])
 
