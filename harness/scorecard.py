@@ -147,5 +147,12 @@ def render_cards_markdown(cards: dict[str, dict[str, Any]]) -> str:
         lines.append(f"| {name} | {c.get('n_ppd', '–')} | {auc} | {_num(c.get('stage1_heldout_auc'))} | "
                      f"{_num(c.get('heldout_accuracy'))} | {_num(c.get('ece'))} | {c.get('n_heldout_ppd', '–')} / "
                      f"{c.get('n_heldout_generated', '–')} | {', '.join(c.get('used_by', [])) or '–'} |")
-    lines += ["", f"- ECE: {ECE_BINNING}. Cards, training curves and score histograms: `scorers/`."]
+    lines += [""]
+    by_n = sorted((c["n_ppd"], name, c) for name, c in cards.items() if isinstance(c.get("n_ppd"), int))
+    if len({n for n, _, _ in by_n}) > 1:  # the data-efficiency curve (Table 7): AUC by PPD size N
+        lines.append("- reward-model held-out AUC by PPD size: " + "; ".join(
+            f"N={n} ({name}) {_num(c.get('heldout_auc'))} [{_num((c.get('heldout_auc_ci') or [None])[0])}, "
+            f"{_num((c.get('heldout_auc_ci') or [None, None])[1])}]" for n, name, c in by_n))
+    lines += [f"- ECE: {ECE_BINNING}. Cards, training curves and score histograms: `scorers/`."]
+    lines += [f"- {name}: {c['note']}" for name, c in cards.items() if c.get("note")]
     return "\n".join(lines) + "\n"

@@ -87,11 +87,19 @@ class GanRMScorer(TrainableScorer):
         from ganrm_bench.harness.scorecard import classifier_card
 
         heldout = getattr(self, "heldout", None)
-        if self.model is None or not heldout or not heldout.get("labels"):
+        if self.model is None:
             return None
         m = self.model.metrics
+        if heldout and heldout.get("labels"):
+            quality = classifier_card(heldout["scores"], heldout["labels"])
+        elif m.get("heldout_auc") is not None:  # an artifact trained before held-out scores were stored
+            quality = {"heldout_auc": m["heldout_auc"], "heldout_accuracy": m.get("heldout_accuracy"), "n_heldout": m.get("n_heldout"),
+                       "note": f"this artifact predates {self.HELDOUT_FILE}: no AUC interval, ECE or histogram; "
+                               "retrain it (remove the train_scorer artifact) for a full card"}
+        else:
+            return None  # no held-out split (heldout_fraction 0)
         card = {"scorer": self.name, "variant": m.get("variant"), "training_seed": (self.model.config.get("training") or {}).get("effective_seed"),
-                **classifier_card(heldout["scores"], heldout["labels"]),
+                **quality,
                 "n_ppd": m.get("n_positives_given"), "n_positives": m.get("n_per_class"), "n_negatives": m.get("n_per_class"),
                 "n_negatives_given": m.get("n_negatives_given"), "n_train": m.get("n_train"),
                 "n_pseudo_labels": 2 * int(m["bootstrap_m"]) if m.get("bootstrap_m") else 0,

@@ -61,6 +61,15 @@ def test_classifier_card_fields():
     assert "10 equal-width bins" in card["ece_binning"]
 
 
+def test_cards_section_shows_auc_by_ppd_size():
+    from ganrm_bench.harness.scorecard import render_cards_markdown
+
+    cards = {f"rm{n}": {"n_ppd": n, **classifier_card([0.9, 0.6, 0.7, 0.2], [1, 1, 0, 0])} for n in (500, 50)}
+    md = render_cards_markdown(cards)
+    assert "| rm50 | 50 | 0.750 [" in md
+    assert "held-out AUC by PPD size: N=50 (rm50) 0.750 [" in md and md.index("N=50 (rm50)") < md.index("N=500 (rm500)")
+
+
 @pytest.fixture(scope="module")
 def monitored(tmp_path_factory):
     d = tmp_path_factory.mktemp("monitor")

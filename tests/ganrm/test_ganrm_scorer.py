@@ -117,3 +117,7 @@ def test_report_card_survives_save_and_load(tmp_path, ctx, sets):
     fresh.load_state(tmp_path / "ckpt")
     assert fresh.report_card() == card  # a warm run writes the same card without retraining
     assert make_scorer().report_card() is None  # untrained: no card
+    (tmp_path / "ckpt" / GanRMScorer.HELDOUT_FILE).unlink()  # an artifact from before held-out scores were stored
+    fresh.load_state(tmp_path / "ckpt")
+    old = fresh.report_card()
+    assert old["heldout_auc"] == card["heldout_auc"] and "ece" not in old and "predates" in old["note"]
