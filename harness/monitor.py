@@ -290,6 +290,56 @@ def render_diagnostics_markdown(diag: pd.DataFrame, labels: dict[str, str] | Non
     return "\n".join(lines) + "\n"
 
 
+def write_round_figure(run_dir: Path, spec: Any, results: pd.DataFrame, records: pd.DataFrame | None) -> Path | None:
+    """Multi-round rows: `figures/rounds.png`, the proxy reward by round (each round's RM on that
+    round's own samples, from records.csv: mean ± sd) beside every metric column for the rows that
+    stop after r rounds (round 0: their comparison row). None when the run has no rounds."""
+    if records is None or records.empty or "round" not in records or results.empty:
+        return None
+    recs = records.dropna(subset=["round"])
+    if recs.empty:
+        return None
+    round_of = {row: int(g["round"].max()) for row, g in recs.groupby("row")}
+    cells = results[results["scope"] == ("pooled" if (results["scope"] == "pooled").any() else "seed")]
+    first_seed = cells["seed"].min()
+    cells = cells[cells["seed"] == first_seed]
+    for row in list(round_of):
+        base = cells.loc[cells["row"] == row, "compare_to"].dropna()
+        if len(base) and base.iloc[0] not in round_of:
+            round_of[str(base.iloc[0])] = 0
+    if len(set(round_of.values())) < 2:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = list(spec.table.columns or [])
+    fig, axes = plt.subplots(1, 1 + len(columns), figsize=(3.2 * (1 + len(columns)), 3), squeeze=False)
+    per_round = recs.groupby("round").agg(mean=("mean", "mean"), var=("var", "mean")).sort_index()
+    ax = axes[0][0]
+    ax.errorbar(per_round.index, per_round["mean"], yerr=np.sqrt(per_round["var"]), marker="o", capsize=3)
+    ax.set_title("proxy reward (round's RM, own samples)", fontsize=8)
+    ax.set_xlabel("round")
+    ax.set_xticks(list(per_round.index))
+    for ax, col in zip(axes[0][1:], columns):
+        pts = sorted((round_of[r], v, lo, hi) for r, v, lo, hi in
+                     cells.loc[cells["column"] == col, ["row", "value", "ci_low", "ci_high"]].itertuples(index=False) if r in round_of)
+        if pts:
+            x, v, lo, hi = map(np.asarray, zip(*pts))
+            ax.errorbar(x, v, yerr=[v - lo, hi - v], marker="s", color="tab:red", capsize=3)
+            ax.set_xticks(sorted(set(x.tolist())))
+        label = spec.metrics[col].label if col in spec.metrics and spec.metrics[col].label else col
+        ax.set_title(f"held-out {label}", fontsize=8)
+        ax.set_xlabel("rounds of post-training")
+    fig.tight_layout()
+    out = Path(run_dir) / "figures"
+    out.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out / "rounds.png", dpi=110)
+    plt.close(fig)
+    return out / "rounds.png"
+
+
 def heldout_warnings(spec: Any, ctx: Any) -> list[str]:
     """For `validate`: the cells whose metric is the row's own selector / training scorer."""
     from ganrm_bench.harness.graph import Builder

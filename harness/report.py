@@ -61,6 +61,9 @@ def write_run(run_dir: Path, spec: Spec, spec_path: str, results: pd.DataFrame, 
             write_cards(run_dir, monitor.cards)
             if not monitor.diagnostics.empty:
                 monitor.diagnostics.to_csv(run_dir / "diagnostics.csv", index=False)
+            from ganrm_bench.harness.monitor import write_round_figure
+
+            write_round_figure(run_dir, spec, results, records)
         except Exception as exc:  # the table matters more than its diagnostics
             diagnostics_errors.append(f"writing report cards / diagnostics: {type(exc).__name__}: {exc}")
     if units is not None and not units.empty:

@@ -148,3 +148,17 @@ def test_a_failing_monitor_never_fails_the_table(monitored, tmp_path, monkeypatc
     assert any("diagnostics exploded" in e for e in info["diagnostics_errors"])
     assert (tmp_path / "run" / "table.md").exists() and not (tmp_path / "run" / "diagnostics.csv").exists()
     assert (tmp_path / "run" / "scorers" / "rm.json").exists()  # the cards still came
+
+
+def test_round_figure_from_records(tmp_path):
+    from ganrm_bench.harness.monitor import write_round_figure
+
+    spec = load_spec(HERE / "monitor_spec.yaml")
+    records = pd.DataFrame([{"row": f"r{n}", "seed": 0, "op": "reward_stats", "round": r, "mean": 0.5 + 0.1 * r, "var": 0.01}
+                            for n in (1, 2) for r in range(1, n + 1)])
+    results = pd.DataFrame([{"row": row, "column": col, "seed": 0, "scope": "seed", "value": v, "ci_low": v - 1, "ci_high": v + 1,
+                             "compare_to": None if row == "b" else "b"}
+                            for row, v in (("b", 10.0), ("r1", 9.0), ("r2", 8.0)) for col in ("contrast", "texture", "bright")])
+    path = write_round_figure(tmp_path, spec, results, records)
+    assert path is not None and path.stat().st_size > 5000
+    assert write_round_figure(tmp_path / "none", spec, results, records[records["row"] == "r9"]) is None
