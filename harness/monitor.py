@@ -31,6 +31,9 @@ import numpy as np
 import pandas as pd
 
 from ganrm_bench.harness.graph import SCORES, Node
+from ganrm_bench.harness.runner import comparison_rows
+from ganrm_bench.harness.runtime import derive_seed
+from ganrm_bench.harness.stats import Units, difference, mean_interval
 
 log = logging.getLogger("ganrm_bench")
 
@@ -135,9 +138,7 @@ def collect_cards(ev: Any, row_graphs: dict[int, dict[str, Node]], errors: list[
 # The over-optimisation table.
 
 
-def _units(scores: np.ndarray, items: Any) -> Any:
-    from ganrm_bench.harness.stats import Units
-
+def _units(scores: np.ndarray, items: Any) -> Units:
     return Units.from_samples(scores, [it.prompt_id or it.key for it in items])
 
 
@@ -148,10 +149,6 @@ def _worse(direction: str, lo: float, hi: float) -> bool:
 def diagnostics_table(spec: Any, ctx: Any, ev: Any, row_graphs: dict[int, dict[str, Node]], results: pd.DataFrame,
                       cards_by_key: dict[str, dict], not_heldout: dict[tuple[str, str], str], errors: list[str],
                       diversity: set[str] = frozenset()) -> pd.DataFrame:
-    from ganrm_bench.harness.runner import comparison_rows
-    from ganrm_bench.harness.runtime import derive_seed
-    from ganrm_bench.harness.stats import Units, difference, mean_interval
-
     against = comparison_rows(spec)
     columns = list(spec.table.columns or [])
     lines = []
@@ -161,9 +158,8 @@ def diagnostics_table(spec: Any, ctx: Any, ev: Any, row_graphs: dict[int, dict[s
         for row, samples in rows.items():
             for scorer in proxy_scorer_nodes(samples):
                 try:
-                    lines.append(_line(spec, ev, seed, row, samples, scorer, rows.get(against.get(row, "")), against.get(row),
-                                       res, columns, cards_by_key.get(scorer.key), not_heldout, diversity, Units, difference,
-                                       mean_interval, derive_seed))
+                    lines.append(_line(ev, seed, row, samples, scorer, rows.get(against.get(row, "")), against.get(row),
+                                       res, columns, cards_by_key.get(scorer.key), not_heldout, diversity))
                 except Exception as exc:
                     log.debug("diagnostics line failed", exc_info=True)
                     errors.append(f"diagnostics {row} × {scorer.label} (seed {seed}): {type(exc).__name__}: {exc}")
@@ -175,8 +171,9 @@ def _scores(ev: Any, scorer: Node, samples: Node) -> tuple[np.ndarray, Any]:
     return np.asarray(ev.value(node), dtype=np.float64), ev.value(samples)
 
 
-def _line(spec, ev, seed, row, samples, scorer, base_samples, base_row, res, columns, card, not_heldout, diversity,
-          Units, difference, mean_interval, derive_seed) -> dict[str, Any]:
+def _line(ev: Any, seed: int, row: str, samples: Node, scorer: Node, base_samples: Node | None, base_row: str | None,
+          res: pd.DataFrame | None, columns: list[str], card: dict | None, not_heldout: dict, diversity: set[str]) -> dict[str, Any]:
+    """One line of the table: the proxy on the row's samples, vs the PPD level and the comparison row."""
     scores, items = _scores(ev, scorer, samples)
     units = _units(scores, items)
     ci = mean_interval(units, seed=derive_seed(0, "proxy", row, scorer.key))

@@ -381,6 +381,7 @@ def render_latex(results: pd.DataFrame, spec: Spec) -> str:
     """A booktabs table: ↑/↓ per metric, best per column in bold, ± the CI half-width, paired Δ
     columns (or † marks), and the paper's value with ✓/✗ where the spec has one."""
     cells = table_cells(results, spec)
+    own = not_heldout_cells(results)
     rows, cols, labels_r, labels_c, direction, group_of, conventions = _layout(spec, results)
     arrow = {"higher": r"$\uparrow$", "lower": r"$\downarrow$"}
     extra = list(spec.table.extra_columns)
@@ -420,6 +421,8 @@ def render_latex(results: pd.DataFrame, spec: Spec) -> str:
                 text += f"{{\\scriptsize$\\pm${_fmt((cell.ci_high - cell.ci_low) / 2, digits[c])}}}"
             if spec.table.delta == "mark" and cell.significant:
                 text += "$^\\dagger$"
+            if (r, c) in own:
+                text += "$^*$"
             if cell.paper is not None:
                 any_paper = True
                 mark = "" if cell.ok is None else ("\\,\\checkmark" if cell.ok else "\\,$\\times$")
@@ -434,6 +437,8 @@ def render_latex(results: pd.DataFrame, spec: Spec) -> str:
     note = comparison_note(results, spec)
     if note:
         parts.append(latex_escape(note))
+    if own:
+        parts.append("$^*$ not held-out: the column's metric is the scorer that selected or trained the row.")
     footnote = "; ".join(f"{labels_c[c]}: {conventions[c]}" for c in cols if c in conventions)
     if footnote:
         parts.append(latex_escape(footnote))

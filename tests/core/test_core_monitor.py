@@ -129,6 +129,8 @@ def test_own_selector_column_is_marked_and_warned(monitored):
     assert set(zip(marked["row"], marked["column"])) == {("own", "bright")}
     md = (run / "table.md").read_text()
     assert "0.396 ± 0.005*" in md and "not held-out" in md
+    tex = (run / "table.tex").read_text()
+    assert tex.count("$^*$") == 2  # the cell and the caption
     warnings = heldout_warnings(spec, Context(store=store))
     assert len(warnings) == 1 and "'own'" in warnings[0] and "'bright'" in warnings[0]
 
