@@ -105,6 +105,12 @@ def own_scorer_cells(cells: list[Any]) -> dict[tuple[str, str], str]:
 # Report cards.
 
 
+def _available(ev: Any, node: Node) -> bool:
+    """Whether the node's value is at hand (memoized, stored, or a plugin as-is): the monitor
+    reports on what the run made and never retrains a scorer that the store no longer holds."""
+    return node.key in ev.memo or not node.op.stored or ev.ctx.store.has(node.key)
+
+
 def collect_cards(ev: Any, row_graphs: dict[int, dict[str, Node]], errors: list[str]) -> tuple[dict[str, dict], dict[str, dict]]:
     """Every trained scorer's `report_card()` (duck-typed), as (file name -> card, node key -> card).
     Names: the scorer node's label, suffixed with the seed for seeds after the first."""
@@ -117,6 +123,9 @@ def collect_cards(ev: Any, row_graphs: dict[int, dict[str, Node]], errors: list[
                 if n.key in by_key:
                     if row not in by_key[n.key]["used_by"]:
                         by_key[n.key]["used_by"].append(row)
+                    continue
+                if not _available(ev, n):
+                    errors.append(f"report card of {n.label} (seed {seed}): its artifact is not in the store (not retrained for a card)")
                     continue
                 try:
                     value = ev.value(n)
@@ -167,6 +176,8 @@ def diagnostics_table(spec: Any, ctx: Any, ev: Any, row_graphs: dict[int, dict[s
 
 
 def _scores(ev: Any, scorer: Node, samples: Node) -> tuple[np.ndarray, Any]:
+    if not _available(ev, scorer):
+        raise LookupError(f"the scorer {scorer.label!r} is not in the store (not retrained for diagnostics)")
     node = Node(SCORES, {}, {"scorer": scorer, "items": samples}, label=f"{scorer.label}({samples.label})")
     return np.asarray(ev.value(node), dtype=np.float64), ev.value(samples)
 

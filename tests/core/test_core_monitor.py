@@ -164,3 +164,16 @@ def test_round_figure_from_records(tmp_path):
     path = write_round_figure(tmp_path, spec, results, records)
     assert path is not None and path.stat().st_size > 5000
     assert write_round_figure(tmp_path / "none", spec, results, records[records["row"] == "r9"]) is None
+
+
+def test_monitor_never_retrains_a_scorer_the_store_lost(monitored, tmp_path):
+    import shutil
+
+    spec, store, cold, _ = monitored
+    shutil.copytree(store.root, tmp_path / "store")
+    copy = Store(tmp_path / "store")
+    shutil.rmtree(copy.path(cold.monitor.cards["rm"]["artifact"]))  # e.g. removed by `cache gc`
+    outcome = run_spec(spec, Context(store=copy))
+    assert not outcome.failures and outcome.computed["train_scorer"] == 0
+    assert "rm" not in outcome.monitor.cards and any("not in the store" in e for e in outcome.monitor.errors)
+    assert set(outcome.monitor.diagnostics["row"]) == {"own"}  # the pretrained selector's line is still there
