@@ -204,6 +204,7 @@ def run(
     if not outcome.records.empty:
         out.print(f"per-round records (reward mean/variance, a reward-hacking signal): {run_dir / 'records.csv'}")
     out.print(render_markdown(outcome.results, s))
+    _print_monitor(outcome.monitor, run_dir)
     did = ", ".join(f"{v} {k}" for k, v in {**dict(outcome.computed), **outcome.counters}.items()) or "nothing (all cached)"
     out.print(f"computed: {did}; {elapsed:.1f}s. Run directory: {run_dir}")
     if outcome.failures:
@@ -211,6 +212,22 @@ def run(
         for f in outcome.failures:
             err.print(f"  - {f}")
         raise typer.Exit(1)
+
+
+def _print_monitor(monitor, run_dir: Path) -> None:
+    """Where the reward-model cards and the over-optimisation table are, and any flag raised."""
+    if monitor is None:
+        return
+    if monitor.cards:
+        out.print(f"reward-model report cards: {run_dir / 'scorers'} ({', '.join(monitor.cards)})")
+    diag = monitor.diagnostics
+    if not diag.empty:
+        flagged = diag[diag["flags"].fillna("") != ""]
+        out.print(f"over-optimisation monitor: {run_dir / 'diagnostics.csv'} ({len(flagged)} of {len(diag)} lines flagged)")
+        for r in flagged.itertuples():
+            err.print(f"[yellow]⚠ {r.row} / {r.scorer} (seed {r.seed}): {r.flags}[/yellow]")
+    if monitor.errors:
+        err.print(f"[yellow]{len(monitor.errors)} diagnostics error(s)[/yellow], recorded in run.json (diagnostics_errors)")
 
 
 @app.command("fetch-assets")

@@ -177,3 +177,20 @@ def test_monitor_never_retrains_a_scorer_the_store_lost(monitored, tmp_path):
     assert not outcome.failures and outcome.computed["train_scorer"] == 0
     assert "rm" not in outcome.monitor.cards and any("not in the store" in e for e in outcome.monitor.errors)
     assert set(outcome.monitor.diagnostics["row"]) == {"own"}  # the pretrained selector's line is still there
+
+
+def test_cli_run_and_validate_report_the_monitor(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from ganrm_bench.harness.cli import app
+
+    monkeypatch.setenv("COLUMNS", "200")
+    runner = CliRunner()
+    spec, cache = str(HERE / "monitor_spec.yaml"), str(tmp_path / "store")
+    res = runner.invoke(app, ["run", spec, "--cache", cache, "--out", str(tmp_path / "run"), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert "1 of 3 lines flagged" in res.output and "⚠ tuned / rm (seed 0): beyond_ppd;proxy_up_heldout_down;collapse" in res.output
+    shown = runner.invoke(app, ["report", str(tmp_path / "run")])
+    assert shown.exit_code == 0 and "| rm | 16 | 1.000" in shown.output and "⚠ **beyond_ppd**" in shown.output
+    res = runner.invoke(app, ["validate", spec, "--cache", cache])
+    assert res.exit_code == 0 and "row 'own' × column 'bright'" in res.output.replace("\n", " ")
