@@ -53,6 +53,17 @@ def test_auc_matches_sklearn_and_its_interval_covers():
     assert 0.88 <= covered / trials <= 0.99
 
 
+def test_mean_interval_matches_the_standard_error_of_prompt_means():
+    from ganrm_bench.harness.stats import Units, mean_interval
+
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=(200, 4)) + rng.normal(size=(200, 1))  # 200 prompts × 4 samples, prompt effects
+    units = Units.from_samples(values.ravel(), [f"p{i}" for i in range(200) for _ in range(4)])
+    ci = mean_interval(units, seed=0)
+    se = values.mean(axis=1).std(ddof=1) / np.sqrt(200)  # equal counts: the ratio is the mean of prompt means
+    assert ci.estimate == pytest.approx(values.mean()) and (ci.ci_high - ci.ci_low) / (2 * 1.96) == pytest.approx(se, rel=0.08)
+
+
 def test_classifier_card_fields():
     card = classifier_card([0.9, 0.8, 0.3, 0.2, 0.6], [1, 1, 0, 0, 0])
     assert card["heldout_accuracy"] == pytest.approx(0.8) and card["heldout_auc"] == 1.0
