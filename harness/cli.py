@@ -95,7 +95,8 @@ def validate(
     cache: Optional[Path] = CacheOpt,
     sets: Optional[list[str]] = SetOpt,
 ) -> None:
-    """Check a spec: schema, plugin names and parameters, references between entries."""
+    """Check a spec: schema, plugin names and parameters, references between entries; warn about
+    cells judged by the row's own selector (not held-out)."""
     s = _spec(spec, sets)
     out.print(f"[green]ok[/green] {spec or DEFAULT_SPEC}: {_counted(len(s.methods), 'methods')}, "
               f"{_counted(len(s.metrics), 'metrics')}, seeds {s.seeds}", highlight=False, soft_wrap=True)
@@ -104,6 +105,15 @@ def validate(
 
         checks = require_inputs(s, _context(cache, progress=False))
         out.print(f"[green]inputs ok[/green]: {len(checks)} plugin(s) that the rows still need opened their inputs")
+    from ganrm_bench.harness.monitor import heldout_warnings
+
+    warnings: list[str] = []
+    try:
+        warnings = heldout_warnings(s, _context(cache, progress=False))
+    except UserError as exc:  # the schema is fine; the graph needs more (e.g. assets): say so, don't fail
+        err.print(f"held-out check skipped: {exc}")
+    for w in warnings:
+        err.print(f"[yellow]warning[/yellow]: {w}")
 
 
 @app.command("list")
@@ -240,6 +250,7 @@ def run(
     if not outcome.records.empty:
         out.print(f"per-round records (reward mean/variance, a reward-hacking signal): {run_dir / 'records.csv'}")
     out.print(render_markdown(outcome.results, s), soft_wrap=True, markup=False, highlight=False)  # rows stay whole
+    _print_monitor(outcome.monitor, run_dir)
     did = ", ".join(f"{v} {k}" for k, v in {**dict(outcome.computed), **outcome.counters}.items()) or "nothing (all cached)"
     out.print(f"computed: {did}; {elapsed:.1f}s. Run directory: {run_dir}", soft_wrap=True)
     if outcome.failures:
@@ -250,7 +261,8 @@ def run(
 
 
 RUN_OUTPUTS = ("results.parquet", "results.csv", "results.json", "spec.json", "run.json", "table.md", "table.tex",
-               "records.csv", "gallery.png", "gallery", "figures")
+               "records.csv", "gallery.png", "gallery", "figures",
+               "units.parquet", "samples.json", "report.html", "scorers", "diagnostics.csv")
 
 
 def _claim_run_dir(run_dir: Path, s, overwrite: bool) -> None:
@@ -272,6 +284,22 @@ def _claim_run_dir(run_dir: Path, s, overwrite: bool) -> None:
     for name in RUN_OUTPUTS:
         p = run_dir / name
         shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+
+
+def _print_monitor(monitor, run_dir: Path) -> None:
+    """Where the reward-model cards and the over-optimisation table are, and any flag raised."""
+    if monitor is None:
+        return
+    if monitor.cards:
+        out.print(f"reward-model report cards: {run_dir / 'scorers'} ({', '.join(monitor.cards)})")
+    diag = monitor.diagnostics
+    if not diag.empty:
+        flagged = diag[diag["flags"].fillna("") != ""]
+        out.print(f"over-optimisation monitor: {run_dir / 'diagnostics.csv'} ({len(flagged)} of {len(diag)} lines flagged)")
+        for r in flagged.itertuples():
+            err.print(f"[yellow]⚠ {r.row} / {r.scorer} (seed {r.seed}): {r.flags}[/yellow]")
+    if monitor.errors:
+        err.print(f"[yellow]{len(monitor.errors)} diagnostics error(s)[/yellow], recorded in run.json (diagnostics_errors)")
 
 
 @app.command("fetch-assets")
@@ -302,6 +330,11 @@ def report(
         sys.stdout.write(render_html(run_dir))
         return
     results, s = load_run(run_dir)
+    if format == "markdown":
+        from ganrm_bench.harness.monitor import run_extras_markdown
+
+        sys.stdout.write(render_markdown(results, s) + run_extras_markdown(run_dir, s))
+        return
     if format not in TABLE_FORMATS:
         raise UserError(f"--format {format!r}: choose markdown, latex, csv or html")
     sys.stdout.write(render_table(results, s, format))

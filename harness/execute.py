@@ -83,5 +83,5 @@ def run_to_dir(spec: Spec, spec_path: str, ctx: Context, *, seeds: list[int] | N
     info: dict[str, Any] = {"seconds": round(elapsed, 2), "cache": str(ctx.store.root), "device": ctx.device,
                             "computed": dict(outcome.computed), "loaded": dict(outcome.loaded), "counters": outcome.counters,
                             "failures": outcome.failures, "overrides": list(overrides or []), "numerics": numerics_record(ctx.device)}
-    write_run(run_dir, spec, spec_path, outcome.results, info, outcome.samples, outcome.records, outcome.units)
+    write_run(run_dir, spec, spec_path, outcome.results, info, outcome.samples, outcome.records, outcome.units, outcome.monitor)
     return Finished(run_dir, outcome, elapsed, (rank, world))

@@ -210,6 +210,11 @@ class Scorer(Plugin):
     def score(self, images: Sequence[Any], prompts: Sequence[str | None], ctx: "Context") -> np.ndarray:
         raise NotImplementedError
 
+    # Optional, duck-typed: a trained scorer may define `report_card(self) -> dict | None`, how well
+    # it separates held-out positives from negatives (`harness.scorecard.classifier_card` computes
+    # the common fields). The runner writes each card to <run>/scorers/<name>.json; a scorer
+    # without one (or whose card is None) is simply absent there.
+
 
 class TrainableScorer(Scorer):
     """A scorer trained by the harness (GAN-RM): fit on positives vs negatives, saved in the store."""

@@ -46,11 +46,26 @@ def package_versions() -> dict[str, str]:
 
 def write_run(run_dir: Path, spec: Spec, spec_path: str, results: pd.DataFrame, info: dict[str, Any],
               samples: dict[str, Any] | None = None, records: pd.DataFrame | None = None,
-              units: pd.DataFrame | None = None) -> None:
+              units: pd.DataFrame | None = None, monitor: Any = None) -> None:
     """Write a run's results and provenance, then its rendered tables, plots and galleries.
     `units.parquet` holds what each cell's CI resamples (per-prompt sums, leave-one-block-out
-    values): what a paired `check` against this run needs (harness.stats)."""
+    values): what a paired `check` against this run needs (harness.stats). `monitor`
+    (harness.monitor) adds scorers/<name>.json report cards and diagnostics.csv; a failure there is
+    recorded in run.json (`diagnostics_errors`), never raised."""
     run_dir.mkdir(parents=True, exist_ok=True)
+    diagnostics_errors = list(getattr(monitor, "errors", []) or [])
+    if monitor is not None:
+        try:
+            from ganrm_bench.harness.scorecard import write_cards
+
+            write_cards(run_dir, monitor.cards)
+            if not monitor.diagnostics.empty:
+                monitor.diagnostics.to_csv(run_dir / "diagnostics.csv", index=False)
+            from ganrm_bench.harness.monitor import write_round_figure
+
+            write_round_figure(run_dir, spec, results, records)
+        except Exception as exc:  # the table matters more than its diagnostics
+            diagnostics_errors.append(f"writing report cards / diagnostics: {type(exc).__name__}: {exc}")
     if units is not None and not units.empty:
         units.to_parquet(run_dir / "units.parquet", index=False)
     results.to_parquet(run_dir / "results.parquet", index=False)
@@ -62,8 +77,10 @@ def write_run(run_dir: Path, spec: Spec, spec_path: str, results: pd.DataFrame, 
         "python": sys.version.split()[0], "platform": platform.platform(), "packages": package_versions(),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **info,
     }
+    if monitor is not None:
+        run_info["diagnostics_errors"] = diagnostics_errors
     (run_dir / "run.json").write_text(json.dumps(run_info, indent=1, default=str))
-    (run_dir / "table.md").write_text(render_markdown(results, spec))
+    (run_dir / "table.md").write_text(render_markdown(results, spec) + _run_extras(run_dir, spec))
     (run_dir / "table.tex").write_text(render_latex(results, spec))
     if records is not None and not records.empty:
         records.to_csv(run_dir / "records.csv", index=False)
@@ -78,6 +95,17 @@ def write_run(run_dir: Path, spec: Spec, spec_path: str, results: pd.DataFrame, 
     from ganrm_bench.harness.html_report import write_html_report
 
     write_html_report(run_dir)
+
+
+def _run_extras(run_dir: Path, spec: Spec) -> str:
+    """The report-card and diagnostics sections under the table (harness.monitor), or ""."""
+    try:
+        from ganrm_bench.harness.monitor import run_extras_markdown
+
+        extras = run_extras_markdown(run_dir, spec)
+    except Exception:  # noqa: BLE001 — a broken extra never loses the table
+        return ""
+    return "\n" + extras if extras else ""
 
 
 def load_run(run_dir: Path) -> tuple[pd.DataFrame, Spec]:
@@ -273,8 +301,17 @@ def _ci_note(spec: Spec, cols: list[str]) -> str:
     return "/".join(f"{lv:.0%}" for lv in levels)
 
 
+def not_heldout_cells(results: pd.DataFrame) -> set[tuple[str, str]]:
+    """(row, column) cells computed by the scorer that selected or trained the row (not held-out)."""
+    if results.empty or "heldout" not in results:
+        return set()
+    marked = results[results["heldout"].astype(str).isin(["False", "false", "0"])]
+    return set(zip(marked["row"], marked["column"]))
+
+
 def render_markdown(results: pd.DataFrame, spec: Spec) -> str:
     cells = table_cells(results, spec)
+    own = not_heldout_cells(results)
     rows, cols, labels_r, labels_c, direction, group_of, conventions = _layout(spec, results)
     arrow = {"higher": "↑", "lower": "↓"}
     extra = list(spec.table.extra_columns)
@@ -304,6 +341,8 @@ def render_markdown(results: pd.DataFrame, spec: Spec) -> str:
                 text += f" ± {_fmt((cell.ci_high - cell.ci_low) / 2, digits[c])}"
             if spec.table.delta == "mark" and cell.significant:
                 text += "†"
+            if (r, c) in own:
+                text += "*"
             if has_paper and cell.paper is not None:
                 mark = "" if cell.ok is None else (" ✓" if cell.ok else " ✗")
                 text += f" (paper {_fmt(cell.paper, digits[c])}{mark})"
@@ -328,6 +367,9 @@ def render_markdown(results: pd.DataFrame, spec: Spec) -> str:
         tol = ", ".join(f"{labels_c.get(c, c)} ±{t}" for c, t in spec.reference.tolerance.items())
         lines.append(f"- paper: {spec.reference.source or 'reference values'}" + (f"; ✓/✗ within tolerance ({tol})" if tol else ""))
     lines += [f"- note: {n}" for n in spec.reference.notes]
+    if own:
+        lines.append("- \\* not held-out: the column's metric is the scorer (same fingerprint) that selected or trained "
+                     "this row, so it is not evidence for the row.")
     return "\n".join(lines) + "\n"
 
 
@@ -345,6 +387,7 @@ def render_latex(results: pd.DataFrame, spec: Spec) -> str:
     """A booktabs table: ↑/↓ per metric, best per column in bold, ± the CI half-width, paired Δ
     columns (or † marks), and the paper's value with ✓/✗ where the spec has one."""
     cells = table_cells(results, spec)
+    own = not_heldout_cells(results)
     rows, cols, labels_r, labels_c, direction, group_of, conventions = _layout(spec, results)
     arrow = {"higher": r"$\uparrow$", "lower": r"$\downarrow$"}
     extra = list(spec.table.extra_columns)
@@ -384,6 +427,8 @@ def render_latex(results: pd.DataFrame, spec: Spec) -> str:
                 text += f"{{\\scriptsize$\\pm${_fmt((cell.ci_high - cell.ci_low) / 2, digits[c])}}}"
             if spec.table.delta == "mark" and cell.significant:
                 text += "$^\\dagger$"
+            if (r, c) in own:
+                text += "$^*$"
             if cell.paper is not None:
                 any_paper = True
                 mark = "" if cell.ok is None else ("\\,\\checkmark" if cell.ok else "\\,$\\times$")
@@ -398,6 +443,8 @@ def render_latex(results: pd.DataFrame, spec: Spec) -> str:
     note = comparison_note(results, spec)
     if note:
         parts.append(latex_escape(note))
+    if own:
+        parts.append("$^*$ not held-out: the column's metric is the scorer that selected or trained the row.")
     footnote = "; ".join(f"{labels_c[c]}: {conventions[c]}" for c in cols if c in conventions)
     if footnote:
         parts.append(latex_escape(footnote))

@@ -28,7 +28,7 @@ log = logging.getLogger("ganrm_bench")
 RESULT_COLUMNS = [
     "spec", "group", "row", "row_label", "column", "column_label", "metric", "seed", "scope", "value", "ci_low", "ci_high",
     "n", "direction", "convention", "key", "compare_to", "delta", "delta_ci_low", "delta_ci_high", "p_value", "paired",
-    "delta_method",
+    "delta_method", "heldout",
 ]
 POOLED_SEED = -1  # the `seed` of pooled cells (scope "pooled": the union of every seed's samples)
 
@@ -183,6 +183,7 @@ class RunOutcome:
     records: pd.DataFrame = field(default_factory=pd.DataFrame)  # values of reported ops (reward stats per round)
     units: pd.DataFrame = field(default_factory=pd.DataFrame)  # what each cell's CI resamples (harness.stats)
     failure_groups: list[str] = field(default_factory=list)  # one line per failing artifact, with the cells it broke
+    monitor: Any = None  # harness.monitor.MonitorOutcome: report cards, diagnostics, held-out marks
 
 
 def comparison_rows(spec: Spec) -> dict[str, str]:
@@ -247,6 +248,8 @@ def run_spec(spec: Spec, ctx: Context, *, seeds: list[int] | None = None) -> Run
     clear_failure(ctx.store.root)  # this rank's marker of an earlier launch
     against = comparison_rows(spec)
     sample_nodes: dict[str, list[Node]] = {}
+    row_graphs: dict[int, dict[str, Node]] = {}  # seed -> row -> its samples node (for the monitor)
+    all_cells: list[Cell] = []
 
     def evaluate(cell: Cell, seed: int) -> _Evaluated | None:
         try:
@@ -279,6 +282,7 @@ def run_spec(spec: Spec, ctx: Context, *, seeds: list[int] | None = None) -> Run
                 "ci_high": _f(e.result.ci_high), "n": int(e.result.n), "direction": cell.node.obj.direction,
                 "convention": e.result.convention, "key": cell.node.key, "compare_to": None, "delta": math.nan,
                 "delta_ci_low": math.nan, "delta_ci_high": math.nan, "p_value": math.nan, "paired": None, "delta_method": None,
+                "heldout": True,
             }
             base = done.get((against.get(cell.row), cell.column))
             if base is not None and e.units is not None and base.units is not None:
@@ -295,6 +299,7 @@ def run_spec(spec: Spec, ctx: Context, *, seeds: list[int] | None = None) -> Run
         ctx.seed = seed
         b = Builder(spec, ctx, seed)
         cells = build_cells(spec, b)
+        all_cells += cells
         done: dict[tuple[str, str], _Evaluated] = {}
         for cell in cells:
             if world > 1 and failures:
@@ -303,6 +308,7 @@ def run_spec(spec: Spec, ctx: Context, *, seeds: list[int] | None = None) -> Run
             if e is None:
                 continue
             done[(cell.row, cell.column)] = e
+            row_graphs.setdefault(seed, {}).setdefault(cell.row, cell.node.inputs["samples"])
             if cell.row not in samples:  # for galleries: a cheap load when the metric itself was cached
                 samples[cell.row] = e.samples
                 records += [{"row": cell.row, "seed": seed, "op": n.op.name, "label": n.label, **ev.value(n)}
@@ -326,8 +332,15 @@ def run_spec(spec: Spec, ctx: Context, *, seeds: list[int] | None = None) -> Run
                 cells.append(cell)
                 done[(row, column)] = e
         emit(cells, done, POOLED_SEED)
-    return RunOutcome(pd.DataFrame(rows, columns=RESULT_COLUMNS), failures, ev.computed, ev.loaded, dict(ctx.counters),
-                      samples, pd.DataFrame(records), units=pd.DataFrame(units_rows), failure_groups=group_failures(failed))
+    results = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    from ganrm_bench.harness.monitor import monitor_run
+
+    monitor = monitor_run(spec, ctx, ev, row_graphs, results, all_cells)  # never raises: errors go to run.json
+    for row, column in monitor.not_heldout:
+        results.loc[(results["row"] == row) & (results["column"] == column), "heldout"] = False
+    return RunOutcome(results, failures, ev.computed, ev.loaded, dict(ctx.counters),
+                      samples, pd.DataFrame(records), units=pd.DataFrame(units_rows), failure_groups=group_failures(failed),
+                      monitor=monitor)
 
 
 def _seed_text(seed: int) -> str:

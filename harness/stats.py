@@ -200,3 +200,14 @@ def regression_test(diff: Difference, direction: str, tolerance: float, *, confi
     lcb, ucb = r - q * diff.se, r + q * diff.se
     detectable = tolerance + (q + diff.quantile(power)) * diff.se
     return Verdict(r, lcb, ucb, tolerance, detectable, bool(lcb > tolerance), diff)
+
+
+def mean_interval(a: Units, *, level: float = 0.95, resamples: int = 2000, seed: int = 0) -> Difference:
+    """A per-sample cell's own value with the interval `difference` uses (bootstrap over prompts,
+    estimate ± z·se): e.g. a row's mean proxy reward in the over-optimisation table."""
+    if a.kind != "prompts" or len(a.ids) < 2:
+        return _nan_difference("needs per-prompt units of at least 2 prompts", level)
+    n = len(a.ids)
+    draws = np.random.default_rng(seed).multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(np.float64)
+    boot = _boot_ratio(a.sums, a.counts, draws)
+    return _finish(a.value, float(np.std(boot, ddof=1)), math.inf, False, f"bootstrap over {n} prompts", level)

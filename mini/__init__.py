@@ -10,7 +10,8 @@ PLUGINS = {
     "generator": {"mini_diffusion": "ganrm_bench.mini.generator:MiniDiffusion"},
     "features": {"mini_digits": "ganrm_bench.mini.features:MiniDigitsFeatures"},
     "backbone": {"mini_conv": "ganrm_bench.mini.backbone:MiniConv"},
-    "scorer": {"mini_annotator": "ganrm_bench.mini.annotator:MiniAnnotator"},
+    "scorer": {"mini_annotator": "ganrm_bench.mini.annotator:MiniAnnotator",
+               "mini_alignment": "ganrm_bench.mini.metrics:MiniAlignmentScorer"},
     "metric": {
         "mini_alignment": "ganrm_bench.mini.metrics:MiniAlignment",
         "mini_diversity": "ganrm_bench.mini.metrics:MiniDiversity",

@@ -12,7 +12,7 @@ from ganrm_bench.harness.errors import UserError
 from ganrm_bench.mini.common import parse_digit
 from ganrm_bench.mini.features import MiniDigitsFeatures
 from ganrm_bench.harness.plugins import ItemSet
-from ganrm_bench.metrics.base import PerSampleMetric, PerSampleParams, batch_size_for, cached_model
+from ganrm_bench.metrics.base import MetricScorer, PerSampleMetric, PerSampleParams, batch_size_for, cached_model
 
 
 class MiniMetricParams(PerSampleParams):
@@ -54,6 +54,15 @@ class MiniAlignment(_MetricNetMetric):
         labels = np.array([parse_digit(p) for p in prompts])
         probs = self.net().probabilities(list(images))
         return probs[np.arange(len(labels)), labels].astype(np.float64)
+
+
+class MiniAlignmentScorer(MetricScorer):
+    """Mini alignment as a selector (the mini world's CLIPScore-as-RM@K): the metric's own network
+    and convention, so a column `mini_alignment` judging a row it selected is marked not held-out."""
+
+    name: ClassVar[str] = "mini_alignment"
+    metric_cls = MiniAlignment
+    Params = MiniMetricParams
 
 
 class MiniDiversity(_MetricNetMetric):

@@ -4,6 +4,7 @@ PickScore, HPS or CLIPScore."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any, Sequence
 
@@ -59,6 +60,8 @@ class GanRMScorer(TrainableScorer):
         seed = derive_seed("ganrm", cfg.seed, getattr(ctx, "seed", 0))
         result = fit_features(feats[0], feats[1], cfg, unlabeled=feats[2], seed=seed)
         self.model = GanRM.from_fit(result, cfg, backbone=self.backbone, backbone_fp=backbone_fingerprint(self.backbone, ctx), seed=seed)
+        self.heldout = {"scores": np.asarray(result.trace["heldout_probs"]).tolist(),
+                        "labels": np.asarray(result.trace["heldout_labels"]).tolist()}
         return json_safe(result.metrics)  # NaN (no held-out set) → None: manifests stay strict JSON
 
     def _require_model(self) -> GanRM:
@@ -66,11 +69,46 @@ class GanRMScorer(TrainableScorer):
             raise UserError("the GAN-RM scorer has no trained model yet: fit it or load_state a checkpoint first")
         return self.model
 
+    HELDOUT_FILE = "heldout_scores.json"  # the held-out split's scores and labels, for the report card
+
     def save(self, directory: Path) -> None:
         self._require_model().save(directory)
+        if getattr(self, "heldout", None) is not None:
+            (Path(directory) / self.HELDOUT_FILE).write_text(json.dumps(self.heldout))
 
     def load_state(self, directory: Path) -> None:
         self.model = GanRM.load(directory, backbone=self.backbone)
+        path = Path(directory) / self.HELDOUT_FILE
+        self.heldout = json.loads(path.read_text()) if path.is_file() else None
+
+    def report_card(self) -> dict[str, Any] | None:
+        """Held-out AUC [bootstrap CI], accuracy, ECE, the data it was trained on, the training
+        curve, and (bootstrap variant) the pre-bootstrap model's AUC. None without a held-out split."""
+        from ganrm_bench.harness.scorecard import classifier_card
+
+        heldout = getattr(self, "heldout", None)
+        if self.model is None:
+            return None
+        m = self.model.metrics
+        if heldout and heldout.get("labels"):
+            quality = classifier_card(heldout["scores"], heldout["labels"])
+        elif m.get("heldout_auc") is not None:  # an artifact trained before held-out scores were stored
+            quality = {"heldout_auc": m["heldout_auc"], "heldout_accuracy": m.get("heldout_accuracy"), "n_heldout": m.get("n_heldout"),
+                       "note": f"this artifact predates {self.HELDOUT_FILE}: no AUC interval, ECE or histogram; "
+                               "retrain it (remove the train_scorer artifact) for a full card"}
+        else:
+            return None  # no held-out split (heldout_fraction 0)
+        card = {"scorer": self.name, "variant": m.get("variant"), "training_seed": (self.model.config.get("training") or {}).get("effective_seed"),
+                **quality,
+                "n_ppd": m.get("n_positives_given"), "n_positives": m.get("n_per_class"), "n_negatives": m.get("n_per_class"),
+                "n_negatives_given": m.get("n_negatives_given"), "n_train": m.get("n_train"),
+                "n_pseudo_labels": 2 * int(m["bootstrap_m"]) if m.get("bootstrap_m") else 0,
+                "training_curve": m.get("training_curve", [])}
+        if m.get("variant") == "bootstrap":
+            card.update(stage1_heldout_auc=m.get("stage1_heldout_auc"), stage1_heldout_accuracy=m.get("stage1_heldout_accuracy"),
+                        training_curve_bootstrap=m.get("training_curve_bootstrap", []),
+                        n_pseudo_positives=m.get("bootstrap_m"), n_pseudo_negatives=m.get("bootstrap_m"))
+        return card
 
     accepts_items = True  # Items reuse the per-item backbone features cached during training
 

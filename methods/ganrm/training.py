@@ -147,9 +147,13 @@ def accuracy_auc(probs: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     return acc, auc
 
 
-def train_rpl(x: np.ndarray, y: np.ndarray, cfg: TrainConfig, seed: int, n_snapshots: int = 1) -> tuple[list[dict[str, torch.Tensor]], int]:
+def train_rpl(x: np.ndarray, y: np.ndarray, cfg: TrainConfig, seed: int, n_snapshots: int = 1, *,
+              heldout: tuple[np.ndarray, np.ndarray] | None = None, curve: list[dict[str, float]] | None = None,
+              ) -> tuple[list[dict[str, torch.Tensor]], int]:
     """AdamW on soft-label BCE (2-way softmax cross-entropy with target [1-y, y]); returns
-    `n_snapshots` states taken at regular step intervals (the last = the final model) and the steps."""
+    `n_snapshots` states taken at regular step intervals (the last = the final model) and the steps.
+    With `curve`, appends per pass over the data its mean loss and (given `heldout`) the held-out
+    AUC; evaluating in eval mode draws no random numbers, so the trained weights do not change."""
     n, d = x.shape
     if n < 2:
         raise UserError(f"GAN-RM needs at least 2 training samples, got {n}")
@@ -169,6 +173,7 @@ def train_rpl(x: np.ndarray, y: np.ndarray, cfg: TrainConfig, seed: int, n_snaps
         model.train()
         while step < total:
             perm = torch.randperm(n, generator=gen)
+            losses: list[float] = []
             for start in range(0, n, bs):
                 idx = perm[start : start + bs]
                 if len(idx) < 2:
@@ -177,12 +182,26 @@ def train_rpl(x: np.ndarray, y: np.ndarray, cfg: TrainConfig, seed: int, n_snaps
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+                losses.append(float(loss.detach()))
                 step += 1
                 if step in snap_at:
                     states.append(copy.deepcopy(model.state_dict()))
                 if step >= total:
                     break
+            if curve is not None:
+                curve.append(_epoch_point(model, len(curve) + 1, losses, heldout))
     return states, total
+
+
+def _epoch_point(model: RewardProjectionLayer, epoch: int, losses: list[float], heldout) -> dict[str, float]:
+    point = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else float("nan"), "heldout_auc": float("nan")}
+    if heldout is not None and len(heldout[1]):
+        model.eval()
+        with torch.inference_mode():
+            probs = model.reward(torch.as_tensor(heldout[0], dtype=torch.float32)).numpy()
+        model.train()
+        point["heldout_auc"] = accuracy_auc(probs, heldout[1])[1]
+    return point
 
 
 # -- the whole fit ------------------------------------------------------------------------------
@@ -227,12 +246,13 @@ def _fit_features(positives, negatives, cfg, *, unlabeled, seed) -> FitResult:
     x_tr, y_tr, x_ho, y_ho = x[~held], y[~held], x[held], y[held]
     rpl_seed = derive_seed(seed, "rpl")
     n_snap = cfg.n_checkpoints if cfg.variant in ("average", "voting") else 1
-    snaps, steps = train_rpl(x_tr, y_tr, cfg, rpl_seed, n_snap)
+    curve: list[dict[str, float]] = []
+    snaps, steps = train_rpl(x_tr, y_tr, cfg, rpl_seed, n_snap, heldout=(x_ho, y_ho), curve=curve)
     trace: dict[str, Any] = {"positives": pos_idx, "negatives": neg_idx, "heldout": held, "snapshots": snaps}
     metrics: dict[str, Any] = {
         "variant": cfg.variant, "n_positives_given": len(positives), "n_negatives_given": len(negatives),
         "n_per_class": len(pos_idx), "n_train": int(len(y_tr)), "n_heldout": int(len(y_ho)), "steps": steps,
-        "feature_dim": d,
+        "feature_dim": d, "training_curve": curve,
     }
     if cfg.variant == "naive":
         states = snaps[-1:]
@@ -244,7 +264,8 @@ def _fit_features(positives, negatives, cfg, *, unlabeled, seed) -> FitResult:
         states = _bootstrap(snaps[-1], x_tr, y_tr, x_ho, y_ho, negatives, left, unlabeled, cfg, seed, d, hidden, metrics, trace)
     metrics["n_models"] = len(states)
     metrics["train_accuracy"], metrics["train_auc"] = accuracy_auc(predict(states, x_tr, d, hidden), y_tr)
-    metrics["heldout_accuracy"], metrics["heldout_auc"] = accuracy_auc(predict(states, x_ho, d, hidden), y_ho) if len(y_ho) else (float("nan"), float("nan"))
+    trace["heldout_probs"], trace["heldout_labels"] = predict(states, x_ho, d, hidden) if len(y_ho) else np.zeros(0), y_ho
+    metrics["heldout_accuracy"], metrics["heldout_auc"] = accuracy_auc(trace["heldout_probs"], y_ho) if len(y_ho) else (float("nan"), float("nan"))
     return FitResult(states, d, hidden, metrics, trace)
 
 
@@ -267,12 +288,13 @@ def _bootstrap(stage1, x_tr, y_tr, x_ho, y_ho, negatives, left, unlabeled, cfg, 
     top, labels, bottom = rank_labels(scores, m, alpha, cfg.rank_origin)
     x2 = np.concatenate([x_tr, pool[top], pool[bottom]])
     y2 = np.concatenate([y_tr, labels, np.zeros(m, np.float32)])
-    states, steps2 = train_rpl(x2, y2, cfg, derive_seed(seed, "rpl-bootstrap"), 1)
+    curve: list[dict[str, float]] = []
+    states, steps2 = train_rpl(x2, y2, cfg, derive_seed(seed, "rpl-bootstrap"), 1, heldout=(x_ho, y_ho), curve=curve)
     s1_acc, s1_auc = accuracy_auc(predict([stage1], x_ho, d, hidden), y_ho) if len(y_ho) else (float("nan"), float("nan"))
     metrics.update(
         bootstrap_pool=source, bootstrap_pool_size=int(len(pool)), bootstrap_m=int(m), alpha=float(alpha),
         rank_origin=cfg.rank_origin, pseudo_label_max=float(labels[0]), pseudo_label_min=float(labels[-1]),
-        stage1_heldout_accuracy=s1_acc, stage1_heldout_auc=s1_auc, steps_bootstrap=steps2,
+        stage1_heldout_accuracy=s1_acc, stage1_heldout_auc=s1_auc, steps_bootstrap=steps2, training_curve_bootstrap=curve,
     )
     trace.update(stage1=stage1, pool_scores=scores, pseudo_positives=top, pseudo_labels=labels, pseudo_negatives=bottom)
     return states

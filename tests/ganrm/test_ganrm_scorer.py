@@ -98,3 +98,26 @@ def test_metrics_are_strict_json_without_a_heldout_set(ctx, sets):
     metrics = make_scorer(variant="naive", epochs=1, heldout_fraction=0.0).fit(pos, neg, ctx)
     assert metrics["heldout_accuracy"] is None and metrics["n_heldout"] == 0
     json.dumps(metrics, allow_nan=False)
+
+
+def test_report_card_survives_save_and_load(tmp_path, ctx, sets):
+    pos, neg, more = sets
+    scorer = make_scorer(variant="bootstrap", epochs=5)
+    metrics = scorer.fit(pos, neg, ctx, unlabeled=more)
+    card = scorer.report_card()
+    assert card["heldout_auc"] == pytest.approx(metrics["heldout_auc"]) and card["heldout_accuracy"] == metrics["heldout_accuracy"]
+    assert card["n_ppd"] == 16 and card["n_positives"] == card["n_negatives"] == 16
+    assert card["n_heldout_ppd"] == card["n_heldout_generated"] == 4
+    assert card["n_pseudo_labels"] == 2 * metrics["bootstrap_m"] and card["stage1_heldout_auc"] == metrics["stage1_heldout_auc"]
+    assert [p["epoch"] for p in card["training_curve"]] == [1, 2, 3, 4, 5] and len(card["training_curve_bootstrap"]) == 5
+    ci = card["heldout_auc_ci"]
+    assert ci[0] <= card["heldout_auc"] <= ci[1] and 0 <= card["ece"] <= 1
+    scorer.save(tmp_path / "ckpt")
+    fresh = make_scorer(variant="bootstrap", epochs=5)
+    fresh.load_state(tmp_path / "ckpt")
+    assert fresh.report_card() == card  # a warm run writes the same card without retraining
+    assert make_scorer().report_card() is None  # untrained: no card
+    (tmp_path / "ckpt" / GanRMScorer.HELDOUT_FILE).unlink()  # an artifact from before held-out scores were stored
+    fresh.load_state(tmp_path / "ckpt")
+    old = fresh.report_card()
+    assert old["heldout_auc"] == card["heldout_auc"] and "ece" not in old and "predates" in old["note"]

@@ -135,3 +135,34 @@ def test_fit_is_deterministic_given_the_seed():
     c = fit_features(pos, neg, TrainConfig(epochs=3, seed=12))
     assert all(torch.equal(v, b.states[0][k]) for k, v in a.states[0].items())
     assert not torch.equal(a.states[0]["head.weight"], c.states[0]["head.weight"])
+
+
+def test_training_curve_is_recorded_without_changing_the_weights():
+    from ganrm_bench.methods.ganrm.training import accuracy_auc, train_rpl
+
+    x, y = np.r_[gaussians(60, 1.5, 1), gaussians(60, 0.0, 2)], np.r_[np.ones(60), np.zeros(60)].astype(np.float32)
+    xh, yh = np.r_[gaussians(20, 1.5, 3), gaussians(20, 0.0, 4)], np.r_[np.ones(20), np.zeros(20)].astype(np.float32)
+    cfg = TrainConfig(epochs=4, batch_size=16)
+    plain, _ = train_rpl(x, y, cfg, seed=5)
+    curve = []
+    traced, _ = train_rpl(x, y, cfg, seed=5, heldout=(xh, yh), curve=curve)
+    assert all(torch.equal(plain[-1][k], traced[-1][k]) for k in plain[-1])
+    assert [p["epoch"] for p in curve] == [1, 2, 3, 4] and all(p["loss"] > 0 for p in curve)
+    # the last point is the final model's held-out AUC
+    assert curve[-1]["heldout_auc"] == pytest.approx(accuracy_auc(predict(traced, xh, D, D * 3 // 2), yh)[1])
+
+
+def test_fit_reports_curves_heldout_scores_and_the_pre_bootstrap_auc():
+    pos, neg = gaussians(80, 1.0, 11), gaussians(200, 0.0, 12)
+    res = fit_features(pos, neg, TrainConfig(variant="bootstrap", epochs=3, heldout_fraction=0.25))
+    m, t = res.metrics, res.trace
+    assert len(m["training_curve"]) == 3 and len(m["training_curve_bootstrap"]) == 3
+    assert math.isfinite(m["stage1_heldout_auc"]) and m["training_curve"][-1]["heldout_auc"] == pytest.approx(m["stage1_heldout_auc"])
+    assert len(t["heldout_probs"]) == m["n_heldout"] == 40 and sorted(set(t["heldout_labels"].tolist())) == [0.0, 1.0]
+    assert m["heldout_auc"] == pytest.approx(accuracy_auc_of(t["heldout_probs"], t["heldout_labels"]))
+
+
+def accuracy_auc_of(probs, labels):
+    from sklearn.metrics import roc_auc_score
+
+    return roc_auc_score(labels, probs)

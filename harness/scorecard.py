@@ -1,0 +1,158 @@
+"""Report cards of trained reward models: how well a scorer separates held-out PPD from generator
+samples (AUC with a bootstrap CI, accuracy, calibration), written to `<run>/scorers/<name>.json`
+with a histogram figure, and rendered as a short section of the run's table.md.
+
+Any scorer may offer a card: a `report_card()` method returning a dict (see `Scorer.report_card`);
+`classifier_card` computes the common part from held-out scores and labels. The core never imports
+a scorer package: the runner asks every trained-scorer value for its card (duck-typed).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+ECE_BINS = 10
+ECE_BINNING = (f"{ECE_BINS} equal-width bins of the PPD-class probability on [0, 1] (the last bin closed); "
+               "ECE = Σ_b (n_b / N)·|fraction of PPD samples in b − mean probability in b|")
+
+
+def expected_calibration_error(probs: Sequence[float], labels: Sequence[float], bins: int = ECE_BINS) -> float:
+    """ECE of probabilities of the positive class: equal-width bins on [0, 1] (Guo et al. 2017)."""
+    p, y = np.asarray(probs, dtype=np.float64), (np.asarray(labels, dtype=np.float64) >= 0.5).astype(np.float64)
+    if p.size == 0:
+        return math.nan
+    idx = np.minimum((np.clip(p, 0.0, 1.0) * bins).astype(int), bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        in_b = idx == b
+        if in_b.any():
+            ece += in_b.mean() * abs(y[in_b].mean() - p[in_b].mean())
+    return float(ece)
+
+
+def auc_with_ci(scores: Sequence[float], labels: Sequence[float], *, level: float = 0.95, resamples: int = 2000,
+                seed: int = 0) -> tuple[float, float, float]:
+    """ROC AUC (Mann–Whitney, ties count ½) with a percentile interval from a stratified bootstrap:
+    each class resampled with replacement at its own size, so every resample has both classes."""
+    s, y = np.asarray(scores, dtype=np.float64), np.asarray(labels, dtype=np.float64) >= 0.5
+    pos, neg = s[y], s[~y]
+    if len(pos) == 0 or len(neg) == 0:
+        return math.nan, math.nan, math.nan
+    wins = (pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])  # [n_pos, n_neg]
+    auc = float(wins.mean())
+    if len(pos) < 2 or len(neg) < 2:
+        return auc, math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    wp = rng.multinomial(len(pos), np.full(len(pos), 1 / len(pos)), size=resamples).astype(np.float64)
+    wn = rng.multinomial(len(neg), np.full(len(neg), 1 / len(neg)), size=resamples).astype(np.float64)
+    boot = np.einsum("ri,ij,rj->r", wp, wins, wn) / (len(pos) * len(neg))
+    lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
+    return auc, float(lo), float(hi)
+
+
+def classifier_card(scores: Sequence[float], labels: Sequence[float], *, seed: int = 0) -> dict[str, Any]:
+    """The common part of a card from held-out PPD-class probabilities (label 1: PPD, 0: generated)."""
+    s, y = np.asarray(scores, dtype=np.float64), np.asarray(labels, dtype=np.float64) >= 0.5
+    auc, lo, hi = auc_with_ci(s, y, seed=seed)
+    return {
+        "heldout_auc": auc, "heldout_auc_ci": [lo, hi],
+        "heldout_auc_ci_method": "95% percentile interval, stratified bootstrap over held-out samples (2000 resamples)",
+        "heldout_accuracy": float(np.mean((s >= 0.5) == y)) if s.size else math.nan,
+        "ece": expected_calibration_error(s, y), "ece_binning": ECE_BINNING,
+        "n_heldout_ppd": int(y.sum()), "n_heldout_generated": int((~y).sum()),
+        "heldout_scores": {"ppd": s[y].tolist(), "generated": s[~y].tolist()},
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing and rendering.
+
+
+def card_file_stem(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", label).strip("-") or "scorer"
+
+
+def _json_safe(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def write_cards(run_dir: Path, cards: dict[str, dict[str, Any]]) -> list[Path]:
+    """`scorers/<name>.json` per card, and `scorers/<name>.png` (held-out score histograms) where
+    the card has held-out scores."""
+    if not cards:
+        return []
+    out = Path(run_dir) / "scorers"
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, card in cards.items():
+        path = out / f"{card_file_stem(name)}.json"
+        path.write_text(json.dumps(_json_safe(card), indent=1, allow_nan=False))
+        written.append(path)
+        scores = card.get("heldout_scores") or {}
+        if scores.get("ppd") or scores.get("generated"):
+            written.append(_histogram(out / f"{card_file_stem(name)}.png", name, scores))
+    return written
+
+
+def _histogram(path: Path, name: str, scores: dict[str, list[float]]) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    values = [v for vs in scores.values() for v in vs]
+    edges = np.linspace(min(0.0, min(values)), max(1.0, max(values)), 21)
+    for key, label, color in (("ppd", "held-out PPD", "tab:green"), ("generated", "held-out generator samples", "tab:red")):
+        if scores.get(key):
+            ax.hist(scores[key], bins=edges, alpha=0.55, color=color, label=f"{label} (n={len(scores[key])})")
+    ax.set_xlabel("score (PPD-class probability)")
+    ax.set_ylabel("count")
+    ax.set_title(f"reward model {name}: held-out scores", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _num(x: Any, digits: int = 3) -> str:
+    return "–" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}f}"
+
+
+def render_cards_markdown(cards: dict[str, dict[str, Any]]) -> str:
+    """A short section: per reward model, its PPD size N, held-out AUC [CI], accuracy and ECE."""
+    if not cards:
+        return ""
+    lines = ["### Reward models (held-out split of their training data)", "",
+             "| reward model | PPD N | held-out AUC [95% CI] | pre-bootstrap AUC | accuracy | ECE | held-out PPD / generated | used by |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, c in cards.items():
+        lo, hi = (c.get("heldout_auc_ci") or [None, None])[:2]
+        auc = f"{_num(c.get('heldout_auc'))} [{_num(lo)}, {_num(hi)}]"
+        lines.append(f"| {name} | {c.get('n_ppd', '–')} | {auc} | {_num(c.get('stage1_heldout_auc'))} | "
+                     f"{_num(c.get('heldout_accuracy'))} | {_num(c.get('ece'))} | {c.get('n_heldout_ppd', '–')} / "
+                     f"{c.get('n_heldout_generated', '–')} | {', '.join(c.get('used_by', [])) or '–'} |")
+    lines += [""]
+    by_n = sorted((c["n_ppd"], name, c) for name, c in cards.items() if isinstance(c.get("n_ppd"), int))
+    if len({n for n, _, _ in by_n}) > 1:  # the data-efficiency curve (Table 7): AUC by PPD size N
+        lines.append("- reward-model held-out AUC by PPD size: " + "; ".join(
+            f"N={n} ({name}) {_num(c.get('heldout_auc'))} [{_num((c.get('heldout_auc_ci') or [None])[0])}, "
+            f"{_num((c.get('heldout_auc_ci') or [None, None])[1])}]" for n, name, c in by_n))
+    lines += [f"- ECE: {ECE_BINNING}. Cards, training curves and score histograms: `scorers/`."]
+    lines += [f"- {name}: {c['note']}" for name, c in cards.items() if c.get("note")]
+    return "\n".join(lines) + "\n"
