@@ -1,7 +1,7 @@
 """KID: Kernel Inception Distance, the small-sample companion of FID (Bińkowski et al. 2018).
 
 The squared MMD between sample and reference features with torchmetrics' kernel
-(`torchmetrics.image.kid.poly_kernel`: k(x, y) = (x·y / d + 1)^3) and its unbiased estimator
+(`torchmetrics.image.kid.poly_kernel`: k(x, y) = (γ·x·y + 1)^3, γ = 1/d by default) and its unbiased estimator
 (`maximum_mean_discrepancy`: diagonal terms excluded), computed once over all N samples and M
 reference items instead of averaged over random subsets: the full U-statistic is what the subset
 average estimates, so it has no subset noise, and it splits exactly into prompt blocks. Per block
@@ -31,18 +31,23 @@ ROWS = 1024  # kernel rows in memory at once: ROWS × max(N, M) floats
 
 
 class KIDParams(SetParams):
-    scale: float = Field(1.0, gt=0)
+    scale: float = Field(1.0, gt=0, description="values are multiplied by it (1000: KID×10³)")
+    degree: int = Field(3, ge=1, description="torchmetrics' kernel degree")
+    gamma: float | None = Field(None, gt=0, description="torchmetrics' kernel gamma; default 1/d. Features much larger "
+                                "than Inception's make the cubic kernel explode: scale with gamma")
+    coef: float = Field(1.0, description="torchmetrics' kernel coef")
 
 
-def poly_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """torchmetrics' default polynomial kernel: (x·y / d + 1)^3."""
-    return (x @ y.T / x.shape[1] + 1.0) ** 3
+def poly_kernel(x: np.ndarray, y: np.ndarray, degree: int = 3, gamma: float | None = None, coef: float = 1.0) -> np.ndarray:
+    """torchmetrics' polynomial kernel (`torchmetrics.image.kid.poly_kernel`): (γ·x·y + coef)^degree, γ = 1/d by default."""
+    gamma = 1.0 / x.shape[1] if gamma is None else gamma
+    return (x @ y.T * gamma + coef) ** degree
 
 
 class KernelBlocks:
     """Kernel sums by prompt block: xx[a, b] = Σ_{i∈a, j∈b, i≠j} k(x_i, x_j), xy[a] = Σ_{i∈a, j} k(x_i, y_j)."""
 
-    def __init__(self, x: np.ndarray, block: np.ndarray, n_blocks: int, y: np.ndarray, yy_sum: float):
+    def __init__(self, x: np.ndarray, block: np.ndarray, n_blocks: int, y: np.ndarray, yy_sum: float, kernel=poly_kernel):
         x = np.asarray(x, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64)
         onehot = np.zeros((len(x), n_blocks))
@@ -52,10 +57,10 @@ class KernelBlocks:
         self.xy = np.zeros(n_blocks)
         for start in range(0, len(x), ROWS):
             part = slice(start, start + ROWS)
-            kxx = poly_kernel(x[part], x)
+            kxx = kernel(x[part], x)
             kxx[np.arange(kxx.shape[0]), np.arange(start, start + kxx.shape[0])] = 0.0  # i ≠ j
             self.xx += onehot[part].T @ (kxx @ onehot)
-            self.xy += onehot[part].T @ poly_kernel(x[part], y).sum(axis=1)
+            self.xy += onehot[part].T @ kernel(x[part], y).sum(axis=1)
         self.m, self.yy = len(y), float(yy_sum)
 
     def mmd2(self, weights: np.ndarray | None = None) -> float:
@@ -84,9 +89,11 @@ class KID(SetMetric):
     Params = KIDParams
 
     def convention(self) -> str:
-        scale = "" if self.params.scale == 1 else f" ×{self.params.scale:g}"
-        return (f"kid{scale}: unbiased MMD² over all samples, torchmetrics poly kernel (x·y/d+1)^3, "
-                f"features={self.params.features}")
+        p = self.params
+        scale = "" if p.scale == 1 else f" ×{p.scale:g}"
+        gamma = "1/d" if p.gamma is None else f"{p.gamma:g}"
+        return (f"kid{scale}: unbiased MMD² over all samples, torchmetrics poly kernel (γ·x·y+{p.coef:g})^{p.degree}, "
+                f"γ={gamma}, features={p.features}")
 
     def _features(self, items: list[Item], ctx: Any) -> np.ndarray:
         parts = [feats for _, feats in self._feature_chunks(items, ctx)]
@@ -99,6 +106,7 @@ class KID(SetMetric):
         if len(y) < 2:
             raise UserError(f"metric {self.name!r}: the reference set {reference.key!r} has {len(y)} item(s); at least 2 are needed")
         key = hash_key({"kind": "kid-reference-kernel", "features": fingerprint_of(self.extractor(), ctx),
+                        "kernel": [self.params.degree, self.params.gamma, self.params.coef],
                         "items": hash_key([it.key for it in items])})
         store = ctx.store
         if not store.has(key):
@@ -107,7 +115,7 @@ class KID(SetMetric):
                 if not store.has(key):
                     total = 0.0
                     for start in range(0, len(y), ROWS):
-                        k = poly_kernel(y[start:start + ROWS], y)
+                        k = self.kernel(y[start:start + ROWS], y)
                         k[np.arange(k.shape[0]), np.arange(start, start + k.shape[0])] = 0.0
                         total += float(k.sum())
                     with store.writing(key, {"producer": f"metric/{self.name}/reference-kernel", "reference": reference.key,
@@ -124,7 +132,11 @@ class KID(SetMetric):
         if x.shape[1] != y.shape[1]:
             raise UserError(f"metric {self.name!r}: sample and reference features differ in size ({x.shape[1]} vs {y.shape[1]})")
         n_blocks = self.params.ci.blocks if self.params.ci.method != "none" else 1
-        return KernelBlocks(x, self.block_ids(items, ctx, n_blocks), n_blocks, y, yy)
+        return KernelBlocks(x, self.block_ids(items, ctx, n_blocks), n_blocks, y, yy, kernel=self.kernel)
+
+    def kernel(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        p = self.params
+        return poly_kernel(x, y, p.degree, p.gamma, p.coef)
 
     def compute(self, samples: ItemSet, ctx: Any, *, reference: ItemSet | None = None) -> MetricResult:
         if reference is None:

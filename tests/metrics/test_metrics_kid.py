@@ -67,6 +67,15 @@ def test_kid_equals_torchmetrics_poly_mmd_on_equal_sizes(ctx, write_items):
     assert "torchmetrics" in res.convention
 
 
+def test_kid_kernel_params_follow_torchmetrics(ctx, write_items):
+    s_rows, r_rows = list(range(0, 40)), list(range(150, 190))
+    samples = write_items(images(s_rows), name="s")
+    reference = write_items(images(r_rows), name="r")
+    res = KID({"features": "test_rows", "gamma": 0.05, "degree": 2, "coef": 0.5}).compute(samples, ctx, reference=reference)
+    expected = float(poly_mmd(torch.tensor(T32[r_rows]), torch.tensor(T32[s_rows]), degree=2, gamma=0.05, coef=0.5))
+    assert res.value == pytest.approx(expected, rel=1e-9) and "γ=0.05" in res.convention
+
+
 def test_kid_unequal_sizes_and_scale(ctx, write_items):
     s_rows, r_rows = list(range(0, 50)), list(range(100, 220))
     samples = write_items(images(s_rows), name="s")
