@@ -40,7 +40,7 @@ class Run:
         """The table as "markdown", "latex" (booktabs) or "csv" (the long results)."""
         from ganrm_bench.harness.report import render_table
 
-        return render_table(self.results, self.spec, format)
+        return render_table(self.results, self.spec, format, run_dir=self.dir)
 
     def _repr_markdown_(self) -> str:  # Jupyter shows the table
         return self.table("markdown")

@@ -330,14 +330,9 @@ def report(
         sys.stdout.write(render_html(run_dir))
         return
     results, s = load_run(run_dir)
-    if format == "markdown":
-        from ganrm_bench.harness.monitor import run_extras_markdown
-
-        sys.stdout.write(render_markdown(results, s) + run_extras_markdown(run_dir, s))
-        return
     if format not in TABLE_FORMATS:
         raise UserError(f"--format {format!r}: choose markdown, latex, csv or html")
-    sys.stdout.write(render_table(results, s, format))
+    sys.stdout.write(render_table(results, s, format, run_dir=run_dir))
 
 
 @app.command()

@@ -459,10 +459,11 @@ def render_latex(results: pd.DataFrame, spec: Spec) -> str:
 TABLE_FORMATS = ("markdown", "latex", "csv")
 
 
-def render_table(results: pd.DataFrame, spec: Spec, format: str = "markdown") -> str:
-    """A run's table as Markdown, booktabs LaTeX, or the long results as CSV."""
+def render_table(results: pd.DataFrame, spec: Spec, format: str = "markdown", run_dir: Path | None = None) -> str:
+    """A run's table as Markdown (with the run directory's reward-model and monitor sections, as in
+    table.md, when `run_dir` is given), booktabs LaTeX, or the long results as CSV."""
     if format == "markdown":
-        return render_markdown(results, spec)
+        return render_markdown(results, spec) + (_run_extras(Path(run_dir), spec) if run_dir is not None else "")
     if format == "latex":
         return render_latex(results, spec)
     if format == "csv":

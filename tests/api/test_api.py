@@ -42,7 +42,7 @@ def test_run_returns_results_table_and_dir(toy_run, tmp_path):
     assert list(r.results["row"]) == ["base", "best4", "best2"]
     assert (r.results["n"] == 6).all()
     # the same table the CLI renders, and the results.csv the run wrote
-    assert r.table() == render_markdown(r.results, r.spec) == (r.dir / "table.md").read_text()
+    assert r.table() == (r.dir / "table.md").read_text() and r.table().startswith(render_markdown(r.results, r.spec))
     assert "\\begin{tabular}" in r.table("latex")
     pd.testing.assert_frame_equal(pd.read_csv(pd.io.common.StringIO(r.table("csv"))), pd.read_csv(r.dir / "results.csv"))
     with pytest.raises(UserError, match="markdown, latex or csv"):
