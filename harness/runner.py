@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import time
 import traceback
 from collections import Counter
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from ganrm_bench.harness.cost import COST_COLUMNS, row_cost
 from ganrm_bench.harness.errors import UserError
 from ganrm_bench.harness.graph import Builder, Node
 from ganrm_bench.harness.numerics import numerics_record
@@ -24,7 +26,7 @@ log = logging.getLogger("ganrm_bench")
 RESULT_COLUMNS = [
     "spec", "group", "row", "row_label", "column", "column_label", "metric", "seed", "scope", "value", "ci_low", "ci_high",
     "n", "direction", "convention", "key", "compare_to", "delta", "delta_ci_low", "delta_ci_high", "p_value", "paired",
-    "delta_method",
+    "delta_method", *COST_COLUMNS,
 ]
 POOLED_SEED = -1  # the `seed` of pooled cells (scope "pooled": the union of every seed's samples)
 
@@ -38,6 +40,7 @@ class Evaluator:
         self.computed: Counter[str] = Counter()
         self.loaded: Counter[str] = Counter()
         self.failed: dict[str, Exception] = {}  # a node that failed fails every cell needing it, computed once
+        self.costs: dict[str, dict[str, float]] = {}  # node key -> its cost (harness.cost), computed or from its manifest
 
     def value(self, node: Node) -> Any:
         if node.key in self.memo:
@@ -58,18 +61,19 @@ class Evaluator:
     def _value(self, node: Node) -> Any:
         store, op = self.ctx.store, node.op
         if op.stored and store.has(node.key):
-            value = op.load(store.path(node.key), node, self.ctx)
-            self.loaded[op.name] += 1
+            value = self._load(node)
         elif not op.stored:
-            value = op.compute(node, self.ctx, {k: self.value(n) for k, n in node.inputs.items()})
+            inputs = {k: self.value(n) for k, n in node.inputs.items()}
+            value = op.compute(node, self.ctx, inputs)
+            self.costs[node.key] = op.cost(node, value)  # no artifact: no recorded seconds (its work is its inputs')
         else:
             inputs = {k: self.value(n) for k, n in node.inputs.items()}
             with store.lock(node.key) if op.exclusive(node) else contextlib.nullcontext():  # another run may be making it
                 if store.has(node.key):
-                    value = op.load(store.path(node.key), node, self.ctx)
-                    self.loaded[op.name] += 1
+                    value = self._load(node)
                 else:
                     log.info("computing %s %s", op.name, node.label)
+                    t0 = time.perf_counter()
                     value = op.compute(node, self.ctx, inputs)
                     meta = {"producer": op.name, "op_version": op.version, "label": node.label, "params": node.params,
                             "inputs": {k: n.key for k, n in node.inputs.items()},
@@ -77,9 +81,25 @@ class Evaluator:
                     with store.writing(node.key, meta) as tmp:
                         extra = op.save(value, tmp, node) or {}
                         meta.update(extra)
+                        meta["cost"] = self.costs[node.key] = {**op.cost(node, value), "seconds": round(time.perf_counter() - t0, 4)}
                     self.computed[op.name] += 1
         self.memo[node.key] = value
         return value
+
+    def _load(self, node: Node) -> Any:
+        """A stored artifact, with the cost it had when computed (its manifest's; nominal work and
+        unknown seconds for artifacts stored before costs were recorded)."""
+        value = node.op.load(self.ctx.store.path(node.key), node, self.ctx)
+        self.loaded[node.op.name] += 1
+        recorded = self.ctx.store.manifest(node.key).get("cost")
+        self.costs[node.key] = recorded if recorded is not None else {**node.op.cost(node, value), "seconds": math.nan}
+        return value
+
+    def cost(self, node: Node) -> dict[str, float]:
+        """The recorded cost of a node of this run's graphs (harness.cost)."""
+        from ganrm_bench.harness.cost import node_cost
+
+        return node_cost(node, self.costs, self.ctx.store)
 
     def peek(self, node: Node) -> Any:
         """A cheap value for planning (prompt sets), or None when it would take real work."""
@@ -254,6 +274,7 @@ def run_spec(spec: Spec, ctx: Context, *, seeds: list[int] | None = None) -> Run
                 "ci_high": _f(e.result.ci_high), "n": int(e.result.n), "direction": cell.node.obj.direction,
                 "convention": e.result.convention, "key": cell.node.key, "compare_to": None, "delta": math.nan,
                 "delta_ci_low": math.nan, "delta_ci_high": math.nan, "p_value": math.nan, "paired": None, "delta_method": None,
+                **row_cost(cell.node.inputs["samples"], len(e.samples), ev.cost),
             }
             base = done.get((against.get(cell.row), cell.column))
             if base is not None and e.units is not None and base.units is not None:
