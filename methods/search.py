@@ -169,8 +169,8 @@ class NoiseSearchOp(ItemSetOp):
         prompts = peek(node.inputs["prompts"])
         if prompts is None:
             return {"prompts to search": -1}
-        missing = {self.prompt_key(node, p) for p in prompts if not store.item_path(self.prompt_key(node, p), "json").exists()}
-        return {"prompts to search": missing} if missing else {}
+        missing = [p for p in prompts if not store.item_path(self.prompt_key(node, p), "json").exists()]
+        return {"prompts to search": len(missing), "search samples to generate": len(missing) * node.params["candidates"]} if missing else {}
 
 
 def score_items(scorer: Any, scorer_key: str, items: list[Item], ctx, description: str) -> np.ndarray:

@@ -76,3 +76,38 @@ def test_training_ops_split_the_graph(tmp_path, counters):
     assert [n.params["k"] for n in sampling if n.op.name == "pool"] == [4]
     # the generator plugin feeds both: it is sampling (shared nodes count where they are needed at inference)
     assert sum(n.op.name == "plugin" for n in sampling) == 1
+
+
+def _synthetic_results(spec, nfe):
+    """A results table as a run writes it: one cell per (row, column) with a value, CI and NFE."""
+    from ganrm_bench.harness.runner import RESULT_COLUMNS
+
+    rows = []
+    for i, (row, n) in enumerate(nfe.items()):
+        for col in spec.table.columns or list(spec.metrics):
+            rows.append({c: None for c in RESULT_COLUMNS} | {
+                "spec": spec.name, "row": row, "column": col, "seed": 0, "scope": "seed", "value": 100.0 + i,
+                "ci_low": 99.0 + i, "ci_high": 101.0 + i, "n": 6, "direction": "higher", "convention": "toy", "nfe": n})
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=RESULT_COLUMNS)
+
+
+def test_compute_curves_one_line_per_method_in_nfe_order(tmp_path):
+    from ganrm_bench.harness.figures import compute_lines, write_compute_curves
+    from ganrm_bench.harness.report import write_run
+
+    spec = load_spec(HERE / "toy_spec.yaml")
+    results = _synthetic_results(spec, {"base": 3.0, "best4": 12.0, "best2": 6.0})
+    assert compute_lines(spec, results) == {"toy_base": ["base"], "toy_best · rm": ["best2", "best4"]}
+    write_run(tmp_path / "run", spec, "toy_spec.yaml", results, {"seconds": 0})
+    from PIL import Image
+
+    with Image.open(tmp_path / "run" / "figures" / "compute.png") as im:
+        assert im.size[0] > 200 and im.size[1] > 200
+    # nothing to draw: no NFE spread (every row equal, or unknown)
+    same = _synthetic_results(spec, {"base": 3.0, "best4": 3.0, "best2": 3.0})
+    assert compute_lines(spec, same) == {} and write_compute_curves(tmp_path / "same", spec, same) is None
+    unknown = _synthetic_results(spec, {"base": math.nan, "best4": math.nan, "best2": math.nan})
+    assert write_compute_curves(tmp_path / "unknown", spec, unknown) is None
+    assert not (tmp_path / "same" / "figures" / "compute.png").exists()
