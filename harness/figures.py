@@ -145,6 +145,7 @@ def write_compute_curves(run_dir: Path, spec: Spec, results: pd.DataFrame) -> Pa
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
     from ganrm_bench.harness.report import aggregate
 
@@ -164,6 +165,10 @@ def write_compute_curves(run_dir: Path, spec: Spec, results: pd.DataFrame) -> Pa
             err = np.where(np.isfinite(lo) & np.isfinite(hi), np.vstack([v - lo, hi - v]), 0.0)
             ax.errorbar(x, v, yerr=err, fmt="o-" if len(rows) > 1 else "s", capsize=3, label=name)
         ax.set_xscale("log")
+        ticks = sorted({float(nfe[r]) for rows in lines.values() for r in rows})
+        ax.xaxis.set_major_locator(FixedLocator(ticks))  # the budgets themselves, not decades
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+        ax.xaxis.set_minor_locator(NullLocator())
         ax.set_xlabel("generator NFE per sample")
         label = spec.metrics[col].label or col
         arrow = {"higher": "↑", "lower": "↓"}.get(part["direction"].iloc[0] if len(part) else "", "")
