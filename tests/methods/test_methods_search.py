@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from ganrm_bench.harness.plugins import Prompt, SampleRequest
@@ -129,3 +130,25 @@ def test_diffusers_generate_from_its_own_noise_is_generate(tiny_sd):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(_arrays(gen.generate_from_noise(reqs[:1], -noise[:1], ctx))[0], from_noise[0])
     assert gen.nfe_per_sample() == 4  # 2 steps × 2 (classifier-free guidance)
+
+
+def test_two_processes_split_the_prompts_and_agree_with_one(tmp_path, monkeypatch):
+    """Rank 1 searches the odd prompts (then times out waiting for rank 0), rank 0 the even ones and
+    assembles all: the same items as one process, and no prompt searched twice."""
+    from ganrm_bench.harness.errors import UserError
+
+    spec = _spec(tmp_path)
+    one = Context(store=Store(tmp_path / "one"))
+    single = [it.key for it in Evaluator(one).value(Builder(spec, one, 0).method("search8"))]
+
+    ctx = Context(store=Store(tmp_path / "two"))
+    monkeypatch.setenv("GANRM_BENCH_SHARD_TIMEOUT", "0.2")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    with pytest.raises(UserError, match="timed out"):
+        Evaluator(ctx).value(Builder(spec, ctx, 0).method("search8"))
+    assert ctx.counters["images generated"] == 3 * 8  # 3 of the 6 prompts, 8 candidates each
+    monkeypatch.setenv("RANK", "0")
+    ev = Evaluator(ctx)
+    sharded = [it.key for it in ev.value(Builder(spec, ctx, 0).method("search8"))]
+    assert sharded == single and ctx.counters["images generated"] == 6 * 8
