@@ -43,12 +43,17 @@ def sample(
     for DDPM, per-step), unless `noise` gives the initial noise (search over initial noise).
     guidance == 1 runs the conditional model only; otherwise
     eps = eps_uncond + guidance · (eps_cond - eps_uncond), the null label being `NULL_CLASS`."""
+    from diffusers.utils.torch_utils import randn_tensor
+
+    cfg = unet.config
+    shape = (len(seeds), cfg.in_channels, cfg.sample_size, cfg.sample_size)
     gens = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
     sched = make_sampling_scheduler(scheduler, steps)
-    if noise is None:
-        noise = initial_noise(unet, seeds)
-    elif noise.shape[0] != len(seeds):
-        raise ValueError(f"noise has {noise.shape[0]} rows for {len(seeds)} seeds")
+    drawn = randn_tensor(shape, generator=gens, device=torch.device("cpu"), dtype=torch.float32)  # always drawn: DDPM's step
+    if noise is None:  # noise then continues each generator where the initial draw left it, given noise or not
+        noise = drawn
+    elif noise.shape != drawn.shape:
+        raise ValueError(f"noise of shape {tuple(noise.shape)} for {tuple(drawn.shape)} samples")
     x = noise.to(device=device, dtype=torch.float32) * sched.init_noise_sigma
     labels = labels.to(device)
     null = torch.full_like(labels, NULL_CLASS)

@@ -28,17 +28,21 @@ class DiffusersImageGenerator(DiffusersGeneratorBase):
         height, width = self.params.height or size, self.params.width or size
         return (pipe.unet.config.in_channels, int(height) // scale, int(width) // scale)
 
-    def initial_noise(self, requests: Sequence[SampleRequest]):
-        """The latents `generate` draws for each request's seed (prepare_latents' per-generator draw), on the CPU."""
+    def _draw_latents(self, pipe, generators: list):
+        """One sample's latents per generator, as the pipeline's prepare_latents draws them."""
         import torch
         from diffusers.utils.torch_utils import randn_tensor
 
+        shape = (1, *self.latent_shape(pipe))
+        return torch.cat([randn_tensor(shape, generator=g, device=pipe.device, dtype=pipe.unet.dtype) for g in generators])
+
+    def initial_noise(self, requests: Sequence[SampleRequest]):
+        """The latents `generate` draws for each request's seed, on the CPU in float32."""
+        import torch
+
         pipe = self.pipeline(None)
         gen_device = "cpu" if str(pipe.device).startswith("mps") else pipe.device
-        shape = (1, *self.latent_shape(pipe))
-        rows = [randn_tensor(shape, generator=torch.Generator(device=gen_device).manual_seed(int(r.seed)), device=pipe.device,
-                             dtype=pipe.unet.dtype) for r in requests]
-        return torch.cat(rows).float().cpu()
+        return self._draw_latents(pipe, [torch.Generator(device=gen_device).manual_seed(int(r.seed)) for r in requests]).float().cpu()
 
     def generate_from_noise(self, requests: Sequence[SampleRequest], noise, ctx) -> list:
         """Images from the given initial latents (the pipeline's `latents` argument; seeds drive any other noise)."""
@@ -53,6 +57,7 @@ class DiffusersImageGenerator(DiffusersGeneratorBase):
         for start in range(0, len(requests), batch):
             chunk = list(requests[start : start + batch])
             generators = [torch.Generator(device=gen_device).manual_seed(int(r.seed)) for r in chunk]
+            self._draw_latents(pipe, generators)  # stochastic samplers continue each generator after this draw, as in `generate`
             with torch.inference_mode():
                 outputs.extend(self._call(pipe, chunk, generators, latents=noise[start : start + batch]))
             ctx.count(f"generator:{self.name}:items", len(chunk))

@@ -50,10 +50,12 @@ def _arrays(images):
     return [np.asarray(im) for im in images]
 
 
-def test_mini_generate_from_its_own_noise_is_generate():
+@pytest.mark.parametrize("scheduler,guidance", [("ddim", 1.0), ("ddpm", 2.0)])
+def test_mini_generate_from_its_own_noise_is_generate(scheduler, guidance):
+    """Also for DDPM, whose per-step noise continues each seed's generator after the initial draw."""
     from ganrm_bench.mini.generator import MiniDiffusion
 
-    gen = MiniDiffusion(device="cpu", steps=STEPS, batch_size=4)
+    gen = MiniDiffusion(device="cpu", steps=STEPS, batch_size=4, scheduler=scheduler, guidance=guidance)
     ctx = None  # mini_diffusion does not use the context
     reqs = [SampleRequest(Prompt(f"p{d}", f"a handwritten digit {d}"), 0, 50 + d) for d in range(5)]
     noise = gen.initial_noise(reqs)
@@ -63,7 +65,7 @@ def test_mini_generate_from_its_own_noise_is_generate():
         np.testing.assert_array_equal(a, b)
     moved = _arrays(gen.generate_from_noise(reqs[:1], noise[:1] * 0.5, ctx))[0]
     assert not np.array_equal(moved, same[0])
-    assert gen.nfe_per_sample() == STEPS and MiniDiffusion(steps=STEPS, guidance=2.0).nfe_per_sample() == 2 * STEPS
+    assert gen.nfe_per_sample() == STEPS * (1 if guidance == 1.0 else 2)
 
 
 def test_search_beats_best_of_k_at_equal_nfe_and_reruns_compute_nothing(tmp_path):
@@ -117,11 +119,14 @@ def test_search_seeds_differ_and_reproduce(tmp_path):
     assert keys[0] == keys[1] and other != keys[0]
 
 
-def test_diffusers_generate_from_its_own_noise_is_generate(tiny_sd):
+@pytest.mark.parametrize("scheduler", [None, "EulerAncestralDiscreteScheduler"])
+def test_diffusers_generate_from_its_own_noise_is_generate(tiny_sd, tmp_path, scheduler):
+    """DDIM, and an ancestral sampler whose step noise continues each seed's generator."""
     from ganrm_bench.methods.generators.diffusers_image import DiffusersImageGenerator
 
-    ctx = Context(store=Store(Path(str(tiny_sd)).parent / "store"))
-    gen = DiffusersImageGenerator({"model": str(tiny_sd), "steps": 2, "height": 32, "width": 32, "guidance": 3.0, "batch_size": 2})
+    ctx = Context(store=Store(tmp_path / "store"))
+    gen = DiffusersImageGenerator({"model": str(tiny_sd), "steps": 2, "height": 32, "width": 32, "guidance": 3.0, "batch_size": 2,
+                                   "scheduler": scheduler})
     reqs = [SampleRequest(Prompt(f"p{i}", f"a photo of thing {i}"), 0, 700 + i) for i in range(3)]
     noise = gen.initial_noise(reqs)
     assert noise.shape[0] == 3 and noise.dtype == torch.float32
