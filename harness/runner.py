@@ -260,6 +260,14 @@ def run_spec(spec: Spec, ctx: Context, *, seeds: list[int] | None = None) -> Run
             failed.append((f"{cell.row} × {cell.column} (seed {_seed_text(seed)})", exc, f"{type(exc).__name__}: {exc}"))
         return None
 
+    cost_memo: dict[str, dict[str, float]] = {}
+
+    def row_costs(samples: Node, delivered: int) -> dict[str, float]:
+        """A row's compute columns (harness.cost), once per samples node (every column shares them)."""
+        if samples.key not in cost_memo:
+            cost_memo[samples.key] = row_cost(samples, delivered, ev.cost)
+        return cost_memo[samples.key]
+
     def emit(cells: list[Cell], done: dict[tuple[str, str], _Evaluated], seed: int) -> None:
         scope = "pooled" if seed == POOLED_SEED else "seed"
         for cell in cells:
@@ -274,7 +282,7 @@ def run_spec(spec: Spec, ctx: Context, *, seeds: list[int] | None = None) -> Run
                 "ci_high": _f(e.result.ci_high), "n": int(e.result.n), "direction": cell.node.obj.direction,
                 "convention": e.result.convention, "key": cell.node.key, "compare_to": None, "delta": math.nan,
                 "delta_ci_low": math.nan, "delta_ci_high": math.nan, "p_value": math.nan, "paired": None, "delta_method": None,
-                **row_cost(cell.node.inputs["samples"], len(e.samples), ev.cost),
+                **row_costs(cell.node.inputs["samples"], len(e.samples)),
             }
             base = done.get((against.get(cell.row), cell.column))
             if base is not None and e.units is not None and base.units is not None:
