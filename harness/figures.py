@@ -112,3 +112,73 @@ def write_metric_plots(run_dir: Path, spec: Spec, results: pd.DataFrame) -> list
         plt.close(fig)
         written.append(out_dir / f"{col}.png")
     return written
+
+
+def compute_lines(spec: Spec, results: pd.DataFrame) -> dict[str, list[str]]:
+    """Rows grouped into the curves of a quality-vs-compute figure: one line per (method plugin,
+    generator, scorer), its rows in NFE order. Empty when the results carry no NFE (older runs, or
+    generators that do not report it) or all rows cost the same."""
+    if "nfe" not in results or results.empty:
+        return {}
+    nfe = results.groupby("row", sort=False)["nfe"].first().astype(float)
+    nfe = nfe[np.isfinite(nfe)]
+    if nfe.nunique() < 2:
+        return {}
+    lines: dict[str, list[str]] = {}
+    for row in spec.table.rows or list(spec.methods):
+        if row not in nfe.index:
+            continue
+        e = spec.methods[row]
+        name = e.method + (f" · {e.scorer}" if e.scorer else "")
+        lines.setdefault(name, []).append(row)
+    return {name: sorted(rows, key=lambda r: nfe[r]) for name, rows in lines.items()}
+
+
+def write_compute_curves(run_dir: Path, spec: Spec, results: pd.DataFrame) -> Path | None:
+    """figures/compute.png: every metric column against the sampling NFE per delivered sample (log
+    x), one line per method (`compute_lines`), each point with its 95% CI; None when the results
+    have no NFE spread (nothing to draw)."""
+    lines = compute_lines(spec, results)
+    if not lines:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    from ganrm_bench.harness.report import aggregate
+
+    nfe = results.groupby("row", sort=False)["nfe"].first().astype(float)
+    agg = aggregate(results)
+    columns = [c for c in spec.table.columns or list(spec.metrics) if c in set(agg["column"])]
+    fig, axes = plt.subplots(1, len(columns), figsize=(3.6 * len(columns), 3.2), squeeze=False)
+    for ax, col in zip(axes[0], columns):
+        part = agg[agg["column"] == col].set_index("row")
+        for name, rows in lines.items():
+            rows = [r for r in rows if r in part.index]
+            if not rows:
+                continue
+            x = nfe[rows].to_numpy(float)
+            v = part.loc[rows, "value"].to_numpy(float)
+            lo, hi = part.loc[rows, "ci_low"].to_numpy(float), part.loc[rows, "ci_high"].to_numpy(float)
+            err = np.where(np.isfinite(lo) & np.isfinite(hi), np.vstack([v - lo, hi - v]), 0.0)
+            ax.errorbar(x, v, yerr=err, fmt="o-" if len(rows) > 1 else "s", capsize=3, label=name)
+        ax.set_xscale("log")
+        ticks = sorted({float(nfe[r]) for rows in lines.values() for r in rows})
+        ax.xaxis.set_major_locator(FixedLocator(ticks))  # the budgets themselves, not decades
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xlabel("generator NFE per sample")
+        label = spec.metrics[col].label or col
+        arrow = {"higher": "↑", "lower": "↓"}.get(part["direction"].iloc[0] if len(part) else "", "")
+        ax.set_ylabel(f"{label} {arrow}")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(f"{spec.table.title or spec.name}: quality vs sampling compute (95% CI)", fontsize=9)
+    fig.tight_layout()
+    out_dir = run_dir / "figures"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_dir / "compute.png", dpi=120)
+    plt.close(fig)
+    return out_dir / "compute.png"

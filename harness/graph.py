@@ -45,6 +45,7 @@ class Op:
     # an op whose bytes depend on them computes under `fixed_threads`.
     numerics_sensitive: ClassVar[bool] = False
     data_parallel: ClassVar[bool] = False  # several processes compute it together (bytes depend on their number)
+    trains: ClassVar[bool] = False  # a training op: it and what only it needs are a row's training cost (harness.cost)
 
     def compute(self, node: "Node", ctx: "Context", inputs: dict[str, Any]) -> Any:
         raise NotImplementedError
@@ -65,6 +66,11 @@ class Op:
         """What computing this node would take (for `plan`), e.g. {"models to train": 1}; a set of
         item keys where several nodes may share the same work (pool items)."""
         return {f"{self.name} to compute": 1}
+
+    def cost(self, node: "Node", value: Any) -> dict[str, float]:
+        """The nominal work this value takes (harness.cost): `nfe` (generator network evaluations),
+        `scorer_calls`, `train_steps`; the evaluator adds wall `seconds` and keeps it in the manifest."""
+        return {}
 
 
 @dataclass(eq=False)
@@ -269,6 +275,11 @@ class PoolOp(ItemSetOp):
         missing = {k for k in self.item_keys(node, requests) if not store.item_path(k, ext).exists()}
         return {"images to generate": missing} if missing else {}  # a set: pools sharing items count once
 
+    def cost(self, node, value):
+        from ganrm_bench.harness.cost import generator_nfe
+
+        return {"nfe": len(value) * generator_nfe(node.inputs["generator"].obj)}
+
 
 def save_media(obj: Any, path: Path) -> None:
     """A PIL image as PNG, or a uint8 T×H×W×3 array (video) as NPZ."""
@@ -284,6 +295,7 @@ class TrainScorerOp(Op):
 
     name = "train_scorer"
     numerics_sensitive = True
+    trains = True
 
     def compute(self, node, ctx, inputs):
         scorer = type(node.obj)(node.obj.params)
@@ -304,6 +316,11 @@ class TrainScorerOp(Op):
 
     def pending(self, node, store, peek):
         return {"models to train": 1}
+
+    def cost(self, node, value):
+        from ganrm_bench.harness.cost import training_steps
+
+        return {"train_steps": training_steps(getattr(value, "training_metrics", None))}
 
 
 class ScoresOp(Op):
@@ -342,6 +359,9 @@ class ScoresOp(Op):
 
     def pending(self, node, store, peek):
         return {"item sets to score": 1}
+
+    def cost(self, node, value):
+        return {"scorer_calls": int(np.asarray(value).shape[0])}
 
 
 class SelectOp(ItemSetOp):

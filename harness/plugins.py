@@ -198,6 +198,11 @@ class Generator(Plugin):
     def generate(self, requests: Sequence[SampleRequest], ctx: "Context") -> list:
         raise NotImplementedError
 
+    def nfe_per_sample(self) -> float | None:
+        """Network evaluations one sample takes under these params (a DDIM step with classifier-free
+        guidance counts 2), for the results' compute columns (harness.cost). None: unknown."""
+        return None
+
 
 class Scorer(Plugin):
     """A per-sample scorer (higher is better): GAN-RM, ImageReward, PickScore, HPS, CLIPScore...

@@ -84,9 +84,10 @@ def write_run(run_dir: Path, spec: Spec, spec_path: str, results: pd.DataFrame, 
     (run_dir / "table.tex").write_text(render_latex(results, spec))
     if records is not None and not records.empty:
         records.to_csv(run_dir / "records.csv", index=False)
-    from ganrm_bench.harness.figures import write_galleries, write_metric_plots
+    from ganrm_bench.harness.figures import write_compute_curves, write_galleries, write_metric_plots
 
     write_metric_plots(run_dir, spec, results)
+    write_compute_curves(run_dir, spec, results)
     if samples:
         write_galleries(run_dir, spec, samples)
         from ganrm_bench.harness.study.samples import write_samples_manifest

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import time
 import traceback
 from collections import Counter
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ import pandas as pd
 from ganrm_bench.harness.distributed import (clear_failure, failing_together, launch_lock, mark_failure, node_lock, rank_and_world,
                                              wait_for_files)
 from ganrm_bench.harness import memory
+from ganrm_bench.harness.cost import COST_COLUMNS, row_cost
 from ganrm_bench.harness.errors import UserError
 from ganrm_bench.harness.graph import Builder, Node
 from ganrm_bench.harness.numerics import numerics_record
@@ -28,7 +30,7 @@ log = logging.getLogger("ganrm_bench")
 RESULT_COLUMNS = [
     "spec", "group", "row", "row_label", "column", "column_label", "metric", "seed", "scope", "value", "ci_low", "ci_high",
     "n", "direction", "convention", "key", "compare_to", "delta", "delta_ci_low", "delta_ci_high", "p_value", "paired",
-    "delta_method", "heldout",
+    "delta_method", "heldout", *COST_COLUMNS,
 ]
 POOLED_SEED = -1  # the `seed` of pooled cells (scope "pooled": the union of every seed's samples)
 
@@ -42,6 +44,7 @@ class Evaluator:
         self.computed: Counter[str] = Counter()
         self.loaded: Counter[str] = Counter()
         self.failed: dict[str, Exception] = {}  # a node that failed fails every cell needing it, computed once
+        self.costs: dict[str, dict[str, float]] = {}  # node key -> its cost (harness.cost), computed or from its manifest
 
     def value(self, node: Node) -> Any:
         if node.key in self.memo:
@@ -62,10 +65,11 @@ class Evaluator:
     def _value(self, node: Node) -> Any:
         store, op = self.ctx.store, node.op
         if op.stored and store.has(node.key):
-            value = op.load(store.path(node.key), node, self.ctx)
-            self.loaded[op.name] += 1
+            value = self._load(node)
         elif not op.stored:
-            value = op.compute(node, self.ctx, {k: self.value(n) for k, n in node.inputs.items()})
+            inputs = {k: self.value(n) for k, n in node.inputs.items()}
+            value = op.compute(node, self.ctx, inputs)
+            self.costs[node.key] = op.cost(node, value)  # no artifact: no recorded seconds (its work is its inputs')
         else:
             inputs = {k: self.value(n) for k, n in node.inputs.items()}
             rank, world = rank_and_world()
@@ -77,11 +81,11 @@ class Evaluator:
             # under a lock only this rank computes; otherwise every rank does, sharding per-item work
             with lock, failing_together(store.root), self.ctx.sharding(world > 1 and not exclusive):
                 if store.has(node.key):
-                    value = op.load(store.path(node.key), node, self.ctx)
-                    self.loaded[op.name] += 1
+                    value = self._load(node)
                 else:
                     log.info("computing %s %s", op.name, node.label)
                     memory.next_node()  # models only earlier nodes used leave the device when this one loads its own
+                    t0 = time.perf_counter()
                     value = op.compute(node, self.ctx, inputs)
                     if exclusive or rank == 0:  # computed together: rank 0 alone publishes (hashes, copies)
                         meta = {"producer": op.name, "op_version": op.version, "label": node.label, "params": node.params,
@@ -90,12 +94,28 @@ class Evaluator:
                         with store.writing(node.key, meta) as tmp:
                             extra = op.save(value, tmp, node) or {}
                             meta.update(extra)
+                            meta["cost"] = self.costs[node.key] = {**op.cost(node, value), "seconds": round(time.perf_counter() - t0, 4)}
                     else:
                         wait_for_files([store.path(node.key) / MANIFEST], what=f"{op.name} {node.label} from process 0", root=store.root)
-                        value = op.load(store.path(node.key), node, self.ctx)
+                        value = self._load(node)
                     self.computed[op.name] += 1
         self.memo[node.key] = value
         return value
+
+    def _load(self, node: Node) -> Any:
+        """A stored artifact, with the cost it had when computed (its manifest's; nominal work and
+        unknown seconds for artifacts stored before costs were recorded)."""
+        value = node.op.load(self.ctx.store.path(node.key), node, self.ctx)
+        self.loaded[node.op.name] += 1
+        recorded = self.ctx.store.manifest(node.key).get("cost")
+        self.costs[node.key] = recorded if recorded is not None else {**node.op.cost(node, value), "seconds": math.nan}
+        return value
+
+    def cost(self, node: Node) -> dict[str, float]:
+        """The recorded cost of a node of this run's graphs (harness.cost)."""
+        from ganrm_bench.harness.cost import node_cost
+
+        return node_cost(node, self.costs, self.ctx.store)
 
     def peek(self, node: Node) -> Any:
         """A cheap value for planning (prompt sets), or None when it would take real work.
@@ -268,6 +288,14 @@ def run_spec(spec: Spec, ctx: Context, *, seeds: list[int] | None = None) -> Run
             mark_failure(ctx.store.root, exc)
         return None
 
+    cost_memo: dict[str, dict[str, float]] = {}
+
+    def row_costs(samples: Node, delivered: int) -> dict[str, float]:
+        """A row's compute columns (harness.cost), once per samples node (every column shares them)."""
+        if samples.key not in cost_memo:
+            cost_memo[samples.key] = row_cost(samples, delivered, ev.cost)
+        return cost_memo[samples.key]
+
     def emit(cells: list[Cell], done: dict[tuple[str, str], _Evaluated], seed: int) -> None:
         scope = "pooled" if seed == POOLED_SEED else "seed"
         for cell in cells:
@@ -283,6 +311,7 @@ def run_spec(spec: Spec, ctx: Context, *, seeds: list[int] | None = None) -> Run
                 "convention": e.result.convention, "key": cell.node.key, "compare_to": None, "delta": math.nan,
                 "delta_ci_low": math.nan, "delta_ci_high": math.nan, "p_value": math.nan, "paired": None, "delta_method": None,
                 "heldout": True,
+                **row_costs(cell.node.inputs["samples"], len(e.samples)),
             }
             base = done.get((against.get(cell.row), cell.column))
             if base is not None and e.units is not None and base.units is not None:

@@ -17,5 +17,6 @@ PLUGINS = {
         "sft": "ganrm_bench.methods.posttrain:SFT",
         "dpo": "ganrm_bench.methods.posttrain:DPO",
         "multi_round": "ganrm_bench.methods.multi_round:MultiRound",
+        "noise_search": "ganrm_bench.methods.search:NoiseSearch",
     },
 }

@@ -62,6 +62,7 @@ class FinetuneOp(Op):
     version = "2"  # 2: on the CPU, one torch thread (weights independent of the core count)
     numerics_sensitive = True  # CPU and CUDA kernels train different weights
     data_parallel = True  # DDP averages gradients across processes: P processes ≈ 1, but not to the byte
+    trains = True
 
     def exclusive(self, node):
         from ganrm_bench.harness.distributed import rank_and_world
@@ -110,6 +111,11 @@ class FinetuneOp(Op):
 
     def pending(self, node, store, peek):
         return {"models to fine-tune": 1}
+
+    def cost(self, node, value: FinetuneResult):
+        from ganrm_bench.harness.cost import training_steps
+
+        return {"train_steps": training_steps(value.summary)}
 
 
 class FinetunedGeneratorOp(Op):

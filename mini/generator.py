@@ -144,21 +144,42 @@ class MiniDiffusion(Generator):
         return (unet if unet is not None else self.unet)(x_t, t, class_labels=cond).sample
 
     # -- generation -----------------------------------------------------------------------------
+    def nfe_per_sample(self) -> int:
+        """UNet evaluations per sample: one per step, two with classifier-free guidance (guidance ≠ 1
+        runs the conditional and the null label; the padding rows of a batch are not counted)."""
+        return self.params.steps * (1 if self.params.guidance == 1.0 else 2)
+
     def generate(self, requests: Sequence[SampleRequest], ctx: Context) -> list:
+        return self.generate_from_noise(requests, None, ctx)
+
+    # -- search hooks (methods.search): the initial noise as an explicit input ------------------
+    def initial_noise(self, requests: Sequence[SampleRequest]) -> torch.Tensor:
+        """The initial noise [B, 1, 16, 16] that `generate` draws for each request's seed."""
+        from ganrm_bench.mini.sampling import initial_noise
+
+        return initial_noise(self.unet, [r.seed for r in requests])
+
+    def generate_from_noise(self, requests: Sequence[SampleRequest], noise: torch.Tensor | None, ctx: Context) -> list:
+        """Images from the given initial noise (row i for request i; the request's seed still drives
+        DDPM's per-step noise); `noise=None` draws it from the seeds, as `generate` does."""
         from PIL import Image
 
-        from ganrm_bench.mini.sampling import sample, to_uint8
+        from ganrm_bench.mini.sampling import initial_noise, sample, to_uint8
 
         labels = self.encode_prompts([r.prompt for r in requests])  # fails fast on a bad prompt
         seeds = [r.seed for r in requests]
+        if noise is None:
+            noise = initial_noise(self.unet, seeds)
         batch = self.params.batch_size  # not ctx.batch_size: the forward size is part of the identity
         out: list = []
         for start in range(0, len(requests), batch):
             n = min(batch, len(requests) - start)
             pad = batch - n  # padding rows (null label, seed 0) keep every forward pass the same size
             chunk_labels = torch.cat([labels[start : start + n], self.null_conditioning(pad)])
+            chunk_noise = torch.cat([noise[start : start + n].cpu(), initial_noise(self.unet, [0] * pad)])
             x = sample(self.unet, chunk_labels, seeds[start : start + n] + [0] * pad, steps=self.params.steps,
-                       guidance=self.params.guidance, scheduler=self.params.scheduler, device=self.device)  # fmt: skip
+                       guidance=self.params.guidance, scheduler=self.params.scheduler, device=self.device,
+                       noise=chunk_noise)  # fmt: skip
             for img in to_uint8(x[:n]).numpy():
                 out.append(Image.fromarray(np.repeat(img[..., None], 3, axis=-1), "RGB"))
         return out

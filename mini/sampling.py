@@ -37,9 +37,11 @@ def sample(
     guidance: float = 1.0,
     scheduler: SchedulerName = "ddim",
     device: str = "cpu",
+    noise: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Images in [-1, 1], [B, C, H, W]. `seeds[i]` alone determines sample i's noise (initial and,
-    for DDPM, per-step). guidance == 1 runs the conditional model only; otherwise
+    for DDPM, per-step), unless `noise` gives the initial noise (search over initial noise).
+    guidance == 1 runs the conditional model only; otherwise
     eps = eps_uncond + guidance · (eps_cond - eps_uncond), the null label being `NULL_CLASS`."""
     from diffusers.utils.torch_utils import randn_tensor
 
@@ -47,8 +49,12 @@ def sample(
     shape = (len(seeds), cfg.in_channels, cfg.sample_size, cfg.sample_size)
     gens = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
     sched = make_sampling_scheduler(scheduler, steps)
-    x = randn_tensor(shape, generator=gens, device=torch.device("cpu"), dtype=torch.float32).to(device)
-    x = x * sched.init_noise_sigma
+    drawn = randn_tensor(shape, generator=gens, device=torch.device("cpu"), dtype=torch.float32)  # always drawn: DDPM's step
+    if noise is None:  # noise then continues each generator where the initial draw left it, given noise or not
+        noise = drawn
+    elif noise.shape != drawn.shape:
+        raise ValueError(f"noise of shape {tuple(noise.shape)} for {tuple(drawn.shape)} samples")
+    x = noise.to(device=device, dtype=torch.float32) * sched.init_noise_sigma
     labels = labels.to(device)
     null = torch.full_like(labels, NULL_CLASS)
     for t in sched.timesteps:
@@ -59,6 +65,18 @@ def sample(
             eps = eps_u + guidance * (eps_c - eps_u)
         x = sched.step(eps, t, x, generator=gens if scheduler == "ddpm" else None).prev_sample
     return x.clamp(-1, 1)
+
+
+def initial_noise(unet: torch.nn.Module, seeds: Sequence[int]) -> torch.Tensor:
+    """The standard normal initial noise [B, C, H, W] (CPU) that `sample` draws for these seeds."""
+    from diffusers.utils.torch_utils import randn_tensor
+
+    cfg = unet.config
+    shape = (len(seeds), cfg.in_channels, cfg.sample_size, cfg.sample_size)
+    if not seeds:
+        return torch.zeros(shape)
+    gens = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
+    return randn_tensor(shape, generator=gens, device=torch.device("cpu"), dtype=torch.float32)
 
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:

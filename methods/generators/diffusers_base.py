@@ -188,6 +188,13 @@ class DiffusersGeneratorBase(Generator):
         pipe.unload_lora_weights()
 
     # -- sampling ------------------------------------------------------------------------------
+    def nfe_per_sample(self) -> int:
+        """UNet evaluations per sample: one per step (second-order Heun / KDPM2 samplers: 2·steps − 1),
+        twice that with classifier-free guidance (diffusers guides when guidance_scale > 1)."""
+        p = self.params
+        evals = 2 * p.steps - 1 if (p.scheduler or "").startswith(("Heun", "KDPM2")) else p.steps
+        return evals * (2 if p.guidance > 1 else 1)
+
     def generate(self, requests: Sequence[SampleRequest], ctx: "Context") -> list:
         """Outputs in request order; each depends on its request's seed alone (one torch.Generator
         per request), so an item is the same in any batch, shard or restart. The generators are CPU

@@ -79,6 +79,9 @@ class ToyPattern(Generator):
         tick("generated", len(requests))
         return out
 
+    def nfe_per_sample(self):
+        return 3  # as if three network evaluations made each pattern (compute-accounting tests)
+
 
 @SCORERS.register("toy_rm")
 class ToyRM(TrainableScorer):

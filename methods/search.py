@@ -1,0 +1,211 @@
+"""`noise_search`: search over a generator's initial noise with a scorer as the value function.
+
+Zero-order local search (Ma et al. 2025, "Inference-time scaling for diffusion models beyond scaling
+denoising steps"): per prompt, round 0 draws `population` initial noises — the same as the first
+samples of the row's RM@K pool (seeds (run seed, prompt id, j)) — and keeps the best by the scorer;
+every later round draws `population` neighbours of the best noise so far,
+
+    z' = sqrt(1 − σ²) · z* + σ · ε,   ε ~ N(0, I) seeded by (run seed, prompt id, round, j),
+
+(variance-preserving, so z' is again a standard normal draw) and keeps the best of z* and them.
+`candidates` samples are made per prompt, so the NFE budget is candidates × the generator's NFE per
+sample: RM@K's at K = candidates.
+
+Generators join through two hooks: `initial_noise(requests) -> Tensor` (the noise `generate` draws
+for each request's seed) and `generate_from_noise(requests, noise, ctx)` (mini_diffusion; the
+diffusers generator passes the noise as `latents`). Every candidate is a per-item file of the store
+(keyed by the generator, prompt and the noise's digest) and its score a per-item score (shared with
+ScoresOp), each prompt's result a per-item record: a killed search resumes by prompt, and under
+several processes (RANK / WORLD_SIZE) process r searches the prompts whose index ≡ r (mod world size).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import Field
+
+from ganrm_bench.harness.errors import UserError
+from ganrm_bench.harness.graph import ItemSetOp, Node, save_media
+from ganrm_bench.harness.numerics import key_part
+from ganrm_bench.harness.plugins import Item, ItemSet, Method, PluginParams, Prompt, SampleRequest
+from ganrm_bench.harness.runtime import derive_seed
+from ganrm_bench.harness.store import hash_key
+
+
+def can_search_noise(generator: Any) -> bool:
+    return callable(getattr(generator, "initial_noise", None)) and callable(getattr(generator, "generate_from_noise", None))
+
+
+def noise_digest(noise: Any) -> str:
+    arr = np.ascontiguousarray(noise.detach().cpu().float().numpy())
+    return hashlib.sha256(arr.tobytes() + str(arr.shape).encode()).hexdigest()[:32]
+
+
+def neighbour(best: Any, sigma: float, seed: int) -> Any:
+    """sqrt(1 − σ²)·best + σ·ε with ε seeded (CPU), shaped like `best` (one sample's noise)."""
+    import torch
+
+    eps = torch.randn(best.shape, generator=torch.Generator("cpu").manual_seed(int(seed)), dtype=torch.float32)
+    return math.sqrt(1.0 - sigma**2) * best.cpu().float() + sigma * eps
+
+
+@dataclass(frozen=True)
+class SearchedItems(ItemSet):
+    """The chosen items, with each prompt's best score after every round (prompt id -> list)."""
+
+    trajectories: dict[str, list[float]] = field(default_factory=dict, compare=False)
+
+
+class NoiseSearchOp(ItemSetOp):
+    """One searched sample per prompt (see the module docstring); the value is the chosen items, the
+    artifact also keeps each prompt's best score after every round (trajectories.json)."""
+
+    name = "noise_search"
+    version = "1"
+    numerics_sensitive = True
+
+    def exclusive(self, node):
+        from ganrm_bench.harness.distributed import rank_and_world
+
+        return rank_and_world()[1] == 1  # per-prompt records are atomic files: shards need no lock
+
+    def prompt_key(self, node: Node, prompt: Prompt) -> str:
+        """A prompt's search result, whatever prompt set it came in (so sets sharing prompts share it)."""
+        return hash_key({"op": self.name, "version": self.version, "params": node.params, "generator": node.inputs["generator"].key,
+                         "scorer": node.inputs["scorer"].key, "prompt": prompt.id, "text": prompt.text, **key_part(node.numerics)})
+
+    def compute(self, node, ctx, inputs):
+        from ganrm_bench.harness.distributed import rank_and_world, wait_for_files
+
+        generator, scorer, prompts = inputs["generator"], inputs["scorer"], inputs["prompts"]
+        if not can_search_noise(generator):
+            raise UserError(f"noise_search: generator {node.inputs['generator'].label!r} has no initial-noise hooks "
+                            "(initial_noise, generate_from_noise)", hint="use mini_diffusion or a diffusers generator")
+        records = [ctx.store.item_path(self.prompt_key(node, p), "json") for p in prompts]
+        rank, world = rank_and_world()
+        mine = [i for i, path in enumerate(records) if not path.exists() and i % world == rank]
+        with ctx.progress.task(f"noise search {node.label}", len(mine)) as advance:
+            batch = max(1, int(getattr(getattr(generator, "params", None), "batch_size", 8)))
+            for start in range(0, len(mine), batch):  # a chunk of prompts searched together, round by round
+                chunk = mine[start : start + batch]
+                for i, result in zip(chunk, self.search(node, ctx, generator, scorer, [prompts[i] for i in chunk])):
+                    ctx.store.put_item(self.prompt_key(node, prompts[i]), "json", lambda p, r=result: Path(p).write_text(json.dumps(r)))
+                advance(len(chunk))
+        if world > 1:
+            wait_for_files(records, what=f"noise search {node.label} prompts from other processes")
+        results = [json.loads(path.read_text()) for path in records]
+        return SearchedItems(node.key, tuple(Item(**r["item"]) for r in results), {p.id: r["trajectory"] for p, r in zip(prompts, results)})
+
+    def search(self, node: Node, ctx, generator, scorer, prompts: list[Prompt]) -> list[dict[str, Any]]:
+        """Search these prompts together: each round's candidates of every prompt in one generator call."""
+        p = node.params
+        seed, m, total, sigma = p["seed"], p["population"], p["candidates"], p["sigma"]
+        best_noise: list[Any] = [None] * len(prompts)
+        best: list[tuple[float, Item] | None] = [None] * len(prompts)
+        trajectory: list[list[float]] = [[] for _ in prompts]
+        made, rnd = 0, 0
+        while made < total:
+            n = min(m, total - made)
+            requests, noises = [], []
+            for pi, prompt in enumerate(prompts):
+                for j in range(n):
+                    if rnd == 0:  # the row's RM@K pool draws: sample j of the pool, same noise
+                        req = SampleRequest(prompt, j, derive_seed(seed, prompt.id, j))
+                        requests.append(req)
+                        noises.append(generator.initial_noise([req])[0])
+                    else:
+                        s = derive_seed(seed, prompt.id, "noise_search", rnd, j)
+                        requests.append(SampleRequest(prompt, made + j, s))
+                        noises.append(neighbour(best_noise[pi], sigma, s))
+            items = self.candidates(node, ctx, generator, requests, noises)
+            scores = score_items(scorer, node.inputs["scorer"].key, items, ctx, f"score {node.label} round {rnd}")
+            for c, (item, score) in enumerate(zip(items, scores)):
+                pi = c // n
+                if best[pi] is None or score > best[pi][0]:  # ties keep the earlier candidate
+                    best[pi], best_noise[pi] = (float(score), item), noises[c]
+            for pi in range(len(prompts)):
+                trajectory[pi].append(best[pi][0])
+            made += n
+            rnd += 1
+        return [{"item": b[1].__dict__, "score": b[0], "trajectory": t} for b, t in zip(best, trajectory)]
+
+    def candidates(self, node: Node, ctx, generator, requests: list[SampleRequest], noises: list) -> list[Item]:
+        """Each candidate's image as a per-item file (made only when missing), keyed by what made it."""
+        import torch
+
+        gen_key = node.inputs["generator"].key
+        keys = [hash_key({"generator": gen_key, "prompt": r.prompt.id, "text": r.prompt.text, "noise": noise_digest(z), "seed": r.seed,
+                          **key_part(node.numerics)}) for r, z in zip(requests, noises)]
+        paths = [ctx.store.item_path(k, "png") for k in keys]
+        missing = [i for i, path in enumerate(paths) if not path.exists()]
+        if missing:
+            outputs = generator.generate_from_noise([requests[i] for i in missing], torch.stack([noises[i] for i in missing]), ctx)
+            if len(outputs) != len(missing):
+                raise RuntimeError(f"generator {node.inputs['generator'].label!r} returned {len(outputs)} samples for {len(missing)} noises")
+            for i, out in zip(missing, outputs):
+                ctx.store.put_item(keys[i], "png", lambda path, o=out: save_media(o, path))
+            ctx.count("images generated", len(missing))
+        return [Item(k, str(path), r.prompt.id, r.prompt.text, r.k, r.seed) for k, path, r in zip(keys, paths, requests)]
+
+    def save(self, value, directory, node):
+        meta = super().save(value, directory, node)
+        (directory / "trajectories.json").write_text(json.dumps(getattr(value, "trajectories", {}), indent=1))
+        return meta
+
+    def cost(self, node, value):
+        from ganrm_bench.harness.cost import generator_nfe
+
+        per_prompt = node.params["candidates"]
+        return {"nfe": len(value) * per_prompt * generator_nfe(node.inputs["generator"].obj), "scorer_calls": len(value) * per_prompt}
+
+    def pending(self, node, store, peek):
+        prompts = peek(node.inputs["prompts"])
+        if prompts is None:
+            return {"prompts to search": -1}
+        missing = [p for p in prompts if not store.item_path(self.prompt_key(node, p), "json").exists()]
+        return {"prompts to search": len(missing), "search samples to generate": len(missing) * node.params["candidates"]} if missing else {}
+
+
+def score_items(scorer: Any, scorer_key: str, items: list[Item], ctx, description: str) -> np.ndarray:
+    """Per-item cached scores (the namespace and fingerprint ScoresOp uses, so they are shared)."""
+    return ctx.per_item_arrays(
+        "scores", {"scorer": scorer_key}, items,
+        lambda batch: np.asarray(scorer.score(batch if getattr(scorer, "accepts_items", False) else [it.load() for it in batch],
+                                              [it.prompt for it in batch], ctx), dtype=np.float64),
+        batch_size=ctx.batch_size or 32, description=description,
+    ).reshape(len(items))
+
+
+NOISE_SEARCH = NoiseSearchOp()
+
+
+class NoiseSearchParams(PluginParams):
+    candidates: int = Field(8, ge=1, description="samples generated per prompt: the NFE budget is candidates × the generator's "
+                            "NFE per sample (RM@K's at K = candidates)")
+    population: int = Field(4, ge=1, description="candidates per round (round 0: the RM@K pool's first draws)")
+    sigma: float = Field(0.5, gt=0.0, le=1.0, description="step size: a neighbour is sqrt(1-σ²)·best + σ·ε (σ = 1: fresh noise)")
+
+
+class NoiseSearch(Method):
+    """Search over initial noise with the row's scorer as the value (zero-order local search)."""
+
+    version = "1"
+    uses = ("generator", "prompts", "scorer")
+    Params = NoiseSearchParams
+
+    def build(self, b, entry):
+        gen = b.generator(entry.generator)
+        if not can_search_noise(gen.obj):
+            raise UserError(f"method noise_search: generator {entry.generator!r} has no initial-noise hooks",
+                            hint="use mini_diffusion or a diffusers generator")
+        prompts, scorer = b.prompts(entry.prompts), b.scorer(entry.scorer)
+        params = {**self.params.model_dump(mode="json"), "seed": b.seed}
+        return b.node(NOISE_SEARCH, params, {"generator": gen, "prompts": prompts, "scorer": scorer},
+                      label=f"search[{scorer.label}]({gen.label}×{prompts.label}×{self.params.candidates})")
