@@ -115,12 +115,15 @@ def list_plugins(
 
 
 @app.command()
-def plan(spec: Optional[Path] = SpecArg, cache: Optional[Path] = CacheOpt, sets: Optional[list[str]] = SetOpt) -> None:
+def plan(spec: Optional[Path] = SpecArg, cache: Optional[Path] = CacheOpt, sets: Optional[list[str]] = SetOpt,
+         estimate: bool = typer.Option(False, "--estimate", help="Time a few units of each kind of work on this machine "
+                                       "(random-init real-size models) and estimate the uncached work's total."),
+         device: str = typer.Option("cpu", help="Device to time on with --estimate: cpu, cuda, auto.")) -> None:
     """Show the artifact graph: what is cached, what must be computed, and what is shared."""
-    _print_plan(_spec(spec, sets), _context(cache, progress=False))
+    _print_plan(_spec(spec, sets), _context(cache, device=device if estimate else "cpu", progress=False), estimate=estimate)
 
 
-def _print_plan(s, ctx) -> None:
+def _print_plan(s, ctx, estimate: bool = False) -> None:
     from rich.markup import escape
 
     from ganrm_bench.harness.graph import Builder
@@ -143,6 +146,20 @@ def _print_plan(s, ctx) -> None:
         todo = sum(e.status == "compute" for e in entries)
         summary = ", ".join(f"{v} {k}" for k, v in totals.items()) or "nothing"
         out.print(f"{cached} artifacts cached, {todo} to compute: {summary}")
+        if estimate:
+            _print_estimate(entries, ctx)
+
+
+def _print_estimate(entries, ctx) -> None:
+    import time
+
+    from ganrm_bench.harness.estimate import estimate as make_estimate, estimate_lines
+    from ganrm_bench.harness.runner import Evaluator
+
+    t0 = time.time()
+    est = make_estimate(entries, ctx, Evaluator(ctx).peek)
+    for line in estimate_lines(est, time.time() - t0):
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
