@@ -201,13 +201,24 @@ def _add_finetune(est: Estimate, node: Any, costs: UnitCosts) -> None:
 def time_call(fn: Callable[[], Any], *, repeat: int = 2, warmup: int = 1, device: str = "cpu") -> tuple[float, int | None]:
     """Median seconds of `fn()` over `repeat` runs after `warmup`, and peak CUDA bytes (None on CPU).
 
-    On a CPU this is the process's CPU time, not wall time: on a shared machine wall time would
-    count the other processes' load (it equals wall time for a process that has its cores alone
-    and runs one thread; with several threads it is their sum, an upper bound)."""
+    On a CPU this is single-thread CPU time (torch pinned to one thread for the call): wall time
+    on a shared machine would count the other processes' load, and with several threads the
+    process's CPU time would count their idle spinning. A machine with C free cores runs at best
+    C times faster."""
     import torch
 
     cuda = str(device).startswith("cuda")
-    clock = time.perf_counter if cuda else time.process_time
+    if not cuda:
+        from ganrm_bench.harness.numerics import fixed_threads
+
+        with fixed_threads(1, deterministic=False):
+            return _timed(fn, repeat, warmup, cuda=False, clock=time.process_time)
+    return _timed(fn, repeat, warmup, cuda=True, clock=time.perf_counter)
+
+
+def _timed(fn: Callable[[], Any], repeat: int, warmup: int, *, cuda: bool, clock: Callable[[], float]) -> tuple[float, int | None]:
+    import torch
+
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     for _ in range(warmup):
@@ -246,6 +257,15 @@ def estimate_lines(est: Estimate, elapsed: float | None = None) -> list[str]:
         units = "?" if r.units is None else f"{r.units:,}"
         lines.append(f"{r.op:<13} {r.label[:32]:<32} {units:>9} {_secs(r.seconds_per_unit):>10} {_secs(r.seconds):>10} "
                      f"{_mib(r.peak_bytes):>8}  {r.unit}; {r.note}")
+    by_op: dict[str, list[EstimateRow]] = {}
+    for r in est.rows:
+        by_op.setdefault(r.op, []).append(r)
+    lines.append("by op:")
+    for op, rows in by_op.items():
+        known = [r.seconds for r in rows if r.seconds is not None]
+        units = sum(r.units or 0 for r in rows)
+        lines.append(f"  {op:<13} {len(rows):>4} artifact(s) {units:>12,} units {hours(sum(known)):>12}"
+                     + (f"  ({len(rows) - len(known)} without an estimate)" if len(known) < len(rows) else ""))
     peak = f", peak {_mib(est.peak_bytes)}" if est.peak_bytes else ", peak memory not measurable on this device"
     lines.append(f"estimated total: {hours(est.total_seconds)} on {est.device}{peak}"
                  + (f" ({len(est.missing)} op(s) without an estimate)" if est.missing else ""))

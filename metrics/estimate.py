@@ -29,7 +29,7 @@ def openclip_image_cost(arch: str, ctx: Any, *, size: int = 224, note: str = "")
         model = open_clip.create_model(arch, pretrained=None, device=device).eval()
         x = torch.randn(TIMING_BATCH, 3, size, size, device=device)
         with torch.no_grad():
-            sec, peak = time_call(lambda: model.encode_image(x), repeat=1, warmup=0 if device == "cpu" else 1, device=device)
+            sec, peak = time_call(lambda: model.encode_image(x), repeat=1, warmup=1, device=device)
         _MEMO[key] = UnitCost(sec / TIMING_BATCH, "image", peak_bytes=peak,
                               note=f"{arch} image tower (random init){'; ' + note if note else ''}")
         del model
@@ -48,7 +48,7 @@ def inception_cost(ctx: Any) -> UnitCost:
         model = inception_v3(weights=None, aux_logits=False, init_weights=False).eval().to(device)
         x = torch.randn(TIMING_BATCH, 3, 299, 299, device=device)
         with torch.no_grad():
-            sec, peak = time_call(lambda: model(x), repeat=1, warmup=0 if device == "cpu" else 1, device=device)
+            sec, peak = time_call(lambda: model(x), repeat=1, warmup=1, device=device)
         _MEMO[key] = UnitCost(sec / TIMING_BATCH, "image", peak_bytes=peak, note="Inception-v3 (random init)")
     return _MEMO[key]
 
