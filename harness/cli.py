@@ -158,12 +158,16 @@ def plan(
     cache: Optional[Path] = CacheOpt,
     seed: Optional[list[int]] = typer.Option(None, help="Plan these seeds instead of the spec's."),
     sets: Optional[list[str]] = SetOpt,
+    estimate: bool = typer.Option(False, "--estimate", help="Time a few units of each kind of work on this machine "
+                                  "(random-init real-size models) and estimate the uncached work's total."),
+    device: str = typer.Option("cpu", help="Device to time on with --estimate: cpu, cuda, auto."),
 ) -> None:
     """Show the artifact graph: what is cached, what must be computed, and what is shared (writes nothing)."""
-    _print_plan(_spec(spec, sets), _context(cache, progress=False), seeds=seed or None)
+    _print_plan(_spec(spec, sets), _context(cache, device=device if estimate else "cpu", progress=False), seeds=seed or None,
+                estimate=estimate)
 
 
-def _print_plan(s, ctx, seeds: Optional[list[int]] = None) -> None:
+def _print_plan(s, ctx, seeds: Optional[list[int]] = None, estimate: bool = False) -> None:
     from rich.markup import escape
 
     from ganrm_bench.harness.graph import Builder
@@ -186,6 +190,8 @@ def _print_plan(s, ctx, seeds: Optional[list[int]] = None) -> None:
         todo = sum(e.status == "compute" for e in entries)
         summary = ", ".join(_counted(v, k) for k, v in totals.items()) or "nothing"
         out.print(f"{_counted(cached, 'artifacts')} cached, {todo} to compute: {summary}")
+        if estimate:
+            _print_estimate(entries, ctx)
 
 
 def _counted(n: int, what: str) -> str:
@@ -194,6 +200,18 @@ def _counted(n: int, what: str) -> str:
         head, sep, tail = what.partition(" to ")
         what = (head[:-1] if head.endswith("s") else head) + sep + tail
     return f"{n} {what}"
+
+
+def _print_estimate(entries, ctx) -> None:
+    import time
+
+    from ganrm_bench.harness.estimate import estimate as make_estimate, estimate_lines
+    from ganrm_bench.harness.runner import Evaluator
+
+    t0 = time.time()
+    est = make_estimate(entries, ctx, Evaluator(ctx).peek)
+    for line in estimate_lines(est, time.time() - t0):
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()

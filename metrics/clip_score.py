@@ -55,6 +55,12 @@ class CLIPScore(PerSampleMetric):
             return self.params.prefix
         return HESSEL_PREFIX if self.params.convention == "hessel" else ""
 
+    def estimate_unit(self, ctx=None):
+        """plan --estimate: the CLIP image tower per image (text tower not timed)."""
+        from ganrm_bench.metrics.estimate import openclip_image_cost
+
+        return openclip_image_cost(self.params.model, ctx)
+
     def convention(self) -> str:
         form = {"hessel": "2.5·max(cos,0)", "torchmetrics": "max(100·cos,0)", "cosine": "cos"}[self.params.convention]
         return (f"clip_score: {self.params.convention} {form}, open_clip {version('open_clip_torch')} "

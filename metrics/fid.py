@@ -34,6 +34,19 @@ class FID(SetMetric):
     def extractor_overrides(self) -> dict[str, Any]:
         return {"mode": self.params.mode}  # None: the extractor's own default (inception: clean)
 
+    def estimate_unit(self, ctx=None):
+        """plan --estimate: Inception per image (samples and reference), plus the Fréchet distances
+        (the value and one per leave-one-block-out CI block) at 2048-d."""
+        from ganrm_bench.metrics.estimate import frechet_seconds, inception_cost
+
+        if self.params.features != "inception":
+            return None  # another feature extractor: no unit cost known here
+        cost = inception_cost(ctx)
+        ci = self.params.ci
+        blocks = {"jackknife": ci.blocks, "bootstrap": ci.resamples}.get(ci.method, 0)
+        return type(cost)(cost.seconds, "image", fixed=(1 + blocks) * frechet_seconds(2048), peak_bytes=cost.peak_bytes,
+                          note=f"{cost.note}; {1 + blocks} Fréchet distances at 2048-d")
+
     def convention(self) -> str:
         ext = self.extractor()
         mode = getattr(ext.params, "mode", None) or "native"

@@ -72,6 +72,12 @@ class HPS(PerSampleMetric):
     class Params(HPSModel, PerSampleParams):
         pass
 
+    def estimate_unit(self, ctx=None):
+        """plan --estimate: the HPS open_clip image tower per image (text tower not timed)."""
+        from ganrm_bench.metrics.estimate import openclip_image_cost
+
+        return openclip_image_cost(self.params.arch, ctx)
+
     def convention(self) -> str:
         ckpt = Path(self.params.checkpoint).name if self.params.checkpoint else CHECKPOINTS[self.params.hps_version]
         return f"hps: {self.params.hps_version} ({ckpt}), hpsv2 {_hps_version()} {self.params.arch}, raw cosine"

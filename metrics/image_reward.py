@@ -88,6 +88,13 @@ class ImageReward(PerSampleMetric):
     class Params(ImageRewardModel, PerSampleParams):
         pass
 
+    def estimate_unit(self, ctx=None):
+        """plan --estimate: ImageReward's BLIP ViT-L/16 image encoder, timed as open_clip ViT-L-14
+        (a ViT-L at 224 px: about the same FLOPs); its BERT text side is not timed."""
+        from ganrm_bench.metrics.estimate import openclip_image_cost
+
+        return openclip_image_cost("ViT-L-14", ctx, note="stands in for BLIP ViT-L/16")
+
     def convention(self) -> str:
         return (f"image_reward: ImageReward-v1.0 (image-reward {_pkg('image-reward')}), "
                 f"(r - {MEAN:.5f}) / {STD:.5f}, prompts truncated at 35 BERT tokens")

@@ -4,7 +4,8 @@ mode=diversity  per prompt, the mean LPIPS over all pairs of its K samples (K â‰
                 more diverse. Each sample's value is its mean distance to the prompt's other
                 samples, so the mean over samples equals the mean over pairs when K is constant.
 mode=reference  each sample's mean LPIPS to the reference items of the same prompt id (e.g. the
-                base model's samples for the same prompts); lower is closer.
+                base model's samples for the same prompts), or with pairing=all to every
+                reference item (unpaired target sets, e.g. real videos); lower is closer.
 Videos are compared frame by frame (same frame count) and averaged over frames.
 
 The trunk (AlexNet/VGG/SqueezeNet ImageNet weights) is torchvision's download file, looked for in
@@ -42,6 +43,7 @@ class LPIPSParams(PerSampleParams):
     net: Literal["alex", "vgg", "squeeze"] = "alex"
     backbone_weights: str | None = None  # torchvision weights file of the trunk; default torch.hub's cache
     size: int | None = Field(None, ge=32)  # resize to sizeÃ—size first; None: native (sizes must match)
+    pairing: Literal["prompt", "all"] = "prompt"  # reference mode: same-prompt items, or every reference item
 
 
 class LPIPS(PerSampleMetric):
@@ -60,7 +62,8 @@ class LPIPS(PerSampleMetric):
         self.needs_reference = self.params.mode == "reference"
 
     def convention(self) -> str:
-        what = "mean pairwise over a prompt's samples" if self.params.mode == "diversity" else "mean to same-prompt reference items"
+        what = ("mean pairwise over a prompt's samples" if self.params.mode == "diversity" else
+                "mean to every reference item" if self.params.pairing == "all" else "mean to same-prompt reference items")
         size = f", resized to {self.params.size}" if self.params.size else ""
         return f"lpips: {_pkg('lpips')} v0.1 {self.params.net}, {what}{size}"
 
@@ -154,7 +157,7 @@ class LPIPS(PerSampleMetric):
                 key = hash_key({"group": [it.key for it in group]})
                 compute = lambda _, g=group: self.score_batch([it.load() for it in g], [], ctx)[None]
             else:
-                refs = ref_groups.get(prompt_id)
+                refs = list(reference.items) if self.params.pairing == "all" else ref_groups.get(prompt_id)
                 if not refs:
                     raise UserError(f"metric 'lpips' (reference): the reference set has no item for prompt {prompt_id!r}",
                                     hint="the reference must hold samples with the same prompt ids")

@@ -34,6 +34,12 @@ class PickScore(PerSampleMetric):
     class Params(PickScoreModel, PerSampleParams):
         pass
 
+    def estimate_unit(self, ctx=None):
+        """plan --estimate: PickScore is CLIP ViT-H/14: its image tower per image (text tower not timed)."""
+        from ganrm_bench.metrics.estimate import openclip_image_cost
+
+        return openclip_image_cost("ViT-H-14", ctx)
+
     def convention(self) -> str:
         return (f"pickscore: exp(logit_scale)·cos, transformers {version('transformers')} CLIPModel "
                 f"{self.params.model}, processor {self.params.processor}")

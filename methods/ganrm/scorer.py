@@ -47,6 +47,20 @@ class GanRMScorer(TrainableScorer):
     def fingerprint(self, ctx: Any = None) -> dict[str, Any]:
         return {**super().fingerprint(), "backbone": backbone_fingerprint(self.backbone, ctx), "pooling": POOLING}
 
+    def estimate_unit(self, ctx: Any = None):
+        """plan --estimate: seconds per item through the frozen open_clip backbone (random init);
+        None for other backbones."""
+        from ganrm_bench.metrics.estimate import openclip_image_cost
+
+        p = self.params
+        if p.backbone == "openclip":
+            return openclip_image_cost(p.backbone_params.get("model", "ViT-B-32"), ctx)
+        if p.backbone == "video_frames" and p.backbone_params.get("image_backbone", "openclip") == "openclip":
+            frames = int(p.backbone_params.get("frames", 8))
+            cost = openclip_image_cost(p.backbone_params.get("image_backbone_params", {}).get("model", "ViT-B-32"), ctx)
+            return type(cost)(cost.seconds * frames, "video", peak_bytes=cost.peak_bytes, note=f"{cost.note} x {frames} frames")
+        return None
+
     def fit(self, positives: ItemSet, negatives: ItemSet, ctx: Any, *, unlabeled: ItemSet | None = None) -> dict[str, Any]:
         """Features of every item once (store cache), then the RPL on them. The training seed is
         derive_seed("ganrm", params.seed, ctx.seed): fixed by both, so each run seed of a spec

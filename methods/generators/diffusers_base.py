@@ -75,6 +75,12 @@ class DiffusersGeneratorBase(Generator):
         return {"plugin": self.name, "version": self.version, "params": params}
 
     # -- assets (harness.assets) ---------------------------------------------------------------
+    def estimate_unit(self, ctx: "Context | None" = None):
+        """plan --estimate: seconds per image on a random-init UNet of the shipped config (None: no config)."""
+        from ganrm_bench.methods.generators.estimate import diffusers_unit_cost
+
+        return diffusers_unit_cost(self.params, ctx) if self.modality == "image" else None
+
     def assets(self) -> list:
         """The pipeline, the UNet override and the LoRA (fine-tuning results are the harness's own)."""
         from ganrm_bench.harness.assets import ref_asset

@@ -98,3 +98,18 @@ def test_missing_trunk_offline_names_torchvisions_file(monkeypatch, tmp_path):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     with pytest.raises(MissingWeightsError, match="alexnet-owt-7be5be79.pth"):
         LPIPS().fingerprint()
+
+
+def test_reference_mode_pairing_all_compares_with_every_reference_item(trunk, ctx, write_items, rng):
+    """Unpaired targets (Table 3's real videos): each sample's mean distance to all reference items."""
+    images = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(3)]
+    refs = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(2)]
+    samples = write_items(images, prompt_ids=["a", "a", "b"], name="s")
+    reference = write_items(refs, prompt_ids=["x", "y"], name="r")  # no prompt id in common
+    metric = LPIPS({"mode": "reference", "pairing": "all", "backbone_weights": str(trunk), "ci": {"method": "none"}})
+    result = metric.compute(samples, ctx, reference=reference)
+    d = reference_lpips(trunk)
+    assert np.allclose(result.per_sample, [(d(x, refs[0]) + d(x, refs[1])) / 2 for x in images], rtol=1e-5)
+    assert "every reference item" in result.convention
+    with pytest.raises(UserError, match="no item for prompt"):  # the default pairing needs shared prompt ids
+        LPIPS({"mode": "reference", "backbone_weights": str(trunk)}).compute(samples, ctx, reference=reference)

@@ -28,7 +28,7 @@ def world(tmp_path, monkeypatch):
 
 def test_paper_assets_of_table1(specs, world):
     """Table 1 needs the two pipelines, the two public DPO UNets, CLIP ViT-B/32 (GAN-RM and
-    CLIPScore share one file), ImageReward + BERT's tokenizer, PickScore + its processor, HPS v2.1,
+    CLIPScore share one file), ImageReward + BERT's tokenizer, PickScore + its processor, HPS v2.0,
     clean-fid's Inception and the JourneyDB files."""
     from ganrm_bench.harness.assets import spec_assets
 
@@ -45,7 +45,7 @@ def test_paper_assets_of_table1(specs, world):
     assert found["mhdang/dpo-sd1.5-text2image-v1"].asset.files == ("unet/config.json",)
     assert found["mhdang/dpo-sd1.5-text2image-v1"].needed_by == ["methods.sd15_diffusion_dpo"]
     assert found["THUDM/ImageReward"].asset.files == ("ImageReward.pt", "med_config.json")
-    assert found["xswu/HPSv2"].asset.files == ("HPS_v2.1_compressed.pt",)
+    assert found["xswu/HPSv2"].asset.files == ("HPS_v2_compressed.pt",)  # v2.0 (journeydb.yaml)
     urls = [n.asset for n in found.values() if n.asset.kind == "url"]
     assert [u.id.rsplit("/", 1)[1] for u in urls] == ["inception-2015-12-05.pt"]
     local = {n.asset.dest for n in found.values() if n.asset.kind == "local"}
@@ -114,7 +114,7 @@ def test_paper_fetch_then_check_offline(specs, world, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert {e.status for e in check_offline(specs["table9"], store).entries} == {"present"}
     hps = next(e for e in report.entries if e.asset.id == "xswu/HPSv2")
-    Path(hps.location, "HPS_v2.1_compressed.pt").unlink()
+    Path(hps.location, "HPS_v2_compressed.pt").unlink()
     with pytest.raises(UserError) as err:
         check_offline(specs["table9"], store)
     assert "1 asset(s) of table9 missing" in str(err.value) and "xswu/HPSv2" in str(err.value)

@@ -14,7 +14,7 @@ import pytest
 GOLDEN = Path(__file__).parent / "golden"
 DIRECTION = {"fid": "lower", "ip": "lower", "fvd": "lower"}
 CONVENTION = {"fid": "clean-fid clean", "ir": "ImageReward-v1.0 normalized", "ps": "exp(logit_scale)·cos",
-              "hps": "HPS v2.1 raw cosine", "clip": "hessel 2.5·max(cos,0) ViT-B/32"}
+              "hps": "HPS v2.0 raw cosine", "clip": "hessel 2.5·max(cos,0) ViT-B/32"}
 
 
 def synthetic_results(spec, missing=()) -> pd.DataFrame:

@@ -30,7 +30,7 @@ EXPECTED = {
                 "sdxl_base", "sdxl_diffusion_dpo", "sdxl_rm10", "sdxl_sft", "sdxl_dpo_round3"], ["fid", "ir", "ps", "hps", "clip"]),
     "table2": ([f"{g}_{m}_{p}" for g in ("sd15", "sdxl") for p in ("unsafe", "coco") for m in ("base", "rm10", "dpo")],
                ["ip", "fid", "clip"]),
-    "table3": (["base", "dpo"], ["fvd", "lpips", "vbench"]),
+    "table3": (["base", "dpo"], ["fvd", "lpips", "vbench", "lpips_div"]),
     "table4": (["sd15_rm10_naive", "sd15_rm10_average", "sd15_rm10_voting", "sd15_rm10"], ["fid", "ir", "ps", "hps", "clip"]),
     "table5": ([f"{g}_{r}" for g in ("sd15", "sdxl") for r in ("base", "dpo_round1", "dpo_round2", "dpo_round3")], ["fid"]),
     "table7": ([f"sd15_{m}{n}" for m in ("rm10", "sft", "dpo") for n in ("_n50", "_n250", "")], ["fid"]),
