@@ -85,7 +85,7 @@ class FinetuneOp(Op):
         out = work / "result"
         memory.release_all()  # sampling pipelines and metric models leave the device: training needs it whole
         accelerator = make_accelerator(cfg)  # first: it fixes this rank's device, where the model is loaded
-        model = denoiser_for(inputs["generator"], ctx, device=str(accelerator.device))
+        model = denoiser_for(inputs["generator"], ctx, device=str(accelerator.device), resolution=cfg.resolution)
         summary = finetune(model, data, cfg, out, work, accelerator=accelerator,
                            meta={"node": node.key, "label": node.label, "dropped_prompts": dropped})
         del model  # the trained copy, its optimizer and DDP wrapper: freed now, not whenever the GC runs

@@ -43,14 +43,20 @@ def cannot_finetune(generator: Any) -> str | None:
             + ", ".join(HOOKS) + ", with_unet_state()")
 
 
-def denoiser_for(generator: Any, ctx: Any = None, *, device: str | None = None):
+def denoiser_for(generator: Any, ctx: Any = None, *, device: str | None = None, resolution: int | None = None):
     """A private trainable `Denoiser` for `generator` (its own sampling model stays untouched),
-    loaded onto `device` (the training Accelerator's, so each rank's copy is on its own GPU)."""
+    loaded onto `device` (the training Accelerator's, so each rank's copy is on its own GPU), training
+    at `resolution` (TrainConfig.resolution; None: the generator's own)."""
+    name = getattr(generator, "name", type(generator).__name__)
     why = cannot_finetune(generator)
     if why is not None:
-        raise UserError(f"generator {getattr(generator, 'name', type(generator).__name__)!r} cannot be fine-tuned: {why}")
+        raise UserError(f"generator {name!r} cannot be fine-tuned: {why}")
     if _has(generator, "finetune_model"):
-        return generator.finetune_model(ctx) if device is None else generator.finetune_model(ctx, device=device)
+        kwargs = {k: v for k, v in {"device": device, "resolution": resolution}.items() if v is not None}
+        return generator.finetune_model(ctx, **kwargs)
+    if resolution is not None:
+        raise UserError(f"generator {name!r} trains at its own resolution: `resolution: {resolution}` cannot apply",
+                        hint="drop `resolution` from the row's training parameters")
     model = HookedDenoiser(generator)
     return model if device is None else model.to(device)
 
