@@ -89,6 +89,23 @@ def test_a_node_computed_together_is_published_by_process_0_alone(tmp_path, monk
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")
+    node = Node(Together(), {})
+    go = tmp_path / "locks" / f"{node.key}.{distributed._launch_tag()}.go"  # process 0 holds the node's lock
+    go.parent.mkdir(parents=True, exist_ok=True)
+    go.write_text(repr(distributed._STARTED))
     ev = Evaluator(Context(store=Store(tmp_path)))
-    assert ev.value(Node(Together(), {})) == 41
+    assert ev.value(node) == 41
     assert calls == ["compute", "load"]
+
+
+def test_a_peer_of_process_0_goes_on_once_the_node_is_published(tmp_path, monkeypatch):
+    """Process 0 may find the node already published and load it without a go file: its peers must not wait."""
+    from ganrm_bench.harness.distributed import launch_lock
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    store = Store(tmp_path)
+    with store.writing("k1", {"producer": "another job"}) as d:
+        (d / "f").write_text("1")
+    with launch_lock(store, "k1"):
+        pass  # returns at once (before the fix: waited for a go file that never came)
