@@ -36,8 +36,7 @@ PLUGINS = {
 IMAGE_EXTENSIONS = ("png", "jpg", "jpeg", "webp")
 SKIPPED_COUNTER = "images skipped (unreadable)"
 LISTED_BAD_FILES = 20  # an error lists this many unreadable files, then a count
-SKIP_BAD_HINT = ("remove or fix the files, or add `skip_bad: true` to this entry of the spec to skip them "
-                 "(`ganrm-bench rm`: --skip-bad)")
+SKIP_BAD_HINT = "remove or fix the files, or set `skip_bad: true` on the entry to skip unreadable files"  # `rm` shows --skip-bad
 
 
 # -- checking and keying files ------------------------------------------------------------------

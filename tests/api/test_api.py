@@ -169,7 +169,8 @@ def test_progress_bars_on_a_terminal_or_in_jupyter_only(monkeypatch, capsys):
 
     monkeypatch.setenv("GANRM_BENCH_PROGRESS", "1")
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
-    assert not Progress.auto().enabled  # a pipe or log file: no bars
+    piped = Progress.auto()
+    assert piped.enabled and piped.lines  # a pipe or log file: no bars, a plain line every few seconds
     monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: type("ZMQInteractiveShell", (), {})()))
     monkeypatch.setitem(sys.modules, "ipywidgets", None)  # a notebook without ipywidgets: rich would only warn
     bars = Progress.auto()
