@@ -230,6 +230,8 @@ def run(
     overwrite: bool = typer.Option(False, "--overwrite", help="Let --out replace a run directory of another spec."),
 ) -> None:
     """Compute what is missing for a spec, then write results and tables to a run directory."""
+    from rich.markup import escape
+
     from ganrm_bench.harness.execute import default_run_dir, make_context, resolve_spec_path, run_to_dir
     from ganrm_bench.harness.report import render_markdown
     from ganrm_bench.harness.runtime import Progress
