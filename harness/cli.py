@@ -195,11 +195,9 @@ def _print_plan(s, ctx, seeds: Optional[list[int]] = None, estimate: bool = Fals
 
 
 def _counted(n: int, what: str) -> str:
-    """`3 models to train`, `1 model to train` (the plural noun is the word before ' to ')."""
-    if n == 1:
-        head, sep, tail = what.partition(" to ")
-        what = (head[:-1] if head.endswith("s") else head) + sep + tail
-    return f"{n} {what}"
+    from ganrm_bench.harness.views import counted_noun
+
+    return counted_noun(n, what)
 
 
 def _print_estimate(entries, ctx) -> None:

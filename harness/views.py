@@ -96,6 +96,7 @@ def plan_lines(entries: Iterable[Any], users: dict[str, set[str]], width: int) -
     """The plan as one short block per artifact: status, op and label; then its work and the rows
     that use it, each wrapped under it (rich markup: labels escaped)."""
     lines = []
+    counted: dict[str, set[str]] = {}  # items an earlier artifact of the plan already makes
     for e in entries:
         if e.node.op.name == "plugin":
             continue
@@ -105,10 +106,26 @@ def plan_lines(entries: Iterable[Any], users: dict[str, set[str]], width: int) -
         status_end = 2 + len(e.status)
         lines.append(f"[{style}]{escape(first[:status_end])}[/{style}]{escape(first[status_end:])}")
         lines += [escape(x) for x in rest]
-        work = ", ".join(f"{v} {k}" for k, v in e.work_counts().items())
+        parts = []
+        for k, v in e.work.items():
+            if isinstance(v, set):
+                new = v - counted.setdefault(k, set())
+                counted[k] |= v
+                parts.append(counted_noun(len(new), k) + (f" (+{len(v) - len(new)} shared)" if len(new) < len(v) else ""))
+            else:
+                parts.append(counted_noun(v, k))
+        work = ", ".join(parts)
         if work:
             lines += [escape(x) for x in wrap(f"work: {work}", width, indent=10, hanging=6)]
         rows = ", ".join(sorted(users.get(e.node.key, ())))
         if rows:
             lines += [escape(x) for x in wrap(f"rows: {rows}", width, indent=10, hanging=6)]
     return lines
+
+
+def counted_noun(n: int, what: str) -> str:
+    """`3 models to train`, `1 model to train` (the plural noun is the word before ' to ')."""
+    if n == 1:
+        head, sep, tail = what.partition(" to ")
+        what = (head[:-1] if head.endswith("s") else head) + sep + tail
+    return f"{n} {what}"

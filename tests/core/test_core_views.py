@@ -90,7 +90,7 @@ def test_plan_reads_at_80_columns(tmp_path):
     lines = r.stdout.splitlines()
     # each artifact on one line, whole: status, op and label; its rows right under it
     i = next(i for i, line in enumerate(lines) if line.split()[:3] == ["compute", "pool:", "gen×eval×4"])
-    assert lines[i + 1].split() == ["work:", "24", "images", "to", "generate"]
+    assert lines[i + 1].split() == ["work:", "18", "images", "to", "generate", "(+6", "shared)"]  # the K=1 pool's 6 come first
     assert lines[i + 2].split() == ["rows:", "best4"]
     assert any(line.split()[:3] == ["compute", "train_scorer:", "rm"] for line in lines)
     assert any(line.split() == ["compute", "select:", "argmax[rm(gen×eval×4)]"] for line in lines)

@@ -17,7 +17,7 @@ def test_finetune_op_builds_the_accelerator_before_the_model_on_its_device(ctx, 
     calls = []
     fake_acc = SimpleNamespace(device="cuda:1")
     monkeypatch.setattr(train, "make_accelerator", lambda cfg: calls.append("accelerator") or fake_acc)
-    monkeypatch.setattr(adapters, "denoiser_for", lambda gen, ctx, device=None: calls.append(("model", device)) or "model")
+    monkeypatch.setattr(adapters, "denoiser_for", lambda gen, ctx, device=None, **kw: calls.append(("model", device)) or "model")
 
     def fake_finetune(model, data, cfg, out, work, *, meta=None, accelerator=None):
         calls.append(("train", model, accelerator))
