@@ -91,7 +91,8 @@ class NoiseSearchOp(ItemSetOp):
         records = [ctx.store.item_path(self.prompt_key(node, p), "json") for p in prompts]
         rank, world = rank_and_world()
         mine = [i for i, path in enumerate(records) if not path.exists() and i % world == rank]
-        with ctx.progress.task(f"noise search {node.label}", len(mine)) as advance:
+        # prompts are already split by process: the scoring inside must not be split again (harness sharding)
+        with ctx.sharding(False), ctx.progress.task(f"noise search {node.label}", len(mine)) as advance:
             batch = max(1, int(getattr(getattr(generator, "params", None), "batch_size", 8)))
             for start in range(0, len(mine), batch):  # a chunk of prompts searched together, round by round
                 chunk = mine[start : start + batch]

@@ -138,8 +138,9 @@ def test_diffusers_generate_from_its_own_noise_is_generate(tiny_sd, tmp_path, sc
 
 
 def test_two_processes_split_the_prompts_and_agree_with_one(tmp_path, monkeypatch):
-    """Rank 1 searches the odd prompts (then times out waiting for rank 0), rank 0 the even ones and
-    assembles all: the same items as one process, and no prompt searched twice."""
+    """Rank 0 searches the even prompts (then times out waiting for rank 1), rank 1 the odd ones (then
+    times out waiting for rank 0 to publish), rank 0 assembles all: the same items as one process,
+    and no prompt searched twice. (Ranks in turn in one process: process 0 starts a launch.)"""
     from ganrm_bench.harness.errors import UserError
 
     spec = _spec(tmp_path)
@@ -149,10 +150,11 @@ def test_two_processes_split_the_prompts_and_agree_with_one(tmp_path, monkeypatc
     ctx = Context(store=Store(tmp_path / "two"))
     monkeypatch.setenv("GANRM_BENCH_SHARD_TIMEOUT", "0.2")
     monkeypatch.setenv("WORLD_SIZE", "2")
-    monkeypatch.setenv("RANK", "1")
-    with pytest.raises(UserError, match="timed out"):
-        Evaluator(ctx).value(Builder(spec, ctx, 0).method("search8"))
-    assert ctx.counters["images generated"] == 3 * 8  # 3 of the 6 prompts, 8 candidates each
+    for rank, made in ((0, 3 * 8), (1, 6 * 8)):  # 3 of the 6 prompts each, 8 candidates per prompt
+        monkeypatch.setenv("RANK", str(rank))
+        with pytest.raises(UserError, match="timed out"):
+            Evaluator(ctx).value(Builder(spec, ctx, 0).method("search8"))
+        assert ctx.counters["images generated"] == made
     monkeypatch.setenv("RANK", "0")
     ev = Evaluator(ctx)
     sharded = [it.key for it in ev.value(Builder(spec, ctx, 0).method("search8"))]
