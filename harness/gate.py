@@ -136,6 +136,8 @@ def check_against_baseline(results: pd.DataFrame, baseline: pd.DataFrame, *, tol
             d = difference(uc, ub, level=2 * confidence - 1)
         else:
             d = _unpaired(c, b, 2 * confidence - 1)
-        verdict = regression_test(d, b["direction"], tolerance.get(col, 0.0), confidence=confidence)
+        # a margin of float rounding (1e-9 of the value): a re-run that differs in the last bits is no regression
+        floor = 1e-9 * max(1.0, abs(float(b["value"])))
+        verdict = regression_test(d, b["direction"], max(tolerance.get(col, 0.0), floor), confidence=confidence)
         report.cells.append(CellCheck(row, col, b["direction"], float(c["value"]), float(b["value"]), verdict, str(c.get("scope", ""))))
     return report

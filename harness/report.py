@@ -146,7 +146,7 @@ def write_baseline(run_dir: Path, out: Path) -> list[Path]:
             shutil.copyfile(run_dir / name, out / name)
             written.append(out / name)
     if units is not None:
-        units.to_csv(out / "units.csv", index=False, float_format="%.10g")
+        units.to_csv(out / "units.csv", index=False)  # full precision: an identical re-run pairs to exactly 0
         written.append(out / "units.csv")
     return written
 
