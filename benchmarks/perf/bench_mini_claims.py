@@ -43,7 +43,7 @@ def main() -> None:
         total += dt
         write_run(Path(args.out) / name, spec, str(path.relative_to(REPO)), out.results,
                   {"seconds": round(dt, 2), "computed": dict(out.computed), "counters": out.counters, "failures": out.failures},
-                  out.samples, out.records, out.units)
+                  out.samples, out.records, out.units, out.monitor)
         print(f"{name}: {dt:.1f} s, images generated {out.counters.get('images generated', 0)}, computed {dict(out.computed)}, "
               f"failures {len(out.failures)}", flush=True)
     print(f"total: {total:.1f} s over seeds {args.seeds} ({args.threads} torch thread(s))")
