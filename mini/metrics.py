@@ -57,7 +57,7 @@ class MiniAlignment(_MetricNetMetric):
 
 
 class MiniAlignmentScorer(MetricScorer):
-    """Mini alignment as a selector (the mini world's CLIPScore-as-RM@K): the metric's own network
+    """Mini world: alignment as a selector (CLIPScore-as-RM@K): the metric's own network
     and convention, so a column `mini_alignment` judging a row it selected is marked not held-out."""
 
     name: ClassVar[str] = "mini_alignment"
