@@ -137,5 +137,5 @@ def test_python_api_runs_a_reduced_mini_table1_from_the_wheel(installed):
     out = _sh([str(python), "-c", code], work, env)
     lines = dict(line.split(" ", 1) for line in out.splitlines() if line.startswith(("SPEC ", "ROWS ")))
     assert Path(lines["SPEC"]).is_relative_to(python.parent.parent)  # the spec shipped in the wheel
-    assert lines["ROWS"] == "base:fid,base:align,rm10:fid,rm10:align"
+    assert lines["ROWS"] == "base:fid,base:align,base:kid,rm10:fid,rm10:align,rm10:kid"
     assert (work / "mini_run" / "table.md").exists()
