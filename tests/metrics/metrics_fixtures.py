@@ -71,3 +71,13 @@ def tiny_pickscore(tmp: Path, logit_scale: float) -> tuple[Path, Path]:
 
 def random_images(rng: np.random.Generator, n: int, size: int = 32) -> list[np.ndarray]:
     return [rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8) for _ in range(n)]
+
+
+def index_images(rows):
+    """4×4 images whose first pixel (hi, lo, 0) encodes a row index, for lookup feature extractors."""
+    out = []
+    for r in rows:
+        a = np.zeros((4, 4, 3), dtype=np.uint8)
+        a[0, 0, 0], a[0, 0, 1] = r // 256, r % 256
+        out.append(a)
+    return out

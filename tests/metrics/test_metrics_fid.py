@@ -11,6 +11,7 @@ from ganrm_bench.harness.errors import MissingWeightsError, UserError
 from ganrm_bench.harness.plugins import FeatureExtractor, PluginParams
 from ganrm_bench.harness.registry import FEATURES
 from ganrm_bench.metrics.fid import FID
+from metrics_fixtures import index_images
 from ganrm_bench.metrics.frechet import GaussianStats, frechet_distance, frechet_with_sqrt_ref, psd_sqrt
 
 DIM = 6
@@ -40,15 +41,6 @@ def _register_lookup():
     register_builtins()
     FEATURES.add("test_lookup", LookupFeatures)
     yield
-
-
-def index_images(rows):
-    out = []
-    for r in rows:
-        a = np.zeros((4, 4, 3), dtype=np.uint8)
-        a[0, 0, 0], a[0, 0, 1] = r // 256, r % 256
-        out.append(a)
-    return out
 
 
 def closed_form_fid(x, y):

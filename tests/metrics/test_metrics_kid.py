@@ -10,6 +10,7 @@ from ganrm_bench.harness.plugins import FeatureExtractor, PluginParams
 from ganrm_bench.harness.registry import FEATURES
 from ganrm_bench.harness.stats import difference
 from ganrm_bench.metrics.kid import KID
+from metrics_fixtures import index_images as images
 
 DIM = 5
 TABLE = np.random.default_rng(3).normal(size=(300, DIM))
@@ -36,15 +37,6 @@ def _register():
 
     register_builtins()
     FEATURES.add("test_rows", RowFeatures)
-
-
-def images(rows):
-    out = []
-    for r in rows:
-        a = np.zeros((4, 4, 3), dtype=np.uint8)
-        a[0, 0, 0], a[0, 0, 1] = r // 256, r % 256
-        out.append(a)
-    return out
 
 
 def unbiased_mmd2(x, y):
