@@ -348,6 +348,7 @@ class ScoresOp(Op):
             ),
             batch_size=ctx.batch_size or 32,
             description=f"score {node.label}",
+            decode=not getattr(scorer, "accepts_items", False),
         )
         return scores.reshape(len(items))
 

@@ -180,7 +180,7 @@ def score_items(scorer: Any, scorer_key: str, items: list[Item], ctx, descriptio
         "scores", {"scorer": scorer_key}, items,
         lambda batch: np.asarray(scorer.score(batch if getattr(scorer, "accepts_items", False) else [it.load() for it in batch],
                                               [it.prompt for it in batch], ctx), dtype=np.float64),
-        batch_size=ctx.batch_size or 32, description=description,
+        batch_size=ctx.batch_size or 32, description=description, decode=not getattr(scorer, "accepts_items", False),
     ).reshape(len(items))
 
 

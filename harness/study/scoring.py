@@ -58,7 +58,7 @@ def scorer_scores(run_dir: Path, items: list[Item], store: Store, *, compute_mis
                 "scores", fp, items,
                 lambda batch: np.asarray(scorer.score(batch if getattr(scorer, "accepts_items", False) else [it.load() for it in batch],
                                                       [it.prompt for it in batch], ctx), dtype=np.float64),
-                batch_size=32, description=f"score {name}")
+                batch_size=32, description=f"score {name}", decode=not getattr(scorer, "accepts_items", False))
         except Exception as exc:
             log.debug("scorer %s failed", name, exc_info=True)
             out[name] = f"scoring failed ({type(exc).__name__}: {exc})"

@@ -28,7 +28,7 @@ def load_item(item: Item | str | Path) -> Any:
     """The media of an item or path, with the file named when it cannot be read."""
     path = item.path if isinstance(item, Item) else item
     try:
-        return load_media(path)
+        return item.load() if isinstance(item, Item) else load_media(path)  # an Item a loader worker decoded returns its media
     except FileNotFoundError as exc:
         raise UserError(f"image file not found: {path}") from exc
     except Exception as exc:  # PIL raises many types on corrupt files

@@ -1,0 +1,75 @@
+"""Decoding items off the main process: torch DataLoader workers call `Item.load` (the same function
+the main process would), so a GPU scoring features is not waiting on PNG/NPZ decompression.
+
+The numbers cannot change: a worker returns the decoded media (`LoadedItem.load()` hands it back),
+batches keep their order and composition, and every model call stays in the main process. A file a
+worker could not read is read again in the main process, so the error (and `skip_bad`) is the one
+the plugin sees today.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Iterator, Sequence
+
+from ganrm_bench.harness.plugins import Item
+
+
+def default_loader_workers(device: str) -> int:
+    """0 on the CPU (the cores compute; tests stay single-process), min(4, cores) on an accelerator."""
+    if str(device).startswith(("cuda", "mps")):
+        return min(4, os.cpu_count() or 1)
+    return 0
+
+
+@dataclass(frozen=True)
+class LoadedItem(Item):
+    """An item whose media a loader worker has decoded already (None: read it again here)."""
+
+    media: Any = None
+
+    def load(self):
+        return self.media if self.media is not None else Item.load(self)
+
+
+def _decode(item: Item) -> Item:
+    if isinstance(item, LoadedItem):
+        return item
+    try:
+        media = item.load()
+    except Exception:  # noqa: BLE001 - read again in the main process, which raises the error plugins expect
+        media = None
+    fields = {k: getattr(item, k) for k in ("key", "path", "prompt_id", "prompt", "k", "seed")}
+    return LoadedItem(**fields, media=media)
+
+
+class _Batches:
+    """A map-style dataset of fixed batches: element b is batch b, decoded."""
+
+    def __init__(self, batches: Sequence[Sequence[Item]]):
+        self.batches = [list(b) for b in batches]
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, b: int) -> list[Item]:
+        return [_decode(it) for it in self.batches[b]]
+
+
+def _as_is(batch: Any) -> Any:
+    return batch
+
+
+def decoded_batches(batches: Sequence[Sequence[Item]], workers: int) -> Iterator[list[Item]]:
+    """The batches in order, each item's media decoded by one of `workers` DataLoader processes
+    (with 0 workers, or items already decoded, the batches as they are: decoded where used)."""
+    batches = [list(b) for b in batches]
+    if workers <= 0 or not batches or all(isinstance(it, LoadedItem) for b in batches for it in b):
+        yield from batches
+        return
+    from torch.utils.data import DataLoader
+
+    loader = DataLoader(_Batches(batches), batch_size=None, shuffle=False, num_workers=min(workers, len(batches)),
+                        collate_fn=_as_is, prefetch_factor=2)
+    yield from loader
