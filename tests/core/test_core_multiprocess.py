@@ -65,10 +65,13 @@ def test_two_processes_split_scoring_and_metrics_byte_identically(tmp_path, env,
     scored_by_one = count(Path(env["TOY_COUNTER_DIR"]), "scored")
     for r in (0, 1):
         (tmp_path / f"counters{r}").mkdir()
-    two = {**env, "GANRM_BENCH_CACHE": str(tmp_path / "two")}
+    two = {**env, "GANRM_BENCH_CACHE": str(tmp_path / "two"), "GANRM_BENCH_PROGRESS": "1", "GANRM_BENCH_PROGRESS_INTERVAL": "0"}
     results = launch(spec, two, tmp_path, per_rank=lambda r: {"TOY_COUNTER_DIR": str(tmp_path / f"counters{r}")},
                      args=("--set", f"runtime.loader_workers={workers}"))
     assert all(rc == 0 for rc, _, _ in results), results
+    progress = [[line for line in err.splitlines() if line.startswith("score ")] for _, err, _ in results]
+    assert progress[0] and not progress[1]  # progress lines from process 0 alone (both scored)
+    assert (tmp_path / "rank0" / "results.csv").exists() and not (tmp_path / "rank1").exists()  # one run directory
     scored = [count(tmp_path / f"counters{r}", "scored") for r in (0, 1)]
     assert sum(scored) == scored_by_one and min(scored) > 0  # each item scored once, the work split between the ranks
     npy = lambda root: {p.name: p.read_bytes() for p in (root / "items").glob("*/*.npy")}  # noqa: E731
