@@ -5,13 +5,17 @@ The numbers cannot change: a worker returns the decoded media (`LoadedItem.load(
 batches keep their order and composition, and every model call stays in the main process. A file a
 worker could not read is read again in the main process, so the error (and `skip_bad`) is the one
 the plugin sees today.
+
+A plugin may also have its per-image CPU preprocessing (resize, normalize) run there: it gives
+`per_item_arrays` a `prepare(media)` function and accepts a `Prepared` value wherever it takes an
+image, using `.value` instead of calling `prepare` itself (same function: same bytes).
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from ganrm_bench.harness.plugins import Item
 
@@ -33,11 +37,25 @@ class LoadedItem(Item):
         return self.media if self.media is not None else Item.load(self)
 
 
-def _decode(item: Item) -> Item:
+@dataclass(frozen=True)
+class Prepared:
+    """An image already through its plugin's per-image preprocessing (`prepare`) in a loader worker."""
+
+    value: Any
+
+
+def prepared(x: Any, prepare: Callable[[Any], Any]) -> Any:
+    """`x.value` for a `Prepared` input, else `prepare(x)`: what a plugin's batch code calls per image."""
+    return x.value if isinstance(x, Prepared) else prepare(x)
+
+
+def _decode(item: Item, prepare: Callable[[Any], Any] | None = None) -> Item:
     if isinstance(item, LoadedItem):
         return item
     try:
         media = item.load()
+        if prepare is not None:
+            media = Prepared(prepare(media))
     except Exception:  # noqa: BLE001 - read again in the main process, which raises the error plugins expect
         media = None
     fields = {k: getattr(item, k) for k in ("key", "path", "prompt_id", "prompt", "k", "seed")}
@@ -47,29 +65,31 @@ def _decode(item: Item) -> Item:
 class _Batches:
     """A map-style dataset of fixed batches: element b is batch b, decoded."""
 
-    def __init__(self, batches: Sequence[Sequence[Item]]):
+    def __init__(self, batches: Sequence[Sequence[Item]], prepare: Callable[[Any], Any] | None = None):
         self.batches = [list(b) for b in batches]
+        self.prepare = prepare
 
     def __len__(self) -> int:
         return len(self.batches)
 
     def __getitem__(self, b: int) -> list[Item]:
-        return [_decode(it) for it in self.batches[b]]
+        return [_decode(it, self.prepare) for it in self.batches[b]]
 
 
 def _as_is(batch: Any) -> Any:
     return batch
 
 
-def decoded_batches(batches: Sequence[Sequence[Item]], workers: int) -> Iterator[list[Item]]:
-    """The batches in order, each item's media decoded by one of `workers` DataLoader processes
-    (with 0 workers, or items already decoded, the batches as they are: decoded where used)."""
+def decoded_batches(batches: Sequence[Sequence[Item]], workers: int, prepare: Callable[[Any], Any] | None = None) -> Iterator[list[Item]]:
+    """The batches in order, each item's media decoded (and `prepare`d, when given) by one of
+    `workers` DataLoader processes (with 0 workers, or items already decoded, the batches as they
+    are: decoded where used)."""
     batches = [list(b) for b in batches]
     if workers <= 0 or not batches or all(isinstance(it, LoadedItem) for b in batches for it in b):
         yield from batches
         return
     from torch.utils.data import DataLoader
 
-    loader = DataLoader(_Batches(batches), batch_size=None, shuffle=False, num_workers=min(workers, len(batches)),
+    loader = DataLoader(_Batches(batches, prepare), batch_size=None, shuffle=False, num_workers=min(workers, len(batches)),
                         collate_fn=_as_is, prefetch_factor=2)
     yield from loader

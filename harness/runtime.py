@@ -197,6 +197,7 @@ class Context:
         batch_size: int = 32,
         description: str | None = None,
         decode: bool = True,
+        prepare: Callable[[Any], Any] | None = None,
     ) -> np.ndarray:
         """Per-item cached arrays (features, scores): computes only the missing items, in batches,
         and stacks all into one array in `items` order. The key of each entry is
@@ -211,7 +212,8 @@ class Context:
         With `loader_workers` > 0 the items of each batch reach `compute` decoded by DataLoader
         worker processes (`it.load()` returns the media; harness.prefetch), the same batches in the
         same order, so the arrays are byte-identical too; `decode=False` for a `compute` that does
-        not load the media itself (a scorer taking items, whose features may be cached)."""
+        not load the media itself (a scorer taking items, whose features may be cached). `prepare`:
+        the plugin's per-image preprocessing, then also run in the workers (`harness.prefetch.Prepared`)."""
         from ganrm_bench.harness.distributed import rank_and_world, wait_for_files
         from ganrm_bench.harness.numerics import key_part, numerics_class
 
@@ -225,7 +227,7 @@ class Context:
             from ganrm_bench.harness.prefetch import decoded_batches
 
             chunks = [mine[start : start + batch_size] for start in range(0, len(mine), batch_size)]
-            batches = decoded_batches([[items[i] for i in idx] for idx in chunks], self.loader_workers if decode else 0)
+            batches = decoded_batches([[items[i] for i in idx] for idx in chunks], self.loader_workers if decode else 0, prepare)
             with self.progress.task(description or f"{namespace}", len(mine)) as advance:
                 for idx, batch in zip(chunks, batches):
                     with self.sharding(False):  # nested per-item work (a scorer's features) is this batch's alone
