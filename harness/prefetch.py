@@ -82,10 +82,11 @@ def _as_is(batch: Any) -> Any:
 
 def decoded_batches(batches: Sequence[Sequence[Item]], workers: int, prepare: Callable[[Any], Any] | None = None) -> Iterator[list[Item]]:
     """The batches in order, each item's media decoded (and `prepare`d, when given) by one of
-    `workers` DataLoader processes (with 0 workers, or items already decoded, the batches as they
-    are: decoded where used)."""
+    `workers` DataLoader processes. With 0 workers, a single batch (a worker would decode it while
+    the main process waits: nothing to overlap, and starting workers costs more), or items already
+    decoded: the batches as they are, decoded where used."""
     batches = [list(b) for b in batches]
-    if workers <= 0 or not batches or all(isinstance(it, LoadedItem) for b in batches for it in b):
+    if workers <= 0 or len(batches) < 2 or all(isinstance(it, LoadedItem) for b in batches for it in b):
         yield from batches
         return
     from torch.utils.data import DataLoader

@@ -95,3 +95,22 @@ def test_default_worker_count_and_spec_knob():
     assert RuntimeSpec().loader_workers is None and RuntimeSpec(loader_workers=2).loader_workers == 2
     with pytest.raises(Exception):
         RuntimeSpec(loader_workers=-1)
+
+
+def test_the_spec_knob_reaches_the_run_context(tmp_path):
+    from ganrm_bench.harness.execute import make_context
+    from ganrm_bench.harness.spec import load_spec
+
+    spec = load_spec(Path(__file__).parent / "toy_spec.yaml", {"runtime.loader_workers": 3})
+    assert make_context(spec, cache=tmp_path, device="cpu").loader_workers == 3
+    assert make_context(load_spec(Path(__file__).parent / "toy_spec.yaml"), cache=tmp_path, device="cpu").loader_workers == 0
+
+
+def test_a_single_batch_is_decoded_in_the_main_process(tmp_path):
+    """Nested per-item work (a scorer's features of one batch) starts no workers: nothing to overlap."""
+    log_dir = tmp_path / "loads"
+    log_dir.mkdir()
+    items = _items(tmp_path, log_dir, n=3)
+    ctx = Context(store=Store(tmp_path / "store"), loader_workers=2)
+    ctx.per_item_arrays("features/test", {"m": 1}, items, _features, batch_size=3)
+    assert {pid for _, pid in _loads(log_dir)} == {os.getpid()}

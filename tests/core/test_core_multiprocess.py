@@ -61,13 +61,14 @@ def test_two_processes_split_scoring_and_metrics_byte_identically(tmp_path, env,
     """… also with items decoded in 2 DataLoader workers per process (one process decodes in its own)."""
     spec = slow_spec(tmp_path)
     one = {**env, "GANRM_BENCH_CACHE": str(tmp_path / "one")}
-    assert cli("run", spec, "--out", tmp_path / "r1", env=one).returncode == 0
+    batches = ("--set", "runtime.batch_size=4")  # 12 scoring batches: several per process, for the loader workers
+    assert cli("run", spec, "--out", tmp_path / "r1", *batches, env=one).returncode == 0
     scored_by_one = count(Path(env["TOY_COUNTER_DIR"]), "scored")
     for r in (0, 1):
         (tmp_path / f"counters{r}").mkdir()
     two = {**env, "GANRM_BENCH_CACHE": str(tmp_path / "two"), "GANRM_BENCH_PROGRESS": "1", "GANRM_BENCH_PROGRESS_INTERVAL": "0"}
     results = launch(spec, two, tmp_path, per_rank=lambda r: {"TOY_COUNTER_DIR": str(tmp_path / f"counters{r}")},
-                     args=("--set", f"runtime.loader_workers={workers}"))
+                     args=(*batches, "--set", f"runtime.loader_workers={workers}"))
     assert all(rc == 0 for rc, _, _ in results), results
     progress = [[line for line in err.splitlines() if line.startswith("score ")] for _, err, _ in results]
     assert progress[0] and not progress[1]  # progress lines from process 0 alone (both scored)
