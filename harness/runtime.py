@@ -228,7 +228,7 @@ class Context:
 
             chunks = [mine[start : start + batch_size] for start in range(0, len(mine), batch_size)]
             batches = decoded_batches([[items[i] for i in idx] for idx in chunks], self.loader_workers if decode else 0, prepare)
-            with self.progress.task(description or f"{namespace}", len(mine)) as advance:
+            with contextlib.closing(batches), self.progress.task(description or f"{namespace}", len(mine)) as advance:  # a failure stops the workers
                 for idx, batch in zip(chunks, batches):
                     with self.sharding(False):  # nested per-item work (a scorer's features) is this batch's alone
                         out = np.asarray(compute(batch))
