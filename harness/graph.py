@@ -25,6 +25,7 @@ import numpy as np
 from ganrm_bench.harness.errors import UserError, did_you_mean
 from ganrm_bench.harness.numerics import key_part, numerics_class
 from ganrm_bench.harness.plugins import Item, ItemSet, MetricResult, Prompt, SampleRequest
+from ganrm_bench.harness.prefetch import scorer_loading
 from ganrm_bench.harness.runtime import derive_seed
 from ganrm_bench.harness.store import Store, hash_key
 
@@ -348,7 +349,7 @@ class ScoresOp(Op):
             ),
             batch_size=ctx.batch_size or 32,
             description=f"score {node.label}",
-            decode=not getattr(scorer, "accepts_items", False),
+            **scorer_loading(scorer, ctx),
         )
         return scores.reshape(len(items))
 

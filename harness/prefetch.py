@@ -49,8 +49,8 @@ def prepared(x: Any, prepare: Callable[[Any], Any]) -> Any:
     return x.value if isinstance(x, Prepared) else prepare(x)
 
 
-def _decode(item: Item, prepare: Callable[[Any], Any] | None = None) -> Item:
-    if isinstance(item, LoadedItem):
+def _decode(item: Item, prepare: Callable[[Any], Any] | None = None, needs: Callable[[Item], bool] | None = None) -> Item:
+    if isinstance(item, LoadedItem) or (needs is not None and not needs(item)):
         return item
     try:
         media = item.load()
@@ -65,24 +65,26 @@ def _decode(item: Item, prepare: Callable[[Any], Any] | None = None) -> Item:
 class _Batches:
     """A map-style dataset of fixed batches: element b is batch b, decoded."""
 
-    def __init__(self, batches: Sequence[Sequence[Item]], prepare: Callable[[Any], Any] | None = None):
+    def __init__(self, batches: Sequence[Sequence[Item]], prepare: Callable[[Any], Any] | None = None,
+                 needs: Callable[[Item], bool] | None = None):
         self.batches = [list(b) for b in batches]
-        self.prepare = prepare
+        self.prepare, self.needs = prepare, needs
 
     def __len__(self) -> int:
         return len(self.batches)
 
     def __getitem__(self, b: int) -> list[Item]:
-        return [_decode(it, self.prepare) for it in self.batches[b]]
+        return [_decode(it, self.prepare, self.needs) for it in self.batches[b]]
 
 
 def _as_is(batch: Any) -> Any:
     return batch
 
 
-def decoded_batches(batches: Sequence[Sequence[Item]], workers: int, prepare: Callable[[Any], Any] | None = None) -> Iterator[list[Item]]:
-    """The batches in order, each item's media decoded (and `prepare`d, when given) by one of
-    `workers` DataLoader processes. With 0 workers, a single batch (a worker would decode it while
+def decoded_batches(batches: Sequence[Sequence[Item]], workers: int, prepare: Callable[[Any], Any] | None = None,
+                    needs: Callable[[Item], bool] | None = None) -> Iterator[list[Item]]:
+    """The batches in order, each item's media (those `needs` names, when given) decoded and
+    `prepare`d, when given, by one of `workers` DataLoader processes. With 0 workers, a single batch (a worker would decode it while
     the main process waits: nothing to overlap, and starting workers costs more), or items already
     decoded: the batches as they are, decoded where used."""
     batches = [list(b) for b in batches]
@@ -91,6 +93,19 @@ def decoded_batches(batches: Sequence[Sequence[Item]], workers: int, prepare: Ca
         return
     from torch.utils.data import DataLoader
 
-    loader = DataLoader(_Batches(batches, prepare), batch_size=None, shuffle=False, num_workers=min(workers, len(batches)),
+    loader = DataLoader(_Batches(batches, prepare, needs), batch_size=None, shuffle=False, num_workers=min(workers, len(batches)),
                         collate_fn=_as_is, prefetch_factor=2)
     yield from loader
+
+
+def scorer_loading(scorer: Any, ctx: Any) -> dict[str, Any]:
+    """How `per_item_arrays` loads items for a scorer's scores: decoded in the workers, unless the
+    scorer takes Items (its features may be cached); one that does may name the items it will read
+    and its per-image preprocessing (`item_loading(ctx)` → (needs, prepare))."""
+    if not getattr(scorer, "accepts_items", False):
+        return {"decode": True}
+    hook = getattr(scorer, "item_loading", None)
+    if hook is None or not getattr(ctx, "loader_workers", 0):
+        return {"decode": False}
+    needs, prepare = hook(ctx)
+    return {"decode": needs, "prepare": prepare}

@@ -187,6 +187,13 @@ class Context:
     def count(self, what: str, n: int = 1) -> None:
         self.counters[what] = self.counters.get(what, 0) + n
 
+    def item_array_keys(self, namespace: str, fingerprint: dict[str, Any], items: Sequence[Item]) -> list[str]:
+        """The store keys of `per_item_arrays` entries (so a plugin can tell which are cached)."""
+        from ganrm_bench.harness.numerics import key_part, numerics_class
+
+        fp = hash_key({**fingerprint, **key_part(numerics_class(self.device))})
+        return [hash_key({"ns": namespace, "fp": fp, "item": it.key}) for it in items]
+
     def per_item_arrays(
         self,
         namespace: str,
@@ -196,7 +203,7 @@ class Context:
         *,
         batch_size: int = 32,
         description: str | None = None,
-        decode: bool = True,
+        decode: bool | Callable[[Item], bool] = True,
         prepare: Callable[[Any], Any] | None = None,
     ) -> np.ndarray:
         """Per-item cached arrays (features, scores): computes only the missing items, in batches,
@@ -212,13 +219,12 @@ class Context:
         With `loader_workers` > 0 the items of each batch reach `compute` decoded by DataLoader
         worker processes (`it.load()` returns the media; harness.prefetch), the same batches in the
         same order, so the arrays are byte-identical too; `decode=False` for a `compute` that does
-        not load the media itself (a scorer taking items, whose features may be cached). `prepare`:
-        the plugin's per-image preprocessing, then also run in the workers (`harness.prefetch.Prepared`)."""
+        not load the media itself (a scorer taking items, whose features may be cached), or a
+        predicate naming the items it will load. `prepare`: the plugin's per-image preprocessing,
+        then also run in the workers (`harness.prefetch.Prepared`)."""
         from ganrm_bench.harness.distributed import rank_and_world, wait_for_files
-        from ganrm_bench.harness.numerics import key_part, numerics_class
 
-        fp = hash_key({**fingerprint, **key_part(numerics_class(self.device))})
-        keys = [hash_key({"ns": namespace, "fp": fp, "item": it.key}) for it in items]
+        keys = self.item_array_keys(namespace, fingerprint, items)
         paths = [self.store.item_path(k, "npy") for k in keys]
         missing = [i for i, p in enumerate(paths) if not p.exists()]
         rank, world = rank_and_world() if self.sharded else (0, 1)
@@ -227,7 +233,8 @@ class Context:
             from ganrm_bench.harness.prefetch import decoded_batches
 
             chunks = [mine[start : start + batch_size] for start in range(0, len(mine), batch_size)]
-            batches = decoded_batches([[items[i] for i in idx] for idx in chunks], self.loader_workers if decode else 0, prepare)
+            batches = decoded_batches([[items[i] for i in idx] for idx in chunks], self.loader_workers if decode else 0, prepare,
+                                      needs=decode if callable(decode) else None)
             with contextlib.closing(batches), self.progress.task(description or f"{namespace}", len(mine)) as advance:  # a failure stops the workers
                 for idx, batch in zip(chunks, batches):
                     with self.sharding(False):  # nested per-item work (a scorer's features) is this batch's alone

@@ -54,11 +54,11 @@ def item_features(backbone: Backbone, items: Sequence[Item], ctx: Any, *, batch_
         lambda batch: media_features(backbone, [load_item(it) for it in batch], ctx),
         batch_size=batch_size,
         description=description or "GAN-RM features",
-        prepare=_prepare_of(backbone, ctx),
+        prepare=backbone_prepare(backbone, ctx),
     ).astype(np.float32)
 
 
-def _prepare_of(backbone: Backbone, ctx: Any):
+def backbone_prepare(backbone: Backbone, ctx: Any):
     """The backbone's per-image preprocessing for loader workers, with its model built here first
     (a worker must not load weights); None without workers or without one."""
     prepare = getattr(backbone, "prepare", None)
