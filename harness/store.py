@@ -191,13 +191,22 @@ class Store:
         return self.root / "items" / key[:2] / f"{key}.{ext}"
 
     def put_item(self, key: str, ext: str, write: Callable[[Path], None]) -> Path:
-        """Write one item through `write(tmp_path)` and rename it into place atomically."""
+        """Write one item through `write(tmp_path)` and put it into place atomically. The first
+        writer wins (a key names the same bytes): an item another process published meanwhile keeps
+        its size and mtime, which manifests record (`file_stat_signature`)."""
         final = self.item_path(key, ext)
         final.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f"{key}.", suffix=f".{ext}", dir=self.root / "tmp")
         os.close(fd)
         write(Path(tmp))
-        os.replace(tmp, final)
+        try:
+            os.link(tmp, final)  # atomic, and never replaces
+        except FileExistsError:
+            pass
+        except OSError:  # a file system without hard links
+            os.replace(tmp, final)
+            return final
+        os.unlink(tmp)
         return final
 
     # -- item references (relative to the root, so a copied or re-mounted store still works) --------

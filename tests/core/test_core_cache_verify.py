@@ -119,3 +119,13 @@ def test_finetune_weights_are_linked_into_the_artifact_not_copied(tmp_path):
     src.write_bytes(b"x" * 1000)
     _link_or_copy(src, tmp_path / "linked")
     assert (tmp_path / "linked").stat().st_ino == src.stat().st_ino
+
+
+def test_an_item_published_twice_keeps_the_first_writers_file(tmp_path):
+    """Two jobs making the same item: the second put leaves the first file (and its recorded mtime) alone."""
+    store = Store(tmp_path / "cache")
+    first = store.put_item("k" * 40, "png", lambda p: p.write_bytes(b"first"))
+    stat = first.stat()
+    second = store.put_item("k" * 40, "png", lambda p: p.write_bytes(b"second"))
+    assert second == first and first.read_bytes() == b"first" and first.stat().st_mtime_ns == stat.st_mtime_ns
+    assert not list((tmp_path / "cache" / "tmp").iterdir())
