@@ -6,6 +6,9 @@ batches keep their order and composition, and every model call stays in the main
 worker could not read is read again in the main process, so the error (and `skip_bad`) is the one
 the plugin sees today.
 
+Workers are forked (they inherit the plugin's functions, which need not pickle); where processes
+cannot fork (Windows), items are decoded in the main process as before.
+
 A plugin may also have its per-image CPU preprocessing (resize, normalize) run there: it gives
 `per_item_arrays` a `prepare(media)` function and accepts a `Prepared` value wherever it takes an
 image, using `.value` instead of calling `prepare` itself (same function: same bytes).
@@ -87,14 +90,17 @@ def decoded_batches(batches: Sequence[Sequence[Item]], workers: int, prepare: Ca
     `prepare`d, when given, by one of `workers` DataLoader processes. With 0 workers, a single batch (a worker would decode it while
     the main process waits: nothing to overlap, and starting workers costs more), or items already
     decoded: the batches as they are, decoded where used."""
+    import multiprocessing
+
     batches = [list(b) for b in batches]
-    if workers <= 0 or len(batches) < 2 or all(isinstance(it, LoadedItem) for b in batches for it in b):
+    forks = "fork" in multiprocessing.get_all_start_methods()  # workers inherit the plugin's functions (closures need not pickle)
+    if workers <= 0 or not forks or len(batches) < 2 or all(isinstance(it, LoadedItem) for b in batches for it in b):
         yield from batches
         return
     from torch.utils.data import DataLoader
 
     loader = DataLoader(_Batches(batches, prepare, needs), batch_size=None, shuffle=False, num_workers=min(workers, len(batches)),
-                        collate_fn=_as_is, prefetch_factor=2)
+                        collate_fn=_as_is, prefetch_factor=2, multiprocessing_context="fork")
     yield from loader
 
 
