@@ -47,9 +47,13 @@ def make_context(spec: Spec, *, cache: str | Path | None = None, device: str = "
                  progress: Progress | None = None) -> Context:
     """The run context: device `auto` defers to the spec's runtime.device, resolved once per process
     (cuda:LOCAL_RANK, made current); the batch size falls back to the spec's runtime.batch_size."""
-    device = spec.runtime.device if device == "auto" else device
-    return Context(store=Store(Path(cache).expanduser() if cache is not None else None), device=process_device(device),
-                   progress=progress or Progress(False), batch_size=batch_size or spec.runtime.batch_size)
+    from ganrm_bench.harness.prefetch import default_loader_workers
+
+    device = process_device(spec.runtime.device if device == "auto" else device)
+    workers = spec.runtime.loader_workers
+    return Context(store=Store(Path(cache).expanduser() if cache is not None else None), device=device,
+                   progress=progress or Progress(False), batch_size=batch_size or spec.runtime.batch_size,
+                   loader_workers=default_loader_workers(device) if workers is None else workers)
 
 
 @dataclass

@@ -25,6 +25,7 @@ import numpy as np
 from ganrm_bench.harness.errors import UserError, did_you_mean
 from ganrm_bench.harness.numerics import key_part, numerics_class
 from ganrm_bench.harness.plugins import Item, ItemSet, MetricResult, Prompt, SampleRequest
+from ganrm_bench.harness.prefetch import scorer_loading
 from ganrm_bench.harness.runtime import derive_seed
 from ganrm_bench.harness.store import Store, hash_key
 
@@ -258,12 +259,13 @@ class PoolOp(ItemSetOp):
         return ItemSet(node.key, items)
 
     def save(self, value, directory, node):
-        """The item list, plus each item file's digest in the manifest (for `cache verify`)."""
-        from ganrm_bench.harness.store import file_digest
+        """The item list, plus each item file's size and mtime in the manifest (for `cache verify`;
+        reading a 200k-image pool to hash it would cost more than generating the record is worth)."""
+        from ganrm_bench.harness.store import file_stat_signature
 
         meta = super().save(value, directory, node)
         root = Path(value.items[0].path).parents[2] if value.items else None  # <root>/items/ab/<key>.png
-        return {**meta, "items": {Path(it.path).relative_to(root).as_posix(): file_digest(it.path) for it in value} if root else {}}
+        return {**meta, "items": {Path(it.path).relative_to(root).as_posix(): file_stat_signature(it.path) for it in value} if root else {}}
 
     def pending(self, node, store, peek):
         generator = node.inputs["generator"].obj
@@ -347,6 +349,7 @@ class ScoresOp(Op):
             ),
             batch_size=ctx.batch_size or 32,
             description=f"score {node.label}",
+            **scorer_loading(scorer, ctx),
         )
         return scores.reshape(len(items))
 

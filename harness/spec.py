@@ -119,6 +119,8 @@ class ReferenceSpec(_Strict):
 class RuntimeSpec(_Strict):
     device: str = "auto"  # auto, cpu, cuda, cuda:N, mps
     batch_size: int | None = Field(None, ge=1)
+    # DataLoader processes decoding items for scoring/features (None: 0 on CPU, min(4, cores) on a GPU); numbers never depend on it
+    loader_workers: int | None = Field(None, ge=0)
 
     @field_validator("device")
     @classmethod

@@ -8,6 +8,12 @@ Layout under the root (`$GANRM_BENCH_CACHE`, default the user cache dir):
     work/<key>/              resumable scratch of a long computation (training checkpoints)
     locks/<key>.lock         file locks, so concurrent runs on one cache never compute twice
     digests.json             memo of weights-file digests by (path, size, mtime)
+
+Content hashes are kept where they define identity (weights digests, which enter cache keys). A
+manifest's record of a file only serves change detection (`cache verify`): an artifact's own
+small files get a content digest, item files and files over `CONTENT_DIGEST_MAX` bytes (pool
+images, fine-tuned weights) their size and mtime (`stat:<size>:<mtime_ns>`), so publishing a
+200k-image pool or 10 GB of weights does not read them all again.
 """
 
 from __future__ import annotations
@@ -55,6 +61,29 @@ def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+#: files up to this size get a content digest in manifests; larger ones their size and mtime
+CONTENT_DIGEST_MAX = 64 << 20
+STAT_PREFIX = "stat:"
+
+
+def file_stat_signature(path: str | Path) -> str:
+    """`stat:<size>:<mtime_ns>`: what changes when a file is rewritten or truncated, without reading it."""
+    st = Path(path).stat()
+    return f"{STAT_PREFIX}{st.st_size}:{st.st_mtime_ns}"
+
+
+def file_signature(path: str | Path) -> str:
+    """A manifest's record of a file: its sha256 up to `CONTENT_DIGEST_MAX` bytes, else size and mtime."""
+    return file_digest(path) if Path(path).stat().st_size <= CONTENT_DIGEST_MAX else file_stat_signature(path)
+
+
+def signature_matches(path: str | Path, recorded: str) -> bool:
+    """Whether `path` still matches what a manifest recorded of it (a content digest or a stat signature)."""
+    if recorded.startswith(STAT_PREFIX):
+        return file_stat_signature(path) == recorded
+    return file_digest(path) == recorded
 
 
 def default_root() -> Path:
@@ -145,7 +174,7 @@ class Store:
         """
         tmp = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=self.root / "tmp"))
         yield tmp
-        files = {p.relative_to(tmp).as_posix(): file_digest(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+        files = {p.relative_to(tmp).as_posix(): file_signature(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
         manifest = {"key": key, "created": time.time(), "files": files, **meta}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True, default=_json_default))
         final = self.path(key)
@@ -162,13 +191,22 @@ class Store:
         return self.root / "items" / key[:2] / f"{key}.{ext}"
 
     def put_item(self, key: str, ext: str, write: Callable[[Path], None]) -> Path:
-        """Write one item through `write(tmp_path)` and rename it into place atomically."""
+        """Write one item through `write(tmp_path)` and put it into place atomically. The first
+        writer wins (a key names the same bytes): an item another process published meanwhile keeps
+        its size and mtime, which manifests record (`file_stat_signature`)."""
         final = self.item_path(key, ext)
         final.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f"{key}.", suffix=f".{ext}", dir=self.root / "tmp")
         os.close(fd)
         write(Path(tmp))
-        os.replace(tmp, final)
+        try:
+            os.link(tmp, final)  # atomic, and never replaces
+        except FileExistsError:
+            pass
+        except OSError:  # a file system without hard links
+            os.replace(tmp, final)
+            return final
+        os.unlink(tmp)
         return final
 
     # -- item references (relative to the root, so a copied or re-mounted store still works) --------
@@ -230,9 +268,10 @@ class Store:
                 yield ArtifactInfo(manifest.parent.name, manifest.parent, {"producer": "<unreadable manifest>"})
 
     def verify(self, *, quick: bool = False) -> list[str]:
-        """Check every artifact's files and items against its manifest digests, every item set's
-        references, and that every item file in items/ loads; return the problems. `quick` only
-        checks that the files exist (no reading)."""
+        """Check every artifact's files and items against its manifest (content digests, or size and
+        mtime where it recorded those), every item set's references, and that every item file in
+        items/ not checked by content loads; return the problems. `quick` only checks that the files
+        exist (no reading)."""
         problems = []
         digested: set[Path] = set()
         for art in self.artifacts():
@@ -246,9 +285,11 @@ class Store:
                 if not f.is_file():
                     problems.append(f"{art.key} ({art.producer}): missing {what}")
                 elif digest and not quick:
-                    digested.add(f.resolve())
-                    if file_digest(f) != digest:
-                        problems.append(f"{art.key} ({art.producer}): {what.removeprefix('file ')} does not match its digest")
+                    if not digest.startswith(STAT_PREFIX):
+                        digested.add(f.resolve())  # read in full: no need to load it again below
+                    if not signature_matches(f, digest):
+                        how = "size and mtime: changed since it was written" if digest.startswith(STAT_PREFIX) else "content"
+                        problems.append(f"{art.key} ({art.producer}): {what.removeprefix('file ')} does not match its digest ({how})")
             problems += self._verify_item_refs(art)
         if not quick:
             for item in sorted((self.root / "items").glob("*/*")):

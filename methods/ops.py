@@ -9,6 +9,7 @@ and RM are keyed by everything of rounds 1..r-1, and reruns find them all in the
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,14 @@ def preference_pairs(winners: ItemSet, losers: ItemSet) -> tuple[list[Preference
             continue
         pairs.append(PreferencePair(hi.prompt or "", hi.path, lo.path))
     return pairs, dropped
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """A hard link (the work folder is in the same store: 10 GB of weights are not copied), else a copy."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
 
 
 class FinetuneOp(Op):
@@ -100,7 +109,7 @@ class FinetuneOp(Op):
     def save(self, value: FinetuneResult, directory: Path, node: Node) -> dict[str, Any]:
         for f in value.directory.iterdir():
             if f.is_file():
-                shutil.copyfile(f, directory / f.name)
+                _link_or_copy(f, directory / f.name)
         shutil.rmtree(value.directory.parent, ignore_errors=True)  # only one process saves; the others load the artifact
         return {"training": value.summary}
 

@@ -35,6 +35,7 @@ from ganrm_bench.harness.errors import UserError
 from ganrm_bench.harness.graph import ItemSetOp, Node, save_media
 from ganrm_bench.harness.numerics import key_part
 from ganrm_bench.harness.plugins import Item, ItemSet, Method, PluginParams, Prompt, SampleRequest
+from ganrm_bench.harness.prefetch import scorer_loading
 from ganrm_bench.harness.runtime import derive_seed
 from ganrm_bench.harness.store import hash_key
 
@@ -180,7 +181,7 @@ def score_items(scorer: Any, scorer_key: str, items: list[Item], ctx, descriptio
         "scores", {"scorer": scorer_key}, items,
         lambda batch: np.asarray(scorer.score(batch if getattr(scorer, "accepts_items", False) else [it.load() for it in batch],
                                               [it.prompt for it in batch], ctx), dtype=np.float64),
-        batch_size=ctx.batch_size or 32, description=description,
+        batch_size=ctx.batch_size or 32, description=description, **scorer_loading(scorer, ctx),
     ).reshape(len(items))
 
 

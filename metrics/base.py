@@ -251,7 +251,8 @@ class SetMetric(Metric):
         for start in range(0, len(items), self.chunk):
             part = items[start:start + self.chunk]
             yield part, ctx.per_item_arrays(f"features/{ext.name or self.params.features}", fp, part, compute,
-                                            batch_size=bs, description=f"{self.name} features")
+                                            batch_size=bs, description=f"{self.name} features",
+                                            prepare=getattr(ext, "prepare", None))  # per-image preprocessing in loader workers
 
     def reference_stats(self, reference: ItemSet, ctx: Any) -> GaussianStats:
         """Reference statistics, cached in the store as an artifact (never in a package folder)."""

@@ -83,17 +83,23 @@ class InceptionFeatures(FeatureExtractor):
         device = getattr(ctx, "device", "cpu")
         return cached_model(("inception", self.params.mode, str(path), device), lambda: _load(self.params.mode, path, device))
 
-    def features(self, images: Sequence[Any], ctx: Any) -> np.ndarray:
-        import torch
+    def prepare(self, image: Any) -> np.ndarray:
+        """clean-fid's resize of one image to 299×299 (float32, 0..255): CPU work a loader worker can do."""
         from cleanfid.resize import build_resizer
 
+        return np.asarray(build_resizer(self.params.mode)(as_uint8(image, metric="fid")), dtype=np.float32)
+
+    def features(self, images: Sequence[Any], ctx: Any) -> np.ndarray:
+        import torch
+
+        from ganrm_bench.harness.prefetch import prepared
+
         model = self._model(ctx)
-        resize = build_resizer(self.params.mode)
         device = getattr(ctx, "device", "cpu")
         out = []
         bs = batch_size_for(ctx, self.params.batch_size)
         for start in range(0, len(images), bs):
-            arrays = [np.asarray(resize(as_uint8(im, metric="fid")), dtype=np.float32) for im in images[start:start + bs]]
+            arrays = [prepared(im, self.prepare) for im in images[start:start + bs]]
             x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).to(device)  # [B,3,299,299] in 0..255
             with torch.no_grad():
                 out.append(model(x).reshape(len(arrays), -1).double().cpu().numpy())

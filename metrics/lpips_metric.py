@@ -164,7 +164,7 @@ class LPIPS(PerSampleMetric):
                 key = hash_key({"group": [it.key for it in group], "reference": [it.key for it in refs]})
                 compute = lambda _, g=group, r=refs: self._to_reference(g, r, ctx)[None]
             row = ctx.per_item_arrays(f"metric/lpips/{self.params.mode}", fp, [Item(key=key, path="")], compute,
-                                      batch_size=1, description="lpips")[0]
+                                      batch_size=1, description="lpips", decode=False)[0]
             for it, v in zip(group, row):
                 values[index[it.key]] = v
         return values

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ganrm_bench.harness.plugins import Item
+from ganrm_bench.harness.prefetch import scorer_loading
 from ganrm_bench.harness.store import Store, hash_key
 
 log = logging.getLogger("ganrm_bench")
@@ -58,7 +59,7 @@ def scorer_scores(run_dir: Path, items: list[Item], store: Store, *, compute_mis
                 "scores", fp, items,
                 lambda batch: np.asarray(scorer.score(batch if getattr(scorer, "accepts_items", False) else [it.load() for it in batch],
                                                       [it.prompt for it in batch], ctx), dtype=np.float64),
-                batch_size=32, description=f"score {name}")
+                batch_size=32, description=f"score {name}", **scorer_loading(scorer, ctx))
         except Exception as exc:
             log.debug("scorer %s failed", name, exc_info=True)
             out[name] = f"scoring failed ({type(exc).__name__}: {exc})"

@@ -119,6 +119,16 @@ class HookedDenoiser:
     def images_to_model_space(self, images: Sequence[Any], generator: torch.Generator | None = None) -> torch.Tensor:
         return self.generator.images_to_model_space([load_image(x) for x in images]).to(self.device)
 
+    def encode_images(self, images: Sequence[Any]) -> tuple[torch.Tensor, None]:
+        """The model-space images (the hooks draw nothing: nothing is left to sample)."""
+        return self.images_to_model_space(images), None
+
+    def sample_latents(self, encoded: torch.Tensor, _std: None = None, generator: Any = None) -> torch.Tensor:
+        return encoded.to(self.device)
+
+    def encoder_modules(self) -> dict[str, torch.nn.Module]:
+        return {}  # the hooks' encoders belong to the sampling generator, which is not ours to move
+
     def unet_forward(self, unet: torch.nn.Module, noisy: torch.Tensor, timesteps: torch.Tensor, cond: Any) -> torch.Tensor:
         if self._forward_takes_unet:
             return self.generator.unet_forward(noisy, timesteps, cond, unet=unet)

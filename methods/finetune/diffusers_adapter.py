@@ -47,6 +47,7 @@ class DiffusersDenoiser:
         for module in (getattr(pipe, "vae", None), getattr(pipe, "text_encoder", None), getattr(pipe, "text_encoder_2", None)):
             if module is not None:
                 module.requires_grad_(False).eval()
+        self._saved_vae_config = getattr(getattr(pipe, "vae", None), "config", None)
 
     @property
     def device(self) -> torch.device:
@@ -72,17 +73,37 @@ class DiffusersDenoiser:
 
     @torch.no_grad()
     def images_to_model_space(self, images: Sequence[Any], generator: torch.Generator | Sequence[torch.Generator] | None = None) -> torch.Tensor:
+        return self.sample_latents(*self.encode_images(images), generator)
+
+    @torch.no_grad()
+    def encode_images(self, images: Sequence[Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The VAE posterior (mean, std) of each image: deterministic, so it can be computed once
+        before training (`methods.finetune.encodings`); in fp32 where the VAE's config asks for it."""
         vae = self.pipe.vae
         if vae.dtype == torch.float16 and getattr(vae.config, "force_upcast", False):
             vae.to(torch.float32)  # the SDXL VAE overflows in fp16 (its config says so): encode in fp32, as diffusers decodes
         pixels = self.pipe.image_processor.preprocess([load_image(x) for x in images], height=self.height, width=self.width)
         pixels = pixels.to(device=vae.device, dtype=vae.dtype)
         parts = [vae.encode(pixels[i : i + self.vae_chunk]).latent_dist for i in range(0, len(pixels), self.vae_chunk)]
-        mean, std = torch.cat([d.mean for d in parts]), torch.cat([d.std for d in parts])
+        return torch.cat([d.mean for d in parts]), torch.cat([d.std for d in parts])
+
+    @torch.no_grad()
+    def sample_latents(self, mean: torch.Tensor, std: torch.Tensor,
+                       generator: torch.Generator | Sequence[torch.Generator] | None = None) -> torch.Tensor:
+        """A posterior sample in the UNet's latent space (shifted, scaled, in the UNet's dtype)."""
         noise = randn_per_example(tuple(mean.shape), generator).to(mean)
         latents = mean + std * noise  # = latent_dist.sample(generator), with a CPU generator on any device
-        shift = getattr(vae.config, "shift_factor", None) or 0.0
-        return ((latents - shift) * vae.config.scaling_factor).to(self.unet.dtype)
+        config = self._vae_config
+        shift = getattr(config, "shift_factor", None) or 0.0
+        return ((latents - shift) * config.scaling_factor).to(self.unet.dtype)
+
+    @property
+    def _vae_config(self):
+        return self.pipe.vae.config if self.pipe.vae is not None else self._saved_vae_config
+
+    def encoder_modules(self) -> dict[str, torch.nn.Module]:
+        """The frozen encoders (VAE, text encoders): off the accelerator once their outputs are precomputed."""
+        return {name: m for name in ("vae", "text_encoder", "text_encoder_2") if (m := getattr(self.pipe, name, None)) is not None}
 
     def unet_forward(self, unet: torch.nn.Module, noisy: torch.Tensor, timesteps: torch.Tensor, cond: Any) -> torch.Tensor:
         kwargs = {"added_cond_kwargs": cond["added_cond_kwargs"]} if "added_cond_kwargs" in cond else {}

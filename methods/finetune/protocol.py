@@ -44,7 +44,11 @@ class Denoiser(Protocol):
         """The network's prediction for `noisy` at `timesteps` under `cond`; `unet` may be wrapped
         (DDP) or be the frozen reference."""
 
-    # optional: `to(device)` moving the frozen encoders and the unet (called by the training loop)
+    # optional: `to(device)` moving the frozen encoders and the unet (called by the training loop);
+    # for `precompute_encodings` (methods.finetune.encodings): `encode_images(images)` → the
+    # deterministic part of images_to_model_space (e.g. the VAE posterior's mean and std),
+    # `sample_latents(mean, std, generator)` → its random part, and `encoder_modules()` → the frozen
+    # encoders that may leave the accelerator once their outputs are computed
 
 
 @runtime_checkable

@@ -40,6 +40,7 @@ from ganrm_bench.harness.runtime import derive_seed
 from ganrm_bench.harness.store import hash_key
 from ganrm_bench.methods.finetune import weights as W
 from ganrm_bench.methods.finetune.dpo import diffusion_dpo_loss, shared_noise_and_timesteps
+from ganrm_bench.methods.finetune.encodings import PrecomputedEncodings, Prefetcher, decode_example, offload_encoders
 from ganrm_bench.methods.finetune.protocol import Denoiser, map_cond, training_target
 from ganrm_bench.methods.finetune.sft import denoising_loss, noise_and_timesteps
 
@@ -99,11 +100,17 @@ class TrainConfig(PluginParams):
         "same", description="dtype of the frozen reference UNet of a full DPO fine-tune (bfloat16 halves it; needs mixed precision)")
     micro_batch_size: int | None = Field(None, ge=1, description="examples per forward pass per process: batch_size is "
                                          "split into micro-batches with more accumulation (same global batch, less memory)")
+    precompute_encodings: bool = Field(False, description="encode every prompt and image once before training (VAE "
+                                       "posteriors, prompt embeddings), then move the VAE and text encoders off the "
+                                       "accelerator while the UNet trains; the same random draws, float rounding of "
+                                       "other encoder batches (so it keys the weights)")
+    decode_threads: int = Field(2, ge=0, description="background threads decoding the coming micro-batches' images / "
+                                "videos (0: in the training thread); never changes the weights")
 
     def identity(self) -> dict[str, Any]:
         """What determines the trained weights (checkpoint cadence does not). Options added later
         enter only when set, so earlier artifacts keep their keys."""
-        out = self.model_dump(mode="json", exclude={"checkpoint_every", "keep_checkpoints"})
+        out = self.model_dump(mode="json", exclude={"checkpoint_every", "keep_checkpoints", "decode_threads"})
         for name, default in _LATER_OPTIONS.items():
             if out.get(name) == default:
                 out.pop(name)
@@ -118,7 +125,7 @@ class TrainConfig(PluginParams):
         return micro, self.grad_accum * (self.batch_size // micro)
 
 
-_LATER_OPTIONS = {"optimizer": "adamw", "micro_batch_size": None, "reference_dtype": "same"}
+_LATER_OPTIONS = {"optimizer": "adamw", "micro_batch_size": None, "reference_dtype": "same", "precompute_encodings": False}
 
 
 @dataclass
@@ -128,6 +135,7 @@ class TrainResult:
     resumed_from: int = 0
     steps: int = 0
     seconds: float = 0.0
+    offloaded: list[str] = field(default_factory=list)  # encoders moved off the accelerator (precompute_encodings)
 
 
 LOG_FIELDS = ("step", "loss", "implicit_acc", "model_loss", "ref_loss", "lr", "grad_norm", "seconds")
@@ -151,28 +159,30 @@ def _epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng(derive_seed(seed, "order", epoch)).permutation(n)
 
 
-def _forward_loss(model: Denoiser, unet, unwrapped, ref_unet, data: Sequence, positions: list[int], cfg: TrainConfig,
-                  accelerator) -> tuple[torch.Tensor, dict[str, float]]:
-    """The loss of one micro-batch. Every random draw of an example (prompt dropout, VAE sample,
-    timestep, noise) comes from its own generator seeded by its stream position."""
+def _forward_loss(model: Denoiser, unet, unwrapped, ref_unet, examples: Sequence, positions: list[int], cfg: TrainConfig,
+                  accelerator, encoder: Any = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """The loss of one micro-batch (`examples`, at stream `positions`). Every random draw of an
+    example (prompt dropout, VAE sample, timestep, noise) comes from its own generator seeded by
+    its stream position. `encoder` answers encode_prompts / images_to_model_space (precomputed
+    encodings; default the model)."""
     sched = model.noise_scheduler
+    encoder = encoder or model
     steps = sched.config.num_train_timesteps
     device = accelerator.device
-    idx = [_example_index(len(data), pos, cfg.seed) for pos in positions]
     gen = [torch.Generator().manual_seed(derive_seed(cfg.seed, "example", pos)) for pos in positions]
-    prompts = [data[i].prompt for i in idx]
+    prompts = [ex.prompt for ex in examples]
     if cfg.empty_prompt_fraction > 0:
         drop = [torch.rand(1, generator=g).item() < cfg.empty_prompt_fraction for g in gen]
         prompts = ["" if d else p for p, d in zip(prompts, drop)]
-    cond = model.encode_prompts(prompts)
+    cond = encoder.encode_prompts(prompts)
     if cfg.objective == "dpo":
-        images = [data[i].winner for i in idx] + [data[i].loser for i in idx]
-        clean = model.images_to_model_space(images, gen + gen).to(device)  # winner, then loser, from the pair's generator
-        noise, t = shared_noise_and_timesteps(len(idx), tuple(clean.shape[1:]), steps, gen, device)
+        images = [ex.winner for ex in examples] + [ex.loser for ex in examples]
+        clean = encoder.images_to_model_space(images, gen + gen).to(device)  # winner, then loser, from the pair's generator
+        noise, t = shared_noise_and_timesteps(len(examples), tuple(clean.shape[1:]), steps, gen, device)
         cond = map_cond(lambda x: x.repeat(2, *([1] * (x.dim() - 1))), cond)
     else:
-        clean = model.images_to_model_space([data[i].image for i in idx], gen).to(device)
-        noise, t = noise_and_timesteps(len(idx), tuple(clean.shape[1:]), steps, gen, device)
+        clean = encoder.images_to_model_space([ex.image for ex in examples], gen).to(device)
+        noise, t = noise_and_timesteps(len(examples), tuple(clean.shape[1:]), steps, gen, device)
     noise = noise.to(clean.dtype)
     noisy = sched.add_noise(clean, noise, t)
     target = training_target(sched, clean, noise, t)
@@ -241,35 +251,48 @@ def train(model: Denoiser, data: Sequence[PreferencePair | Sample], cfg: TrainCo
     log_path = work_dir / "log.csv"
     log = _read_log(log_path, start, rewrite=accelerator.is_main_process) if start else []
     result = TrainResult(unwrapped, log, resumed_from=start)
+    micro_positions = [_example_positions(step * accumulation + a, micro_batch, accelerator.process_index, accelerator.num_processes)
+                       for step in range(start, cfg.steps) for a in range(accumulation)]
+    examples_at = lambda positions: [data[_example_index(len(data), pos, cfg.seed)] for pos in positions]  # noqa: E731
+    encoder = None
+    if cfg.precompute_encodings and micro_positions:
+        encoder = PrecomputedEncodings(model, _unique(data, {_example_index(len(data), p, cfg.seed) for ps in micro_positions for p in ps}),
+                                       device=accelerator.device, threads=cfg.decode_threads)
+        result.offloaded = offload_encoders(model, accelerator.device)
+        batches = Prefetcher(examples_at, micro_positions, threads=0)  # nothing left to decode
+    else:  # the coming micro-batches decoded in background threads
+        batches = Prefetcher(lambda ps: [decode_example(ex) for ex in examples_at(ps)], micro_positions, threads=cfg.decode_threads)
     t0 = time.time()
-    for step in range(start, cfg.steps):
-        acc_stats: list[dict[str, float]] = []
-        grad_norm = float("nan")
-        for a in range(accumulation):
-            micro = step * accumulation + a
-            positions = _example_positions(micro, micro_batch, accelerator.process_index, accelerator.num_processes)
-            with accelerator.accumulate(unet):
-                loss, stats = _forward_loss(model, unet, unwrapped, ref_unet, data, positions, cfg, accelerator)
-                if _nonfinite_anywhere(loss):  # every process raises together: none waits in the next all-reduce
-                    raise FloatingPointError(f"fine-tuning loss is not finite at step {step} (this process: {loss.item()}); "
-                                             "lower lr or beta, or use mixed_precision bf16")
-                accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    if cfg.max_grad_norm > 0:
-                        grad_norm = float(accelerator.clip_grad_norm_(trainable, cfg.max_grad_norm))
-                    optimizer.step()
-                    lr_schedule.step()
-                    optimizer.zero_grad(set_to_none=True)
-            acc_stats.append(stats)
-        row = {"step": step + 1, **_mean_stats(acc_stats, accelerator), "lr": lr_schedule.get_last_lr()[0],
-               "grad_norm": grad_norm, "seconds": round(time.time() - t0, 3)}
-        log.append(row)
-        if accelerator.is_main_process:
-            _append_log(log_path, row, fresh=(step == start and not start))
-        if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:  # the result itself follows the last step
-            accelerator.wait_for_everyone()
+    with contextlib.closing(iter(batches)) as batches:  # a failing step stops the decoding threads
+        for step in range(start, cfg.steps):
+            acc_stats: list[dict[str, float]] = []
+            grad_norm = float("nan")
+            for a in range(accumulation):
+                micro = step * accumulation + a
+                positions = micro_positions[micro - start * accumulation]
+                examples = next(batches)
+                with accelerator.accumulate(unet):
+                    loss, stats = _forward_loss(model, unet, unwrapped, ref_unet, examples, positions, cfg, accelerator, encoder)
+                    if _nonfinite_anywhere(loss):  # every process raises together: none waits in the next all-reduce
+                        raise FloatingPointError(f"fine-tuning loss is not finite at step {step} (this process: {loss.item()}); "
+                                                 "lower lr or beta, or use mixed_precision bf16")
+                    accelerator.backward(loss)
+                    if accelerator.sync_gradients:
+                        if cfg.max_grad_norm > 0:
+                            grad_norm = float(accelerator.clip_grad_norm_(trainable, cfg.max_grad_norm))
+                        optimizer.step()
+                        lr_schedule.step()
+                        optimizer.zero_grad(set_to_none=True)
+                acc_stats.append(stats)
+            row = {"step": step + 1, **_mean_stats(acc_stats, accelerator), "lr": lr_schedule.get_last_lr()[0],
+                   "grad_norm": grad_norm, "seconds": round(time.time() - t0, 3)}
+            log.append(row)
             if accelerator.is_main_process:
-                ckpt.save(step + 1, unwrapped, names, optimizer, lr_schedule)
+                _append_log(log_path, row, fresh=(step == start and not start))
+            if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:  # the result itself follows the last step
+                accelerator.wait_for_everyone()
+                if accelerator.is_main_process:
+                    ckpt.save(step + 1, unwrapped, names, optimizer, lr_schedule)
     result.steps = cfg.steps
     result.seconds = time.time() - t0
     accelerator.wait_for_everyone()
@@ -533,6 +556,10 @@ def _read_log(path: Path, upto: int, *, rewrite: bool = True) -> list[dict[str, 
         w.writeheader()
         w.writerows(rows)
     return rows
+
+
+def _unique(data: Sequence, indices: set[int]) -> list:
+    return [data[i] for i in sorted(indices)]
 
 
 def _check_data(data: Sequence, cfg: TrainConfig) -> None:

@@ -81,8 +81,8 @@ class DiffusersVideoDenoiser(DiffusersDenoiser):
         return x / 127.5 - 1.0
 
     @torch.no_grad()
-    def images_to_model_space(self, images: Sequence[Any], generator: torch.Generator | Sequence[torch.Generator] | None = None) -> torch.Tensor:
-        """Videos → latents B×C×T×h×w: every frame through the VAE, posterior noise drawn per video."""
+    def encode_images(self, images: Sequence[Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Videos → the VAE posterior (mean, std) of every frame, B×T×C×h×w (deterministic: computable once)."""
         vae = self.pipe.vae
         pixels = torch.stack([self._pixels(v) for v in self._frames(images)])  # B×T×3×H×W
         b, t = pixels.shape[:2]
@@ -93,8 +93,12 @@ class DiffusersVideoDenoiser(DiffusersDenoiser):
             means.append(dist.mean)
             stds.append(dist.std)
         mean, std = torch.cat(means), torch.cat(stds)
-        noise = randn_per_example((b, t, *mean.shape[1:]), generator)  # one video's frames from its own generator
-        noise = noise.reshape(b * t, *mean.shape[1:]).to(mean)
-        latents = (mean + std * noise) * vae.config.scaling_factor
-        latents = latents.reshape(b, t, *latents.shape[1:]).permute(0, 2, 1, 3, 4)  # B×C×T×h×w
-        return latents.contiguous().to(self.unet.dtype)
+        return mean.reshape(b, t, *mean.shape[1:]), std.reshape(b, t, *std.shape[1:])
+
+    @torch.no_grad()
+    def sample_latents(self, mean: torch.Tensor, std: torch.Tensor,
+                       generator: torch.Generator | Sequence[torch.Generator] | None = None) -> torch.Tensor:
+        """Posterior samples laid out B×C×T×h×w, the noise of one video's frames from its own generator."""
+        noise = randn_per_example(tuple(mean.shape), generator).to(mean)
+        latents = (mean + std * noise) * self._vae_config.scaling_factor
+        return latents.permute(0, 2, 1, 3, 4).contiguous().to(self.unet.dtype)  # B×T×C×h×w → B×C×T×h×w

@@ -217,11 +217,18 @@ class OpenClipBackbone(Backbone):
 
         return self.tokens([Image.new("RGB", (8, 8))], None)
 
+    def prepare(self, image: Any):
+        """open_clip's transform of one image (resize, crop, normalize): CPU work a loader worker can do."""
+        self.visual  # noqa: B018 - built (in the main process, before workers fork) with its transform
+        return self._preprocess(to_pil(image))
+
     def preprocess(self, images: Sequence[Any]):
         import torch
 
+        from ganrm_bench.harness.prefetch import prepared
+
         visual = self.visual
-        return torch.stack([self._preprocess(to_pil(im)) for im in images]).to(self._device, next(visual.parameters()).dtype)
+        return torch.stack([prepared(im, self.prepare) for im in images]).to(self._device, next(visual.parameters()).dtype)
 
     def forward_tokens(self, x):
         """Pixel tensor [B, 3, H, W] → tokens [B, L, D] after the final LayerNorm, before projection."""

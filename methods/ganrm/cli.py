@@ -71,10 +71,12 @@ def params_error(exc, model, flag: str) -> UserError:
 
 
 def make_context(cache: Optional[Path], device: str):
+    from ganrm_bench.harness.distributed import rank_and_world
     from ganrm_bench.harness.runtime import Context, Progress, resolve_device
     from ganrm_bench.harness.store import Store
 
-    return Context(store=Store(cache), device=resolve_device(device), progress=Progress.auto(sys.stderr))
+    show = rank_and_world()[0] == 0  # under a launcher, process 0 alone draws progress
+    return Context(store=Store(cache), device=resolve_device(device), progress=Progress.auto(sys.stderr, enabled=show))
 
 
 def image_source(path: Path, *, recursive: bool, skip_bad: bool):

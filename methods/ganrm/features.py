@@ -28,7 +28,7 @@ def load_item(item: Item | str | Path) -> Any:
     """The media of an item or path, with the file named when it cannot be read."""
     path = item.path if isinstance(item, Item) else item
     try:
-        return load_media(path)
+        return item.load() if isinstance(item, Item) else load_media(path)  # an Item a loader worker decoded returns its media
     except FileNotFoundError as exc:
         raise UserError(f"image file not found: {path}") from exc
     except Exception as exc:  # PIL raises many types on corrupt files
@@ -54,7 +54,19 @@ def item_features(backbone: Backbone, items: Sequence[Item], ctx: Any, *, batch_
         lambda batch: media_features(backbone, [load_item(it) for it in batch], ctx),
         batch_size=batch_size,
         description=description or "GAN-RM features",
+        prepare=backbone_prepare(backbone, ctx),
     ).astype(np.float32)
+
+
+def backbone_prepare(backbone: Backbone, ctx: Any):
+    """The backbone's per-image preprocessing for loader workers, with its model built here first
+    (a worker must not load weights); None without workers or without one."""
+    prepare = getattr(backbone, "prepare", None)
+    if prepare is None or not getattr(ctx, "loader_workers", 0):
+        return None
+    if hasattr(backbone, "visual"):
+        backbone.visual  # noqa: B018
+    return prepare
 
 
 def features_of(backbone: Backbone, images: Sequence[Any], ctx: Any = None, *, batch_size: int = 32) -> np.ndarray:

@@ -126,6 +126,15 @@ class GanRMScorer(TrainableScorer):
 
     accepts_items = True  # Items reuse the per-item backbone features cached during training
 
+    def item_loading(self, ctx: Any):
+        """(which items' images scoring will read: those without cached features, the backbone's
+        per-image preprocessing) for loader workers (`harness.prefetch.scorer_loading`)."""
+        from ganrm_bench.methods.ganrm.features import NAMESPACE, backbone_prepare, feature_fingerprint
+
+        fingerprint, store = feature_fingerprint(self.backbone, ctx), ctx.store
+        needs = lambda item: not store.item_path(ctx.item_array_keys(NAMESPACE, fingerprint, [item])[0], "npy").exists()  # noqa: E731
+        return needs, backbone_prepare(self.backbone, ctx)
+
     def score(self, images: Sequence[Any], prompts: Sequence[str | None], ctx: Any) -> np.ndarray:
         """Rewards in [0, 1]; prompts are ignored (GAN-RM judges the image alone)."""
         model = self._require_model()

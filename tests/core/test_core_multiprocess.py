@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
@@ -15,10 +16,11 @@ from test_core_cli import cli, env, slow_spec  # noqa: E402,F401  (env is a fixt
 from toy_plugins import count  # noqa: E402
 
 
-def launch(spec: Path, env: dict, out: Path, world: int = 2, timeout: float = 300, per_rank=lambda r: {}) -> list[tuple[int, str, float]]:
+def launch(spec: Path, env: dict, out: Path, world: int = 2, timeout: float = 300, per_rank=lambda r: {},
+           args: tuple[str, ...] = ()) -> list[tuple[int, str, float]]:
     """Start `world` ranks of `ganrm-bench run`; (exit code, stderr, seconds) per rank."""
     t0 = time.monotonic()
-    procs = [subprocess.Popen([sys.executable, "-m", "ganrm_bench.harness.cli", "run", str(spec), "--out", str(out / f"rank{r}")],
+    procs = [subprocess.Popen([sys.executable, "-m", "ganrm_bench.harness.cli", "run", str(spec), "--out", str(out / f"rank{r}"), *args],
                               env={**env, "WORLD_SIZE": str(world), "RANK": str(r), **per_rank(r)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for r in range(world)]
     results = []
@@ -54,16 +56,23 @@ def test_a_failure_marker_of_an_earlier_launch_does_not_stop_a_rerun(tmp_path, e
     assert all(rc == 0 for rc, _, _ in results), results
 
 
-def test_two_processes_split_scoring_and_metrics_byte_identically(tmp_path, env):
+@pytest.mark.parametrize("workers", [0, 2])
+def test_two_processes_split_scoring_and_metrics_byte_identically(tmp_path, env, workers):
+    """… also with items decoded in 2 DataLoader workers per process (one process decodes in its own)."""
     spec = slow_spec(tmp_path)
     one = {**env, "GANRM_BENCH_CACHE": str(tmp_path / "one")}
-    assert cli("run", spec, "--out", tmp_path / "r1", env=one).returncode == 0
+    batches = ("--set", "runtime.batch_size=4")  # 12 scoring batches: several per process, for the loader workers
+    assert cli("run", spec, "--out", tmp_path / "r1", *batches, env=one).returncode == 0
     scored_by_one = count(Path(env["TOY_COUNTER_DIR"]), "scored")
     for r in (0, 1):
         (tmp_path / f"counters{r}").mkdir()
-    two = {**env, "GANRM_BENCH_CACHE": str(tmp_path / "two")}
-    results = launch(spec, two, tmp_path, per_rank=lambda r: {"TOY_COUNTER_DIR": str(tmp_path / f"counters{r}")})
+    two = {**env, "GANRM_BENCH_CACHE": str(tmp_path / "two"), "GANRM_BENCH_PROGRESS": "1", "GANRM_BENCH_PROGRESS_INTERVAL": "0"}
+    results = launch(spec, two, tmp_path, per_rank=lambda r: {"TOY_COUNTER_DIR": str(tmp_path / f"counters{r}")},
+                     args=(*batches, "--set", f"runtime.loader_workers={workers}"))
     assert all(rc == 0 for rc, _, _ in results), results
+    progress = [[line for line in err.splitlines() if line.startswith("score ")] for _, err, _ in results]
+    assert progress[0] and not progress[1]  # progress lines from process 0 alone (both scored)
+    assert (tmp_path / "rank0" / "results.csv").exists() and not (tmp_path / "rank1").exists()  # one run directory
     scored = [count(tmp_path / f"counters{r}", "scored") for r in (0, 1)]
     assert sum(scored) == scored_by_one and min(scored) > 0  # each item scored once, the work split between the ranks
     npy = lambda root: {p.name: p.read_bytes() for p in (root / "items").glob("*/*.npy")}  # noqa: E731

@@ -3,6 +3,7 @@
 import json
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from ganrm_bench.methods.ganrm.cli import app
@@ -51,3 +52,13 @@ def test_bad_files_are_named_or_skipped(image_sets, tmp_path):
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
     res = CliRunner().invoke(app, ["score", str(tmp_path / "none"), str(tmp_path)])
     assert res.exit_code == 2 and "config.json" in res.output
+
+
+@pytest.mark.parametrize("rank, shown", [("0", True), ("1", False)])
+def test_progress_is_drawn_by_process_0_alone(tmp_path, monkeypatch, rank, shown):
+    from ganrm_bench.methods.ganrm.cli import make_context
+
+    monkeypatch.setenv("GANRM_BENCH_PROGRESS", "1")
+    monkeypatch.setenv("RANK", rank)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert make_context(tmp_path / "cache", "cpu").progress.enabled is shown

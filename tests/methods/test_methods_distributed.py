@@ -14,7 +14,9 @@ from safetensors.torch import load_file
 SCRIPT = Path(__file__).parent / "ddp_finetune_script.py"
 
 
-def test_two_processes_train_like_one_with_twice_the_batch(tmp_path, mini_weights):
+@pytest.mark.parametrize("precompute", [False, True])
+def test_two_processes_train_like_one_with_twice_the_batch(tmp_path, mini_weights, precompute):
+    """… also when each process precomputes the encodings of the examples it trains on."""
     torchrun = Path(sys.executable).parent / "torchrun"
     launcher = [str(torchrun)] if torchrun.exists() else [sys.executable, "-m", "torch.distributed.run"]  # = torchrun
     sys.path.insert(0, str(SCRIPT.parent))
@@ -28,7 +30,8 @@ def test_two_processes_train_like_one_with_twice_the_batch(tmp_path, mini_weight
     env.pop("RANK", None)
     env.pop("WORLD_SIZE", None)
     proc = subprocess.run(
-        [*launcher, "--nproc_per_node", "2", "--master_port", str(port), str(SCRIPT), str(tmp_path / "two"), "2", str(mini_weights)],
+        [*launcher, "--nproc_per_node", "2", "--master_port", str(port), str(SCRIPT), str(tmp_path / "two"), "2", str(mini_weights),
+         *(["precompute"] if precompute else [])],
         capture_output=True, text=True, timeout=300, env=env,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

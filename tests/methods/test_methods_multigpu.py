@@ -83,3 +83,49 @@ def test_finetune_frees_its_trained_copy_and_releases_resident_models(ctx, tmp_p
     unet = weakref.ref(trained.pop().unet)
     gc.collect()
     assert unet() is None  # the trained copy (and its optimizer, DDP wrapper) did not outlive the node
+
+
+class _NotMainProcess:
+    """A real single-process Accelerator that says it is not process 0 (what rank 1 of a launch sees)."""
+
+    def __init__(self, accelerator):
+        self._acc = accelerator
+
+    is_main_process = False
+
+    def __getattr__(self, name):
+        return getattr(self._acc, name)
+
+
+def test_at_resume_only_process_0_rewrites_and_appends_the_log(tmp_path, mini_weights, ctx, monkeypatch):
+    """Rank > 0 resuming must leave log.csv alone (every rank rewriting it at once raced)."""
+    from ganrm_bench.harness.plugins import Prompt, SampleRequest
+    from ganrm_bench.methods.finetune.train import Sample
+    from ganrm_bench.mini.generator import MiniDiffusion
+
+    g = MiniDiffusion(weights=str(mini_weights), steps=2, device="cpu")
+    reqs = [SampleRequest(Prompt(f"p{i}", f"a handwritten digit {i}"), 0, 20 + i) for i in range(4)]
+    samples = [Sample(r.prompt.text, im) for r, im in zip(reqs, g.generate(reqs, ctx))]
+    cfg = TrainConfig(objective="sft", steps=4, batch_size=2, grad_accum=1, lr=1e-3, warmup_steps=0, checkpoint_every=2,
+                      lora_targets=("to_q",))
+    real, calls = train._forward_loss, {"n": 0}
+
+    def dies_in_step_4(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise KeyboardInterrupt("killed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train, "_forward_loss", dies_in_step_4)
+    with pytest.raises(KeyboardInterrupt):
+        train.train(adapters.denoiser_for(g), samples, cfg, tmp_path)
+    monkeypatch.setattr(train, "_forward_loss", real)
+    log = tmp_path / "log.csv"
+    before, stat = log.read_bytes(), log.stat()
+    assert len(before.decode().splitlines()) == 1 + 3  # header + steps 1-3; the checkpoint is at step 2
+    resumed = train.train(adapters.denoiser_for(g), samples, cfg, tmp_path, accelerator=_NotMainProcess(train.make_accelerator(cfg)))
+    assert resumed.resumed_from == 2 and [r["step"] for r in resumed.log] == [1, 2, 3, 4]
+    assert log.read_bytes() == before and log.stat().st_mtime_ns == stat.st_mtime_ns  # untouched by the non-main process
+    train.train(adapters.denoiser_for(g), samples, cfg, tmp_path)  # process 0 resuming
+    rows = log.read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3", "4"]  # process 0 cut step 3 and appended 3, 4

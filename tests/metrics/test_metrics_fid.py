@@ -237,3 +237,38 @@ def test_paired_difference_is_the_jackknife_of_leave_one_block_out_differences(c
     se = math.sqrt((len(loo) - 1) / len(loo) * ((loo - loo.mean()) ** 2).sum())
     half = stats.t.ppf(0.95, len(loo) - 1) * se
     assert lo == pytest.approx(delta - half, rel=1e-4) and hi == pytest.approx(delta + half, rel=1e-4)
+
+
+def test_inception_features_resized_in_loader_workers_are_byte_identical(tmp_path, rng, monkeypatch):
+    """clean-fid's resize (the CPU half of FID's features) runs in DataLoader workers: same bytes."""
+    import os
+
+    from PIL import Image
+
+    from ganrm_bench.metrics.inception import InceptionFeatures
+
+    real, log = InceptionFeatures.prepare, tmp_path / "resized"
+    log.mkdir()
+    monkeypatch.setattr(InceptionFeatures, "prepare", lambda self, im: ((log / f"{os.getpid()}.{os.urandom(4).hex()}").touch(), real(self, im))[1])
+
+    from ganrm_bench.harness.plugins import Item, ItemSet
+    from ganrm_bench.harness.runtime import Context
+    from ganrm_bench.harness.store import Store
+
+    weights = tmp_path / "w.pt"
+    tiny_torchscript_inception(weights)
+    items = []
+    for i in range(5):
+        path = tmp_path / f"im{i}.png"
+        Image.fromarray(rng.integers(0, 256, (24, 40, 3), dtype=np.uint8)).save(path)
+        items.append(Item(f"k{i}", str(path)))
+    feats, where = {}, {}
+    for workers in (0, 2):
+        for f in log.iterdir():
+            f.unlink()
+        metric = FID({"features_params": {"weights": str(weights)}, "ci": {"method": "none"}, "batch_size": 2})
+        ctx = Context(store=Store(tmp_path / f"store{workers}"), loader_workers=workers)
+        feats[workers] = np.concatenate([f for _, f in metric._feature_chunks(list(ItemSet("s", tuple(items)).items), ctx)])
+        where[workers] = [int(f.name.split(".")[0]) for f in log.iterdir()]
+    assert len(where[0]) == len(where[2]) == 5 and set(where[0]) == {os.getpid()} and os.getpid() not in where[2]
+    assert feats[0].shape == (5, 32) and feats[0].tobytes() == feats[2].tobytes()
