@@ -506,7 +506,14 @@ class Builder:
         return self._entry_node("generators", "generator", "generator", PLUGIN, name)
 
     def prompts(self, name: str | Node) -> Node:
-        return self._entry_node("prompts", "prompts", "source", PROMPTS, name)
+        limit = getattr(self.ctx, "limit_prompts", None)
+        if limit is None or isinstance(name, Node):
+            return self._entry_node("prompts", "prompts", "source", PROMPTS, name)
+        from ganrm_bench.harness.limits import limited_prompts
+
+        e = self.entry("prompts", name)
+        obj = limited_prompts(self.plugin("prompts", e.source, e.params), e.source, name, limit)
+        return self.node(PROMPTS, {"source": self._fingerprint(obj)}, label=name, obj=obj)
 
     def images(self, name: str | Node) -> Node:
         return self._entry_node("images", "images", "source", IMAGES, name)

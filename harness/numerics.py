@@ -56,8 +56,11 @@ def numerics_class(device: str | None, world: int = 1) -> str:
 
 def key_part(numerics: str | None) -> dict[str, str]:
     """What a numerics class adds to a key: nothing for the reference class (CPU, one process) or
-    for work that does not depend on numerics (None)."""
-    return {} if numerics in (None, REFERENCE_CLASS) else {"numerics": numerics}
+    for work that does not depend on numerics (None). A random-weights run (harness.random_weights)
+    adds its marker to every key, whatever the class."""
+    from ganrm_bench.harness.random_weights import key_part as random_weights_part
+
+    return {**({} if numerics in (None, REFERENCE_CLASS) else {"numerics": numerics}), **random_weights_part()}
 
 
 def numerics_record(device: str | None = None) -> dict[str, Any]:

@@ -170,6 +170,7 @@ class Context:
     batch_size: int | None = None  # overrides plugins' own batch sizes when set
     counters: dict[str, int] = field(default_factory=dict)
     sharded: bool = False  # every process of the launch is computing the current node: split per-item work
+    limit_prompts: int | None = None  # run --limit-prompts: every prompt set truncated to its first N (graph.Builder.prompts)
 
     def __post_init__(self) -> None:
         self.device = resolve_device(self.device)  # "auto"/"cuda" → this rank's cuda:N: models are cached by it
