@@ -99,7 +99,16 @@ def random_weights_skips(spec: Spec) -> dict[str, str]:
         entry = spec.metrics.get(column)
         if entry is None:
             continue
-        reason = unavailable_reason(REGISTRIES["metric"].get(entry.metric)(entry.params))
+        obj = REGISTRIES["metric"].get(entry.metric)(entry.params)
+        reason = unavailable_reason(obj)
+        if reason is None:  # no random build of its own: it must do without weights files
+            from ganrm_bench.harness.errors import MissingWeightsError
+            from ganrm_bench.harness.graph import plugin_fingerprint
+
+            try:
+                plugin_fingerprint(obj, None)
+            except MissingWeightsError as exc:
+                reason = f"metric {entry.metric!r} has no random-weights build and needs its weights ({exc})"
         if reason:
             out[column] = reason
     return out
