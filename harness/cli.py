@@ -257,6 +257,13 @@ def run(
         from ganrm_bench.harness.random_weights import enabled
 
         with enabled(random_weights):
+            if random_weights:
+                from ganrm_bench.harness.execute import random_weights_skips, without_columns
+
+                skips = random_weights_skips(s)
+                for column, why in skips.items():
+                    err.print(f"[yellow]--random-weights: column {column!r} left out[/yellow]: {escape(why)}", highlight=False)
+                s = without_columns(s, list(skips)) if skips else s
             _print_plan(s, ctx, seeds=seed or None)
         return
     run_dir = out_dir or default_run_dir(s)

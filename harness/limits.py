@@ -32,9 +32,11 @@ class LimitedPrompts:
         self.inner, self.limit = inner, limit
         self.name, self.version, self.params = inner.name, inner.version, inner.params
 
-    def fingerprint(self, *ctx: Any) -> dict[str, Any]:
-        fp = self.inner.fingerprint(*ctx[:1]) if ctx else self.inner.fingerprint()
-        return {**fp, "limit_prompts": self.limit}
+    def fingerprint(self, ctx: Any = None) -> dict[str, Any]:
+        import inspect
+
+        fp = self.inner.fingerprint
+        return {**(fp(ctx) if inspect.signature(fp).parameters else fp()), "limit_prompts": self.limit}
 
     def load(self, ctx: Any):
         return list(self.inner.load(ctx))[: self.limit]
