@@ -230,6 +230,8 @@ class PoolOp(ItemSetOp):
 
     def compute(self, node, ctx, inputs):
         from ganrm_bench.harness.distributed import rank_and_world, wait_for_files
+        from ganrm_bench.harness.numerics import tf32_where_safe
+        from ganrm_bench.harness.oom import out_of_memory_hint
 
         generator = inputs["generator"]
         requests = pool_requests(inputs["prompts"], node.params["k"], node.params["seed"])
@@ -243,7 +245,11 @@ class PoolOp(ItemSetOp):
         with ctx.progress.task(f"generate {node.label}", len(mine)) as advance:
             for start in range(0, len(mine), batch):
                 idx = mine[start : start + batch]
-                outputs = generator.generate([requests[i] for i in idx], ctx)
+                base = node.inputs["generator"].label.split("+")[0]  # a fine-tuned generator's spec entry
+                with out_of_memory_hint(f"generating {node.label}", batch,
+                                        f"--set generators.{base}.batch_size={{n}} (or --batch-size {{n}})", device=ctx.device), \
+                        tf32_where_safe(ctx.device):
+                    outputs = generator.generate([requests[i] for i in idx], ctx)
                 if len(outputs) != len(idx):
                     raise RuntimeError(f"generator {node.inputs['generator'].label!r} returned {len(outputs)} samples for {len(idx)} requests")
                 for i, out in zip(idx, outputs):

@@ -35,7 +35,8 @@ class DiffusersParams(PluginParams):
     negative_prompt: str | None = None
     height: int | None = Field(None, ge=8, description="output height (default: the pipeline's)")
     width: int | None = Field(None, ge=8, description="output width (default: the pipeline's)")
-    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        "auto", description="auto: bfloat16 on CUDA (float16 on GPUs without it), float32 on CPU; in the key as resolved")
     device: str | None = Field(None, description="torch device (default: the run's)")
     batch_size: int = Field(4, ge=1, description="requests per pipeline call (does not change outputs)")
     unet: str | None = Field(None, description="UNet override: hub id or path, e.g. mhdang/dpo-sd1.5-text2image-v1")
@@ -69,6 +70,7 @@ class DiffusersGeneratorBase(Generator):
         p = self.params
         store = ctx.store if ctx is not None else self._store
         params = p.model_dump(mode="json", exclude=set(self._not_identity) | {"model", "unet", "lora", "finetuned", "cache_dir"})
+        params["dtype"] = self.dtype_name(ctx)  # "auto" keys as what it resolves to on this run's device
         if random_weights.active():  # run --random-weights: the shipped configs stand for the weights
             self._refuse_lora_with_random_weights()
             params["model"] = random_init.identity(p.model)
@@ -130,6 +132,10 @@ class DiffusersGeneratorBase(Generator):
     def device(self, ctx: "Context | None") -> str:
         return resolve_device(self.params.device or (ctx.device if ctx is not None else "auto"))
 
+    def dtype_name(self, ctx: "Context | None", device: str | None = None) -> str:
+        """The dtype the pipeline loads in on its device (`dtype: auto` resolved, loading.resolve_dtype)."""
+        return loading.resolve_dtype(self.params.dtype, device or self.device(ctx))
+
     def _refuse_lora_with_random_weights(self) -> None:
         if self.params.lora is not None:
             raise UserError(f"--random-weights: generator {self.params.model!r} fuses the LoRA {self.params.lora!r}, "
@@ -140,7 +146,7 @@ class DiffusersGeneratorBase(Generator):
         """run --random-weights: the pipeline built from the shipped configs (random UNet override too)."""
         p = self.params
         self._refuse_lora_with_random_weights()
-        pipe = random_init.build_pipeline(p.model, loading.torch_dtype(p.dtype), unet_override=p.unet)
+        pipe = random_init.build_pipeline(p.model, loading.torch_dtype(self.dtype_name(ctx, device)), unet_override=p.unet)
         if p.scheduler is not None:
             loading.scheduler_class(p.scheduler)
         return pipe
@@ -153,7 +159,7 @@ class DiffusersGeneratorBase(Generator):
         if random_weights.active():
             return self._finish_pipeline(self._random_pipeline(ctx, device), ctx, device)
         offline = loading.hub_offline(ctx.offline if ctx is not None else True)
-        dtype = loading.torch_dtype(p.dtype)
+        dtype = loading.torch_dtype(self.dtype_name(ctx, device))
         common = dict(torch_dtype=dtype, local_files_only=offline, cache_dir=p.cache_dir)
         loading.check_available(p.model, revision=p.revision, cache_dir=p.cache_dir, offline=offline)
         if p.scheduler is not None:
