@@ -117,7 +117,7 @@ def numerics_record(device: str | None = None) -> dict[str, Any]:
 
 # Fields whose difference can change results that are not pinned (device kernels, process count,
 # library versions). Thread counts are not here: every op that depends on them fixes them itself.
-COMPARED = ("device", "world_size", "default_dtype", "torch", "gpu", "cuda", "cudnn_deterministic", "tf32_matmul", "tf32_cudnn", "tf32")
+COMPARED = ("device", "world_size", "default_dtype", "torch", "gpu", "cuda", "cudnn_deterministic", "tf32_matmul", "tf32_cudnn")
 
 
 def numerics_mismatch(run_info_a: dict[str, Any], run_info_b: dict[str, Any]) -> list[str]:

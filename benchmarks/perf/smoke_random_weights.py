@@ -112,9 +112,15 @@ def main() -> int:
     print(plan.stdout[-3000:], plan.stderr[-2000:])
     if plan.returncode != 0:
         return plan.returncode
-    reused = [line for line in plan.stdout.splitlines() if line.strip().startswith(("cached", "✓")) or " cached " in line]
-    print(f"real-weights plan on the smoke cache: {len(reused)} line(s) mentioning cached artifacts")
-    return 0
+    import re
+
+    found = re.search(r"(\d+) artifacts? cached, (\d+) to compute", " ".join(plan.stdout.split()))
+    if not found:
+        print("could not read the plan's summary line")
+        return 1
+    cached, todo = map(int, found.groups())
+    print(f"real-weights plan on the smoke cache: {cached} artifacts cached, {todo} to compute")
+    return 0 if cached == 0 else 1
 
 
 if __name__ == "__main__":
