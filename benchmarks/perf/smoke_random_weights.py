@@ -8,8 +8,9 @@ JourneyDB folder it writes (the prompt tables and a few images; the paper's data
 then prints the wall time and the peak RSS of the run, and checks that
 
 - run.json records `random_weights: true` and `limit_prompts: 2`;
-- a real-weights plan of the same spec on the same cache finds none of the smoke run's artifacts
-  (every node is still "compute"): nothing it left can be picked up by a real run.
+- the plan of the same run with real weights (`run --dry-run` without `--random-weights`, same
+  cache, same limit) finds none of the smoke run's artifacts cached: nothing it left can be picked
+  up by a real run.
 
 Not in CI (tens of minutes, ~12 GB). The SDXL block is left out by default: SDXL full fine-tuning
 in fp32 needs ~40 GB (weights + grads + AdamW states), more than a 24 GB machine; `--sdxl` keeps it.
@@ -108,7 +109,8 @@ def main() -> int:
     assert info["random_weights"] is True and info["limit_prompts"] == args.limit_prompts, info
     print("run.json:", {k: info[k] for k in ("random_weights", "limit_prompts", "skipped_columns") if k in info})
     # A real-weights plan of the same spec and cache: nothing of the smoke run may count as cached.
-    plan = subprocess.run([str(exe), "plan", *common, "--offline"], cwd=work, env=env, capture_output=True, text=True)
+    plan = subprocess.run([str(exe), "run", *common, "--limit-prompts", str(args.limit_prompts), "--dry-run"],
+                          cwd=work, env=env, capture_output=True, text=True)  # the same run with real weights: its plan
     print(plan.stdout[-3000:], plan.stderr[-2000:])
     if plan.returncode != 0:
         return plan.returncode
