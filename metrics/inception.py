@@ -75,7 +75,7 @@ class InceptionFeatures(FeatureExtractor):
         fp["params"].pop("batch_size", None)
         fp["params"].pop("cache_dir", None)
         fp["params"].pop("weights", None)
-        fp["weights"] = rw.identity("pytorch-fid FID Inception-v3") if rw.active() else W.identity(self.weights_file(ctx), ctx)
+        fp["weights"] = rw.identity("pytorch-fid FID Inception-v3, He init") if rw.active() else W.identity(self.weights_file(ctx), ctx)
         fp["implementation"] = f"clean-fid {version('clean-fid')}"
         return fp
 
@@ -132,7 +132,8 @@ def _load(mode: str, path: Path, device: str):
 
 def _load_random(device: str):
     """The FID Inception-v3 of pytorch-fid (the TF graph's structure: FIDInceptionA/C/E blocks,
-    1008 classes) with random weights, for run --random-weights; same output as `_load`'s."""
+    1008 classes) with random weights (He init, so the 2048-d features are not ~0 and FID is not
+    ~0), for run --random-weights; same output as `_load`'s."""
     import cleanfid.inception_pytorch as ip
 
     def random_state(url, progress=False):
@@ -143,6 +144,11 @@ def _load_random(device: str):
                             ("Mixed_6e", ip.FIDInceptionC(768, channels_7x7=192)), ("Mixed_7b", ip.FIDInceptionE_1(1280)),
                             ("Mixed_7c", ip.FIDInceptionE_2(2048))):
             setattr(net, name, block)
+        import torch
+
+        for m in net.modules():  # He init keeps activations O(1) through the 90+ layers (PyTorch's default shrinks them to ~1e-7)
+            if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+                torch.nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
         return net.state_dict()
 
     original = ip.load_state_dict_from_url
