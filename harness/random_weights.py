@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 ENV = "GANRM_BENCH_RANDOM_WEIGHTS"
 #: what the mode adds to every key (a version, so a change of the random builds changes keys)
-KEY = {"weights": "random-init:1"}
+KEY = {"random_weights": "random-init:1"}  # a name no fingerprint uses: merged into fingerprints (per-item arrays), it must not replace their "weights"
 #: the torch seed every random build starts from (plus a per-component offset, see `seed_for`)
 INIT_SEED = 0
 

@@ -175,3 +175,21 @@ def test_a_metric_without_a_random_build_is_left_out_with_its_reason(tmp_path, c
     code, out, err = ganrm(capsys, "run", spec_file, "--cache", tmp_path / "c", "--out", tmp_path / "r2", "--no-progress")
     assert code == 0, err
     assert "B2" in (tmp_path / "r2" / "table.md").read_text()
+
+
+def test_the_marker_never_replaces_a_fingerprints_own_weights(tmp_path):
+    """Per-item arrays merge the marker into the computing model's fingerprint: two models that
+    differ only in their weights must still get different arrays under --random-weights."""
+    from ganrm_bench.harness.plugins import Item
+
+    ctx = Context(store=Store(tmp_path / "s"))
+    calls = []
+
+    def compute(batch):
+        calls.append(len(batch))
+        return [[float(len(calls))]]
+
+    with rw.enabled():
+        a = ctx.per_item_arrays("ns", {"model": "m", "weights": {"random_init": "A"}}, [Item(key="k0", path="")], compute)
+        b = ctx.per_item_arrays("ns", {"model": "m", "weights": {"random_init": "B"}}, [Item(key="k0", path="")], compute)
+    assert calls == [1, 1] and a.tolist() != b.tolist()
