@@ -74,20 +74,26 @@ def run(
     out: str | Path | None = None,
     device: str | None = None,
     batch_size: int | None = None,
+    random_weights: bool = False,
+    limit_prompts: int | None = None,
 ) -> Run:
     """Run a spec — a YAML path, a shipped spec by name (`"mini/table1"`), or a loaded Spec —
     and return its Run. `overrides` sets dotted paths in the spec before validation
     (`{"generators.mini.steps": 4}`); `cache` is the artifact store (default $GANRM_BENCH_CACHE or
     the user cache dir); `out` the run directory (default reports/runs/<spec>-<time>). Failed cells
-    are warned about and listed in `Run.failures`; the rest of the table is kept."""
+    are warned about and listed in `Run.failures`; the rest of the table is kept. `random_weights`
+    builds every model from its architecture config with random weights (a smoke test at real
+    shapes; its artifacts have keys of their own) and `limit_prompts` keeps the first N prompts of
+    every prompt set — as `ganrm-bench run --random-weights --limit-prompts N`."""
     from ganrm_bench.harness.execute import make_context, run_to_dir
     from ganrm_bench.harness.runtime import Progress
 
     spec, spec_path = _load(spec_or_path, overrides)
-    ctx = make_context(spec, cache=cache, device=device or "auto", batch_size=batch_size, progress=Progress.auto())
+    ctx = make_context(spec, cache=cache, device=device or "auto", batch_size=batch_size, progress=Progress.auto(),
+                       limit_prompts=limit_prompts)
     seed_list = [seeds] if isinstance(seeds, int) else (list(seeds) if seeds is not None else None)
     done = run_to_dir(spec, spec_path, ctx, seeds=seed_list, out_dir=Path(out).expanduser() if out is not None else None,
-                      overrides=[f"{k}={v}" for k, v in (overrides or {}).items()])
+                      overrides=[f"{k}={v}" for k, v in (overrides or {}).items()], random_weights=random_weights)
     info = json.loads((done.run_dir / "run.json").read_text())
     result = Run(done.run_dir, spec, done.outcome.results, info)
     if result.failures:

@@ -226,6 +226,8 @@ def run(
     progress: bool = typer.Option(True, help="Progress bars on a terminal; elsewhere (a pipe, a log) a line every few seconds per long step."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what is computed and loaded (our own debug messages; other libraries stay at warnings)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Let --out replace a run directory of another spec."),
+    random_weights: bool = typer.Option(False, "--random-weights", help="Smoke test: build every model at full size from its shipped architecture config with random weights (no downloads); recorded in run.json and in every cache key."),
+    limit_prompts: Optional[int] = typer.Option(None, "--limit-prompts", help="Keep the first N prompts of every prompt set (recorded in run.json and the keys it changes)."),
 ) -> None:
     """Compute what is missing for a spec, then write results and tables to a run directory."""
     from rich.markup import escape
@@ -242,22 +244,36 @@ def run(
 
     rank = rank_and_world()[0]
     show = progress and rank == 0
-    ctx = make_context(s, cache=cache, device=device, batch_size=batch_size, progress=Progress.auto(sys.stderr, enabled=show))
+    ctx = make_context(s, cache=cache, device=device, batch_size=batch_size, progress=Progress.auto(sys.stderr, enabled=show),
+                       limit_prompts=limit_prompts)
     if offline:
         from ganrm_bench.harness.assets import check_offline
 
         os.environ["HF_HUB_OFFLINE"] = "1"
         os.environ["GANRM_BENCH_OFFLINE"] = "1"
-        check_offline(s, ctx.store)
+        if not random_weights:  # random weights need no asset
+            check_offline(s, ctx.store)
     if dry_run:
-        _print_plan(s, ctx, seeds=seed or None)
+        from ganrm_bench.harness.random_weights import enabled
+
+        with enabled(random_weights):
+            if random_weights:
+                from ganrm_bench.harness.execute import random_weights_skips, without_columns
+
+                skips = random_weights_skips(s)
+                for column, why in skips.items():
+                    err.print(f"[yellow]--random-weights: column {column!r} left out[/yellow]: {escape(why)}", highlight=False)
+                s = without_columns(s, list(skips)) if skips else s
+            _print_plan(s, ctx, seeds=seed or None)
         return
     run_dir = out_dir or default_run_dir(s)
     if rank == 0:
         _claim_run_dir(run_dir, s, overwrite)
     done = run_to_dir(s, str(resolve_spec_path(spec) if spec else DEFAULT_SPEC), ctx, seeds=seed or None, out_dir=run_dir,
-                      overrides=list(sets or []))
+                      overrides=list(sets or []), random_weights=random_weights)
     outcome, elapsed = done.outcome, done.seconds
+    for column, why in done.skipped.items():
+        err.print(f"[yellow]--random-weights: column {column!r} left out[/yellow]: {escape(why)}", highlight=False)
     if done.run_dir is None:  # not process 0: that one writes the run directory and prints the table
         rank, world = done.rank_and_world
         for f in outcome.failures:

@@ -9,7 +9,7 @@ checkout can still run the miniature tables.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,16 +44,19 @@ def resolve_spec_path(spec: str | Path) -> Path:
 
 
 def make_context(spec: Spec, *, cache: str | Path | None = None, device: str = "auto", batch_size: int | None = None,
-                 progress: Progress | None = None) -> Context:
+                 progress: Progress | None = None, limit_prompts: int | None = None) -> Context:
     """The run context: device `auto` defers to the spec's runtime.device, resolved once per process
-    (cuda:LOCAL_RANK, made current); the batch size falls back to the spec's runtime.batch_size."""
+    (cuda:LOCAL_RANK, made current); the batch size falls back to the spec's runtime.batch_size;
+    `limit_prompts` truncates every prompt set (harness.limits)."""
+    from ganrm_bench.harness.limits import check_limit
     from ganrm_bench.harness.prefetch import default_loader_workers
 
     device = process_device(spec.runtime.device if device == "auto" else device)
     workers = spec.runtime.loader_workers
     return Context(store=Store(Path(cache).expanduser() if cache is not None else None), device=device,
                    progress=progress or Progress(False), batch_size=batch_size or spec.runtime.batch_size,
-                   loader_workers=default_loader_workers(device) if workers is None else workers)
+                   loader_workers=default_loader_workers(device) if workers is None else workers,
+                   limit_prompts=check_limit(limit_prompts))
 
 
 @dataclass
@@ -62,6 +65,7 @@ class Finished:
     outcome: RunOutcome
     seconds: float
     rank_and_world: tuple[int, int] = (0, 1)
+    skipped: dict[str, str] = field(default_factory=dict)  # random-weights run: column -> why it was left out
 
 
 def default_run_dir(spec: Spec) -> Path:
@@ -69,9 +73,64 @@ def default_run_dir(spec: Spec) -> Path:
 
 
 def run_to_dir(spec: Spec, spec_path: str, ctx: Context, *, seeds: list[int] | None = None,
-               out_dir: str | Path | None = None, overrides: list[str] | None = None) -> Finished:
+               out_dir: str | Path | None = None, overrides: list[str] | None = None,
+               random_weights: bool | None = None) -> Finished:
     """Compute what the store lacks, then write results, provenance, tables and figures to the run
-    directory. Failed cells are in `outcome.failures`; everything else is saved."""
+    directory. Failed cells are in `outcome.failures`; everything else is saved. With
+    `random_weights` every model is built from its architecture config with random weights
+    (harness.random_weights; None: as the environment says) and columns whose metric cannot be
+    built so are left out, each with its reason in run.json and `Finished.skipped`."""
+    from ganrm_bench.harness import random_weights as rw
+
+    on = rw.active() if random_weights is None else random_weights
+    with rw.enabled(on):
+        skipped = random_weights_skips(spec) if on else {}
+        if skipped:
+            spec = without_columns(spec, list(skipped))
+        finished = _run_to_dir(spec, spec_path, ctx, seeds=seeds, out_dir=out_dir, overrides=overrides, skipped=skipped)
+    finished.skipped = skipped
+    return finished
+
+
+def random_weights_skips(spec: Spec) -> dict[str, str]:
+    """Table columns whose metric cannot be built with random weights, with the reason."""
+    from ganrm_bench.harness.random_weights import unavailable_reason
+    from ganrm_bench.harness.registry import REGISTRIES
+
+    out: dict[str, str] = {}
+    for column in spec.table.columns or list(spec.metrics):
+        entry = spec.metrics.get(column)
+        if entry is None:
+            continue
+        obj = REGISTRIES["metric"].get(entry.metric)(entry.params)
+        reason = unavailable_reason(obj)
+        if reason is None:  # no random build of its own: it must do without weights files
+            from ganrm_bench.harness.errors import MissingWeightsError
+            from ganrm_bench.harness.graph import plugin_fingerprint
+
+            try:
+                plugin_fingerprint(obj, None)
+            except MissingWeightsError as exc:
+                reason = f"metric {entry.metric!r} has no random-weights build and needs its weights ({exc})"
+        if reason:
+            out[column] = reason
+    return out
+
+
+def without_columns(spec: Spec, columns: list[str]) -> Spec:
+    """The spec with these table columns left out (a random-weights run's unbuildable metrics)."""
+    table = spec.table.model_copy(update={"columns": [c for c in spec.table.columns or list(spec.metrics) if c not in columns]})
+    if not table.columns:
+        from ganrm_bench.harness.errors import UserError
+
+        raise UserError(f"--random-weights: no column of table {spec.name!r} can be built with random weights",
+                        hint="; ".join(f"{c}: {why}" for c, why in random_weights_skips(spec).items()))
+    return spec.model_copy(update={"table": table})
+
+
+def _run_to_dir(spec: Spec, spec_path: str, ctx: Context, *, seeds: list[int] | None, out_dir: str | Path | None,
+                overrides: list[str] | None, skipped: dict[str, str]) -> Finished:
+    from ganrm_bench.harness import random_weights as rw
     from ganrm_bench.harness.numerics import numerics_record
     from ganrm_bench.harness.report import write_run
 
@@ -86,6 +145,7 @@ def run_to_dir(spec: Spec, spec_path: str, ctx: Context, *, seeds: list[int] | N
     run_dir = Path(out_dir) if out_dir is not None else default_run_dir(spec)
     info: dict[str, Any] = {"seconds": round(elapsed, 2), "cache": str(ctx.store.root), "device": ctx.device,
                             "computed": dict(outcome.computed), "loaded": dict(outcome.loaded), "counters": outcome.counters,
-                            "failures": outcome.failures, "overrides": list(overrides or []), "numerics": numerics_record(ctx.device)}
+                            "failures": outcome.failures, "overrides": list(overrides or []), "numerics": numerics_record(ctx.device),
+                            **rw.record(ctx.limit_prompts, skipped)}
     write_run(run_dir, spec, spec_path, outcome.results, info, outcome.samples, outcome.records, outcome.units, outcome.monitor)
     return Finished(run_dir, outcome, elapsed, (rank, world))

@@ -231,6 +231,8 @@ class PoolOp(ItemSetOp):
 
     def compute(self, node, ctx, inputs):
         from ganrm_bench.harness.distributed import rank_and_world, wait_for_files
+        from ganrm_bench.harness.numerics import tf32_where_safe
+        from ganrm_bench.harness.oom import out_of_memory_hint
 
         generator = inputs["generator"]
         requests = pool_requests(inputs["prompts"], node.params["k"], node.params["seed"])
@@ -244,7 +246,11 @@ class PoolOp(ItemSetOp):
         with ctx.progress.task(f"generate {node.label}", len(mine)) as advance:
             for start in range(0, len(mine), batch):
                 idx = mine[start : start + batch]
-                outputs = generator.generate([requests[i] for i in idx], ctx)
+                base = node.inputs["generator"].label.split("+")[0]  # a fine-tuned generator's spec entry
+                with out_of_memory_hint(f"generating {node.label}", batch,
+                                        f"--set generators.{base}.batch_size={{n}} (or --batch-size {{n}})", device=ctx.device), \
+                        tf32_where_safe(ctx.device):
+                    outputs = generator.generate([requests[i] for i in idx], ctx)
                 if len(outputs) != len(idx):
                     raise RuntimeError(f"generator {node.inputs['generator'].label!r} returned {len(outputs)} samples for {len(idx)} requests")
                 for i, out in zip(idx, outputs):
@@ -509,7 +515,14 @@ class Builder:
         return self._entry_node("generators", "generator", "generator", PLUGIN, name)
 
     def prompts(self, name: str | Node) -> Node:
-        return self._entry_node("prompts", "prompts", "source", PROMPTS, name)
+        limit = getattr(self.ctx, "limit_prompts", None)
+        if limit is None or isinstance(name, Node):
+            return self._entry_node("prompts", "prompts", "source", PROMPTS, name)
+        from ganrm_bench.harness.limits import limited_prompts
+
+        e = self.entry("prompts", name)
+        obj = limited_prompts(self.plugin("prompts", e.source, e.params), e.source, name, limit)
+        return self.node(PROMPTS, {"source": self._fingerprint(obj)}, label=name, obj=obj)
 
     def images(self, name: str | Node) -> Node:
         return self._entry_node("images", "images", "source", IMAGES, name)

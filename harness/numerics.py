@@ -49,15 +49,46 @@ def device_type(device: str | None) -> str:
 
 
 def numerics_class(device: str | None, world: int = 1) -> str:
-    """The class of execution whose results may differ from another's: the device type, and
-    `×world` for work that several processes compute together (data-parallel gradient averaging)."""
-    return device_type(device) + (f"×{world}" if world > 1 else "")
+    """The class of execution whose results may differ from another's: the device type (CUDA with
+    its TF32 policy), and `×world` for work that several processes compute together (data-parallel
+    gradient averaging)."""
+    dev = device_type(device)
+    return dev + ("+tf32" if dev == "cuda" and tf32_policy() else "") + (f"×{world}" if world > 1 else "")
+
+
+TF32_ENV = "GANRM_BENCH_TF32"
+
+
+def tf32_policy() -> bool:
+    """TF32 matmuls/convolutions for generation and fine-tuning on CUDA (on by default, as labs run
+    diffusion models; GANRM_BENCH_TF32=0 turns it off). Metric models keep torch's defaults, so
+    scores stay comparable with their reference implementations."""
+    return os.environ.get(TF32_ENV, "1").strip().lower() not in {"0", "false", "no", "off"}
+
+
+@contextlib.contextmanager
+def tf32_where_safe(device: str | None) -> Iterator[None]:
+    """Run generation or fine-tuning with TF32 on a CUDA device under the policy; restore after."""
+    if device_type(device) != "cuda" or not tf32_policy():
+        yield
+        return
+    import torch
+
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
 
 
 def key_part(numerics: str | None) -> dict[str, str]:
     """What a numerics class adds to a key: nothing for the reference class (CPU, one process) or
-    for work that does not depend on numerics (None)."""
-    return {} if numerics in (None, REFERENCE_CLASS) else {"numerics": numerics}
+    for work that does not depend on numerics (None). A random-weights run (harness.random_weights)
+    adds its marker to every key, whatever the class."""
+    from ganrm_bench.harness.random_weights import key_part as random_weights_part
+
+    return {**({} if numerics in (None, REFERENCE_CLASS) else {"numerics": numerics}), **random_weights_part()}
 
 
 def numerics_record(device: str | None = None) -> dict[str, Any]:
@@ -71,6 +102,9 @@ def numerics_record(device: str | None = None) -> dict[str, Any]:
         "device": dev, "torch_threads": torch.get_num_threads(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(), "world_size": rank_and_world()[1],
         "default_dtype": str(torch.get_default_dtype()).removeprefix("torch."), "torch": torch.__version__,
+        # GPU defaults (docs/scaling.md): generators' `dtype: auto` is in each generator's key as resolved
+        "attention": "sdpa" if hasattr(torch.nn.functional, "scaled_dot_product_attention") else "math",
+        "tf32": ("generation and fine-tuning" if tf32_policy() else "off") if dev == "cuda" else "n/a",
     }
     if dev == "cuda" and torch.cuda.is_available():
         record.update(

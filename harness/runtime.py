@@ -171,6 +171,7 @@ class Context:
     counters: dict[str, int] = field(default_factory=dict)
     sharded: bool = False  # every process of the launch is computing the current node: split per-item work
     loader_workers: int = 0  # DataLoader processes decoding items for per_item_arrays (harness.prefetch); never changes numbers
+    limit_prompts: int | None = None  # run --limit-prompts: every prompt set truncated to its first N (graph.Builder.prompts)
 
     def __post_init__(self) -> None:
         self.device = resolve_device(self.device)  # "auto"/"cuda" → this rank's cuda:N: models are cached by it

@@ -158,7 +158,12 @@ class Store:
         return json.loads((self.path(key) / MANIFEST).read_text())
 
     def file_lock(self, key: str) -> FileLock:
-        return FileLock(str(self.root / "locks" / f"{key}.lock"))
+        """The lock of `key`: flock on a local disk, lock files that hold across hosts on a shared
+        file system (harness/locks.py; GANRM_BENCH_LOCKS=auto|shared|flock)."""
+        from ganrm_bench.harness.locks import SharedFSLock, lock_mode
+
+        path = self.root / "locks" / f"{key}.lock"
+        return SharedFSLock(path) if lock_mode(self.root) == "shared" else FileLock(str(path))
 
     @contextlib.contextmanager
     def lock(self, key: str, timeout: float = -1) -> Iterator[None]:

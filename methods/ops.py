@@ -79,6 +79,8 @@ class FinetuneOp(Op):
         return rank_and_world()[1] == 1
 
     def compute(self, node: Node, ctx, inputs):
+        from ganrm_bench.harness.numerics import tf32_where_safe
+        from ganrm_bench.harness.oom import out_of_memory_hint
         from ganrm_bench.methods.finetune.adapters import denoiser_for
         from ganrm_bench.methods.finetune.train import finetune, make_accelerator
 
@@ -94,9 +96,14 @@ class FinetuneOp(Op):
         out = work / "result"
         memory.release_all()  # sampling pipelines and metric models leave the device: training needs it whole
         accelerator = make_accelerator(cfg)  # first: it fixes this rank's device, where the model is loaded
-        model = denoiser_for(inputs["generator"], ctx, device=str(accelerator.device), resolution=cfg.resolution)
-        summary = finetune(model, data, cfg, out, work, accelerator=accelerator,
-                           meta={"node": node.key, "label": node.label, "dropped_prompts": dropped})
+        micro = cfg.per_forward()[0]
+        with out_of_memory_hint(f"fine-tuning {node.label}", micro,
+                                f"--set methods.<row>.micro_batch_size={{n}} for each row that fine-tunes {node.label} "
+                                f"(gradient accumulation keeps its batch of {cfg.batch_size}), or gradient_checkpointing=true",
+                                device=str(accelerator.device)), tf32_where_safe(str(accelerator.device)):
+            model = denoiser_for(inputs["generator"], ctx, device=str(accelerator.device), resolution=cfg.resolution)
+            summary = finetune(model, data, cfg, out, work, accelerator=accelerator,
+                               meta={"node": node.key, "label": node.label, "dropped_prompts": dropped})
         del model  # the trained copy, its optimizer and DDP wrapper: freed now, not whenever the GC runs
         if hasattr(accelerator, "free_memory"):
             accelerator.free_memory()

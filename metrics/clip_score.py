@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Literal, Sequence
 import numpy as np
 from pydantic import Field
 
+from ganrm_bench.harness import random_weights as rw
 from ganrm_bench.harness.plugins import PluginParams
 from ganrm_bench.metrics import openclip_models as oc
 from ganrm_bench.metrics import weights as W
@@ -68,6 +69,8 @@ class CLIPScore(PerSampleMetric):
 
     def _bundle(self, ctx: Any) -> oc.OpenClipModel:
         p = self.params
+        if rw.active():
+            return oc.load_random(p.model, p.pretrained, device=getattr(ctx, "device", "cpu"))
         return oc.load(p.model, p.pretrained, cache_dir=p.cache_dir, device=getattr(ctx, "device", "cpu"),
                        offline=W.is_offline(ctx))
 
@@ -81,6 +84,8 @@ class CLIPScore(PerSampleMetric):
 
     def weights_identity(self, ctx: Any = None) -> dict[str, str]:
         p = self.params
+        if rw.active():
+            return {"clip": rw.identity(f"open_clip {p.model} ({p.pretrained} conventions)")}
         path, _ = oc.resolve(p.model, p.pretrained, cache_dir=p.cache_dir, offline=W.is_offline(ctx))
         return {"clip": W.identity(path, ctx)}
 

@@ -65,3 +65,30 @@ def frechet_seconds(width: int = 2048) -> float:
         sec, _ = time_call(lambda: frechet_distance(a.mean(0), ca, b.mean(0), cb), repeat=1, warmup=0)
         _MEMO[key] = UnitCost(sec, "distance")
     return _MEMO[key].seconds
+
+
+def probe_images(n: int, size: int = 16) -> list:
+    """`n` mid-grey RGB images for timing a model that takes images (contents do not change time)."""
+    from PIL import Image
+
+    return [Image.fromarray(np.full((size, size, 3), 128, dtype=np.uint8), "RGB") for _ in range(n)]
+
+
+def call_cost(fn: Any, n: int, ctx: Any, *, unit: str = "item", note: str = "", key: tuple | None = None) -> UnitCost:
+    """Seconds per item of `fn()`, which processes `n` items (timed once after a warm-up call)."""
+    device = _device(ctx)
+    if key is None or (*key, device) not in _MEMO:
+        sec, peak = time_call(fn, repeat=1, warmup=1, device=device)
+        cost = UnitCost(sec / n, unit, peak_bytes=peak, note=note)
+        if key is None:
+            return cost
+        _MEMO[(*key, device)] = cost
+    return _MEMO[(*key, device)]
+
+
+def extractor_cost(extractor: Any, ctx: Any, *, n: int = 64, size: int = 16) -> UnitCost:
+    """Seconds per image through a registered feature extractor other than Inception (the mini
+    world's digit net), on `n` probe images of `size` px."""
+    images = probe_images(n, size)
+    return call_cost(lambda: extractor.features(images, ctx), n, ctx, unit="image",
+                     note=f"{type(extractor).__name__} features, batch {n}", key=("extractor", repr(extractor.params)))

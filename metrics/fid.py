@@ -39,13 +39,14 @@ class FID(SetMetric):
         (the value and one per leave-one-block-out CI block) at 2048-d."""
         from ganrm_bench.metrics.estimate import frechet_seconds, inception_cost
 
-        if self.params.features != "inception":
-            return None  # another feature extractor: no unit cost known here
-        cost = inception_cost(ctx)
+        from ganrm_bench.metrics.estimate import extractor_cost
+
+        cost = inception_cost(ctx) if self.params.features == "inception" else extractor_cost(self.extractor(), ctx)
+        dim = 2048 if self.params.features == "inception" else int(getattr(self.extractor(), "dim", 2048))
         ci = self.params.ci
         blocks = {"jackknife": ci.blocks, "bootstrap": ci.resamples}.get(ci.method, 0)
-        return type(cost)(cost.seconds, "image", fixed=(1 + blocks) * frechet_seconds(2048), peak_bytes=cost.peak_bytes,
-                          note=f"{cost.note}; {1 + blocks} Fréchet distances at 2048-d")
+        return type(cost)(cost.seconds, "image", fixed=(1 + blocks) * frechet_seconds(dim), peak_bytes=cost.peak_bytes,
+                          note=f"{cost.note}; {1 + blocks} Fréchet distances at {dim}-d")
 
     def convention(self) -> str:
         ext = self.extractor()

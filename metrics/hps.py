@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Literal, Sequence
 import numpy as np
 from pydantic import Field
 
+from ganrm_bench.harness import random_weights as rw
 from ganrm_bench.harness.errors import require
 from ganrm_bench.harness.plugins import PluginParams
 from ganrm_bench.metrics import weights as W
@@ -99,10 +100,13 @@ class HPS(PerSampleMetric):
         return [hub_asset(HUB_REPO, (CHECKPOINTS[p.hps_version],), cache_dir=p.cache_dir, what=f"HPS {p.hps_version} checkpoint")]
 
     def weights_identity(self, ctx: Any = None) -> dict[str, str]:
+        if rw.active():  # run --random-weights: hpsv2's open_clip architecture, no checkpoint
+            return {"hps": rw.identity(f"hpsv2 open_clip {self.params.arch}")}
         return {"hps": W.identity(self.checkpoint_file(ctx), ctx)}
 
     def _load(self, ctx: Any):
-        path = self.checkpoint_file(ctx)
+        random = rw.active()
+        path = None if random else self.checkpoint_file(ctx)
         device = getattr(ctx, "device", "cpu")
         arch = self.params.arch
 
@@ -113,11 +117,18 @@ class HPS(PerSampleMetric):
                 force_custom_text=False, force_patch_dropout=False, force_image_size=None, pretrained_image=False,
                 image_mean=None, image_std=None, light_augmentation=True, aug_cfg={}, output_dict=True,
                 with_score_predictor=False, with_region_predictor=False)
-            state = W.load_torch_state(path)
-            state = state.get("state_dict", state)
-            model.load_state_dict(state)
+            if path is not None:
+                state = W.load_torch_state(path)
+                state = state.get("state_dict", state)
+                model.load_state_dict(state)
             return model.eval().to(device), preprocess, hoc.get_tokenizer(arch)
 
+        if random:
+            def build_random():
+                with rw.seeded("hps", arch):
+                    return build()
+
+            return cached_model(("hps", arch, "random-init", device), build_random)
         return cached_model(("hps", arch, str(path), device), build)
 
     def score_batch(self, images: Sequence[Any], prompts: Sequence[str], ctx: Any) -> np.ndarray:

@@ -131,6 +131,17 @@ class ImageReward(PerSampleMetric):
                              patterns=("vocab.txt", "tokenizer_config.json", "tokenizer.json", "special_tokens_map.json", "config.json")))
         return out
 
+    def random_weights_unavailable(self) -> str | None:
+        """run --random-weights leaves this column out: BLIP's BERT needs bert-base-uncased's
+        vocab.txt and ImageReward's med_config.json, which no installed package ships."""
+        from ganrm_bench.harness import random_weights as rw
+
+        if not rw.active():
+            return None
+        return ("ImageReward (BLIP ViT-L + BERT) cannot be built without downloads: its BERT tokenizer needs "
+                "bert-base-uncased's vocab.txt and its med_config.json comes with the checkpoint; neither ships with an "
+                "installed package, so this column is left out of a --random-weights run")
+
     def weights_identity(self, ctx: Any = None) -> dict[str, str]:
         ckpt, med = self.files(ctx)
         return {"checkpoint": W.identity(ckpt, ctx), "med_config": W.identity(med, ctx), "tokenizer": self.params.tokenizer}

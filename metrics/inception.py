@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Literal, Sequence
 import numpy as np
 from pydantic import Field
 
+from ganrm_bench.harness import random_weights as rw
 from ganrm_bench.harness.plugins import FeatureExtractor, PluginParams
 from ganrm_bench.metrics import weights as W
 from ganrm_bench.metrics.base import batch_size_for, cached_model
@@ -74,13 +75,15 @@ class InceptionFeatures(FeatureExtractor):
         fp["params"].pop("batch_size", None)
         fp["params"].pop("cache_dir", None)
         fp["params"].pop("weights", None)
-        fp["weights"] = W.identity(self.weights_file(ctx), ctx)
+        fp["weights"] = rw.identity("pytorch-fid FID Inception-v3, He init") if rw.active() else W.identity(self.weights_file(ctx), ctx)
         fp["implementation"] = f"clean-fid {version('clean-fid')}"
         return fp
 
     def _model(self, ctx: Any):
-        path = self.weights_file(ctx)
         device = getattr(ctx, "device", "cpu")
+        if rw.active():  # run --random-weights: the FID Inception architecture (pytorch-fid's port), random init
+            return cached_model(("inception", "random-init", device), lambda: _load_random(device))
+        path = self.weights_file(ctx)
         return cached_model(("inception", self.params.mode, str(path), device), lambda: _load(self.params.mode, path, device))
 
     def prepare(self, image: Any) -> np.ndarray:
@@ -128,6 +131,37 @@ def _load(mode: str, path: Path, device: str):
     ip.load_state_dict_from_url = lambda url, progress=False: W.load_torch_state(path)  # no download
     try:
         net = ip.InceptionV3(output_blocks=[3], resize_input=False).to(device).eval()
+    finally:
+        ip.load_state_dict_from_url = original
+    return lambda x: net(x / 255)[0]
+
+
+def _load_random(device: str):
+    """The FID Inception-v3 of pytorch-fid (the TF graph's structure: FIDInceptionA/C/E blocks,
+    1008 classes) with random weights (He init, so the 2048-d features are not ~0 and FID is not
+    ~0), for run --random-weights; same output as `_load`'s."""
+    import cleanfid.inception_pytorch as ip
+
+    def random_state(url, progress=False):
+        net = ip._inception_v3(num_classes=1008, aux_logits=False, pretrained=False)
+        for name, block in (("Mixed_5b", ip.FIDInceptionA(192, pool_features=32)), ("Mixed_5c", ip.FIDInceptionA(256, pool_features=64)),
+                            ("Mixed_5d", ip.FIDInceptionA(288, pool_features=64)), ("Mixed_6b", ip.FIDInceptionC(768, channels_7x7=128)),
+                            ("Mixed_6c", ip.FIDInceptionC(768, channels_7x7=160)), ("Mixed_6d", ip.FIDInceptionC(768, channels_7x7=160)),
+                            ("Mixed_6e", ip.FIDInceptionC(768, channels_7x7=192)), ("Mixed_7b", ip.FIDInceptionE_1(1280)),
+                            ("Mixed_7c", ip.FIDInceptionE_2(2048))):
+            setattr(net, name, block)
+        import torch
+
+        for m in net.modules():  # He init keeps activations O(1) through the 90+ layers (PyTorch's default shrinks them to ~1e-7)
+            if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+                torch.nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+        return net.state_dict()
+
+    original = ip.load_state_dict_from_url
+    ip.load_state_dict_from_url = random_state
+    try:
+        with rw.seeded("fid-inception"):
+            net = ip.InceptionV3(output_blocks=[3], resize_input=False).to(device).eval()
     finally:
         ip.load_state_dict_from_url = original
     return lambda x: net(x / 255)[0]

@@ -95,6 +95,13 @@ class KID(SetMetric):
         return (f"kid{scale}: unbiased MMD² over all samples, torchmetrics poly kernel (γ·x·y+{p.coef:g})^{p.degree}, "
                 f"γ={gamma}, features={p.features}")
 
+    def estimate_unit(self, ctx: Any = None):
+        """plan --estimate: the feature extractor per image (samples and reference); the kernel
+        sums (numpy, milliseconds at these sizes) are not timed."""
+        from ganrm_bench.metrics.estimate import extractor_cost, inception_cost
+
+        return inception_cost(ctx) if self.params.features == "inception" else extractor_cost(self.extractor(), ctx)
+
     def _features(self, items: list[Item], ctx: Any) -> np.ndarray:
         parts = [feats for _, feats in self._feature_chunks(items, ctx)]
         return np.concatenate(parts).astype(np.float64) if parts else np.zeros((0, 0))

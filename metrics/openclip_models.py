@@ -99,3 +99,25 @@ def encode(bundle: OpenClipModel, images: list, texts: list[str] | None, device:
             t = bundle.model.encode_text(bundle.tokenizer(texts).to(device)).float()
             txt = (t / t.norm(dim=-1, keepdim=True)).double().cpu().numpy()
     return img.double().cpu().numpy(), txt
+
+
+def load_random(model: str, pretrained: str | None, *, device: str) -> OpenClipModel:
+    """run --random-weights: the architecture `model` with random weights, with the tag's
+    conventions (QuickGELU, mean/std, resize) when `pretrained` is a known tag; open_clip's own
+    bundled tokenizer."""
+    from ganrm_bench.harness import random_weights as rw
+
+    def build() -> OpenClipModel:
+        import open_clip
+
+        cfg = open_clip.get_pretrained_cfg(model, pretrained) if pretrained and not W.looks_local(pretrained) else {}
+        kwargs: dict[str, Any] = {}
+        if cfg:
+            kwargs = {"force_quick_gelu": bool(cfg.get("quick_gelu", False)), "image_mean": cfg.get("mean"),
+                      "image_std": cfg.get("std"), "image_interpolation": cfg.get("interpolation"),
+                      "image_resize_mode": cfg.get("resize_mode")}
+        with rw.seeded("open_clip", model):
+            net, _, preprocess = open_clip.create_model_and_transforms(model, pretrained=None, device=device, **kwargs)
+        return OpenClipModel(net.eval(), preprocess, open_clip.get_tokenizer(model), f"random-init:{model}")
+
+    return cached_model(("open_clip", model, "random-init", pretrained, device), build)

@@ -12,6 +12,7 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 from pydantic import Field
 
+from ganrm_bench.harness import random_weights as rw
 from ganrm_bench.harness.plugins import PluginParams
 from ganrm_bench.metrics import weights as W
 from ganrm_bench.metrics.base import MetricScorer, PerSampleMetric, PerSampleParams, cached_model
@@ -62,12 +63,16 @@ class PickScore(PerSampleMetric):
                           what="PickScore processor", patterns=("*.json", "*.txt"))]
 
     def weights_identity(self, ctx: Any = None) -> dict[str, str]:
+        if rw.active():  # run --random-weights: CLIP ViT-H/14 from the shipped config
+            return {"model": rw.identity("clip_vit_h14 (metrics/configs)"), "processor": "CLIP BPE (open_clip's vocab), 224 px"}
         model_dir, proc_dir = self._dirs(ctx)
         return {"model": W.identity(model_dir, ctx), "processor": W.identity(proc_dir, ctx)}
 
     def _load(self, ctx: Any):
-        model_dir, proc_dir = self._dirs(ctx)
         device = getattr(ctx, "device", "cpu")
+        if rw.active():
+            return cached_model(("pickscore", "random-init", device), lambda: _random_clip(device))
+        model_dir, proc_dir = self._dirs(ctx)
 
         def build():
             from transformers import AutoProcessor, CLIPModel
@@ -94,6 +99,24 @@ class PickScore(PerSampleMetric):
             txt = txt / txt.norm(dim=-1, keepdim=True)
             scores = model.logit_scale.exp() * (img * txt).sum(dim=-1)
         return scores.double().cpu().numpy()
+
+
+def _random_clip(device: str):
+    """run --random-weights: PickScore's CLIP ViT-H/14 (transformers CLIPModel of the shipped
+    config) with random weights, and a processor of CLIP's image transform and BPE tokenizer."""
+    import json
+    from pathlib import Path
+
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
+
+    from ganrm_bench.methods.generators.random_init import clip_tokenizer
+
+    cfg = json.loads((Path(__file__).parent / "configs" / "clip_vit_h14.json").read_text())
+    cfg = {k: v for k, v in cfg.items() if not k.startswith("_")}
+    with rw.seeded("pickscore", "clip_vit_h14"):
+        model = CLIPModel(CLIPConfig(**cfg)).eval().to(device)
+    image = CLIPImageProcessor(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224})  # CLIP's mean/std by default
+    return model, CLIPProcessor(image_processor=image, tokenizer=clip_tokenizer(pad_token="!"))
 
 
 class PickScoreScorer(MetricScorer):

@@ -55,6 +55,14 @@ class MiniAnnotator(Scorer):
         return self._net
 
     @torch.no_grad()
+    def estimate_unit(self, ctx: Context | None = None):
+        """plan --estimate: the annotator net on a batch of probe images, per image."""
+        from ganrm_bench.metrics.estimate import call_cost, probe_images
+
+        images, prompts = probe_images(256), ["a handwritten digit 3"] * 256
+        return call_cost(lambda: self.score(images, prompts, ctx), 256, ctx, unit="image", note="mini annotator net, batch 256",
+                         key=("mini_annotator",))
+
     def score(self, images: Sequence[Any], prompts: Sequence[str | None], ctx: Context | None = None) -> np.ndarray:
         if len(images) != len(prompts):
             raise UserError(f"mini_annotator: {len(images)} images but {len(prompts)} prompts")

@@ -152,6 +152,23 @@ class MiniDiffusion(Generator):
     def generate(self, requests: Sequence[SampleRequest], ctx: Context) -> list:
         return self.generate_from_noise(requests, None, ctx)
 
+    def estimate_unit(self, ctx: Context | None = None):
+        """plan --estimate: one full batch generated (seconds per image) and one UNet forward of a
+        batch (seconds per sample, which fine-tuning's estimate multiplies)."""
+        from ganrm_bench.harness.estimate import UnitCost, time_call
+        from ganrm_bench.harness.plugins import Prompt
+
+        bs = self.params.batch_size
+        reqs = [SampleRequest(Prompt(f"probe{i}", f"a handwritten digit {i % 10}"), 0, i) for i in range(bs)]
+        probe_ctx = ctx if ctx is not None else type("Ctx", (), {"count": lambda *a, **k: None})()
+        gen, _ = time_call(lambda: self.generate(reqs, probe_ctx), repeat=1, warmup=1)
+        x, t = torch.randn(bs, 1, 16, 16, device=self.device), torch.full((bs,), 500, device=self.device)
+        cond = self.encode_prompts([r.prompt for r in reqs])
+        with torch.no_grad():
+            fwd, _ = time_call(lambda: self.unet_forward(x, t, cond), repeat=3, warmup=1)
+        return UnitCost(gen / bs, "image", forward_seconds=fwd / bs,
+                        note=f"{self.params.steps} steps x {self.nfe_per_sample() // self.params.steps} forwards, batch {bs}")
+
     # -- search hooks (methods.search): the initial noise as an explicit input ------------------
     def initial_noise(self, requests: Sequence[SampleRequest]) -> torch.Tensor:
         """The initial noise [B, 1, 16, 16] that `generate` draws for each request's seed."""

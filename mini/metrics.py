@@ -33,6 +33,15 @@ class _MetricNetMetric(PerSampleMetric):
     def weights_identity(self, ctx: Any = None) -> dict[str, str]:
         return {"metric_net": self.net().fingerprint()["weights_sha256"]}
 
+    def estimate_unit(self, ctx: Any = None):
+        """plan --estimate: the metric net on a batch of probe images, per image."""
+        from ganrm_bench.metrics.estimate import call_cost, probe_images
+
+        n = min(self.params.batch_size, 256)
+        images, prompts = probe_images(n), ["a handwritten digit 3"] * n
+        return call_cost(lambda: self.score_batch(images, prompts, ctx), n, ctx, unit="image",
+                         note=f"mini metric net, batch {n}", key=("mini_metric", self.name))
+
     def fingerprint(self, ctx: Any = None) -> dict[str, Any]:
         fp = super().fingerprint(ctx)
         for key in ("weights", "device"):  # the digest stands for the file

@@ -101,7 +101,11 @@ class OpenClipBackbone(Backbone):
         MissingWeightsError within seconds when the weights are not on this machine."""
         if self._weights is False:
             p = self.params
-            if p.checkpoint is not None:
+            from ganrm_bench.harness import random_weights
+
+            if random_weights.active() and not p.model.startswith(("local-dir:", "hf-hub:")):
+                self._weights = None  # run --random-weights: the architecture, random init (init_seed), the tag's conventions
+            elif p.checkpoint is not None:
                 if not os.path.isfile(p.checkpoint):
                     raise UserError(f"openclip backbone: checkpoint file {p.checkpoint!r} does not exist")
                 self._weights = p.checkpoint

@@ -59,6 +59,12 @@ class GanRMScorer(TrainableScorer):
             frames = int(p.backbone_params.get("frames", 8))
             cost = openclip_image_cost(p.backbone_params.get("image_backbone_params", {}).get("model", "ViT-B-32"), ctx)
             return type(cost)(cost.seconds * frames, "video", peak_bytes=cost.peak_bytes, note=f"{cost.note} x {frames} frames")
+        if hasattr(self.backbone, "tokens"):  # another image backbone (the mini world's conv net): timed on probe images
+            from ganrm_bench.metrics.estimate import call_cost, probe_images
+
+            images = probe_images(64)
+            return call_cost(lambda: self.backbone.tokens(images, ctx), 64, ctx, unit="image",
+                             note=f"{p.backbone} backbone tokens, batch 64", key=("ganrm_backbone", p.backbone, repr(p.backbone_params)))
         return None
 
     def fit(self, positives: ItemSet, negatives: ItemSet, ctx: Any, *, unlabeled: ItemSet | None = None) -> dict[str, Any]:

@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Any, Literal, Sequence
 
 from pydantic import Field
 
+from ganrm_bench.harness import random_weights
 from ganrm_bench.harness.errors import MissingWeightsError, UserError
 from ganrm_bench.harness.plugins import Generator, PluginParams, SampleRequest
 from ganrm_bench.harness.runtime import resolve_device
-from ganrm_bench.methods.generators import loading
+from ganrm_bench.methods.generators import loading, random_init
 
 if TYPE_CHECKING:  # pragma: no cover
     from ganrm_bench.harness.runtime import Context
@@ -34,7 +35,8 @@ class DiffusersParams(PluginParams):
     negative_prompt: str | None = None
     height: int | None = Field(None, ge=8, description="output height (default: the pipeline's)")
     width: int | None = Field(None, ge=8, description="output width (default: the pipeline's)")
-    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        "auto", description="auto: bfloat16 on CUDA (float16 on GPUs without it), float32 on CPU; in the key as resolved")
     device: str | None = Field(None, description="torch device (default: the run's)")
     batch_size: int = Field(4, ge=1, description="requests per pipeline call (does not change outputs)")
     unet: str | None = Field(None, description="UNet override: hub id or path, e.g. mhdang/dpo-sd1.5-text2image-v1")
@@ -68,6 +70,14 @@ class DiffusersGeneratorBase(Generator):
         p = self.params
         store = ctx.store if ctx is not None else self._store
         params = p.model_dump(mode="json", exclude=set(self._not_identity) | {"model", "unet", "lora", "finetuned", "cache_dir"})
+        params["dtype"] = self.dtype_name(ctx)  # "auto" keys as what it resolves to on this run's device
+        if random_weights.active():  # run --random-weights: the shipped configs stand for the weights
+            self._refuse_lora_with_random_weights()
+            params["model"] = random_init.identity(p.model)
+            params["unet"] = None if p.unet is None else {**random_init.identity(p.model), "unet_override": p.unet}
+            params["lora"] = None
+            params["finetuned"] = [loading.weights_identity(f, store=store) for f in p.finetuned]
+            return {"plugin": self.name, "version": self.version, "params": params}
         params["model"] = loading.weights_identity(p.model, revision=p.revision, cache_dir=p.cache_dir, store=store)
         params["unet"] = loading.weights_identity(p.unet, revision=p.unet_revision, cache_dir=p.cache_dir, store=store)
         params["lora"] = loading.weights_identity(p.lora, cache_dir=p.cache_dir, store=store)
@@ -122,13 +132,34 @@ class DiffusersGeneratorBase(Generator):
     def device(self, ctx: "Context | None") -> str:
         return resolve_device(self.params.device or (ctx.device if ctx is not None else "auto"))
 
+    def dtype_name(self, ctx: "Context | None", device: str | None = None) -> str:
+        """The dtype the pipeline loads in on its device (`dtype: auto` resolved, loading.resolve_dtype)."""
+        return loading.resolve_dtype(self.params.dtype, device or self.device(ctx))
+
+    def _refuse_lora_with_random_weights(self) -> None:
+        if self.params.lora is not None:
+            raise UserError(f"--random-weights: generator {self.params.model!r} fuses the LoRA {self.params.lora!r}, "
+                            "which has no architecture config to build it from",
+                            hint="drop `lora` for the smoke run (--set generators.<name>.lora=null) or run without --random-weights")
+
+    def _random_pipeline(self, ctx: "Context | None", device: str | None):
+        """run --random-weights: the pipeline built from the shipped configs (random UNet override too)."""
+        p = self.params
+        self._refuse_lora_with_random_weights()
+        pipe = random_init.build_pipeline(p.model, loading.torch_dtype(self.dtype_name(ctx, device)), unet_override=p.unet)
+        if p.scheduler is not None:
+            loading.scheduler_class(p.scheduler)
+        return pipe
+
     def load_pipeline(self, ctx: "Context | None" = None, *, device: str | None = None):
         """A fresh pipeline with every swap applied (not cached: fine-tuning takes private copies)."""
         import diffusers
 
         p = self.params
+        if random_weights.active():
+            return self._finish_pipeline(self._random_pipeline(ctx, device), ctx, device)
         offline = loading.hub_offline(ctx.offline if ctx is not None else True)
-        dtype = loading.torch_dtype(p.dtype)
+        dtype = loading.torch_dtype(self.dtype_name(ctx, device))
         common = dict(torch_dtype=dtype, local_files_only=offline, cache_dir=p.cache_dir)
         loading.check_available(p.model, revision=p.revision, cache_dir=p.cache_dir, offline=offline)
         if p.scheduler is not None:
@@ -146,6 +177,11 @@ class DiffusersGeneratorBase(Generator):
             raise loading.as_missing_weights(p.model, exc) from exc
         if p.lora is not None:
             self._fuse_lora(pipe, offline)
+        return self._finish_pipeline(pipe, ctx, device)
+
+    def _finish_pipeline(self, pipe, ctx: "Context | None", device: str | None):
+        """Fine-tuning results merged in order, the sampler, quiet progress, the device."""
+        p = self.params
         if p.finetuned:
             from ganrm_bench.methods.finetune.weights import apply_weights
 

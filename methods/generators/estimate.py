@@ -99,7 +99,9 @@ def diffusers_unit_cost(params: Any, ctx: Any) -> UnitCost | None:
     default = cfg["sample_size"] * 8
     latent = ((params.height or default) // 8, (params.width or default) // 8)
     cfg_mult = 2 if params.guidance > 1.0 else 1  # classifier-free guidance: conditional + unconditional
-    dtype = "float32" if cpu else params.dtype  # CPUs run float32
+    from ganrm_bench.methods.generators.loading import resolve_dtype
+
+    dtype = "float32" if cpu else resolve_dtype(params.dtype, device)  # CPUs run float32
     batch = 1 if cpu else min(params.batch_size, 4)
     timed = CPU_STAND_IN.get(name, name) if cpu else name
     sec, peak = unet_forward_seconds(timed, batch * cfg_mult, latent if timed == name else _native(timed), device, dtype)

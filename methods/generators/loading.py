@@ -153,6 +153,18 @@ def weights_digest(path: Path, store: "Store | None" = None) -> str:
     return parts[0][1] if not path.is_dir() else hashlib.sha256(canonical_json(parts).encode()).hexdigest()
 
 
+def resolve_dtype(name: str, device: str) -> str:
+    """A generator's dtype on `device`: "auto" is what a lab runs — bfloat16 on a CUDA GPU that has
+    it (Ampere and later; float16 before), float32 on a CPU or MPS; other names are kept."""
+    if name != "auto":
+        return name
+    if not str(device).startswith("cuda"):
+        return "float32"
+    import torch
+
+    return "bfloat16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "float16"
+
+
 def torch_dtype(name: str):
     import torch
 

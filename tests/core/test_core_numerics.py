@@ -27,8 +27,11 @@ def counters(tmp_path, monkeypatch):
         monkeypatch.delenv(var, raising=False)
 
 
-def test_numerics_class_names_device_type_and_process_count():
+def test_numerics_class_names_device_type_and_process_count(monkeypatch):
+    monkeypatch.setenv("GANRM_BENCH_TF32", "0")
     assert numerics_class("cpu") == "cpu" and numerics_class("cuda:1") == "cuda" and numerics_class("cuda", 4) == "cuda×4"
+    monkeypatch.delenv("GANRM_BENCH_TF32")  # the default: TF32 for generation and fine-tuning is part of the CUDA class
+    assert numerics_class("cuda:1") == "cuda+tf32" and numerics_class("cuda", 4) == "cuda+tf32×4"
 
 
 def test_cpu_keys_are_the_keys_without_numerics_and_cuda_keys_differ(tmp_path):

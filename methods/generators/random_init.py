@@ -1,0 +1,160 @@
+"""Diffusers pipelines at full size with random weights, from the shipped architecture configs
+(configs/pipelines.json names each hub id's components), for `run --random-weights`.
+
+Nothing is downloaded: UNet, VAE and text encoders are built with `from_config`, the scheduler
+from its config, and the CLIP tokenizers from vocab.json + merges.txt written from open_clip's
+bundled BPE file (`bpe_simple_vocab_16e6.txt.gz`, the OpenAI CLIP vocabulary every SD text
+encoder uses; ids match open_clip's tokenizer), so prompts tokenize exactly as with real weights.
+Each component starts from its own fixed seed (harness.random_weights.seeded): a rebuild gives the
+same bytes, so random-weights artifacts are reproducible like any other.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from ganrm_bench.harness import random_weights as rw
+from ganrm_bench.harness.errors import UserError
+
+CONFIGS = Path(__file__).parent / "configs"
+
+
+def _json(name: str) -> dict[str, Any]:
+    return json.loads((CONFIGS / f"{name}.json").read_text())
+
+
+def _arch(name: str) -> dict[str, Any]:
+    """An architecture config without its comment/class keys."""
+    return {k: v for k, v in _json(name).items() if not k.startswith("_")}
+
+
+def pipeline_config(model: str) -> dict[str, Any] | None:
+    """The components of a hub id's pipeline (None: no shipped config)."""
+    table = _json("pipelines")
+    ref = model.rstrip("/")
+    ref = table.get("_aliases", {}).get(ref, ref)
+    cfg = table.get(ref)
+    return None if cfg is None or ref.startswith("_") else {"id": ref, **cfg}
+
+
+def require_config(model: str, what: str = "model") -> dict[str, Any]:
+    cfg = pipeline_config(model)
+    if cfg is None:
+        known = sorted(k for k in _json("pipelines") if not k.startswith("_"))
+        raise UserError(f"--random-weights: no shipped architecture config for {what} {model!r}",
+                        hint=f"configs exist for {', '.join(known)}; add one to {CONFIGS / 'pipelines.json'} "
+                             "(component configs only, never weights) or run without --random-weights")
+    return cfg
+
+
+def identity(model: str) -> dict[str, Any]:
+    """The fingerprint entry standing for `model`'s weights: its config set and their digest."""
+    import hashlib
+
+    cfg = require_config(model)
+    names = [v for k, v in sorted(cfg.items()) if isinstance(v, str) and k not in ("id", "pipeline")]
+    digest = hashlib.sha256("".join((CONFIGS / f"{n}.json").read_text() for n in sorted(names)).encode()).hexdigest()[:16]
+    return rw.identity(cfg["id"], f"configs:{digest}")
+
+
+# -- tokenizers ------------------------------------------------------------------------------------
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2/CLIP's reversible byte → printable-unicode map (as in open_clip.tokenizer)."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(2**8):
+        if b not in bs:
+            bs.append(b)
+            cs.append(2**8 + n)
+            n += 1
+    return dict(zip(bs, map(chr, cs)))
+
+
+def bundled_bpe_file() -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec("open_clip")
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError("--random-weights: the CLIP tokenizer is written from open_clip's bundled BPE file, and open_clip is not installed",
+                        hint="pip install open_clip_torch")
+    return Path(list(spec.submodule_search_locations)[0]) / "bpe_simple_vocab_16e6.txt.gz"
+
+
+@lru_cache(maxsize=1)
+def clip_bpe_dir() -> Path:
+    """A folder with vocab.json + merges.txt of the OpenAI CLIP BPE (written once per process)."""
+    directory = Path(tempfile.mkdtemp(prefix="ganrm-bench-clip-bpe-"))
+    lines = gzip.open(bundled_bpe_file()).read().decode("utf-8").split("\n")
+    merges = lines[1 : 49152 - 256 - 2 + 1]
+    vocab = list(_bytes_to_unicode().values())
+    vocab = vocab + [v + "</w>" for v in vocab] + ["".join(m.split()) for m in merges] + ["<|startoftext|>", "<|endoftext|>"]
+    (directory / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(vocab)}))
+    (directory / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
+    return directory
+
+
+def clip_tokenizer(pad_token: str = "<|endoftext|>"):
+    from transformers import CLIPTokenizer
+
+    d = clip_bpe_dir()
+    return CLIPTokenizer(str(d / "vocab.json"), str(d / "merges.txt"), pad_token=pad_token, model_max_length=77)
+
+
+# -- models ----------------------------------------------------------------------------------------
+
+
+def text_encoder(name: str, *seed_parts: Any):
+    import transformers
+
+    cfg = _json(name)
+    cls = getattr(transformers, cfg["_class_name"])
+    with rw.seeded(name, *seed_parts):
+        return cls(transformers.CLIPTextConfig(**_arch(name))).eval()
+
+
+def diffusers_model(name: str, *seed_parts: Any):
+    """A diffusers model (UNet, VAE) of a shipped config, random weights from its own seed."""
+    import diffusers
+
+    cfg = _json(name)
+    with rw.seeded(name, *seed_parts):
+        return getattr(diffusers, cfg["_class_name"]).from_config(_arch(name))
+
+
+def unet(model: str, *seed_parts: Any):
+    """The pipeline's denoiser alone (a random UNet override: other seed, same architecture)."""
+    return diffusers_model(require_config(model)["unet"], *seed_parts)
+
+
+def build_pipeline(model: str, torch_dtype: Any = None, *, unet_override: str | None = None):
+    """The pipeline of hub id `model` at full size with random weights (CPU, `torch_dtype`)."""
+    import diffusers
+
+    cfg = require_config(model)
+    parts: dict[str, Any] = {}
+    for key in ("unet", "vae"):
+        parts[key] = diffusers_model(cfg[key], cfg["id"], key)
+    if unet_override is not None:
+        parts["unet"] = diffusers_model(cfg["unet"], "unet-override", unet_override)
+    for key in ("text_encoder", "text_encoder_2"):
+        if key in cfg:
+            parts[key] = text_encoder(cfg[key], cfg["id"], key)
+    for key in ("tokenizer", "tokenizer_2"):
+        if key in cfg:
+            parts[key] = clip_tokenizer(**cfg[key])
+    sched = dict(cfg["scheduler"])
+    parts["scheduler"] = getattr(diffusers, sched.pop("_class_name")).from_config(sched)
+    pipe = getattr(diffusers, cfg["pipeline"])(**parts, **cfg.get("extra", {}))
+    import torch
+
+    if torch_dtype is not None and torch_dtype != torch.float32:  # built in float32
+        pipe = pipe.to(dtype=torch_dtype)
+    return pipe
