@@ -185,7 +185,7 @@ class MiniDiffusion(Generator):
                           on_x0: Any, eta: float = 0.0) -> list:
         """Particle hook (methods.smc_search): denoise all requests together from `noise`; after step i
         in `at`, `on_x0(i, images)` gets each row's predicted clean sample x̂0 as an image and may
-        return ancestor indices to resample the rows (see `mini.sampling.sample_particles`). η:
+        return ancestor indices (rows of the same prompt) to resample the rows (see `mini.sampling.sample_particles`). η:
         DDIM's step noise (0: deterministic; ignored by DDPM, which is stochastic anyway)."""
         from ganrm_bench.mini.sampling import sample_particles
 

@@ -91,7 +91,7 @@ def sample_particles(
 
     After step i in `at`, `on_x0(i, x̂0)` gets the scheduler's predicted clean samples
     (`pred_original_sample`, [-1, 1]) of every row; when it returns ancestor indices a, row j
-    continues from row a[j]'s state (its own seed's generator still drives its step noise, so
+    continues from row a[j]'s state (ancestors must share the row's label, which is not moved; its own seed's generator still drives its step noise, so
     copies of a particle diverge under a stochastic sampler: DDPM, or DDIM with η > 0). Every UNet
     forward pass has exactly `batch_size` rows (padding: null label), as in `MiniDiffusion`, so
     with no resampling and η = 0 row i is bit-identical to `sample`'s for the same seed and noise."""
