@@ -179,7 +179,7 @@ class NoiseSearchOp(PromptSearchOp):
                         s = derive_seed(seed, prompt.id, "noise_search", rnd, j)
                         requests.append(SampleRequest(prompt, made + j, s))
                         noises.append(neighbour(best_noise[pi], sigma, s))
-            items = self.candidates(node, ctx, generator, requests, noises)
+            items = self.candidates(node, ctx, generator, requests, noises, from_pool=rnd == 0)
             scores = score_items(scorer, node.inputs["scorer"].key, items, ctx, f"score {node.label} round {rnd}")
             for c, (item, score) in enumerate(zip(items, scores)):
                 pi = c // n
@@ -191,13 +191,18 @@ class NoiseSearchOp(PromptSearchOp):
             rnd += 1
         return [{"item": b[1].__dict__, "score": b[0], "trajectory": t} for b, t in zip(best, trajectory)]
 
-    def candidates(self, node: Node, ctx, generator, requests: list[SampleRequest], noises: list) -> list[Item]:
-        """Each candidate's image as a per-item file (made only when missing), keyed by what made it."""
+    def candidates(self, node: Node, ctx, generator, requests: list[SampleRequest], noises: list, from_pool: bool = False) -> list[Item]:
+        """Each candidate's image as a per-item file (made only when missing), keyed by what made it.
+        Round 0's (`from_pool`) are the RM@K pool's draws from their own seeds' noise, which the hooks
+        reproduce bit for bit: they take the pool's item keys, so a pool already made serves them."""
         import torch
 
+        from ganrm_bench.harness.graph import POOL
+
         gen_key = node.inputs["generator"].key
-        keys = [hash_key({"generator": gen_key, "prompt": r.prompt.id, "text": r.prompt.text, "noise": noise_digest(z), "seed": r.seed,
-                          **key_part(node.numerics)}) for r, z in zip(requests, noises)]
+        keys = POOL.item_keys(node, requests) if from_pool else [
+            hash_key({"generator": gen_key, "prompt": r.prompt.id, "text": r.prompt.text, "noise": noise_digest(z), "seed": r.seed,
+                      **key_part(node.numerics)}) for r, z in zip(requests, noises)]
         paths = [ctx.store.item_path(k, "png") for k in keys]
         missing = [i for i, path in enumerate(paths) if not path.exists()]
         if missing:
