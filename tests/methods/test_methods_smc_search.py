@@ -74,12 +74,7 @@ def test_mini_particle_hook_reproduces_generation_and_copies_ancestors(scheduler
     gen = MiniDiffusion(device="cpu", steps=STEPS, batch_size=4, scheduler=scheduler)
     reqs = [SampleRequest(Prompt("p", "a handwritten digit 3"), i, 90 + i) for i in range(5)]  # 5 particles: one padded batch
     noise = gen.initial_noise(reqs)
-    seen = []
-
-    def watch(step, images):
-        seen.append((step, len(images), images[0].size))
-        return None
-
+    seen, watch = _watcher()
     plain = _pixels_of(gen.denoise_particles(reqs, noise, None, at=[0, 1], on_x0=watch))
     assert seen == [(0, 5, (16, 16)), (1, 5, (16, 16))]
     for a, b in zip(plain, _pixels_of(gen.generate_from_noise(reqs, noise, None))):
@@ -94,6 +89,17 @@ def test_mini_particle_hook_reproduces_generation_and_copies_ancestors(scheduler
 
 def _pixels_of(images):
     return [np.asarray(im) for im in images]
+
+
+def _watcher():
+    """(seen, on_x0): an x̂0 callback that records (step, rows, image size) and resamples nothing."""
+    seen = []
+
+    def watch(step, images):
+        seen.append((step, len(images), images[0].size))
+        return None
+
+    return seen, watch
 
 
 def test_lambda_zero_is_best_of_k_and_costs_are_counted(tmp_path):
@@ -178,12 +184,7 @@ def test_diffusers_particle_hook_exposes_x0_and_resamples(tiny_sd, tmp_path):
     gen = DiffusersImageGenerator({"model": str(tiny_sd), "steps": 3, "height": 32, "width": 32, "guidance": 3.0, "batch_size": 4})
     reqs = [SampleRequest(Prompt(f"p{i}", "a photo of a thing"), i, 800 + i) for i in range(3)]
     noise = gen.initial_noise(reqs)
-    seen = []
-
-    def watch(step, images):
-        seen.append((step, len(images), images[0].size))
-        return None
-
+    seen, watch = _watcher()
     plain = _pixels_of(gen.denoise_particles(reqs, noise, ctx, at=[0, 1], on_x0=watch))
     assert seen == [(0, 3, (32, 32)), (1, 3, (32, 32))]
     for a, b in zip(plain, _pixels_of(gen.generate_from_noise(reqs, noise, ctx))):
