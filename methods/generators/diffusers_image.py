@@ -69,6 +69,7 @@ class DiffusersImageGenerator(DiffusersGeneratorBase):
         `pred_original_sample`, decoded by the VAE (not counted as NFE) — and may return ancestor
         indices, which reorder the latents (`callback_on_step_end`); each row keeps its own seed's
         generator. η goes to the pipeline (DDIM's step noise; other schedulers ignore it)."""
+        import functools
         import inspect
 
         import torch
@@ -81,6 +82,7 @@ class DiffusersImageGenerator(DiffusersGeneratorBase):
         self._draw_latents(pipe, generators)  # as generate_from_noise: later draws continue each generator
         wanted, captured, step = {int(i) for i in at}, {}, pipe.scheduler.step
 
+        @functools.wraps(step)  # keeps step's signature: pipelines pass `eta` / `generator` only if step names them
         def capturing_step(*args, return_dict: bool = True, **kwargs):
             out = step(*args, return_dict=True, **kwargs)
             captured["x0"] = getattr(out, "pred_original_sample", None)

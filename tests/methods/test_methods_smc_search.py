@@ -192,5 +192,7 @@ def test_diffusers_particle_hook_exposes_x0_and_resamples(tiny_sd, tmp_path):
     copied = _pixels_of(gen.denoise_particles(reqs, noise, ctx, at=[0], on_x0=lambda i, im: [1, 1, 1]))
     assert all(np.array_equal(c, copied[0]) for c in copied)
     np.testing.assert_allclose(copied[1].astype(float), plain[1].astype(float), atol=1)  # row 1 as it would have been
+    noisy = _pixels_of(gen.denoise_particles(reqs, noise, ctx, at=[0], on_x0=lambda i, im: [1, 1, 1], eta=1.0))
+    assert len({a.tobytes() for a in noisy}) == 3  # η = 1 goes to the pipeline: each copy's own step noise
     assert not hasattr(gen.pipeline(ctx).scheduler.__dict__, "step") and "step" not in gen.pipeline(ctx).scheduler.__dict__
     assert gen.nfe_per_sample() == 6  # 3 steps × 2 (classifier-free guidance)
