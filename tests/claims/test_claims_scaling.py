@@ -11,7 +11,9 @@ SMC (`smc<B>`), B samples' worth of NFE per delivered sample, GAN-RM as the valu
   sample, read from the rows' `nfe`): non-inferiority, the upper end of the 90% interval of
   Δ = metric(search B) − metric(RM@16) is below a margin of 5% of RM@16's pooled value (a
   Δ CI that merely includes 0 is absence of evidence, not non-inferiority). The 5% margin was
-  fixed when this file was written, before any search row had been run.
+  fixed when this file was written, before any search row had been run. For KID, whose RM@16
+  value is near 0 (3.7), that margin is tiny (0.19); no outcome changes with 5% of base's KID
+  (2.3) instead: every KID interval's upper end is above 10.
 - *Beats best-of-K at equal compute* (B = 4, 8, 16): the upper end of the 90% interval of
   metric(search B) − metric(RM@B) is below 0.
 - *SMC's steering helps*: SMC runs DDIM at η = 1 while RM@K runs it at η = 0, so SMC at 16 particles
@@ -44,8 +46,21 @@ SEEDS = [0, 1]
 MARGIN = 0.05  # non-inferiority margin, relative to RM@16's pooled value
 pytestmark = [pytest.mark.slow, pytest.mark.nightly, pytest.mark.timeout(7200)]
 
-# claim id -> why it is listed (the numbers come from the live run, in the xfail reason)
-EXPECTED_TO_FAIL: dict[str, str] = {}
+# claim id -> why it is listed (the numbers come from the live run, in the xfail reason). Measured
+# 2026-11-27, seeds 0-1 pooled, 90% CIs (docs/scaling.md): no search row reaches RM@16 at a
+# fraction of its NFE (search8 − RM@16 FID +0.6 [−4.0, +5.2], not within the 1.2 margin); noise
+# search ties best-of-K at equal NFE (FID Δ +0.1, −2.3, −1.1, every CI spanning 0); SMC is worse on
+# FID (smc4 − RM@4 +6.4 [+0.2, +12.5]) and ties on KID, mostly because its η = 1 sampler is
+# (best16_eta1 − RM@16 FID +12.0 [+1.0, +22.9]); its steering does not significantly beat
+# best-of-16 on that sampler (FID −2.2 [−12.5, +8.0]). SMC does raise alignment (0.99 vs 0.91).
+_NOT_REACHED = "a quarter / half of RM@16's NFE does not reach it non-inferiorly in the mini world"
+_TIE = "at equal NFE this search does not beat best-of-K significantly in the mini world"
+EXPECTED_TO_FAIL: dict[str, str] = {
+    **{f"scaling.{m}{b}_reaches_rm16.{c}": _NOT_REACHED for m in ("search", "smc") for b in (4, 8) for c in ("fid", "kid")},
+    **{f"scaling.{m}{b}_beats_rm{b}.{c}": _TIE for m in ("search", "smc") for b in (4, 8, 16) for c in ("fid", "kid")},
+    "scaling.smc16_beats_best16_eta1.fid": "SMC's steering does not beat best-of-16 on its own η = 1 sampler significantly",
+    "scaling.smc16_beats_best16_eta1.kid": "SMC's steering does not beat best-of-16 on its own η = 1 sampler significantly",
+}
 
 
 @pytest.fixture(scope="module")
