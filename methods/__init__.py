@@ -18,5 +18,6 @@ PLUGINS = {
         "dpo": "ganrm_bench.methods.posttrain:DPO",
         "multi_round": "ganrm_bench.methods.multi_round:MultiRound",
         "noise_search": "ganrm_bench.methods.search:NoiseSearch",
+        "smc_search": "ganrm_bench.methods.smc_search:SMCSearch",
     },
 }

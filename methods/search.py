@@ -64,13 +64,26 @@ class SearchedItems(ItemSet):
     trajectories: dict[str, list[float]] = field(default_factory=dict, compare=False)
 
 
-class NoiseSearchOp(ItemSetOp):
-    """One searched sample per prompt (see the module docstring); the value is the chosen items, the
-    artifact also keeps each prompt's best score after every round (trajectories.json)."""
+class PromptSearchOp(ItemSetOp):
+    """What the search ops share: one searched sample per prompt, each prompt's result a per-item
+    record keyed by everything that made it (a killed search resumes by prompt; process r of a
+    launch searches the prompts whose index ≡ r mod world size); the value is the chosen items, the
+    artifact also keeps each prompt's trajectory of best scores (trajectories.json). A subclass
+    says how a chunk of prompts is searched (`search`), which generator hooks it needs
+    (`usable`, `hooks`) and how many samples a prompt costs (`samples_per_prompt`)."""
 
-    name = "noise_search"
-    version = "1"
     numerics_sensitive = True
+    hooks = ""
+
+    def usable(self, generator: Any) -> bool:
+        raise NotImplementedError
+
+    def samples_per_prompt(self, params: dict[str, Any]) -> int:
+        raise NotImplementedError
+
+    def chunk_size(self, generator: Any, params: dict[str, Any]) -> int:
+        """Prompts searched together (in one generator call per round or denoising pass)."""
+        return max(1, int(getattr(getattr(generator, "params", None), "batch_size", 8)))
 
     def exclusive(self, node):
         from ganrm_bench.harness.distributed import rank_and_world
@@ -86,24 +99,65 @@ class NoiseSearchOp(ItemSetOp):
         from ganrm_bench.harness.distributed import rank_and_world, wait_for_files
 
         generator, scorer, prompts = inputs["generator"], inputs["scorer"], inputs["prompts"]
-        if not can_search_noise(generator):
-            raise UserError(f"noise_search: generator {node.inputs['generator'].label!r} has no initial-noise hooks "
-                            "(initial_noise, generate_from_noise)", hint="use mini_diffusion or a diffusers generator")
+        if not self.usable(generator):
+            raise UserError(f"{self.name}: generator {node.inputs['generator'].label!r} has no {self.hooks} hooks",
+                            hint="use mini_diffusion or a diffusers generator")
         records = [ctx.store.item_path(self.prompt_key(node, p), "json") for p in prompts]
         rank, world = rank_and_world()
         mine = [i for i, path in enumerate(records) if not path.exists() and i % world == rank]
         # prompts are already split by process: the scoring inside must not be split again (harness sharding)
-        with ctx.sharding(False), ctx.progress.task(f"noise search {node.label}", len(mine)) as advance:
-            batch = max(1, int(getattr(getattr(generator, "params", None), "batch_size", 8)))
-            for start in range(0, len(mine), batch):  # a chunk of prompts searched together, round by round
+        with ctx.sharding(False), ctx.progress.task(f"{self.name} {node.label}", len(mine)) as advance:
+            batch = self.chunk_size(generator, node.params)
+            for start in range(0, len(mine), batch):  # a chunk of prompts searched together
                 chunk = mine[start : start + batch]
                 for i, result in zip(chunk, self.search(node, ctx, generator, scorer, [prompts[i] for i in chunk])):
                     ctx.store.put_item(self.prompt_key(node, prompts[i]), "json", lambda p, r=result: Path(p).write_text(json.dumps(r)))
                 advance(len(chunk))
         if world > 1:
-            wait_for_files(records, what=f"noise search {node.label} prompts from other processes")
+            wait_for_files(records, what=f"{self.name} {node.label} prompts from other processes")
         results = [json.loads(path.read_text()) for path in records]
         return SearchedItems(node.key, tuple(Item(**r["item"]) for r in results), {p.id: r["trajectory"] for p, r in zip(prompts, results)})
+
+    def search(self, node: Node, ctx, generator, scorer, prompts: list[Prompt]) -> list[dict[str, Any]]:
+        """Per prompt: {"item": the chosen Item's fields, "score": its score, "trajectory": [...]}."""
+        raise NotImplementedError
+
+    def save(self, value, directory, node):
+        meta = super().save(value, directory, node)
+        (directory / "trajectories.json").write_text(json.dumps(getattr(value, "trajectories", {}), indent=1))
+        return meta
+
+    def scorer_calls_per_prompt(self, params: dict[str, Any]) -> int:
+        return self.samples_per_prompt(params)
+
+    def cost(self, node, value):
+        """Nominal: every sample a prompt's search makes runs the generator's full NFE per sample."""
+        from ganrm_bench.harness.cost import generator_nfe
+
+        n = len(value)
+        return {"nfe": n * self.samples_per_prompt(node.params) * generator_nfe(node.inputs["generator"].obj),
+                "scorer_calls": n * self.scorer_calls_per_prompt(node.params)}
+
+    def pending(self, node, store, peek):
+        prompts = peek(node.inputs["prompts"])
+        if prompts is None:
+            return {"prompts to search": -1}
+        missing = [p for p in prompts if not store.item_path(self.prompt_key(node, p), "json").exists()]
+        return {"prompts to search": len(missing), "search samples to generate": len(missing) * self.samples_per_prompt(node.params)} if missing else {}
+
+
+class NoiseSearchOp(PromptSearchOp):
+    """Zero-order search over initial noise (see the module docstring)."""
+
+    name = "noise_search"
+    version = "1"
+    hooks = "initial-noise (initial_noise, generate_from_noise)"
+
+    def usable(self, generator):
+        return can_search_noise(generator)
+
+    def samples_per_prompt(self, params):
+        return params["candidates"]
 
     def search(self, node: Node, ctx, generator, scorer, prompts: list[Prompt]) -> list[dict[str, Any]]:
         """Search these prompts together: each round's candidates of every prompt in one generator call."""
@@ -126,7 +180,7 @@ class NoiseSearchOp(ItemSetOp):
                         s = derive_seed(seed, prompt.id, "noise_search", rnd, j)
                         requests.append(SampleRequest(prompt, made + j, s))
                         noises.append(neighbour(best_noise[pi], sigma, s))
-            items = self.candidates(node, ctx, generator, requests, noises)
+            items = self.candidates(node, ctx, generator, requests, noises, from_pool=rnd == 0)
             scores = score_items(scorer, node.inputs["scorer"].key, items, ctx, f"score {node.label} round {rnd}")
             for c, (item, score) in enumerate(zip(items, scores)):
                 pi = c // n
@@ -138,13 +192,18 @@ class NoiseSearchOp(ItemSetOp):
             rnd += 1
         return [{"item": b[1].__dict__, "score": b[0], "trajectory": t} for b, t in zip(best, trajectory)]
 
-    def candidates(self, node: Node, ctx, generator, requests: list[SampleRequest], noises: list) -> list[Item]:
-        """Each candidate's image as a per-item file (made only when missing), keyed by what made it."""
+    def candidates(self, node: Node, ctx, generator, requests: list[SampleRequest], noises: list, from_pool: bool = False) -> list[Item]:
+        """Each candidate's image as a per-item file (made only when missing), keyed by what made it.
+        Round 0's (`from_pool`) are the RM@K pool's draws from their own seeds' noise, which the hooks
+        reproduce bit for bit: they take the pool's item keys, so a pool already made serves them."""
         import torch
 
+        from ganrm_bench.harness.graph import POOL
+
         gen_key = node.inputs["generator"].key
-        keys = [hash_key({"generator": gen_key, "prompt": r.prompt.id, "text": r.prompt.text, "noise": noise_digest(z), "seed": r.seed,
-                          **key_part(node.numerics)}) for r, z in zip(requests, noises)]
+        keys = POOL.item_keys(node, requests) if from_pool else [
+            hash_key({"generator": gen_key, "prompt": r.prompt.id, "text": r.prompt.text, "noise": noise_digest(z), "seed": r.seed,
+                      **key_part(node.numerics)}) for r, z in zip(requests, noises)]
         paths = [ctx.store.item_path(k, "png") for k in keys]
         missing = [i for i, path in enumerate(paths) if not path.exists()]
         if missing:
@@ -156,23 +215,6 @@ class NoiseSearchOp(ItemSetOp):
             ctx.count("images generated", len(missing))
         return [Item(k, str(path), r.prompt.id, r.prompt.text, r.k, r.seed) for k, path, r in zip(keys, paths, requests)]
 
-    def save(self, value, directory, node):
-        meta = super().save(value, directory, node)
-        (directory / "trajectories.json").write_text(json.dumps(getattr(value, "trajectories", {}), indent=1))
-        return meta
-
-    def cost(self, node, value):
-        from ganrm_bench.harness.cost import generator_nfe
-
-        per_prompt = node.params["candidates"]
-        return {"nfe": len(value) * per_prompt * generator_nfe(node.inputs["generator"].obj), "scorer_calls": len(value) * per_prompt}
-
-    def pending(self, node, store, peek):
-        prompts = peek(node.inputs["prompts"])
-        if prompts is None:
-            return {"prompts to search": -1}
-        missing = [p for p in prompts if not store.item_path(self.prompt_key(node, p), "json").exists()]
-        return {"prompts to search": len(missing), "search samples to generate": len(missing) * node.params["candidates"]} if missing else {}
 
 
 def score_items(scorer: Any, scorer_key: str, items: list[Item], ctx, description: str) -> np.ndarray:
@@ -203,11 +245,18 @@ class NoiseSearch(Method):
     Params = NoiseSearchParams
 
     def build(self, b, entry):
-        gen = b.generator(entry.generator)
-        if not can_search_noise(gen.obj):
-            raise UserError(f"method noise_search: generator {entry.generator!r} has no initial-noise hooks",
-                            hint="use mini_diffusion or a diffusers generator")
-        prompts, scorer = b.prompts(entry.prompts), b.scorer(entry.scorer)
-        params = {**self.params.model_dump(mode="json"), "seed": b.seed}
-        return b.node(NOISE_SEARCH, params, {"generator": gen, "prompts": prompts, "scorer": scorer},
-                      label=f"search[{scorer.label}]({gen.label}×{prompts.label}×{self.params.candidates})")
+        return build_search(b, entry, NOISE_SEARCH, self.params, "search", self.params.candidates)
+
+
+def build_search(b, entry, op: PromptSearchOp, params: PluginParams, tag: str, size: int, check=None) -> Node:
+    """A search row's node: the op over (generator, prompts, scorer), its params plus the run seed.
+    `check(generator_obj)` may raise a UserError about the params against the generator."""
+    gen = b.generator(entry.generator)
+    if not op.usable(gen.obj):
+        raise UserError(f"method {op.name}: generator {entry.generator!r} has no {op.hooks} hooks",
+                        hint="use mini_diffusion or a diffusers generator")
+    if check is not None:
+        check(gen.obj)
+    prompts, scorer = b.prompts(entry.prompts), b.scorer(entry.scorer)
+    return b.node(op, {**params.model_dump(mode="json"), "seed": b.seed}, {"generator": gen, "prompts": prompts, "scorer": scorer},
+                  label=f"{tag}[{scorer.label}]({gen.label}×{prompts.label}×{size})")

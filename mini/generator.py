@@ -179,9 +179,7 @@ class MiniDiffusion(Generator):
     def generate_from_noise(self, requests: Sequence[SampleRequest], noise: torch.Tensor | None, ctx: Context) -> list:
         """Images from the given initial noise (row i for request i; the request's seed still drives
         DDPM's per-step noise); `noise=None` draws it from the seeds, as `generate` does."""
-        from PIL import Image
-
-        from ganrm_bench.mini.sampling import initial_noise, sample, to_uint8
+        from ganrm_bench.mini.sampling import initial_noise, sample
 
         labels = self.encode_prompts([r.prompt for r in requests])  # fails fast on a bad prompt
         seeds = [r.seed for r in requests]
@@ -197,9 +195,31 @@ class MiniDiffusion(Generator):
             x = sample(self.unet, chunk_labels, seeds[start : start + n] + [0] * pad, steps=self.params.steps,
                        guidance=self.params.guidance, scheduler=self.params.scheduler, device=self.device,
                        noise=chunk_noise)  # fmt: skip
-            for img in to_uint8(x[:n]).numpy():
-                out.append(Image.fromarray(np.repeat(img[..., None], 3, axis=-1), "RGB"))
+            out.extend(_to_images(x[:n]))
         return out
+
+    def denoise_particles(self, requests: Sequence[SampleRequest], noise: torch.Tensor, ctx: Context, *, at: Sequence[int],
+                          on_x0: Any, eta: float = 0.0) -> list:
+        """Particle hook (methods.smc_search): denoise all requests together from `noise`; after step i
+        in `at`, `on_x0(i, images)` gets each row's predicted clean sample x̂0 as an image and may
+        return ancestor indices (rows of the same prompt) to resample the rows (see `mini.sampling.sample_particles`). η:
+        DDIM's step noise (0: deterministic; ignored by DDPM, which is stochastic anyway)."""
+        from ganrm_bench.mini.sampling import sample_particles
+
+        x = sample_particles(self.unet, self.encode_prompts([r.prompt for r in requests]), [r.seed for r in requests], noise,
+                             steps=self.params.steps, guidance=self.params.guidance, scheduler=self.params.scheduler,
+                             device=self.device, batch_size=self.params.batch_size, eta=eta, at=at,
+                             on_x0=lambda i, x0: on_x0(i, _to_images(x0)))  # fmt: skip
+        return _to_images(x)
+
+
+def _to_images(x: torch.Tensor) -> list:
+    """[-1, 1] samples [B, 1, H, W] as RGB PIL images (the digit repeated in the three channels)."""
+    from PIL import Image
+
+    from ganrm_bench.mini.sampling import to_uint8
+
+    return [Image.fromarray(np.repeat(img[..., None], 3, axis=-1), "RGB") for img in to_uint8(x).numpy()]
 
 
 def _load_partial(unet: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:

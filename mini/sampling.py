@@ -3,7 +3,7 @@ noise drawn from its own `torch.Generator`, so a sample does not depend on its b
 
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from typing import Callable, Literal, Sequence
 
 import torch
 
@@ -58,12 +58,68 @@ def sample(
     labels = labels.to(device)
     null = torch.full_like(labels, NULL_CLASS)
     for t in sched.timesteps:
-        if guidance == 1.0:
-            eps = unet(x, t, class_labels=labels).sample
-        else:
-            eps_c, eps_u = unet(torch.cat([x, x]), t, class_labels=torch.cat([labels, null])).sample.chunk(2)
-            eps = eps_u + guidance * (eps_c - eps_u)
+        eps = guided_eps(unet, x, t, labels, null, guidance)
         x = sched.step(eps, t, x, generator=gens if scheduler == "ddpm" else None).prev_sample
+    return x.clamp(-1, 1)
+
+
+def guided_eps(unet: torch.nn.Module, x: torch.Tensor, t, labels: torch.Tensor, null: torch.Tensor, guidance: float) -> torch.Tensor:
+    """The ε prediction at (x, t): the conditional model's at guidance 1, else classifier-free guided."""
+    if guidance == 1.0:
+        return unet(x, t, class_labels=labels).sample
+    eps_c, eps_u = unet(torch.cat([x, x]), t, class_labels=torch.cat([labels, null])).sample.chunk(2)
+    return eps_u + guidance * (eps_c - eps_u)
+
+
+@torch.no_grad()
+def sample_particles(
+    unet: torch.nn.Module,
+    labels: torch.Tensor,
+    seeds: Sequence[int],
+    noise: torch.Tensor,
+    *,
+    steps: int,
+    guidance: float,
+    scheduler: SchedulerName,
+    device: str,
+    batch_size: int,
+    eta: float,
+    at: Sequence[int],
+    on_x0: Callable[[int, torch.Tensor], Sequence[int] | None],
+) -> torch.Tensor:
+    """`sample` for a set of particles that may be resampled between steps (methods.smc_search).
+
+    After step i in `at`, `on_x0(i, x̂0)` gets the scheduler's predicted clean samples
+    (`pred_original_sample`, [-1, 1]) of every row; when it returns ancestor indices a, row j
+    continues from row a[j]'s state (ancestors must share the row's label, which is not moved; its own seed's generator still drives its step noise, so
+    copies of a particle diverge under a stochastic sampler: DDPM, or DDIM with η > 0). Every UNet
+    forward pass has exactly `batch_size` rows (padding: null label), as in `MiniDiffusion`, so
+    with no resampling and η = 0 row i is bit-identical to `sample`'s for the same seed and noise."""
+    from diffusers.utils.torch_utils import randn_tensor
+
+    n = len(seeds)
+    gens = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
+    sched = make_sampling_scheduler(scheduler, steps)
+    randn_tensor(tuple(noise.shape), generator=gens, device=torch.device("cpu"), dtype=torch.float32)  # as `sample` draws it
+    x = noise.to(device=device, dtype=torch.float32) * sched.init_noise_sigma
+    labels = labels.to(device)
+    pad = (-n) % batch_size
+    labels_padded = torch.cat([labels, torch.full((pad,), NULL_CLASS, dtype=labels.dtype, device=device)])
+    null = torch.full((batch_size,), NULL_CLASS, dtype=labels.dtype, device=device)
+    filler = torch.zeros((pad, *x.shape[1:]), device=device)
+    wanted = set(int(i) for i in at)
+    stochastic = scheduler == "ddpm" or eta > 0
+    kwargs = {} if scheduler == "ddpm" else {"eta": float(eta)}
+    for i, t in enumerate(sched.timesteps):
+        xp = torch.cat([x, filler])
+        eps = torch.cat([guided_eps(unet, xp[s : s + batch_size], t, labels_padded[s : s + batch_size], null, guidance)
+                         for s in range(0, n + pad, batch_size)])[:n]
+        out = sched.step(eps, t, x, generator=gens if stochastic else None, **kwargs)
+        x = out.prev_sample
+        if i in wanted:
+            ancestors = on_x0(i, out.pred_original_sample.clamp(-1, 1))
+            if ancestors is not None:
+                x = x[torch.as_tensor(list(ancestors), dtype=torch.long, device=x.device)]
     return x.clamp(-1, 1)
 
 

@@ -2,11 +2,18 @@
 cores, warm ≤ 5 % of cold with 0 images generated). Prints the numbers; not a test.
 
     .venv/bin/python benchmarks/perf/bench_mini_world.py [--threads 2] [--spec benchmarks/mini/table1.yaml]
+        [--store DIR]  (keep the filled store, e.g. for GANRM_CLAIMS_STORE; it must start empty to be cold)
+
+Also prints the machine's load average before and after (the machine may be shared) and the
+process's peak resident memory.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -18,6 +25,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--spec", default=str(REPO / "benchmarks" / "mini" / "table1.yaml"))
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--store", default=None, help="a store directory to fill and keep (default: a temporary one)")
     args = ap.parse_args()
 
     import torch
@@ -29,7 +37,8 @@ def main() -> None:
     from ganrm_bench.harness.store import Store
 
     spec = load_spec(args.spec)
-    with tempfile.TemporaryDirectory() as cache:
+    print(f"load average before: {os.getloadavg()} on {os.cpu_count()} cores")
+    with (contextlib.nullcontext(args.store) if args.store else tempfile.TemporaryDirectory()) as cache:
         times = {}
         for phase in ("cold", "warm"):
             ctx = Context(store=Store(cache))
@@ -38,7 +47,11 @@ def main() -> None:
             times[phase] = time.perf_counter() - t0
             print(f"{phase}: {times[phase]:.1f} s, images generated: {out.counters.get('images generated', 0)}, "
                   f"computed: {dict(out.computed)}")
+            if phase == "cold" and "seconds" in out.results:  # where the time went: each row's graph (shared artifacts in several rows)
+                per_row = out.results.groupby("row", sort=False)[["nfe", "seconds"]].first()
+                print(per_row.to_string(float_format=lambda v: f"{v:.1f}"))
     print(f"warm/cold = {times['warm'] / times['cold']:.2%} ({args.threads} torch threads)")
+    print(f"load average after: {os.getloadavg()}; peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
 
 
 if __name__ == "__main__":

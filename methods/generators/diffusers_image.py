@@ -62,3 +62,55 @@ class DiffusersImageGenerator(DiffusersGeneratorBase):
                 outputs.extend(self._call(pipe, chunk, generators, latents=noise[start : start + batch]))
             ctx.count(f"generator:{self.name}:items", len(chunk))
         return outputs
+
+    def denoise_particles(self, requests: Sequence[SampleRequest], noise, ctx, *, at: Sequence[int], on_x0, eta: float = 0.0) -> list:
+        """Particle hook (methods.smc_search): one pipeline call for all requests from latents `noise`.
+        After step i in `at`, `on_x0(i, images)` gets each row's x̂0 — the scheduler step's
+        `pred_original_sample`, decoded by the VAE (not counted as NFE) — and may return ancestor
+        indices, which reorder the latents (`callback_on_step_end`); each row keeps its own seed's
+        generator. η goes to the pipeline (DDIM's step noise; other schedulers ignore it)."""
+        import functools
+        import inspect
+
+        import torch
+
+        from ganrm_bench.harness.errors import UserError
+
+        pipe = self.pipeline(ctx)
+        gen_device = "cpu" if str(pipe.device).startswith("mps") else pipe.device
+        generators = [torch.Generator(device=gen_device).manual_seed(int(r.seed)) for r in requests]
+        self._draw_latents(pipe, generators)  # as generate_from_noise: later draws continue each generator
+        wanted, captured, step = {int(i) for i in at}, {}, pipe.scheduler.step
+
+        @functools.wraps(step)  # keeps step's signature: pipelines pass `eta` / `generator` only if step names them
+        def capturing_step(*args, return_dict: bool = True, **kwargs):
+            out = step(*args, return_dict=True, **kwargs)
+            captured["x0"] = getattr(out, "pred_original_sample", None)
+            return out if return_dict else (out.prev_sample,)
+
+        def on_step_end(_pipe, i, t, tensors):
+            if i not in wanted:
+                return {}
+            if captured.get("x0") is None:
+                raise UserError(f"smc_search: scheduler {type(pipe.scheduler).__name__} gives no pred_original_sample (x̂0)",
+                                hint="use a scheduler whose step output has it (DDIM, DDPM, Euler, Euler ancestral)")
+            with torch.inference_mode():
+                decoded = pipe.vae.decode(captured["x0"].to(pipe.vae.dtype) / pipe.vae.config.scaling_factor, return_dict=False)[0]
+            ancestors = on_x0(i, [im.convert("RGB") for im in pipe.image_processor.postprocess(decoded, output_type="pil")])
+            if ancestors is None:
+                return {}
+            latents = tensors["latents"]
+            return {"latents": latents[torch.as_tensor(list(ancestors), dtype=torch.long, device=latents.device)]}
+
+        kwargs = self.call_arguments(requests, generators)
+        if eta and "eta" in inspect.signature(type(pipe).__call__).parameters:
+            kwargs["eta"] = float(eta)
+        pipe.scheduler.step = capturing_step  # an instance attribute over the method, removed below
+        try:
+            with torch.inference_mode():
+                out = pipe(**kwargs, output_type="pil", latents=noise.to(device=pipe.device, dtype=pipe.unet.dtype),
+                           callback_on_step_end=on_step_end, callback_on_step_end_tensor_inputs=["latents"])
+        finally:
+            del pipe.scheduler.step
+        ctx.count(f"generator:{self.name}:items", len(requests))
+        return [im.convert("RGB") for im in out.images]

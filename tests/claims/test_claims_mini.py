@@ -23,11 +23,11 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from ganrm_bench.harness.runner import POOLED_SEED, run_spec
+from ganrm_bench.harness.runner import run_spec
 from ganrm_bench.harness.runtime import Context
 from ganrm_bench.harness.spec import load_spec
-from ganrm_bench.harness.stats import Units, difference
 from ganrm_bench.harness.store import Store
+from paired_claims import check_claim, paired
 
 MINI = Path(__file__).resolve().parents[2] / "benchmarks" / "mini"
 BASELINE = MINI.parents[1] / "reports" / "baselines" / "mini-table1"
@@ -70,28 +70,8 @@ def table(tmp_path_factory):
     return get
 
 
-def pooled_units(outcome, row: str, column: str) -> Units:
-    u = outcome.units
-    part = u[(u["row"] == row) & (u["column"] == column) & (u["seed"] == POOLED_SEED)]
-    assert len(part), f"no pooled units for {row} × {column}"
-    return Units.from_rows(part)
-
-
-def paired(outcome, row: str, against: str, column: str):
-    """value(row) − value(against), pooled over SEEDS, with its two-sided 90% interval."""
-    d = difference(pooled_units(outcome, row, column), pooled_units(outcome, against, column), level=0.90)
-    assert d.paired, d.method
-    return d
-
-
 def claim(claim_id: str, holds: bool, measured: str) -> None:
-    """Assert a claim; one listed in EXPECTED_TO_FAIL xfails with the live numbers, and fails if it holds."""
-    print(f"{claim_id}: {measured} -> {'holds' if holds else 'does not hold'}")
-    if claim_id in EXPECTED_TO_FAIL:
-        if holds:
-            pytest.fail(f"[XPASS(strict)] {claim_id} now holds ({measured}): remove it from EXPECTED_TO_FAIL")
-        pytest.xfail(f"{claim_id} does not hold here: {measured} ({EXPECTED_TO_FAIL[claim_id]})")
-    assert holds, f"{claim_id} does not hold: {measured}"
+    check_claim(claim_id, holds, measured, EXPECTED_TO_FAIL)
 
 
 def lower(claim_id: str, d, what: str) -> None:

@@ -1,6 +1,6 @@
 """noise_search on the mini generator (3 DDIM steps) with brightness as the value: the hooks
 reproduce `generate` from its own noise, the search beats best-of-K at the same NFE on these
-prompts, its NFE is RM@K's, a re-run computes nothing and a lost artifact resumes from the
+prompts, its NFE is RM@K's, its round 0 is the pool's items, a re-run computes nothing and a lost artifact resumes from the
 per-prompt records; the diffusers generator exposes the same hooks."""
 
 import json
@@ -90,7 +90,8 @@ def test_search_beats_best_of_k_at_equal_nfe_and_reruns_compute_nothing(tmp_path
         by_prompt.setdefault(it.prompt_id, []).append(np.asarray(it.load(), float).mean())
     assert all(s >= max(by_prompt[it.prompt_id]) for s, it in zip(search, cold.samples["search8"]))
 
-    assert cold.counters["images generated"] == 6 * 8 + 6 * 8  # RM@8's pool (base: its first draws) + 8 candidates a prompt
+    # RM@8's pool (base: its first draws) + the search's rounds after 0: round 0 are the pool's items
+    assert cold.counters["images generated"] == 6 * 8 + 6 * 4
     warm = run_spec(spec, Context(store=store))
     assert sum(warm.computed.values()) == 0 and "images generated" not in warm.counters
     cols = ["nfe", "scorer_calls", "seconds"]

@@ -1,5 +1,6 @@
 """The inference-time scaling specs (mini and SD1.5) validate and plan: RM@K rows share one K = 16
-pool, every search row draws its own candidates (K per prompt), and every cell is planned."""
+pool, every search row (noise search and SMC) draws its own candidates or particles (K per prompt),
+and every cell is planned."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from paper_fixtures import BENCHMARKS
 
 SCALING = {"mini": BENCHMARKS / "mini" / "scaling.yaml", "sd15": BENCHMARKS / "scaling_sd15.yaml"}
-BUDGETS = (4, 8, 16)  # the search rows' candidates per prompt
+BUDGETS = (4, 8, 16)  # the search rows' candidates (particles) per prompt
 
 
 def _spec(which):
@@ -37,6 +38,9 @@ def test_scaling_spec_rows_pair_search_with_best_of_k_at_equal_budget(which):
         assert rm.method == "rm_at_k" and rm.params["k"] == k
         assert search.method == "noise_search" and search.params["candidates"] == k and search.scorer == rm.scorer
         assert spec.table.compare[f"{prefix}search{k}"] == f"{prefix}rm{k}"
+        smc = spec.methods[f"{prefix}smc{k}"]
+        assert smc.method == "smc_search" and smc.params["particles"] == k and smc.scorer == rm.scorer
+        assert spec.table.compare[f"{prefix}smc{k}"] == f"{prefix}rm{k}"
 
 
 def test_mini_scaling_plans_one_pool_and_each_search(tmp_path):
@@ -49,7 +53,7 @@ def test_mini_scaling_plans_one_pool_and_each_search(tmp_path):
     assert [(c.row, c.column) for c in cells] == [(r, c) for r in rows for c in ["fid", "kid", "align"]]
     n = 300  # eval prompts (common.yaml)
     assert totals["images to generate"] == 16 * n + 500 + 2 * 500  # one K = 16 pool; GAN-RM's negatives and bootstrap pool
-    assert totals["search samples to generate"] == sum(BUDGETS) * n and totals["prompts to search"] == len(BUDGETS) * n
+    assert totals["search samples to generate"] == 2 * sum(BUDGETS) * n and totals["prompts to search"] == 2 * len(BUDGETS) * n
     assert totals["metric values to compute"] == len(rows) * 3
 
 
@@ -58,5 +62,5 @@ def test_sd15_scaling_plans_every_cell(fetched_world):
     cells, totals = _plan(spec, fetched_world["ctx"])
     assert [(c.row, c.column) for c in cells] == [(r, c) for r in spec.table.rows for c in ["fid", "kid", "clip"]]
     n = 4  # rows per prompt file (make_data_root)
-    assert totals["search samples to generate"] == sum(BUDGETS) * n
+    assert totals["search samples to generate"] == 2 * sum(BUDGETS) * n  # noise search and SMC
     assert totals["images to generate"] == 16 * n + n + n  # the K = 16 eval pool; GAN-RM's negatives and bootstrap pool
