@@ -31,7 +31,7 @@ test: install extras
 	@rm -f .pytest-slow.log
 	@OMP_NUM_THREADS=1 $(VENV)/bin/pytest -q -m 'slow and not nightly' > .pytest-slow.log 2>&1 & slow=$$!; 	OMP_NUM_THREADS=1 $(VENV)/bin/pytest -q -m "not slow"; fast=$$?; 	wait $$slow; slow=$$?; echo "== slow tests (-m slow) =="; cat .pytest-slow.log; 	test $$fast -eq 0 && test $$slow -eq 0
 
-## The nightly claims (about 25 CPU minutes cold on 2 cores): mini Tables 7 and 9, the scaling curve.
+## The nightly claims (about 40 CPU minutes cold): mini Tables 7 and 9 (seeds 0-2), the scaling curve (seeds 0-1).
 test-nightly: install extras
 	OMP_NUM_THREADS=1 $(VENV)/bin/pytest -q -m nightly --timeout=7200
 
