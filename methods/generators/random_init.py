@@ -65,19 +65,6 @@ def identity(model: str) -> dict[str, Any]:
 # -- tokenizers ------------------------------------------------------------------------------------
 
 
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2/CLIP's reversible byte → printable-unicode map (as in open_clip.tokenizer)."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(2**8):
-        if b not in bs:
-            bs.append(b)
-            cs.append(2**8 + n)
-            n += 1
-    return dict(zip(bs, map(chr, cs)))
-
-
 def bundled_bpe_file() -> Path:
     import importlib.util
 
@@ -88,17 +75,26 @@ def bundled_bpe_file() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "bpe_simple_vocab_16e6.txt.gz"
 
 
-@lru_cache(maxsize=1)
-def clip_bpe_dir() -> Path:
-    """A folder with vocab.json + merges.txt of the OpenAI CLIP BPE (written once per process)."""
-    directory = Path(tempfile.mkdtemp(prefix="ganrm-bench-clip-bpe-"))
+def write_clip_bpe(directory: str | Path) -> Path:
+    """Write vocab.json + merges.txt of the OpenAI CLIP BPE from open_clip's bundled file, so that
+    transformers' `CLIPTokenizer` works offline with the same token ids as open_clip's tokenizer."""
+    from transformers.models.clip.tokenization_clip import bytes_to_unicode
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
     lines = gzip.open(bundled_bpe_file()).read().decode("utf-8").split("\n")
     merges = lines[1 : 49152 - 256 - 2 + 1]
-    vocab = list(_bytes_to_unicode().values())
+    vocab = list(bytes_to_unicode().values())
     vocab = vocab + [v + "</w>" for v in vocab] + ["".join(m.split()) for m in merges] + ["<|startoftext|>", "<|endoftext|>"]
     (directory / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(vocab)}))
     (directory / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
     return directory
+
+
+@lru_cache(maxsize=1)
+def clip_bpe_dir() -> Path:
+    """A folder with the CLIP BPE files, written once per process."""
+    return write_clip_bpe(tempfile.mkdtemp(prefix="ganrm-bench-clip-bpe-"))
 
 
 def clip_tokenizer(pad_token: str = "<|endoftext|>"):

@@ -8,49 +8,18 @@ Reuse from other test folders: `sys.path.insert(0, "tests/methods"); from tiny i
 
 from __future__ import annotations
 
-import gzip
-import json
 import tempfile
 from pathlib import Path
 
 import torch
 
 
-def bundled_bpe_file() -> Path:
-    """open_clip's BPE merges file, found without importing open_clip (which takes seconds)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("open_clip")
-    return Path(list(spec.submodule_search_locations)[0]) / "bpe_simple_vocab_16e6.txt.gz"
-
-
-def bytes_to_unicode() -> dict[int, str]:
-    """GPT-2/CLIP's reversible byte → printable-unicode map (as in open_clip.tokenizer)."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(2**8):
-        if b not in bs:
-            bs.append(b)
-            cs.append(2**8 + n)
-            n += 1
-    return dict(zip(bs, map(chr, cs)))
-
-
 def write_clip_tokenizer(directory: str | Path) -> Path:
-    """Write vocab.json + merges.txt of the OpenAI CLIP BPE (from open_clip's bundled file) so that
-    `CLIPTokenizer.from_pretrained(directory)` works offline; ids match open_clip's tokenizer."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    lines = gzip.open(bundled_bpe_file()).read().decode("utf-8").split("\n")
-    merges = lines[1 : 49152 - 256 - 2 + 1]
-    vocab = list(bytes_to_unicode().values())
-    vocab = vocab + [v + "</w>" for v in vocab]
-    vocab += ["".join(m.split()) for m in merges]
-    vocab += ["<|startoftext|>", "<|endoftext|>"]
-    (directory / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(vocab)}))
-    (directory / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
-    return directory
+    """vocab.json + merges.txt of the OpenAI CLIP BPE, so `CLIPTokenizer.from_pretrained(directory)`
+    works offline (the writer `--random-weights` uses)."""
+    from ganrm_bench.methods.generators.random_init import write_clip_bpe
+
+    return write_clip_bpe(directory)
 
 
 def tiny_clip_tokenizer(directory: str | Path):
