@@ -87,6 +87,8 @@ def run_to_dir(spec: Spec, spec_path: str, ctx: Context, *, seeds: list[int] | N
         skipped = random_weights_skips(spec) if on else {}
         if skipped:
             spec = without_columns(spec, list(skipped))
+        if on:
+            spec = without_paper_values(spec)
         finished = _run_to_dir(spec, spec_path, ctx, seeds=seeds, out_dir=out_dir, overrides=overrides, skipped=skipped)
     finished.skipped = skipped
     return finished
@@ -126,6 +128,16 @@ def without_columns(spec: Spec, columns: list[str]) -> Spec:
         raise UserError(f"--random-weights: no column of table {spec.name!r} can be built with random weights",
                         hint="; ".join(f"{c}: {why}" for c, why in random_weights_skips(spec).items()))
     return spec.model_copy(update={"table": table})
+
+
+RANDOM_WEIGHTS_NOTE = "random weights (--random-weights): a smoke test at real shapes; the numbers say nothing about the models"
+
+
+def without_paper_values(spec: Spec) -> Spec:
+    """A random-weights run's spec: no paper values beside its cells (a ✗ against the paper would read
+    as a finding) and a note saying what the numbers are."""
+    reference = spec.reference.model_copy(update={"values": {}, "notes": [RANDOM_WEIGHTS_NOTE, *spec.reference.notes]})
+    return spec.model_copy(update={"reference": reference})
 
 
 def _run_to_dir(spec: Spec, spec_path: str, ctx: Context, *, seeds: list[int] | None, out_dir: str | Path | None,

@@ -106,6 +106,16 @@ def test_run_json_records_the_mode_and_the_limit(tmp_path, counters):
     assert info["random_weights"] is False and info["limit_prompts"] is None
 
 
+def test_a_random_weights_table_shows_no_paper_values_and_says_what_it_is(tmp_path, counters):
+    spec = load_spec(SPEC)  # the toy spec has a paper value for base × brightness
+    run_to_dir(spec, str(SPEC), make_context(spec, cache=tmp_path / "store", device="cpu"), out_dir=tmp_path / "rw",
+               random_weights=True)
+    run_to_dir(spec, str(SPEC), make_context(spec, cache=tmp_path / "store", device="cpu"), out_dir=tmp_path / "real")
+    random_table, real_table = ((tmp_path / d / "table.md").read_text() for d in ("rw", "real"))
+    assert "paper 99" in real_table and "paper 99" not in random_table
+    assert "--random-weights" in random_table and "--random-weights" not in real_table
+
+
 def test_limit_prompts_truncates_every_prompt_set_and_changes_their_keys(tmp_path, counters):
     spec = load_spec(SPEC)
     store = Store(tmp_path / "store")
