@@ -6,7 +6,6 @@ import math
 import sys
 from pathlib import Path
 
-import pytest
 
 from ganrm_bench.harness.graph import Builder
 from ganrm_bench.harness.cost import split_graph
@@ -20,14 +19,6 @@ sys.path.insert(0, str(HERE))
 from toy_plugins import count  # noqa: E402
 
 TOY_NFE = 3  # toy_pattern.nfe_per_sample()
-
-
-@pytest.fixture
-def counters(tmp_path, monkeypatch):
-    d = tmp_path / "counters"
-    d.mkdir()
-    monkeypatch.setenv("TOY_COUNTER_DIR", str(d))
-    return d
 
 
 def _by_row(results):

@@ -28,14 +28,6 @@ from toy_plugins import count  # noqa: E402
 SPEC = HERE / "toy_spec.yaml"
 
 
-@pytest.fixture
-def counters(tmp_path, monkeypatch):
-    d = tmp_path / "counters"
-    d.mkdir()
-    monkeypatch.setenv("TOY_COUNTER_DIR", str(d))
-    return d
-
-
 def node_keys(spec, ctx) -> set[str]:
     b = Builder(spec, ctx, spec.seeds[0])
     return {n.key for cell in build_cells(spec, b) for n in cell.node.walk()}

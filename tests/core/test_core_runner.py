@@ -4,7 +4,6 @@ shared across K; the plan counts what a run will do; seeds make runs reproducibl
 import sys
 from pathlib import Path
 
-import pytest
 
 from ganrm_bench.harness.graph import Builder
 from ganrm_bench.harness.runner import build_cells, plan, plan_totals, run_spec
@@ -15,14 +14,6 @@ from ganrm_bench.harness.store import Store
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 from toy_plugins import count  # noqa: E402
-
-
-@pytest.fixture
-def counters(tmp_path, monkeypatch):
-    d = tmp_path / "counters"
-    d.mkdir()
-    monkeypatch.setenv("TOY_COUNTER_DIR", str(d))
-    return d
 
 
 def test_cold_then_warm(tmp_path, counters):

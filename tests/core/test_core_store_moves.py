@@ -18,14 +18,6 @@ sys.path.insert(0, str(HERE))
 from toy_plugins import count  # noqa: E402
 
 
-@pytest.fixture
-def counters(tmp_path, monkeypatch):
-    d = tmp_path / "counters"
-    d.mkdir()
-    monkeypatch.setenv("TOY_COUNTER_DIR", str(d))
-    return d
-
-
 def _items_files(root: Path) -> list[Path]:
     return sorted((root / "objects").glob("*/*/items.json"))
 
