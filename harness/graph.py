@@ -243,10 +243,10 @@ class PoolOp(ItemSetOp):
         missing = [i for i, p in enumerate(paths) if not p.exists()]
         mine = [i for i in missing if i % world == rank]
         batch = ctx.batch_size or getattr(getattr(generator, "params", None), "batch_size", None) or 8
+        base = node.inputs["generator"].label.split("+")[0]  # a fine-tuned generator's spec entry
         with ctx.progress.task(f"generate {node.label}", len(mine)) as advance:
             for start in range(0, len(mine), batch):
                 idx = mine[start : start + batch]
-                base = node.inputs["generator"].label.split("+")[0]  # a fine-tuned generator's spec entry
                 with out_of_memory_hint(f"generating {node.label}", batch,
                                         f"--set generators.{base}.batch_size={{n}} (or --batch-size {{n}})", device=ctx.device), \
                         tf32_where_safe(ctx.device):

@@ -6,7 +6,6 @@ import math
 import sys
 from pathlib import Path
 
-
 from ganrm_bench.harness.graph import Builder
 from ganrm_bench.harness.cost import split_graph
 from ganrm_bench.harness.runner import run_spec
