@@ -192,6 +192,6 @@ class _Acquired:
 
 
 def store_lock(root: str | Path, key: str) -> "FileLock | SharedFSLock":
-    """The lock of `key` in the store at `root`, of the kind its file system needs."""
+    """The lock of `key` in the store at `root`, of the kind its file system needs (Store.file_lock)."""
     path = Path(root) / "locks" / f"{key}.lock"
     return SharedFSLock(path) if lock_mode(root) == "shared" else FileLock(str(path))

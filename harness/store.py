@@ -160,10 +160,9 @@ class Store:
     def file_lock(self, key: str) -> FileLock:
         """The lock of `key`: flock on a local disk, lock files that hold across hosts on a shared
         file system (harness/locks.py; GANRM_BENCH_LOCKS=auto|shared|flock)."""
-        from ganrm_bench.harness.locks import SharedFSLock, lock_mode
+        from ganrm_bench.harness.locks import store_lock
 
-        path = self.root / "locks" / f"{key}.lock"
-        return SharedFSLock(path) if lock_mode(self.root) == "shared" else FileLock(str(path))
+        return store_lock(self.root, key)
 
     @contextlib.contextmanager
     def lock(self, key: str, timeout: float = -1) -> Iterator[None]:
