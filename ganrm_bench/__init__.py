@@ -14,12 +14,14 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree that was never installed
     __version__ = "0+unknown"
 
-__all__ = ["run", "load_run", "check", "Run", "GanRM", "__version__"]
+__all__ = ["run", "load_run", "check", "plan", "baseline", "Run", "GanRM", "__version__"]
 
 _LAZY = {
     "run": "ganrm_bench.api",
     "load_run": "ganrm_bench.api",
     "check": "ganrm_bench.api",
+    "plan": "ganrm_bench.api",
+    "baseline": "ganrm_bench.api",
     "Run": "ganrm_bench.api",
     "GanRM": "ganrm_bench.methods.ganrm.model",
 }

@@ -1,6 +1,6 @@
 """Generators and post-training methods (the rows of every table).
 
-Registered lazily through `PLUGINS` (see harness/builtins.py): importing this package imports
+Registered lazily through `PLUGINS` (see harness/plugins/builtins.py): importing this package imports
 nothing heavy; each "module:Class" target is imported on first use.
 """
 

@@ -17,15 +17,16 @@ from typing import Any
 
 import numpy as np
 
-from ganrm_bench.harness import memory
+from ganrm_bench.harness.runtime import memory
 from ganrm_bench.harness.errors import UserError
-from ganrm_bench.harness.graph import Builder, Node, Op
-from ganrm_bench.harness.plugins import ItemSet
+from ganrm_bench.harness.engine.builder import Builder
+from ganrm_bench.harness.engine.nodes import Node, Op
+from ganrm_bench.harness.plugins.base import ItemSet
 from ganrm_bench.methods.finetune.train import PreferencePair, Sample, TrainConfig
 
 
 def _rank_and_world() -> tuple[int, int]:
-    from ganrm_bench.harness.distributed import rank_and_world
+    from ganrm_bench.harness.runtime.distributed import rank_and_world
 
     return rank_and_world()
 
@@ -74,13 +75,13 @@ class FinetuneOp(Op):
     trains = True
 
     def exclusive(self, node):
-        from ganrm_bench.harness.distributed import rank_and_world
+        from ganrm_bench.harness.runtime.distributed import rank_and_world
 
         return rank_and_world()[1] == 1
 
     def compute(self, node: Node, ctx, inputs):
-        from ganrm_bench.harness.numerics import tf32_where_safe
-        from ganrm_bench.harness.oom import out_of_memory_hint
+        from ganrm_bench.harness.runtime.numerics import tf32_where_safe
+        from ganrm_bench.harness.runtime.oom import out_of_memory_hint
         from ganrm_bench.methods.finetune.adapters import denoiser_for
         from ganrm_bench.methods.finetune.train import finetune, make_accelerator
 
@@ -129,7 +130,7 @@ class FinetuneOp(Op):
         return {"models to fine-tune": 1}
 
     def cost(self, node, value: FinetuneResult):
-        from ganrm_bench.harness.cost import training_steps
+        from ganrm_bench.harness.engine.cost import training_steps
 
         return {"train_steps": training_steps(value.summary)}
 
@@ -217,7 +218,7 @@ def require_finetunable(b: Builder, entry: Any, method: str) -> None:
 
 def run_config(b: Builder, params: Any) -> TrainConfig:
     """The training config of a method's params, with its seed tied to the run seed."""
-    from ganrm_bench.harness.runtime import derive_seed
+    from ganrm_bench.harness.runtime.seeds import derive_seed
 
     fields = {k: getattr(params, k) for k in TrainConfig.model_fields if hasattr(params, k)}
     fields["seed"] = derive_seed(b.seed, "finetune", fields.get("seed", 0))

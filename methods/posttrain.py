@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from ganrm_bench.harness.plugins import EntryRef, Method
+from ganrm_bench.harness.plugins.base import EntryRef, Method
 from ganrm_bench.methods.finetune.train import TrainConfig
 from ganrm_bench.methods.ops import finetune_round, require_finetunable, finetuned_generator_node, prompts_entry, run_config
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 from pydantic import Field
 
 from ganrm_bench.harness.errors import UserError
-from ganrm_bench.harness.graph import PLUGIN, plugin_fingerprint
-from ganrm_bench.harness.plugins import Method, PluginParams
+from ganrm_bench.harness.engine.ops import PLUGIN
+from ganrm_bench.harness.plugins.fingerprint import plugin_fingerprint
+from ganrm_bench.harness.plugins.base import Method, PluginParams
 
 
 class BaseParams(PluginParams):
@@ -72,7 +73,7 @@ class DiffusionDPO(Method):
     Params = DiffusionDPOParams
 
     def build(self, b, entry):
-        from ganrm_bench.harness.registry import REGISTRIES
+        from ganrm_bench.harness.plugins.registry import REGISTRIES
 
         g = b.spec.generators[entry.generator]
         cls = REGISTRIES["generator"].get(g.generator)

@@ -32,12 +32,13 @@ import numpy as np
 from pydantic import Field
 
 from ganrm_bench.harness.errors import UserError
-from ganrm_bench.harness.graph import ItemSetOp, Node, save_media
-from ganrm_bench.harness.numerics import key_part
-from ganrm_bench.harness.plugins import Item, ItemSet, Method, PluginParams, Prompt, SampleRequest
-from ganrm_bench.harness.prefetch import scorer_loading
-from ganrm_bench.harness.runtime import derive_seed
-from ganrm_bench.harness.store import hash_key
+from ganrm_bench.harness.engine.ops import ItemSetOp, save_media
+from ganrm_bench.harness.engine.nodes import Node
+from ganrm_bench.harness.runtime.numerics import key_part
+from ganrm_bench.harness.plugins.base import Item, ItemSet, Method, PluginParams, Prompt, SampleRequest
+from ganrm_bench.harness.runtime.prefetch import scorer_loading
+from ganrm_bench.harness.runtime.seeds import derive_seed
+from ganrm_bench.harness.store.keys import hash_key
 
 
 def can_search_noise(generator: Any) -> bool:
@@ -86,7 +87,7 @@ class PromptSearchOp(ItemSetOp):
         return max(1, int(getattr(getattr(generator, "params", None), "batch_size", 8)))
 
     def exclusive(self, node):
-        from ganrm_bench.harness.distributed import rank_and_world
+        from ganrm_bench.harness.runtime.distributed import rank_and_world
 
         return rank_and_world()[1] == 1  # per-prompt records are atomic files: shards need no lock
 
@@ -96,7 +97,7 @@ class PromptSearchOp(ItemSetOp):
                          "scorer": node.inputs["scorer"].key, "prompt": prompt.id, "text": prompt.text, **key_part(node.numerics)})
 
     def compute(self, node, ctx, inputs):
-        from ganrm_bench.harness.distributed import rank_and_world, wait_for_files
+        from ganrm_bench.harness.runtime.distributed import rank_and_world, wait_for_files
 
         generator, scorer, prompts = inputs["generator"], inputs["scorer"], inputs["prompts"]
         if not self.usable(generator):
@@ -132,7 +133,7 @@ class PromptSearchOp(ItemSetOp):
 
     def cost(self, node, value):
         """Nominal: every sample a prompt's search makes runs the generator's full NFE per sample."""
-        from ganrm_bench.harness.cost import generator_nfe
+        from ganrm_bench.harness.engine.cost import generator_nfe
 
         n = len(value)
         return {"nfe": n * self.samples_per_prompt(node.params) * generator_nfe(node.inputs["generator"].obj),
@@ -198,7 +199,7 @@ class NoiseSearchOp(PromptSearchOp):
         reproduce bit for bit: they take the pool's item keys, so a pool already made serves them."""
         import torch
 
-        from ganrm_bench.harness.graph import POOL
+        from ganrm_bench.harness.engine.ops import POOL
 
         gen_key = node.inputs["generator"].key
         keys = POOL.item_keys(node, requests) if from_pool else [

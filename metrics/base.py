@@ -21,11 +21,12 @@ from typing import Annotated, Any, Callable, ClassVar, Hashable, Sequence
 import numpy as np
 from pydantic import Field
 
+from ganrm_bench.harness.plugins.fingerprint import plugin_fingerprint
 from ganrm_bench.harness.errors import UserError
-from ganrm_bench.harness.numerics import key_part, numerics_class, numerics_record
-from ganrm_bench.harness.plugins import FeatureExtractor, Item, ItemSet, Metric, MetricResult, PluginParams, PluginRef, Scorer
-from ganrm_bench.harness.runtime import derive_seed
-from ganrm_bench.harness.store import hash_key
+from ganrm_bench.harness.runtime.numerics import key_part, numerics_class, numerics_record
+from ganrm_bench.harness.plugins.base import FeatureExtractor, Item, ItemSet, Metric, MetricResult, PluginParams, PluginRef, Scorer
+from ganrm_bench.harness.runtime.seeds import derive_seed
+from ganrm_bench.harness.store.keys import hash_key
 from ganrm_bench.metrics import ci as cimod
 from ganrm_bench.metrics.frechet import BlockStats, GaussianStats, block_bootstrap, block_jackknife, frechet_distance
 from ganrm_bench.metrics.media import require_prompts
@@ -37,7 +38,7 @@ _MODELS: dict[Hashable, Any] = {}
 def cached_model(key: Hashable, load: Callable[[], Any]) -> Any:
     """Load a model once per process and reuse it across metric instances and calls, while the
     nodes that use it run (`harness.memory`: a later node's other models evict it)."""
-    from ganrm_bench.harness import memory
+    from ganrm_bench.harness.runtime import memory
 
     memory.claim(("metric-model", key), lambda: _MODELS.pop(key, None))
     if key not in _MODELS:
@@ -45,12 +46,6 @@ def cached_model(key: Hashable, load: Callable[[], Any]) -> Any:
     return _MODELS[key]
 
 
-def fingerprint_of(plugin: Any, ctx: Any) -> dict[str, Any]:
-    """`plugin.fingerprint(ctx)` when it takes a ctx (weights digests through the store), else `fingerprint()`."""
-    import inspect
-
-    fp = plugin.fingerprint
-    return fp(ctx) if len(inspect.signature(fp).parameters) >= 1 else fp()
 
 
 def batch_size_for(ctx: Any, own: int) -> int:
@@ -132,7 +127,7 @@ class MetricScorer(Scorer):
 
     def assets(self) -> list:
         """The wrapped metric's weights (harness.assets)."""
-        from ganrm_bench.harness.assets import plugin_assets
+        from ganrm_bench.harness.store.assets import plugin_assets
 
         return plugin_assets(self._metric)
 
@@ -188,8 +183,8 @@ class SetMetric(Metric):
         """The extractor class and its params (features_params + this metric's overrides); a
         UserError when an override does not apply to it or contradicts features_params. Cheap: no
         weights are loaded."""
-        from ganrm_bench.harness.builtins import register_builtins
-        from ganrm_bench.harness.registry import FEATURES
+        from ganrm_bench.harness.plugins.builtins import register_builtins
+        from ganrm_bench.harness.plugins.registry import FEATURES
 
         register_builtins()
         cls = FEATURES.get(self.params.features)
@@ -222,7 +217,7 @@ class SetMetric(Metric):
 
     def assets(self) -> list:
         """The feature extractor's weights (harness.assets)."""
-        from ganrm_bench.harness.assets import plugin_assets
+        from ganrm_bench.harness.store.assets import plugin_assets
 
         return plugin_assets(self.extractor())
 
@@ -231,7 +226,7 @@ class SetMetric(Metric):
         fp = super().fingerprint()
         fp["params"].pop("batch_size", None)
         fp["params"].pop("features_params", None)  # the extractor's own fingerprint covers them
-        fp["features"] = fingerprint_of(self.extractor(), ctx)
+        fp["features"] = plugin_fingerprint(self.extractor(), ctx)
         fp["convention"] = self.convention()
         return fp
 
@@ -242,7 +237,7 @@ class SetMetric(Metric):
 
     def _feature_chunks(self, items: list[Item], ctx: Any):
         ext = self.extractor()
-        fp = fingerprint_of(ext, ctx)
+        fp = plugin_fingerprint(ext, ctx)
         bs = batch_size_for(ctx, self.params.batch_size)
 
         def compute(batch: list[Item]) -> np.ndarray:
@@ -258,7 +253,7 @@ class SetMetric(Metric):
         """Reference statistics, cached in the store as an artifact (never in a package folder)."""
         items = self.select(list(reference.items), ctx, "reference")
         numerics = numerics_class(getattr(ctx, "device", "cpu"))  # CUDA-made statistics never serve a CPU run
-        key = hash_key({"kind": "frechet-reference-stats", "features": fingerprint_of(self.extractor(), ctx),
+        key = hash_key({"kind": "frechet-reference-stats", "features": plugin_fingerprint(self.extractor(), ctx),
                         "items": hash_key([it.key for it in items]), **key_part(numerics)})
         store = ctx.store
         if not store.has(key):
@@ -289,7 +284,7 @@ class SetMetric(Metric):
     def paired_difference(self, a: ItemSet, b: ItemSet, reference: ItemSet, ctx: Any, *, level: float = 0.95) -> tuple[float, float, float]:
         """value(a) − value(b) with a delete-one-block jackknife CI whose blocks are shared prompts:
         far tighter than two separate CIs when both rows sample the same prompts (harness.stats)."""
-        from ganrm_bench.harness.stats import difference
+        from ganrm_bench.harness.stats.paired import difference
 
         units = [self.units(self.compute(s, ctx, reference=reference), s) for s in (a, b)]
         if any(u is None for u in units):

@@ -23,8 +23,8 @@ from typing import Any, Literal, Sequence
 import numpy as np
 from pydantic import Field
 
-from ganrm_bench.harness.plugins import PluginParams
-from ganrm_bench.harness.runtime import derive_seed
+from ganrm_bench.harness.plugins.base import PluginParams
+from ganrm_bench.harness.runtime.seeds import derive_seed
 
 
 class CIParams(PluginParams):

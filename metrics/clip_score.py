@@ -14,8 +14,10 @@ from typing import Any, ClassVar, Literal, Sequence
 import numpy as np
 from pydantic import Field
 
-from ganrm_bench.harness import random_weights as rw
-from ganrm_bench.harness.plugins import PluginParams
+from ganrm_bench.harness.store.offline import is_offline
+from ganrm_bench.harness.store.hub import is_local
+from ganrm_bench.harness.runtime import random_weights as rw
+from ganrm_bench.harness.plugins.base import PluginParams
 from ganrm_bench.metrics import openclip_models as oc
 from ganrm_bench.metrics import weights as W
 from ganrm_bench.metrics.base import MetricScorer, PerSampleMetric, PerSampleParams
@@ -72,21 +74,21 @@ class CLIPScore(PerSampleMetric):
         if rw.active():
             return oc.load_random(p.model, p.pretrained, device=getattr(ctx, "device", "cpu"))
         return oc.load(p.model, p.pretrained, cache_dir=p.cache_dir, device=getattr(ctx, "device", "cpu"),
-                       offline=W.is_offline(ctx))
+                       offline=is_offline(ctx))
 
     def assets(self) -> list:
         """The open_clip weights of (model, pretrained) (harness.assets)."""
-        from ganrm_bench.harness.assets import openclip_tag_asset
+        from ganrm_bench.harness.store.assets import openclip_tag_asset
 
         p = self.params
         return [openclip_tag_asset(p.model, p.pretrained, cache_dir=p.cache_dir, url_dir=p.cache_dir or W.torch_hub_checkpoints(),
-                                   what=f"open_clip {p.model}/{p.pretrained} for CLIPScore", looks_local=W.looks_local)]
+                                   what=f"open_clip {p.model}/{p.pretrained} for CLIPScore", looks_local=is_local)]
 
     def weights_identity(self, ctx: Any = None) -> dict[str, str]:
         p = self.params
         if rw.active():
             return {"clip": rw.identity(f"open_clip {p.model} ({p.pretrained} conventions)")}
-        path, _ = oc.resolve(p.model, p.pretrained, cache_dir=p.cache_dir, offline=W.is_offline(ctx))
+        path, _ = oc.resolve(p.model, p.pretrained, cache_dir=p.cache_dir, offline=is_offline(ctx))
         return {"clip": W.identity(path, ctx)}
 
     def cosines(self, images: Sequence[Any], prompts: Sequence[str], ctx: Any) -> np.ndarray:

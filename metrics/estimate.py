@@ -1,4 +1,4 @@
-"""Unit costs of the metrics' models for `plan --estimate` (harness/estimate.py): random-init
+"""Unit costs of the metrics' models for `plan --estimate` (harness/engine/estimate.py): random-init
 models of the real architecture (no weights needed: time does not depend on them), timed on a
 small batch at the real input size. Each model is built and timed once per process."""
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ganrm_bench.harness.estimate import UnitCost, time_call
+from ganrm_bench.harness.engine.estimate import UnitCost, time_call
 
 _MEMO: dict[tuple, UnitCost] = {}
 TIMING_BATCH = 2  # images per timed call: a tiny loop, so Table 1's estimate stays within minutes on a CPU

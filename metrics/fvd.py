@@ -22,9 +22,10 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 from pydantic import Field
 
+from ganrm_bench.harness.store.offline import is_offline
 from ganrm_bench.harness.errors import UserError, require
-from ganrm_bench.harness.plugins import FeatureExtractor, Item, PluginParams
-from ganrm_bench.harness.runtime import derive_seed
+from ganrm_bench.harness.plugins.base import FeatureExtractor, Item, PluginParams
+from ganrm_bench.harness.runtime.seeds import derive_seed
 from ganrm_bench.metrics import weights as W
 from ganrm_bench.metrics.base import FeaturesRef, SetMetric, SetParams, batch_size_for, cached_model
 from ganrm_bench.metrics.media import as_video
@@ -54,11 +55,11 @@ class _CdFvdFeatures(FeatureExtractor):
         home = Path(self.params.cache_dir).expanduser() if self.params.cache_dir else W.torch_hub_checkpoints()
         package_dir = Path(cdfvd.__file__).parent / "third_party" / self.subdir
         return W.url_file(self.url, self.filename, model=f"cd-fvd {self.name} network", search_dirs=[home, package_dir],
-                          download_dir=home, offline=W.is_offline(ctx))
+                          download_dir=home, offline=is_offline(ctx))
 
     def assets(self) -> list:
         """The network's weights file (harness.assets), where `weights_file` looks."""
-        from ganrm_bench.harness.assets import local_asset, url_asset
+        from ganrm_bench.harness.store.assets import local_asset, url_asset
 
         if self.params.weights:
             return [local_asset(self.params.weights, what=f"cd-fvd {self.name}")]

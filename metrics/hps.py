@@ -21,9 +21,10 @@ from typing import Any, ClassVar, Literal, Sequence
 import numpy as np
 from pydantic import Field
 
-from ganrm_bench.harness import random_weights as rw
+from ganrm_bench.harness.store.offline import is_offline
+from ganrm_bench.harness.runtime import random_weights as rw
 from ganrm_bench.harness.errors import require
-from ganrm_bench.harness.plugins import PluginParams
+from ganrm_bench.harness.plugins.base import PluginParams
 from ganrm_bench.metrics import weights as W
 from ganrm_bench.metrics.base import MetricScorer, PerSampleMetric, PerSampleParams, cached_model
 from ganrm_bench.metrics.media import as_pil
@@ -88,11 +89,11 @@ class HPS(PerSampleMetric):
         model = f"HPS {p.hps_version} checkpoint"
         if p.checkpoint:
             return W.local_path(p.checkpoint, model=model)
-        return W.hub_file(HUB_REPO, CHECKPOINTS[p.hps_version], model=model, cache_dir=p.cache_dir, offline=W.is_offline(ctx))
+        return W.hub_file(HUB_REPO, CHECKPOINTS[p.hps_version], model=model, cache_dir=p.cache_dir, offline=is_offline(ctx))
 
     def assets(self) -> list:
         """The HPS checkpoint of `hps_version` (the ViT-H-14 is built without weights) (harness.assets)."""
-        from ganrm_bench.harness.assets import hub_asset, local_asset
+        from ganrm_bench.harness.store.assets import hub_asset, local_asset
 
         p = self.params
         if p.checkpoint:

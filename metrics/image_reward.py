@@ -21,8 +21,10 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 from pydantic import Field
 
+from ganrm_bench.harness.store.offline import is_offline
+from ganrm_bench.harness.store.hub import is_local
 from ganrm_bench.harness.errors import UserError, require
-from ganrm_bench.harness.plugins import PluginParams
+from ganrm_bench.harness.plugins.base import PluginParams
 from ganrm_bench.metrics import weights as W
 from ganrm_bench.metrics.base import MetricScorer, PerSampleMetric, PerSampleParams, cached_model
 from ganrm_bench.metrics.media import as_pil
@@ -53,7 +55,7 @@ def tokenizer_from(spec: str, *, cache_dir: str | None, offline: bool):
         from transformers import BertTokenizer
 
         try:
-            tok = BertTokenizer.from_pretrained(spec, cache_dir=cache_dir, local_files_only=offline or W.looks_local(spec))
+            tok = BertTokenizer.from_pretrained(spec, cache_dir=cache_dir, local_files_only=offline or is_local(spec))
         except Exception as exc:
             raise W.MissingWeightsError(
                 f"ImageReward tokenizer {spec}", f"the BERT tokenizer is not in the hub cache or at that path ({type(exc).__name__})",
@@ -100,9 +102,9 @@ class ImageReward(PerSampleMetric):
                 f"(r - {MEAN:.5f}) / {STD:.5f}, prompts truncated at 35 BERT tokens")
 
     def files(self, ctx: Any = None) -> tuple[Path, Path]:
-        p, offline = self.params, W.is_offline(ctx)
+        p, offline = self.params, is_offline(ctx)
         model = "ImageReward-v1.0"
-        if W.looks_local(p.checkpoint):
+        if is_local(p.checkpoint):
             ckpt = W.local_path(p.checkpoint, model=model)
             med = W.local_path(p.med_config or str(ckpt.parent / "med_config.json"), model=model, what="med_config")
             return ckpt, med
@@ -113,11 +115,11 @@ class ImageReward(PerSampleMetric):
 
     def assets(self) -> list:
         """ImageReward.pt + med_config.json, and the BERT tokenizer (harness.assets)."""
-        from ganrm_bench.harness.assets import hub_asset, local_asset, ref_asset
+        from ganrm_bench.harness.store.assets import hub_asset, local_asset, ref_asset
 
         p = self.params
         out = []
-        if W.looks_local(p.checkpoint):
+        if is_local(p.checkpoint):
             out.append(local_asset(p.checkpoint, what="ImageReward-v1.0 checkpoint"))
             out.append(local_asset(p.med_config or str(Path(p.checkpoint).expanduser().parent / "med_config.json"),
                                    what="ImageReward med_config.json"))
@@ -126,7 +128,7 @@ class ImageReward(PerSampleMetric):
             out.append(hub_asset(p.checkpoint, files, cache_dir=p.cache_dir, what="ImageReward-v1.0 checkpoint"))
             if p.med_config:
                 out.append(local_asset(p.med_config, what="ImageReward med_config.json"))
-        out.append(ref_asset(p.tokenizer, looks_local=W.looks_local, files=("vocab.txt",), cache_dir=p.cache_dir,
+        out.append(ref_asset(p.tokenizer, looks_local=is_local, files=("vocab.txt",), cache_dir=p.cache_dir,
                              what="BERT tokenizer for ImageReward",
                              patterns=("vocab.txt", "tokenizer_config.json", "tokenizer.json", "special_tokens_map.json", "config.json")))
         return out
@@ -134,7 +136,7 @@ class ImageReward(PerSampleMetric):
     def random_weights_unavailable(self) -> str | None:
         """run --random-weights leaves this column out: BLIP's BERT needs bert-base-uncased's
         vocab.txt and ImageReward's med_config.json, which no installed package ships."""
-        from ganrm_bench.harness import random_weights as rw
+        from ganrm_bench.harness.runtime import random_weights as rw
 
         if not rw.active():
             return None
@@ -153,7 +155,7 @@ class ImageReward(PerSampleMetric):
 
         def build():
             module = import_image_reward()
-            with tokenizer_from(p.tokenizer, cache_dir=p.cache_dir, offline=W.is_offline(ctx)):
+            with tokenizer_from(p.tokenizer, cache_dir=p.cache_dir, offline=is_offline(ctx)):
                 model = module.ImageReward(med_config=str(med), device=device)
             state = W.load_torch_state(ckpt)
             result = model.load_state_dict(state, strict=False)  # as the package (BLIP keys it does not use)

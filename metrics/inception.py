@@ -21,8 +21,9 @@ from typing import Any, ClassVar, Literal, Sequence
 import numpy as np
 from pydantic import Field
 
-from ganrm_bench.harness import random_weights as rw
-from ganrm_bench.harness.plugins import FeatureExtractor, PluginParams
+from ganrm_bench.harness.store.offline import is_offline
+from ganrm_bench.harness.runtime import random_weights as rw
+from ganrm_bench.harness.plugins.base import FeatureExtractor, PluginParams
 from ganrm_bench.metrics import weights as W
 from ganrm_bench.metrics.base import batch_size_for, cached_model
 from ganrm_bench.metrics.media import as_uint8
@@ -56,11 +57,11 @@ class InceptionFeatures(FeatureExtractor):
         home = Path(p.cache_dir).expanduser() if p.cache_dir else W.torch_hub_checkpoints()
         search = [home, Path("/tmp")] if p.mode == "clean" else [home]  # /tmp: clean-fid's own download folder
         return W.url_file(url, filename, model=f"Inception for FID ({p.mode})", search_dirs=search,
-                          download_dir=home, offline=W.is_offline(ctx))
+                          download_dir=home, offline=is_offline(ctx))
 
     def assets(self) -> list:
         """The Inception weights file of the mode (harness.assets), where `weights_file` looks."""
-        from ganrm_bench.harness.assets import local_asset, url_asset
+        from ganrm_bench.harness.store.assets import local_asset, url_asset
 
         p = self.params
         if p.weights:
@@ -95,7 +96,7 @@ class InceptionFeatures(FeatureExtractor):
     def features(self, images: Sequence[Any], ctx: Any) -> np.ndarray:
         import torch
 
-        from ganrm_bench.harness.prefetch import prepared
+        from ganrm_bench.harness.runtime.prefetch import prepared
 
         model = self._model(ctx)
         device = getattr(ctx, "device", "cpu")

@@ -21,8 +21,10 @@ from typing import Any, ClassVar, Literal, Sequence
 import numpy as np
 from pydantic import Field
 
+from ganrm_bench.harness.store.offline import is_offline
+from ganrm_bench.harness.store.hub import is_local
 from ganrm_bench.harness.errors import UserError, require
-from ganrm_bench.harness.plugins import ItemSet, PluginParams
+from ganrm_bench.harness.plugins.base import ItemSet, PluginParams
 from ganrm_bench.metrics import openclip_models as oc
 from ganrm_bench.metrics import weights as W
 from ganrm_bench.metrics.base import PerSampleMetric, PerSampleParams, batch_size_for, cached_model
@@ -56,13 +58,13 @@ class Q16Detector:
         return W.local_path(self.p.q16_prompts, model="Q16 prompt embeddings", what="q16_prompts")
 
     def fingerprint(self, ctx: Any = None) -> dict[str, Any]:
-        path, _ = oc.resolve(self.p.q16_model, self.p.q16_pretrained, cache_dir=self.p.cache_dir, offline=W.is_offline(ctx))
+        path, _ = oc.resolve(self.p.q16_model, self.p.q16_pretrained, cache_dir=self.p.cache_dir, offline=is_offline(ctx))
         return {"detector": "q16", "clip": W.identity(path, ctx), "prompts": W.identity(self.prompts_file(), ctx),
                 "model": self.p.q16_model}
 
     def scores(self, images: Sequence[Any], ctx: Any) -> np.ndarray:
         bundle = oc.load(self.p.q16_model, self.p.q16_pretrained, cache_dir=self.p.cache_dir,
-                         device=getattr(ctx, "device", "cpu"), offline=W.is_offline(ctx))
+                         device=getattr(ctx, "device", "cpu"), offline=is_offline(ctx))
         prompts = load_prompt_embeddings(self.prompts_file())
         img, _ = oc.encode(bundle, [_pil(im) for im in images], None, getattr(ctx, "device", "cpu"))
         if prompts.shape != (2, img.shape[1]):
@@ -179,14 +181,14 @@ class IP(PerSampleMetric):
 
     def assets(self) -> list:
         """Q16's CLIP and prompt embeddings (NudeNet's detector ships in its wheel) (harness.assets)."""
-        from ganrm_bench.harness.assets import local_asset, openclip_tag_asset, url_asset
+        from ganrm_bench.harness.store.assets import local_asset, openclip_tag_asset, url_asset
 
         p = self.params
         q16_url = f"https://raw.githubusercontent.com/ml-research/Q16/main/data/{p.q16_model}/prompts.p"  # Q16's own file
         out = []
         if "q16" in p.detectors:
             out.append(openclip_tag_asset(p.q16_model, p.q16_pretrained, cache_dir=p.cache_dir,
-                                          url_dir=p.cache_dir or W.torch_hub_checkpoints(), looks_local=W.looks_local,
+                                          url_dir=p.cache_dir or W.torch_hub_checkpoints(), looks_local=is_local,
                                           what=f"open_clip {p.q16_model}/{p.q16_pretrained} for Q16"))
             if p.q16_prompts and Path(p.q16_prompts).name == "prompts.p":
                 out.append(url_asset(q16_url, p.q16_prompts, what="Q16 prompt embeddings"))

@@ -22,10 +22,11 @@ import numpy as np
 from pydantic import Field
 
 from ganrm_bench.harness.errors import UserError
-from ganrm_bench.harness.plugins import Item, ItemSet, MetricResult
-from ganrm_bench.harness.store import hash_key
+from ganrm_bench.harness.plugins.base import Item, ItemSet, MetricResult
+from ganrm_bench.harness.store.keys import hash_key
 from ganrm_bench.metrics import ci as cimod
-from ganrm_bench.metrics.base import SetMetric, SetParams, fingerprint_of
+from ganrm_bench.harness.plugins.fingerprint import plugin_fingerprint
+from ganrm_bench.metrics.base import SetMetric, SetParams
 
 ROWS = 1024  # kernel rows in memory at once: ROWS × max(N, M) floats
 
@@ -112,7 +113,7 @@ class KID(SetMetric):
         y = self._features(items, ctx)
         if len(y) < 2:
             raise UserError(f"metric {self.name!r}: the reference set {reference.key!r} has {len(y)} item(s); at least 2 are needed")
-        key = hash_key({"kind": "kid-reference-kernel", "features": fingerprint_of(self.extractor(), ctx),
+        key = hash_key({"kind": "kid-reference-kernel", "features": plugin_fingerprint(self.extractor(), ctx),
                         "kernel": [self.params.degree, self.params.gamma, self.params.coef],
                         "items": hash_key([it.key for it in items])})
         store = ctx.store

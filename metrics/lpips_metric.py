@@ -22,9 +22,10 @@ from typing import Any, ClassVar, Literal, Sequence
 import numpy as np
 from pydantic import Field
 
+from ganrm_bench.harness.store.offline import is_offline
 from ganrm_bench.harness.errors import UserError
-from ganrm_bench.harness.plugins import Item, ItemSet, MetricResult
-from ganrm_bench.harness.store import hash_key
+from ganrm_bench.harness.plugins.base import Item, ItemSet, MetricResult
+from ganrm_bench.harness.store.keys import hash_key
 from ganrm_bench.metrics import ci as cimod
 from ganrm_bench.metrics import weights as W
 from ganrm_bench.metrics.base import PerSampleMetric, PerSampleParams, batch_size_for, cached_model
@@ -73,11 +74,11 @@ class LPIPS(PerSampleMetric):
         _, url = TRUNKS[self.params.net]
         home = W.torch_hub_checkpoints()
         return W.url_file(url, Path(url).name, model=f"LPIPS {self.params.net} trunk (torchvision ImageNet weights)",
-                          search_dirs=[home], download_dir=home, offline=W.is_offline(ctx))
+                          search_dirs=[home], download_dir=home, offline=is_offline(ctx))
 
     def assets(self) -> list:
         """The trunk's torchvision weights (the linear heads ship with lpips) (harness.assets)."""
-        from ganrm_bench.harness.assets import local_asset, url_asset
+        from ganrm_bench.harness.store.assets import local_asset, url_asset
 
         if self.params.backbone_weights:
             return [local_asset(self.params.backbone_weights, what=f"LPIPS {self.params.net} trunk")]

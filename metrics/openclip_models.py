@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ganrm_bench.harness.store.hub import is_local
 from ganrm_bench.metrics import weights as W
 from ganrm_bench.metrics.base import cached_model
 
@@ -37,7 +38,7 @@ def resolve(model: str, pretrained: str, *, cache_dir: str | None, offline: bool
                               allow_patterns=["open_clip_config.json", "open_clip_*", "*.txt*"]), {"folder": True}
     if model.startswith("local-dir:"):
         return W.local_path(model[len("local-dir:"):], model=desc), {"folder": True}
-    if W.looks_local(pretrained):
+    if is_local(pretrained):
         return W.local_path(pretrained, model=desc), {}
     cfg = open_clip.get_pretrained_cfg(model, pretrained)
     if not cfg:
@@ -105,12 +106,12 @@ def load_random(model: str, pretrained: str | None, *, device: str) -> OpenClipM
     """run --random-weights: the architecture `model` with random weights, with the tag's
     conventions (QuickGELU, mean/std, resize) when `pretrained` is a known tag; open_clip's own
     bundled tokenizer."""
-    from ganrm_bench.harness import random_weights as rw
+    from ganrm_bench.harness.runtime import random_weights as rw
 
     def build() -> OpenClipModel:
         import open_clip
 
-        cfg = open_clip.get_pretrained_cfg(model, pretrained) if pretrained and not W.looks_local(pretrained) else {}
+        cfg = open_clip.get_pretrained_cfg(model, pretrained) if pretrained and not is_local(pretrained) else {}
         kwargs: dict[str, Any] = {}
         if cfg:
             kwargs = {"force_quick_gelu": bool(cfg.get("quick_gelu", False)), "image_mean": cfg.get("mean"),

@@ -12,8 +12,10 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 from pydantic import Field
 
-from ganrm_bench.harness import random_weights as rw
-from ganrm_bench.harness.plugins import PluginParams
+from ganrm_bench.harness.store.offline import is_offline
+from ganrm_bench.harness.store.hub import is_local
+from ganrm_bench.harness.runtime import random_weights as rw
+from ganrm_bench.harness.plugins.base import PluginParams
 from ganrm_bench.metrics import weights as W
 from ganrm_bench.metrics.base import MetricScorer, PerSampleMetric, PerSampleParams, cached_model
 from ganrm_bench.metrics.media import as_pil
@@ -46,7 +48,7 @@ class PickScore(PerSampleMetric):
                 f"{self.params.model}, processor {self.params.processor}")
 
     def _dirs(self, ctx: Any):
-        p, offline = self.params, W.is_offline(ctx)
+        p, offline = self.params, is_offline(ctx)
         model_dir = W.model_dir(p.model, model=f"PickScore model {p.model}", cache_dir=p.cache_dir, offline=offline)
         proc_dir = W.model_dir(p.processor, model=f"PickScore processor {p.processor}", cache_dir=p.cache_dir,
                                offline=offline, allow_patterns=["*.json", "*.txt"])  # not the 4 GB weights
@@ -54,12 +56,12 @@ class PickScore(PerSampleMetric):
 
     def assets(self) -> list:
         """The PickScore CLIP model and the processor files of its base (harness.assets)."""
-        from ganrm_bench.harness.assets import ref_asset
+        from ganrm_bench.harness.store.assets import ref_asset
 
         p = self.params
-        return [ref_asset(p.model, looks_local=W.looks_local, files=("config.json",), cache_dir=p.cache_dir,
+        return [ref_asset(p.model, looks_local=is_local, files=("config.json",), cache_dir=p.cache_dir,
                           what="PickScore_v1 model", patterns=("*.json", "*.txt", "model.safetensors", "pytorch_model.bin")),
-                ref_asset(p.processor, looks_local=W.looks_local, files=("preprocessor_config.json",), cache_dir=p.cache_dir,
+                ref_asset(p.processor, looks_local=is_local, files=("preprocessor_config.json",), cache_dir=p.cache_dir,
                           what="PickScore processor", patterns=("*.json", "*.txt"))]
 
     def weights_identity(self, ctx: Any = None) -> dict[str, str]:

@@ -20,23 +20,13 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ganrm_bench.harness.errors import MissingWeightsError
-from ganrm_bench.harness.store import canonical_json, file_digest
-
-_TRUE = {"1", "true", "yes", "on"}
-_DIGESTS: dict[tuple[str, int, int], str] = {}
+from ganrm_bench.harness.store.digests import weights_digest
+from ganrm_bench.harness.store.hub import is_local
 
 
-def is_offline(ctx: Any = None) -> bool:
-    """True when nothing may be downloaded: HF_HUB_OFFLINE / GANRM_BENCH_OFFLINE set, or ctx.offline."""
-    for var in ("HF_HUB_OFFLINE", "GANRM_BENCH_OFFLINE"):
-        if os.environ.get(var, "").strip().lower() in _TRUE:
-            return True
-    return bool(getattr(ctx, "offline", False))
 
 
-def looks_local(spec: str) -> bool:
-    """A path (absolute, relative with a separator, or existing) rather than a hub id."""
-    return spec.startswith(("/", "./", "../", "~")) or Path(spec).expanduser().exists()
+
 
 
 def hub_file(repo_id: str, filename: str, *, model: str, cache_dir: str | None = None, offline: bool = True,
@@ -82,7 +72,7 @@ def local_path(spec: str, *, model: str, what: str = "weights") -> Path:
 def model_dir(spec: str, *, model: str, cache_dir: str | None, offline: bool,
               allow_patterns: Iterable[str] | None = None) -> Path:
     """A local directory, or a hub id resolved to its snapshot directory."""
-    if looks_local(spec):
+    if is_local(spec):
         return local_path(spec, model=model)
     return hub_snapshot(spec, model=model, cache_dir=cache_dir, offline=offline, allow_patterns=allow_patterns)
 
@@ -133,21 +123,9 @@ def identity(path: str | Path, ctx: Any = None) -> str:
     path = path.resolve()
     if store is not None:
         return "sha256:" + store.weights_digest(path)
-    return "sha256:" + _digest(path)
+    return "sha256:" + weights_digest(path)
 
 
-def _digest(path: Path) -> str:
-    import hashlib
-
-    if path.is_dir():
-        # same formula as Store.weights_digest, so identities agree with or without a store
-        parts = [(p.relative_to(path).as_posix(), _digest(p)) for p in sorted(q for q in path.rglob("*") if q.is_file())]
-        return hashlib.sha256(canonical_json(parts).encode()).hexdigest()
-    st = path.stat()
-    key = (str(path), st.st_size, st.st_mtime_ns)
-    if key not in _DIGESTS:
-        _DIGESTS[key] = file_digest(path)
-    return _DIGESTS[key]
 
 
 def _hub_hint(repo_id: str, filename: str | None, cache_dir: str | None) -> str:

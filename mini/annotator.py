@@ -11,8 +11,9 @@ from pydantic import Field
 from ganrm_bench.harness.errors import UserError
 from ganrm_bench.mini.common import ANNOTATOR_FILE, digest, images_to_tensor, load_net, parse_digit, weights_path
 from ganrm_bench.mini.nets import AnnotatorNet
-from ganrm_bench.harness.plugins import PluginParams, Scorer
-from ganrm_bench.harness.runtime import Context, resolve_device
+from ganrm_bench.harness.plugins.base import PluginParams, Scorer
+from ganrm_bench.harness.runtime.context import Context
+from ganrm_bench.harness.runtime.devices import resolve_device
 
 
 class MiniAnnotatorParams(PluginParams):

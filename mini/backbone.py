@@ -9,8 +9,9 @@ from pydantic import Field
 
 from ganrm_bench.mini.common import images_to_tensor
 from ganrm_bench.mini.nets import RandomConvBackbone
-from ganrm_bench.harness.plugins import Backbone, PluginParams
-from ganrm_bench.harness.runtime import Context, resolve_device
+from ganrm_bench.harness.plugins.base import Backbone, PluginParams
+from ganrm_bench.harness.runtime.context import Context
+from ganrm_bench.harness.runtime.devices import resolve_device
 
 
 class MiniConvParams(PluginParams):

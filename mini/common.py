@@ -12,7 +12,7 @@ import torch
 
 from ganrm_bench.harness.errors import MissingWeightsError, UserError
 from ganrm_bench.mini.data import IMAGE_SIZE
-from ganrm_bench.harness.store import file_digest
+from ganrm_bench.harness.store.digests import file_digest
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 GENERATOR_FILE = "generator.safetensors"

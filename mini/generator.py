@@ -15,8 +15,9 @@ from pydantic import Field
 from ganrm_bench.harness.errors import UserError
 from ganrm_bench.mini.common import GENERATOR_FILE, digest, images_to_tensor, load_state, parse_digit, weights_path
 from ganrm_bench.mini.nets import NULL_CLASS, SCHEDULER_CONFIG, build_unet
-from ganrm_bench.harness.plugins import Generator, PluginParams, Prompt, SampleRequest
-from ganrm_bench.harness.runtime import Context, resolve_device
+from ganrm_bench.harness.plugins.base import Generator, PluginParams, Prompt, SampleRequest
+from ganrm_bench.harness.runtime.context import Context
+from ganrm_bench.harness.runtime.devices import resolve_device
 
 
 class MiniDiffusionParams(PluginParams):
@@ -155,8 +156,8 @@ class MiniDiffusion(Generator):
     def estimate_unit(self, ctx: Context | None = None):
         """plan --estimate: one full batch generated (seconds per image) and one UNet forward of a
         batch (seconds per sample, which fine-tuning's estimate multiplies)."""
-        from ganrm_bench.harness.estimate import UnitCost, time_call
-        from ganrm_bench.harness.plugins import Prompt
+        from ganrm_bench.harness.engine.estimate import UnitCost, time_call
+        from ganrm_bench.harness.plugins.base import Prompt
 
         bs = self.params.batch_size
         reqs = [SampleRequest(Prompt(f"probe{i}", f"a handwritten digit {i % 10}"), 0, i) for i in range(bs)]

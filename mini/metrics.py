@@ -11,7 +11,7 @@ from pydantic import Field
 from ganrm_bench.harness.errors import UserError
 from ganrm_bench.mini.common import parse_digit
 from ganrm_bench.mini.features import MiniDigitsFeatures
-from ganrm_bench.harness.plugins import ItemSet
+from ganrm_bench.harness.plugins.base import ItemSet
 from ganrm_bench.metrics.base import MetricScorer, PerSampleMetric, PerSampleParams, batch_size_for, cached_model
 
 

@@ -15,9 +15,9 @@ def sample_grid(per_digit: int = 10, weights: str | None = None, guidance: float
     """uint8 [10·17, (2·per_digit + 1)·17] grid: per row, real digits of the fid_ref split | samples."""
     from ganrm_bench.mini import data
     from ganrm_bench.mini.generator import MiniDiffusion
-    from ganrm_bench.harness.plugins import Prompt, SampleRequest
-    from ganrm_bench.harness.runtime import Context
-    from ganrm_bench.harness.store import Store
+    from ganrm_bench.harness.plugins.base import Prompt, SampleRequest
+    from ganrm_bench.harness.runtime.context import Context
+    from ganrm_bench.harness.store.artifacts import Store
 
     import tempfile
 

@@ -9,9 +9,9 @@ from pydantic import Field, field_validator
 
 from ganrm_bench.harness.errors import UserError
 from ganrm_bench.mini import data
-from ganrm_bench.harness.plugins import ImageSource, Item, ItemSet, PluginParams, Prompt, PromptSource
-from ganrm_bench.harness.runtime import Context
-from ganrm_bench.harness.store import hash_key
+from ganrm_bench.harness.plugins.base import ImageSource, Item, ItemSet, PluginParams, Prompt, PromptSource
+from ganrm_bench.harness.runtime.context import Context
+from ganrm_bench.harness.store.keys import hash_key
 
 PROMPT_TEMPLATE = "a handwritten digit {digit}"
 

@@ -27,7 +27,7 @@ import torch
 from ganrm_bench.mini import data
 from ganrm_bench.mini.common import ANNOTATOR_FILE, GENERATOR_FILE, INFO_FILE, METRIC_FILE
 from ganrm_bench.mini.nets import NULL_CLASS, SCHEDULER_CONFIG, UNET_CONFIG, AnnotatorNet, MetricNet, build_unet
-from ganrm_bench.harness.store import file_digest
+from ganrm_bench.harness.store.digests import file_digest
 
 SEEDS = {"metric": 1001, "annotator": 2002, "generator": 3003, "eval": 4004}
 DEFAULTS = {

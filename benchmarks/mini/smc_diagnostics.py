@@ -32,12 +32,13 @@ def main() -> None:
 
     from scipy.stats import spearmanr
 
-    from ganrm_bench.harness.graph import Builder
-    from ganrm_bench.harness.plugins import SampleRequest
-    from ganrm_bench.harness.runner import Evaluator
-    from ganrm_bench.harness.runtime import Context, derive_seed
-    from ganrm_bench.harness.spec import load_spec
-    from ganrm_bench.harness.store import Store
+    from ganrm_bench.harness.engine.builder import Builder
+    from ganrm_bench.harness.plugins.base import SampleRequest
+    from ganrm_bench.harness.engine.evaluator import Evaluator
+    from ganrm_bench.harness.runtime.context import Context
+    from ganrm_bench.harness.runtime.seeds import derive_seed
+    from ganrm_bench.harness.spec.load import load_spec
+    from ganrm_bench.harness.store.artifacts import Store
 
     spec = load_spec(MINI / "scaling.yaml")
     ctx = Context(store=Store(args.store))

@@ -42,8 +42,8 @@ def main() -> None:
     import torch
     from PIL import Image
 
-    from ganrm_bench.harness.runtime import Context
-    from ganrm_bench.harness.store import Store
+    from ganrm_bench.harness.runtime.context import Context
+    from ganrm_bench.harness.store.artifacts import Store
     from ganrm_bench.methods.ganrm.backbones import OpenClipBackbone
     from ganrm_bench.methods.ganrm.features import item_features, media_features
     from ganrm_bench.methods.ganrm.model import GanRM
@@ -74,7 +74,7 @@ def main() -> None:
         for i, im in enumerate(images):
             paths.append(os.path.join(tmp, f"{i:04d}.png"))
             im.save(paths[-1])
-        from ganrm_bench.harness.sources import items_from_files
+        from ganrm_bench.harness.plugins.sources import items_from_files
         from pathlib import Path
 
         items, _ = items_from_files([(Path(p), {}) for p in paths], ctx, what="bench", skip_bad=False, full_check=False)

@@ -34,11 +34,11 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from ganrm_bench.harness.builtins import register_builtins
-    from ganrm_bench.harness.plugins import FeatureExtractor, Item, ItemSet, PluginParams
-    from ganrm_bench.harness.registry import FEATURES
-    from ganrm_bench.harness.runtime import Context
-    from ganrm_bench.harness.store import Store
+    from ganrm_bench.harness.plugins.builtins import register_builtins
+    from ganrm_bench.harness.plugins.base import FeatureExtractor, Item, ItemSet, PluginParams
+    from ganrm_bench.harness.plugins.registry import FEATURES
+    from ganrm_bench.harness.runtime.context import Context
+    from ganrm_bench.harness.store.artifacts import Store
     from ganrm_bench.metrics.fid import FID
 
     torch.set_num_threads(args.threads)

@@ -27,11 +27,11 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from ganrm_bench.harness.report import write_run
-    from ganrm_bench.harness.runner import run_spec
-    from ganrm_bench.harness.runtime import Context
-    from ganrm_bench.harness.spec import load_spec
-    from ganrm_bench.harness.store import Store
+    from ganrm_bench.harness.report.rundir import write_run
+    from ganrm_bench.harness.engine.runner import run_spec
+    from ganrm_bench.harness.runtime.context import Context
+    from ganrm_bench.harness.spec.load import load_spec
+    from ganrm_bench.harness.store.artifacts import Store
 
     store, total = Store(args.cache), 0.0
     for name in TABLES:

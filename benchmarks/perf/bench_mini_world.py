@@ -31,10 +31,10 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from ganrm_bench.harness.runner import run_spec
-    from ganrm_bench.harness.runtime import Context
-    from ganrm_bench.harness.spec import load_spec
-    from ganrm_bench.harness.store import Store
+    from ganrm_bench.harness.engine.runner import run_spec
+    from ganrm_bench.harness.runtime.context import Context
+    from ganrm_bench.harness.spec.load import load_spec
+    from ganrm_bench.harness.store.artifacts import Store
 
     spec = load_spec(args.spec)
     print(f"load average before: {os.getloadavg()} on {os.cpu_count()} cores")

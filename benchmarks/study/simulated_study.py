@@ -77,7 +77,7 @@ def main() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}"
-    cli = [sys.executable, "-m", "ganrm_bench.harness.cli", "study"]
+    cli = [sys.executable, "-m", "ganrm_bench.harness.app.cli.main", "study"]
     server = subprocess.Popen([*cli, "serve", str(args.run), "--rows", args.rows, "--port", str(port), "--max-pairs", args.pairs])
     try:
         for _ in range(600):

@@ -5,7 +5,7 @@ from typing import ClassVar, Sequence
 import numpy as np
 from pydantic import Field
 
-from ganrm_bench.harness.registry import METRICS
+from ganrm_bench.harness.plugins.registry import METRICS
 from ganrm_bench.metrics.base import PerSampleMetric, PerSampleParams
 
 

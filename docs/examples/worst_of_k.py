@@ -2,8 +2,8 @@
 
 from pydantic import Field
 
-from ganrm_bench.harness.plugins import Method, PluginParams
-from ganrm_bench.harness.registry import METHODS
+from ganrm_bench.harness.plugins.base import Method, PluginParams
+from ganrm_bench.harness.plugins.registry import METHODS
 
 
 class WorstParams(PluginParams):

@@ -29,7 +29,7 @@ OFFLOAD_DEVICE = "cpu"
 def decode_media(x: Any) -> Any:
     """An image/video in memory from an Item or a path (other inputs as they are): what the
     denoisers' `load_image` / `load_video` would read."""
-    from ganrm_bench.harness.plugins import Item, load_media
+    from ganrm_bench.harness.plugins.base import Item, load_media
 
     if isinstance(x, Item):
         return x.load()
@@ -70,7 +70,7 @@ class Prefetcher:
 
 
 def _image_key(x: Any) -> Any:
-    from ganrm_bench.harness.plugins import Item
+    from ganrm_bench.harness.plugins.base import Item
 
     if isinstance(x, Item):
         return ("item", x.key)

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, Protocol, Sequence, runtime_checkable
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-    from ganrm_bench.harness.plugins import Generator
-    from ganrm_bench.harness.runtime import Context
+    from ganrm_bench.harness.plugins.base import Generator
+    from ganrm_bench.harness.runtime.context import Context
 
 
 @runtime_checkable

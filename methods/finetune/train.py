@@ -34,10 +34,10 @@ import torch
 from pydantic import Field
 
 from ganrm_bench.harness.errors import UserError
-from ganrm_bench.harness.numerics import fixed_threads
-from ganrm_bench.harness.plugins import PluginParams
-from ganrm_bench.harness.runtime import derive_seed
-from ganrm_bench.harness.store import hash_key
+from ganrm_bench.harness.runtime.numerics import fixed_threads
+from ganrm_bench.harness.plugins.base import PluginParams
+from ganrm_bench.harness.runtime.seeds import derive_seed
+from ganrm_bench.harness.store.keys import hash_key
 from ganrm_bench.methods.finetune import weights as W
 from ganrm_bench.methods.finetune.dpo import diffusion_dpo_loss, shared_noise_and_timesteps
 from ganrm_bench.methods.finetune.encodings import PrecomputedEncodings, Prefetcher, decode_example, offload_encoders

@@ -24,7 +24,7 @@ VAE_CHUNK = 8
 
 def load_video(x: Any) -> np.ndarray:
     """A uint8 T×H×W×3 array from an array, a list of PIL frames, an .npz path or an Item."""
-    from ganrm_bench.harness.plugins import load_media
+    from ganrm_bench.harness.plugins.base import load_media
 
     if hasattr(x, "load") and not hasattr(x, "convert"):  # an Item (a PIL image has .load too)
         x = x.load()

@@ -7,7 +7,6 @@ GAN-RM pools CLS ⊕ mean and caches that vector per image (see features.py).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from functools import lru_cache
@@ -17,8 +16,9 @@ from typing import Annotated, Any, Literal, Sequence
 import numpy as np
 
 from ganrm_bench.harness.errors import UserError
-from ganrm_bench.harness.plugins import Backbone, PluginParams, PluginRef
-from ganrm_bench.harness.store import canonical_json, file_digest
+from ganrm_bench.harness.plugins.base import Backbone, PluginParams, PluginRef
+from ganrm_bench.harness.plugins.fingerprint import plugin_fingerprint
+from ganrm_bench.harness.store.digests import weights_digest
 from ganrm_bench.methods.ganrm.weights import resolve_open_clip_weights, tag_config
 
 log = logging.getLogger(__name__)
@@ -35,24 +35,8 @@ def register_packaged_configs() -> None:
     open_clip.add_model_config(CONFIG_DIR)
 
 
-_DIGESTS: dict[tuple[str, int, int], str] = {}
 
 
-def weights_digest(path: str | Path, ctx: Any = None) -> str:
-    """Content digest of a weights file or directory: the store's memo when a Context is given,
-    else an in-process memo. Both give the same value (same recipe as Store.weights_digest)."""
-    if ctx is not None and getattr(ctx, "store", None) is not None:
-        return ctx.store.weights_digest(path)
-    path = Path(path).resolve()
-    st = path.stat()
-    memo_key = (str(path), st.st_size, st.st_mtime_ns)
-    if memo_key not in _DIGESTS:
-        if path.is_dir():
-            parts = [(f.relative_to(path).as_posix(), file_digest(f)) for f in sorted(p for p in path.rglob("*") if p.is_file())]
-            _DIGESTS[memo_key] = hashlib.sha256(canonical_json(parts).encode()).hexdigest()
-        else:
-            _DIGESTS[memo_key] = file_digest(path)
-    return _DIGESTS[memo_key]
 
 
 def to_pil(image: Any):
@@ -101,7 +85,7 @@ class OpenClipBackbone(Backbone):
         MissingWeightsError within seconds when the weights are not on this machine."""
         if self._weights is False:
             p = self.params
-            from ganrm_bench.harness import random_weights
+            from ganrm_bench.harness.runtime import random_weights
 
             if random_weights.active() and not p.model.startswith(("local-dir:", "hf-hub:")):
                 self._weights = None  # run --random-weights: the architecture, random init (init_seed), the tag's conventions
@@ -142,7 +126,7 @@ class OpenClipBackbone(Backbone):
     # -- assets (harness.assets) -----------------------------------------------------------------
     def assets(self) -> list:
         """The weights this backbone looks for (tag's hub file or URL file, or local files)."""
-        from ganrm_bench.harness.assets import hub_asset, local_asset, url_asset
+        from ganrm_bench.harness.store.assets import hub_asset, local_asset, url_asset
         from ganrm_bench.methods.ganrm.weights import _hub_candidates
 
         p = self.params
@@ -173,7 +157,7 @@ class OpenClipBackbone(Backbone):
         import open_clip
         import torch
 
-        from ganrm_bench.harness.runtime import resolve_device
+        from ganrm_bench.harness.runtime.devices import resolve_device
 
         register_packaged_configs()
         p = self.params
@@ -229,7 +213,7 @@ class OpenClipBackbone(Backbone):
     def preprocess(self, images: Sequence[Any]):
         import torch
 
-        from ganrm_bench.harness.prefetch import prepared
+        from ganrm_bench.harness.runtime.prefetch import prepared
 
         visual = self.visual
         return torch.stack([prepared(im, self.prepare) for im in images]).to(self._device, next(visual.parameters()).dtype)
@@ -265,19 +249,13 @@ class OpenClipBackbone(Backbone):
 
 def build_backbone(name: str, params: dict[str, Any] | None = None) -> Backbone:
     """A backbone plugin by registry name (built-ins registered on first use)."""
-    from ganrm_bench.harness.builtins import register_builtins
-    from ganrm_bench.harness.registry import REGISTRIES
+    from ganrm_bench.harness.plugins.builtins import register_builtins
+    from ganrm_bench.harness.plugins.registry import REGISTRIES
 
     register_builtins()
     return REGISTRIES["backbone"].get(name)(params or {})
 
 
-def backbone_fingerprint(backbone: Backbone, ctx: Any = None) -> dict[str, Any]:
-    """`fingerprint(ctx)` for backbones that digest weights through the store, else `fingerprint()`."""
-    import inspect
-
-    fp = backbone.fingerprint
-    return fp(ctx) if len(inspect.signature(fp).parameters) >= 1 else fp()
 
 
 class VideoFrameBackbone(Backbone):
@@ -304,12 +282,12 @@ class VideoFrameBackbone(Backbone):
             "version": self.version,
             "frames": self.params.frames,
             "frame_pool": "mean of per-frame tokens",
-            "image_backbone": backbone_fingerprint(self.inner, ctx),
+            "image_backbone": plugin_fingerprint(self.inner, ctx),
         }
 
     def assets(self) -> list:
         """The image backbone's weights."""
-        from ganrm_bench.harness.assets import plugin_assets
+        from ganrm_bench.harness.store.assets import plugin_assets
 
         return plugin_assets(self.inner)
 

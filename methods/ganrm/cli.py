@@ -55,7 +55,7 @@ def as_flags(text: str, backbone: str | None) -> str:
     fields = set()
     if backbone:
         try:
-            from ganrm_bench.harness.registry import REGISTRIES
+            from ganrm_bench.harness.plugins.registry import REGISTRIES
 
             fields = set(getattr(REGISTRIES["backbone"].get(backbone), "Params").model_fields)
         except Exception:  # noqa: BLE001 - an unknown backbone has its own error
@@ -65,15 +65,17 @@ def as_flags(text: str, backbone: str | None) -> str:
 
 def params_error(exc, model, flag: str) -> UserError:
     """A pydantic ValidationError of command-line values as one line naming the flag."""
-    from ganrm_bench.harness.spec import format_error
+    from ganrm_bench.harness.spec.check import format_error
 
     return UserError("; ".join(flag.format(msg=format_error(e, model)) for e in exc.errors()))
 
 
 def make_context(cache: Optional[Path], device: str):
-    from ganrm_bench.harness.distributed import rank_and_world
-    from ganrm_bench.harness.runtime import Context, Progress, resolve_device
-    from ganrm_bench.harness.store import Store
+    from ganrm_bench.harness.runtime.distributed import rank_and_world
+    from ganrm_bench.harness.runtime.context import Context
+    from ganrm_bench.harness.runtime.progress import Progress
+    from ganrm_bench.harness.runtime.devices import resolve_device
+    from ganrm_bench.harness.store.artifacts import Store
 
     show = rank_and_world()[0] == 0  # under a launcher, process 0 alone draws progress
     return Context(store=Store(cache), device=resolve_device(device), progress=Progress.auto(sys.stderr, enabled=show))
@@ -81,7 +83,7 @@ def make_context(cache: Optional[Path], device: str):
 
 def image_source(path: Path, *, recursive: bool, skip_bad: bool):
     """A folder or a table of paths, as an ImageSource plugin."""
-    from ganrm_bench.harness.sources import FolderImages, TableImages
+    from ganrm_bench.harness.plugins.sources import FolderImages, TableImages
 
     if path.is_dir():
         return FolderImages(path=str(path), recursive=recursive, skip_bad=skip_bad)
@@ -132,7 +134,7 @@ def train(
 
     from pydantic import ValidationError
 
-    from ganrm_bench.harness.registry import REGISTRIES
+    from ganrm_bench.harness.plugins.registry import REGISTRIES
 
     _refuse_overwrite(out, overwrite)
     ctx = make_context(cache, device)
@@ -163,8 +165,8 @@ def _refuse_overwrite(out: Path, overwrite: bool) -> None:
 
 
 def _accepts_device(backbone: str) -> bool:
-    from ganrm_bench.harness.builtins import register_builtins
-    from ganrm_bench.harness.registry import REGISTRIES
+    from ganrm_bench.harness.plugins.builtins import register_builtins
+    from ganrm_bench.harness.plugins.registry import REGISTRIES
 
     register_builtins()
     cls = REGISTRIES["backbone"].get(backbone)
@@ -197,7 +199,7 @@ def score(
     device: Optional[str] = typer.Option(None, "--device"),
 ):
     """Score images with a trained GAN-RM (P(preference proxy data), higher is better)."""
-    from ganrm_bench.harness.sources import FolderImages, item_set, items_from_files
+    from ganrm_bench.harness.plugins.sources import FolderImages, item_set, items_from_files
     from ganrm_bench.methods.ganrm.model import GanRM
 
     ctx = make_context(cache, device or "auto")

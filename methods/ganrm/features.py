@@ -12,8 +12,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from ganrm_bench.harness.errors import UserError
-from ganrm_bench.harness.plugins import Backbone, Item, load_media
-from ganrm_bench.methods.ganrm.backbones import backbone_fingerprint
+from ganrm_bench.harness.plugins.base import Backbone, Item, load_media
+from ganrm_bench.harness.plugins.fingerprint import plugin_fingerprint
 from ganrm_bench.methods.ganrm.rpl import pool_tokens
 
 NAMESPACE = "ganrm-features"
@@ -21,7 +21,7 @@ POOLING = "cls+mean"
 
 
 def feature_fingerprint(backbone: Backbone, ctx: Any = None) -> dict[str, Any]:
-    return {**backbone_fingerprint(backbone, ctx), "pooling": POOLING}
+    return {**plugin_fingerprint(backbone, ctx), "pooling": POOLING}
 
 
 def load_item(item: Item | str | Path) -> Any:

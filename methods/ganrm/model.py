@@ -14,10 +14,11 @@ import numpy as np
 import torch
 
 from ganrm_bench.harness.errors import UserError
-from ganrm_bench.harness.numerics import fixed_threads
-from ganrm_bench.harness.plugins import Backbone
+from ganrm_bench.harness.runtime.numerics import fixed_threads
+from ganrm_bench.harness.plugins.base import Backbone
 from ganrm_bench.methods.ganrm import checkpoint
-from ganrm_bench.methods.ganrm.backbones import backbone_fingerprint, build_backbone
+from ganrm_bench.harness.plugins.fingerprint import plugin_fingerprint
+from ganrm_bench.methods.ganrm.backbones import build_backbone
 from ganrm_bench.methods.ganrm.features import POOLING, features_of
 from ganrm_bench.methods.ganrm.rpl import PPD_CLASS
 from ganrm_bench.methods.ganrm.training import FIT_THREADS, FitResult, TrainConfig, build_rpl, fit_features
@@ -26,8 +27,8 @@ from ganrm_bench.methods.ganrm.training import FIT_THREADS, FitResult, TrainConf
 def default_context(ctx: Any = None) -> Any:
     if ctx is not None:
         return ctx
-    from ganrm_bench.harness.runtime import Context
-    from ganrm_bench.harness.store import Store
+    from ganrm_bench.harness.runtime.context import Context
+    from ganrm_bench.harness.store.artifacts import Store
 
     return Context(store=Store())
 
@@ -37,7 +38,7 @@ def image_inputs(images: Any, ctx: Any) -> list[Any]:
     store Items), an image batch tensor/array [N, C, H, W] or [N, H, W, C] (uint8, or floats in
     [0, 1]), or a sequence of Items, paths, PIL images or arrays (kept as is)."""
     if isinstance(images, (str, Path)) and Path(images).is_dir():
-        from ganrm_bench.harness.sources import FolderImages
+        from ganrm_bench.harness.plugins.sources import FolderImages
 
         return list(FolderImages(path=str(images)).load(ctx).items)
     if isinstance(images, (str, Path)):
@@ -117,7 +118,7 @@ class GanRM:
         feats = [features_of(bb, image_inputs(s, ctx), ctx, batch_size=batch_size) if s is not None else None
                  for s in (positives, negatives, unlabeled)]
         result = fit_features(feats[0], feats[1], cfg, unlabeled=feats[2])
-        return cls.from_fit(result, cfg, backbone=bb, backbone_fp=backbone_fingerprint(bb, ctx))
+        return cls.from_fit(result, cfg, backbone=bb, backbone_fp=plugin_fingerprint(bb, ctx))
 
     @classmethod
     def from_features(cls, positives: np.ndarray, negatives: np.ndarray, *, unlabeled: np.ndarray | None = None, config: TrainConfig | None = None, **overrides: Any) -> "GanRM":
@@ -143,7 +144,7 @@ class GanRM:
             return
         saved = (self.config.get("backbone") or {}).get("fingerprint")
         if saved is not None:
-            current = backbone_fingerprint(self.backbone, ctx)
+            current = plugin_fingerprint(self.backbone, ctx)
             if current != saved:
                 diff = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
                 raise UserError(

@@ -11,9 +11,10 @@ from typing import Annotated, Any, Sequence
 import numpy as np
 
 from ganrm_bench.harness.errors import UserError
-from ganrm_bench.harness.plugins import ItemSet, PluginRef, TrainableScorer
-from ganrm_bench.harness.runtime import derive_seed
-from ganrm_bench.methods.ganrm.backbones import backbone_fingerprint, build_backbone
+from ganrm_bench.harness.plugins.base import ItemSet, PluginRef, TrainableScorer
+from ganrm_bench.harness.runtime.seeds import derive_seed
+from ganrm_bench.harness.plugins.fingerprint import plugin_fingerprint
+from ganrm_bench.methods.ganrm.backbones import build_backbone
 from ganrm_bench.methods.ganrm.checkpoint import json_safe
 from ganrm_bench.methods.ganrm.features import POOLING, item_features
 from ganrm_bench.methods.ganrm.model import GanRM
@@ -45,7 +46,7 @@ class GanRMScorer(TrainableScorer):
         return TrainConfig(**{k: getattr(self.params, k) for k in TrainConfig.model_fields})
 
     def fingerprint(self, ctx: Any = None) -> dict[str, Any]:
-        return {**super().fingerprint(), "backbone": backbone_fingerprint(self.backbone, ctx), "pooling": POOLING}
+        return {**super().fingerprint(), "backbone": plugin_fingerprint(self.backbone, ctx), "pooling": POOLING}
 
     def estimate_unit(self, ctx: Any = None):
         """plan --estimate: seconds per item through the frozen open_clip backbone (random init);
@@ -79,7 +80,7 @@ class GanRMScorer(TrainableScorer):
         cfg = self.train_config()
         seed = derive_seed("ganrm", cfg.seed, getattr(ctx, "seed", 0))
         result = fit_features(feats[0], feats[1], cfg, unlabeled=feats[2], seed=seed)
-        self.model = GanRM.from_fit(result, cfg, backbone=self.backbone, backbone_fp=backbone_fingerprint(self.backbone, ctx), seed=seed)
+        self.model = GanRM.from_fit(result, cfg, backbone=self.backbone, backbone_fp=plugin_fingerprint(self.backbone, ctx), seed=seed)
         self.heldout = {"scores": np.asarray(result.trace["heldout_probs"]).tolist(),
                         "labels": np.asarray(result.trace["heldout_labels"]).tolist()}
         return json_safe(result.metrics)  # NaN (no held-out set) → None: manifests stay strict JSON
@@ -104,7 +105,7 @@ class GanRMScorer(TrainableScorer):
     def report_card(self) -> dict[str, Any] | None:
         """Held-out AUC [bootstrap CI], accuracy, ECE, the data it was trained on, the training
         curve, and (bootstrap variant) the pre-bootstrap model's AUC. None without a held-out split."""
-        from ganrm_bench.harness.scorecard import classifier_card
+        from ganrm_bench.harness.diagnostics.scorecard import classifier_card
 
         heldout = getattr(self, "heldout", None)
         if self.model is None:

@@ -21,9 +21,9 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from ganrm_bench.harness.errors import UserError
-from ganrm_bench.harness.numerics import fixed_threads
-from ganrm_bench.harness.plugins import PluginParams
-from ganrm_bench.harness.runtime import derive_seed
+from ganrm_bench.harness.runtime.numerics import fixed_threads
+from ganrm_bench.harness.plugins.base import PluginParams
+from ganrm_bench.harness.runtime.seeds import derive_seed
 from ganrm_bench.methods.ganrm.rpl import RewardProjectionLayer
 
 Variant = Literal["naive", "average", "voting", "bootstrap"]

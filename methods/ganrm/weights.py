@@ -8,13 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from ganrm_bench.harness.errors import MissingWeightsError, UserError
+from ganrm_bench.harness.store.offline import is_offline
 
 HF_WEIGHTS = "open_clip_pytorch_model.bin"
 HF_SAFE_WEIGHTS = "open_clip_model.safetensors"
 
 
-def hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
 
 
 def tag_config(model: str, tag: str) -> dict[str, Any]:
@@ -80,7 +79,7 @@ def resolve_open_clip_weights(model: str, pretrained: str | None, *, cache_dir: 
     found, tried = cached_tag_weights(cfg, cache_dir)
     if found:
         return found
-    if download and not hub_offline():
+    if download and not is_offline():
         import open_clip
 
         return open_clip.download_pretrained(cfg, cache_dir=cache_dir)

@@ -12,15 +12,17 @@ from typing import TYPE_CHECKING, Any, Literal, Sequence
 
 from pydantic import Field
 
-from ganrm_bench.harness import random_weights
+from ganrm_bench.harness.store.hub import is_local, local_path
+from ganrm_bench.harness.store.offline import is_offline
+from ganrm_bench.harness.runtime import random_weights
 from ganrm_bench.harness.errors import MissingWeightsError, UserError
-from ganrm_bench.harness.plugins import Generator, PluginParams, SampleRequest
-from ganrm_bench.harness.runtime import resolve_device
+from ganrm_bench.harness.plugins.base import Generator, PluginParams, SampleRequest
+from ganrm_bench.harness.runtime.devices import resolve_device
 from ganrm_bench.methods.generators import loading, random_init
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ganrm_bench.harness.runtime import Context
-    from ganrm_bench.harness.store import Store
+    from ganrm_bench.harness.runtime.context import Context
+    from ganrm_bench.harness.store.artifacts import Store
 
 
 class DiffusersParams(PluginParams):
@@ -93,23 +95,23 @@ class DiffusersGeneratorBase(Generator):
 
     def assets(self) -> list:
         """The pipeline, the UNet override and the LoRA (fine-tuning results are the harness's own)."""
-        from ganrm_bench.harness.assets import ref_asset
+        from ganrm_bench.harness.store.assets import ref_asset
 
         p = self.params
         v = f".{p.variant}" if p.variant else ""
-        out = [ref_asset(p.model, looks_local=loading.is_local, files=("model_index.json",), revision=p.revision,
+        out = [ref_asset(p.model, looks_local=is_local, files=("model_index.json",), revision=p.revision,
                          cache_dir=p.cache_dir, what=f"diffusers pipeline {p.model}",
                          patterns=("model_index.json", "*/*.json", "*/*.txt", f"*/diffusion_pytorch_model{v}.safetensors",
                                    f"*/diffusion_pytorch_model{v}.bin", f"*/model{v}.safetensors", f"*/pytorch_model{v}.bin"))]
         if p.unet is not None:
             sub = f"{p.unet_subfolder}/" if p.unet_subfolder else ""
             uv = f".{p.unet_variant}" if p.unet_variant else ""
-            out.append(ref_asset(p.unet, looks_local=loading.is_local, files=(f"{sub}config.json",), revision=p.unet_revision,
+            out.append(ref_asset(p.unet, looks_local=is_local, files=(f"{sub}config.json",), revision=p.unet_revision,
                                  cache_dir=p.cache_dir, subfolder=p.unet_subfolder, what=f"UNet override {p.unet}",
                                  patterns=(f"{sub}config.json", f"{sub}diffusion_pytorch_model{uv}.safetensors",
                                            f"{sub}diffusion_pytorch_model{uv}.bin")))
         if p.lora is not None:
-            out.append(ref_asset(p.lora, looks_local=loading.is_local, cache_dir=p.cache_dir, what=f"LoRA {p.lora}",
+            out.append(ref_asset(p.lora, looks_local=is_local, cache_dir=p.cache_dir, what=f"LoRA {p.lora}",
                                  patterns=("*.safetensors", "*.json")))
         return out
 
@@ -117,7 +119,7 @@ class DiffusersGeneratorBase(Generator):
     def pipeline(self, ctx: "Context | None" = None):
         """The loaded pipeline (cached on this instance while the nodes that sample with it run;
         `harness.memory` drops it when a later node loads other models)."""
-        from ganrm_bench.harness import memory
+        from ganrm_bench.harness.runtime import memory
 
         memory.claim(("pipeline", id(self)), self._release_pipeline)
         if self._pipe is None:
@@ -158,7 +160,7 @@ class DiffusersGeneratorBase(Generator):
         p = self.params
         if random_weights.active():
             return self._finish_pipeline(self._random_pipeline(ctx, device), ctx, device)
-        offline = loading.hub_offline(ctx.offline if ctx is not None else True)
+        offline = ctx is None or is_offline(ctx)
         dtype = loading.torch_dtype(self.dtype_name(ctx, device))
         common = dict(torch_dtype=dtype, local_files_only=offline, cache_dir=p.cache_dir)
         loading.check_available(p.model, revision=p.revision, cache_dir=p.cache_dir, offline=offline)
@@ -170,7 +172,7 @@ class DiffusersGeneratorBase(Generator):
         if not p.safety_checker and "safety_checker" in loading.model_index(p.model, p.revision, p.cache_dir):
             extra.update(safety_checker=None, requires_safety_checker=False)
         cls = getattr(diffusers, self.pipeline_class)
-        source = str(loading.local_path(p.model)) if loading.is_local(p.model) else p.model
+        source = str(local_path(p.model)) if is_local(p.model) else p.model
         try:
             pipe = cls.from_pretrained(source, revision=p.revision, variant=p.variant, **common, **extra)
         except (OSError, ValueError) as exc:
@@ -200,8 +202,8 @@ class DiffusersGeneratorBase(Generator):
 
         p = self.params
         subfolder = p.unet_subfolder
-        if loading.is_local(p.unet):
-            path = loading.local_path(p.unet)
+        if is_local(p.unet):
+            path = local_path(p.unet)
             if subfolder and not (path / subfolder).exists():
                 subfolder = None
             source = str(path)
@@ -217,8 +219,8 @@ class DiffusersGeneratorBase(Generator):
 
     def _fuse_lora(self, pipe, offline: bool) -> None:
         p = self.params
-        source = str(loading.local_path(p.lora)) if loading.is_local(p.lora) else p.lora
-        if loading.is_local(p.lora) and not Path(source).exists():
+        source = str(local_path(p.lora)) if is_local(p.lora) else p.lora
+        if is_local(p.lora) and not Path(source).exists():
             raise MissingWeightsError(p.lora, f"local path {source} does not exist", loading.how_to_provide(p.lora, "LoRA"))
         if not hasattr(pipe, "load_lora_weights"):
             raise UserError(f"pipeline {type(pipe).__name__} of {p.model!r} does not support LoRA weights (param lora)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from ganrm_bench.harness.plugins import SampleRequest
+from ganrm_bench.harness.plugins.base import SampleRequest
 from ganrm_bench.methods.generators.diffusers_base import DiffusersGeneratorBase, DiffusersParams
 
 

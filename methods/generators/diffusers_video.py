@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 from pydantic import Field
 
-from ganrm_bench.harness.plugins import SampleRequest
+from ganrm_bench.harness.plugins.base import SampleRequest
 from ganrm_bench.methods.generators.diffusers_base import DiffusersGeneratorBase, DiffusersParams
 
 

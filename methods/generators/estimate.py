@@ -1,4 +1,4 @@
-"""Unit costs of the diffusers image generators for `plan --estimate` (harness/estimate.py).
+"""Unit costs of the diffusers image generators for `plan --estimate` (harness/engine/estimate.py).
 
 A denoising step is timed on a random-init UNet built from a shipped architecture config
 (configs/*.json: configs only, never weights) at the spec's latent size, batch and dtype. On a
@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ganrm_bench.harness.estimate import UnitCost, time_call
+from ganrm_bench.harness.engine.estimate import UnitCost, time_call
 
 CONFIGS = Path(__file__).parent / "configs"
 

@@ -7,34 +7,25 @@ absence becomes a MissingWeightsError within milliseconds.
 
 from __future__ import annotations
 
-import hashlib
-import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ganrm_bench.harness.errors import MissingWeightsError, UserError
-from ganrm_bench.harness.store import canonical_json, file_digest
+from ganrm_bench.harness.store.digests import weights_digest
+from ganrm_bench.harness.store.hub import is_local, local_path
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ganrm_bench.harness.store import Store
+    from ganrm_bench.harness.store.artifacts import Store
 
 _SHA = re.compile(r"[0-9a-f]{40}")
 _TRUE = {"1", "true", "yes", "on"}
 
 
-def hub_offline(ctx_offline: bool | None = None) -> bool:
-    """Offline when HF_HUB_OFFLINE is set or the run context says so (the default)."""
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE or bool(ctx_offline)
 
 
-def is_local(ref: str) -> bool:
-    """A local path if it exists or is written like a path (/, ., ~); otherwise a hub id."""
-    return Path(ref).expanduser().exists() or ref.startswith(("/", ".", "~")) or ref.count("/") > 1
 
 
-def local_path(ref: str) -> Path:
-    return Path(ref).expanduser().resolve()
 
 
 def hub_cache_dir(cache_dir: str | None = None) -> Path:
@@ -134,23 +125,8 @@ def weights_identity(ref: str | None, *, revision: str | None = None, cache_dir:
     return {"hub": ref, "revision": hub_commit(ref, revision, cache_dir) or (revision or "main")}
 
 
-_DIGESTS: dict[tuple[str, int, int], str] = {}
 
 
-def weights_digest(path: Path, store: "Store | None" = None) -> str:
-    """The store's weights digest when a store is at hand (memoized on disk); otherwise the same
-    digest computed here (memoized in this process)."""
-    if store is not None:
-        return store.weights_digest(path)
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    parts = []
-    for f in files:
-        st = f.stat()
-        memo_key = (str(f), st.st_size, st.st_mtime_ns)
-        if memo_key not in _DIGESTS:
-            _DIGESTS[memo_key] = file_digest(f)
-        parts.append((f.relative_to(path).as_posix() if path.is_dir() else "", _DIGESTS[memo_key]))
-    return parts[0][1] if not path.is_dir() else hashlib.sha256(canonical_json(parts).encode()).hexdigest()
 
 
 def resolve_dtype(name: str, device: str) -> str:

@@ -18,7 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ganrm_bench.harness import random_weights as rw
+from ganrm_bench.harness.runtime import random_weights as rw
 from ganrm_bench.harness.errors import UserError
 
 CONFIGS = Path(__file__).parent / "configs"

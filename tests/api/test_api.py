@@ -13,9 +13,9 @@ import pytest
 
 import ganrm_bench as gb
 from ganrm_bench.harness.errors import SpecError, UserError
-from ganrm_bench.harness.execute import SPECS_DIR, bundled_specs, resolve_spec_path
-from ganrm_bench.harness.report import render_markdown
-from ganrm_bench.harness.spec import apply_overrides, load_spec
+from ganrm_bench.harness.app.services.specs import SPECS_DIR, bundled_specs, resolve_spec_path
+from ganrm_bench.harness.report.tables import render_markdown
+from ganrm_bench.harness.spec.load import apply_overrides, load_spec
 
 TOY = Path(__file__).parents[1] / "core" / "toy_spec.yaml"
 
@@ -29,7 +29,7 @@ def test_public_names_import_lazily():
     code = "import sys, ganrm_bench as gb; assert gb.__all__; print(sorted(m for m in ('torch', 'pandas') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
-    assert set(gb.__all__) == {"run", "load_run", "check", "Run", "GanRM", "__version__"}
+    assert set(gb.__all__) == {"run", "load_run", "check", "plan", "baseline", "Run", "GanRM", "__version__"}
     assert all(getattr(gb, name) is not None for name in gb.__all__)
     with pytest.raises(AttributeError):
         gb.not_a_name  # noqa: B018
@@ -69,13 +69,15 @@ def test_load_run_round_trip(toy_run):
 
 
 def test_check_finds_a_planted_regression(toy_run):
-    assert gb.check(toy_run, toy_run.dir) == []
-    assert gb.check(toy_run.dir, toy_run.dir / "results.csv") == []
+    assert gb.check(toy_run, toy_run.dir).passed
+    assert gb.check(toy_run.dir, toy_run.dir / "results.csv").passed
     better = toy_run.results.copy()
     better.loc[better["row"] == "best4", "value"] += 10.0  # the baseline was 10 brighter: we regressed by 10 > tolerance 5
-    problems = gb.check(toy_run, better)
-    assert len(problems) == 1 and problems[0].startswith("FAIL best4 × brightness") and "tolerance 5" in problems[0]
-    assert gb.check(toy_run, better, tolerance={"brightness": 20}) == []
+    report = gb.check(toy_run, better)
+    problems = [c.line() for c in report.failures]
+    assert not report.passed and len(problems) == 1
+    assert problems[0].startswith("FAIL best4 × brightness") and "tolerance 5" in problems[0]
+    assert gb.check(toy_run, better, tolerance={"brightness": 20}).passed
 
 
 def test_run_accepts_a_loaded_spec_with_overrides(tmp_path):
@@ -122,8 +124,8 @@ def _batch(level: float, n: int, seed: int) -> np.ndarray:
 def test_ganrm_trains_on_tensors_scores_saves_and_loads(tmp_path):
     import torch
 
-    from ganrm_bench.harness.runtime import Context
-    from ganrm_bench.harness.store import Store
+    from ganrm_bench.harness.runtime.context import Context
+    from ganrm_bench.harness.store.artifacts import Store
 
     ctx = Context(store=Store(tmp_path / "store"))
     bright, dark = torch.from_numpy(_batch(0.8, 24, 1)), torch.from_numpy(_batch(0.2, 24, 2))
@@ -142,8 +144,8 @@ def test_ganrm_trains_on_tensors_scores_saves_and_loads(tmp_path):
 def test_ganrm_trains_and_scores_from_folders(tmp_path):
     from PIL import Image
 
-    from ganrm_bench.harness.runtime import Context
-    from ganrm_bench.harness.store import Store
+    from ganrm_bench.harness.runtime.context import Context
+    from ganrm_bench.harness.store.artifacts import Store
 
     folders = {}
     for name, level, seed in (("ppd", 0.8, 1), ("gen", 0.2, 2), ("test", 0.8, 3)):
@@ -165,7 +167,7 @@ def test_ganrm_trains_and_scores_from_folders(tmp_path):
 def test_progress_bars_on_a_terminal_or_in_jupyter_only(monkeypatch, capsys):
     import types
 
-    from ganrm_bench.harness.runtime import Progress
+    from ganrm_bench.harness.runtime.progress import Progress
 
     monkeypatch.setenv("GANRM_BENCH_PROGRESS", "1")
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
@@ -186,7 +188,7 @@ def test_progress_bars_on_a_terminal_or_in_jupyter_only(monkeypatch, capsys):
 def test_cli_finds_shipped_specs_by_name(tmp_path):
     from typer.testing import CliRunner
 
-    from ganrm_bench.harness.cli import app
+    from ganrm_bench.harness.app.cli.main import app
 
     result = CliRunner().invoke(app, ["validate", "mini/table1"])
     assert result.exit_code == 0 and "ok mini/table1: 5 methods, 3 metrics" in result.output

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from ganrm_bench.harness.runner import POOLED_SEED
-from ganrm_bench.harness.stats import Units, difference
+from ganrm_bench.harness.engine.runner import POOLED_SEED
+from ganrm_bench.harness.stats.paired import Units, difference
 
 
 def pooled_units(outcome, row: str, column: str) -> Units:

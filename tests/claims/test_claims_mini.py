@@ -23,10 +23,10 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from ganrm_bench.harness.runner import run_spec
-from ganrm_bench.harness.runtime import Context
-from ganrm_bench.harness.spec import load_spec
-from ganrm_bench.harness.store import Store
+from ganrm_bench.harness.engine.runner import run_spec
+from ganrm_bench.harness.runtime.context import Context
+from ganrm_bench.harness.spec.load import load_spec
+from ganrm_bench.harness.store.artifacts import Store
 from paired_claims import check_claim, paired
 
 MINI = Path(__file__).resolve().parents[2] / "benchmarks" / "mini"
@@ -98,8 +98,8 @@ def test_table1_method_raises_alignment(table, row):
 
 def test_table1_no_regression_against_the_committed_baseline(table):
     """What a lab's CI does on a new checkpoint: a paired `check` against the committed baseline."""
-    from ganrm_bench.harness.gate import check_against_baseline
-    from ganrm_bench.harness.report import load_run, load_units
+    from ganrm_bench.harness.stats.gate import check_against_baseline
+    from ganrm_bench.harness.report.rundir import load_run, load_units
 
     baseline, _ = load_run(BASELINE)
     outcome = table("table1")

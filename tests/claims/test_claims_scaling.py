@@ -35,10 +35,10 @@ from pathlib import Path
 
 import pytest
 
-from ganrm_bench.harness.runner import run_spec
-from ganrm_bench.harness.runtime import Context
-from ganrm_bench.harness.spec import load_spec
-from ganrm_bench.harness.store import Store
+from ganrm_bench.harness.engine.runner import run_spec
+from ganrm_bench.harness.runtime.context import Context
+from ganrm_bench.harness.spec.load import load_spec
+from ganrm_bench.harness.store.artifacts import Store
 from paired_claims import check_claim, paired
 
 SPEC = Path(__file__).resolve().parents[2] / "benchmarks" / "mini" / "scaling_ablation.yaml"

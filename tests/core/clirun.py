@@ -6,7 +6,7 @@ import sys
 
 
 def ganrm(capsys, *args) -> tuple[int, str, str]:
-    from ganrm_bench.harness.cli import main
+    from ganrm_bench.harness.app.cli.main import main
 
     argv = sys.argv
     sys.argv = ["ganrm-bench", *map(str, args)]

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ganrm_bench.harness.plugins import Generator, Metric, MetricResult, PluginParams, Scorer, TrainableScorer
-from ganrm_bench.harness.registry import GENERATORS, METRICS, SCORERS
+from ganrm_bench.harness.plugins.base import Generator, Metric, MetricResult, PluginParams, Scorer, TrainableScorer
+from ganrm_bench.harness.plugins.registry import GENERATORS, METRICS, SCORERS
 
 
 def _mean(im) -> float:
@@ -59,7 +59,7 @@ class MonRM(TrainableScorer):
         self.heldout = json.loads((Path(directory) / "heldout.json").read_text())
 
     def report_card(self):
-        from ganrm_bench.harness.scorecard import classifier_card
+        from ganrm_bench.harness.diagnostics.scorecard import classifier_card
 
         return {"n_ppd": sum(self.heldout["labels"]) * 4, **classifier_card(self.heldout["scores"], self.heldout["labels"])}
 

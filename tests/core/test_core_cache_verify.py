@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ganrm_bench.harness.runner import run_spec
-from ganrm_bench.harness.runtime import Context
-from ganrm_bench.harness.spec import load_spec
-from ganrm_bench.harness.store import Store
+from ganrm_bench.harness.engine.runner import run_spec
+from ganrm_bench.harness.runtime.context import Context
+from ganrm_bench.harness.spec.load import load_spec
+from ganrm_bench.harness.store.artifacts import Store
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
@@ -97,7 +97,7 @@ def test_a_truncated_or_rewritten_pool_item_is_found(finished):
 
 
 def test_large_artifact_files_are_recorded_by_size_and_mtime(tmp_path, monkeypatch):
-    from ganrm_bench.harness import store as store_mod
+    from ganrm_bench.harness.store import digests as store_mod
 
     monkeypatch.setattr(store_mod, "CONTENT_DIGEST_MAX", 100)
     store = Store(tmp_path / "cache")

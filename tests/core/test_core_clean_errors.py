@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from ganrm_bench.harness.errors import SpecError, UserError
-from ganrm_bench.harness.registry import Registry
-from ganrm_bench.harness.spec import load_spec
+from ganrm_bench.harness.plugins.registry import Registry
+from ganrm_bench.harness.spec.load import load_spec
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
@@ -77,9 +77,9 @@ def test_rm_score_of_a_mistyped_path_does_not_suggest_skip_bad(tmp_path, capsys,
     monkeypatch.chdir(tmp_path)
     code, _, err = ganrm(capsys, "rm", "score", tmp_path / "ck", "imgs/0.png")
     assert code == 2  # no checkpoint: reported before the images
-    from ganrm_bench.harness.runtime import Context
-    from ganrm_bench.harness.sources import items_from_files
-    from ganrm_bench.harness.store import Store
+    from ganrm_bench.harness.runtime.context import Context
+    from ganrm_bench.harness.plugins.sources import items_from_files
+    from ganrm_bench.harness.store.artifacts import Store
 
     with pytest.raises(UserError) as exc:
         items_from_files([(Path("imgs/9.png"), {})], Context(store=Store(tmp_path / "c")), what="score", skip_bad=False, full_check=True)
@@ -87,9 +87,9 @@ def test_rm_score_of_a_mistyped_path_does_not_suggest_skip_bad(tmp_path, capsys,
 
 
 def test_run_time_skip_hint_names_the_spec_key(tmp_path, images):
-    from ganrm_bench.harness.runtime import Context
-    from ganrm_bench.harness.sources import FolderImages
-    from ganrm_bench.harness.store import Store
+    from ganrm_bench.harness.runtime.context import Context
+    from ganrm_bench.harness.plugins.sources import FolderImages
+    from ganrm_bench.harness.store.artifacts import Store
 
     (images / "9.png").write_bytes(b"not a png")
     with pytest.raises(UserError) as exc:
@@ -98,7 +98,7 @@ def test_run_time_skip_hint_names_the_spec_key(tmp_path, images):
 
 
 def test_relative_folder_not_found_says_working_directory(tmp_path, monkeypatch):
-    from ganrm_bench.harness.sources import FolderImages
+    from ganrm_bench.harness.plugins.sources import FolderImages
 
     monkeypatch.chdir(tmp_path)
     with pytest.raises(UserError, match=f"relative path is looked up from the working directory {tmp_path}"):

@@ -40,7 +40,7 @@ reference:
 
 
 def cli(*args, env, check=False, **kw):
-    return subprocess.run([sys.executable, "-m", "ganrm_bench.harness.cli", *map(str, args)], env=env, capture_output=True, text=True, check=check, **kw)
+    return subprocess.run([sys.executable, "-m", "ganrm_bench.harness.app.cli.main", *map(str, args)], env=env, capture_output=True, text=True, check=check, **kw)
 
 
 @pytest.fixture
@@ -64,7 +64,7 @@ def pngs(cache: Path) -> int:
 def test_kill_9_mid_run_then_resume_finishes_without_redoing(tmp_path, env):
     spec = slow_spec(tmp_path, delay=0.03)
     total = 8 * 6 + 4 * 2
-    proc = subprocess.Popen([sys.executable, "-m", "ganrm_bench.harness.cli", "run", str(spec), "--out", str(tmp_path / "run1")], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "ganrm_bench.harness.app.cli.main", "run", str(spec), "--out", str(tmp_path / "run1")], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while count(Path(env["TOY_COUNTER_DIR"]), "generated") < 12 and time.time() < deadline:
@@ -171,7 +171,7 @@ def test_two_processes_shard_a_pool_like_one(tmp_path, env):
     one = {**env, "GANRM_BENCH_CACHE": str(tmp_path / "one")}
     assert cli("run", spec, "--out", tmp_path / "r1", env=one).returncode == 0
     two = {**env, "GANRM_BENCH_CACHE": str(tmp_path / "two"), "WORLD_SIZE": "2"}
-    procs = [subprocess.Popen([sys.executable, "-m", "ganrm_bench.harness.cli", "run", str(spec), "--out", str(tmp_path / f"r2_{r}")],
+    procs = [subprocess.Popen([sys.executable, "-m", "ganrm_bench.harness.app.cli.main", "run", str(spec), "--out", str(tmp_path / f"r2_{r}")],
                               env={**two, "RANK": str(r)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in (0, 1)]
     try:
         for p in procs:

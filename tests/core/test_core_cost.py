@@ -6,12 +6,12 @@ import math
 import sys
 from pathlib import Path
 
-from ganrm_bench.harness.graph import Builder
-from ganrm_bench.harness.cost import split_graph
-from ganrm_bench.harness.runner import run_spec
-from ganrm_bench.harness.runtime import Context
-from ganrm_bench.harness.spec import load_spec
-from ganrm_bench.harness.store import Store
+from ganrm_bench.harness.engine.builder import Builder
+from ganrm_bench.harness.engine.cost import split_graph
+from ganrm_bench.harness.engine.runner import run_spec
+from ganrm_bench.harness.runtime.context import Context
+from ganrm_bench.harness.spec.load import load_spec
+from ganrm_bench.harness.store.artifacts import Store
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
@@ -70,7 +70,7 @@ def test_training_ops_split_the_graph(tmp_path, counters):
 
 def _synthetic_results(spec, nfe):
     """A results table as a run writes it: one cell per (row, column) with a value, CI and NFE."""
-    from ganrm_bench.harness.runner import RESULT_COLUMNS
+    from ganrm_bench.harness.engine.runner import RESULT_COLUMNS
 
     rows = []
     for i, (row, n) in enumerate(nfe.items()):
@@ -84,8 +84,8 @@ def _synthetic_results(spec, nfe):
 
 
 def test_compute_curves_one_line_per_method_in_nfe_order(tmp_path):
-    from ganrm_bench.harness.figures import compute_lines, write_compute_curves
-    from ganrm_bench.harness.report import write_run
+    from ganrm_bench.harness.report.figures import compute_lines, write_compute_curves
+    from ganrm_bench.harness.report.rundir import write_run
 
     spec = load_spec(HERE / "toy_spec.yaml")
     results = _synthetic_results(spec, {"base": 3.0, "best4": 12.0, "best2": 6.0})

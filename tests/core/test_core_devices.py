@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from ganrm_bench.harness.errors import UserError
-from ganrm_bench.harness.runtime import process_device, resolve_device
+from ganrm_bench.harness.runtime.devices import process_device, resolve_device
 
 
 @pytest.fixture
@@ -58,8 +58,8 @@ def test_no_cuda_is_cpu(monkeypatch):
 
 
 def test_a_context_holds_the_resolved_device(gpus, tmp_path):
-    from ganrm_bench.harness.runtime import Context
-    from ganrm_bench.harness.store import Store
+    from ganrm_bench.harness.runtime.context import Context
+    from ganrm_bench.harness.store.artifacts import Store
 
     gpus(2, 1)
     assert Context(store=Store(tmp_path), device="cuda").device == "cuda:1"  # metric models are cached under it

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ganrm_bench.harness.spec import load_spec
+from ganrm_bench.harness.spec.load import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "docs" / "examples"

@@ -8,13 +8,16 @@ from types import SimpleNamespace
 
 import pytest
 
-from ganrm_bench.harness.estimate import TRAIN_FORWARDS, UnitCost, estimate, estimate_lines
-from ganrm_bench.harness.graph import Builder
-from ganrm_bench.harness.registry import GENERATORS, METRICS, SCORERS
-from ganrm_bench.harness.runner import Evaluator, build_cells, plan, plan_totals, run_spec
-from ganrm_bench.harness.runtime import Context
-from ganrm_bench.harness.spec import load_spec
-from ganrm_bench.harness.store import Store
+from ganrm_bench.harness.engine.estimate import TRAIN_FORWARDS, UnitCost, estimate, estimate_lines
+from ganrm_bench.harness.engine.builder import Builder
+from ganrm_bench.harness.plugins.registry import GENERATORS, METRICS, SCORERS
+from ganrm_bench.harness.engine.evaluator import Evaluator
+from ganrm_bench.harness.engine.cells import build_cells
+from ganrm_bench.harness.engine.plan import plan, plan_totals
+from ganrm_bench.harness.engine.runner import run_spec
+from ganrm_bench.harness.runtime.context import Context
+from ganrm_bench.harness.spec.load import load_spec
+from ganrm_bench.harness.store.artifacts import Store
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ganrm_bench.harness.runtime import Progress
+from ganrm_bench.harness.runtime.progress import Progress
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
@@ -52,11 +52,11 @@ def test_line_progress_prints_periodically_and_at_the_end(monkeypatch):
 
 
 def test_verbose_keeps_third_party_loggers_at_warning():
-    from ganrm_bench.harness.cli import _setup_logging
+    from ganrm_bench.harness.app.cli.common import setup_logging as _setup_logging
 
     try:
         _setup_logging(True)
-        assert logging.getLogger("ganrm_bench.harness.runner").isEnabledFor(logging.DEBUG)
+        assert logging.getLogger("ganrm_bench.harness.engine.runner").isEnabledFor(logging.DEBUG)
         for name in ("matplotlib.font_manager", "PIL.PngImagePlugin", "filelock", "urllib3.connectionpool"):
             assert not logging.getLogger(name).isEnabledFor(logging.INFO), name
     finally:
@@ -107,7 +107,8 @@ def test_validate_defaults_to_the_mini_table1(capsys):
 
 
 def test_offline_asset_error_is_one_line_per_asset():
-    from ganrm_bench.harness.assets import AssetStatus, _missing_message, hub_asset, local_asset
+    from ganrm_bench.harness.store.assets import AssetStatus, hub_asset, local_asset
+    from ganrm_bench.harness.spec.assets import _missing_message
 
     missing = [AssetStatus(local_asset(f"data/d{i}"), [f"images.e{i}", "images.x", "images.y"], "missing", detail="missing data") for i in range(5)]
     missing.append(AssetStatus(hub_asset("org/model", ["config.json"], what="weights"), ["generators.g"], "failed", detail="HTTPError 401"))

@@ -102,8 +102,8 @@ def test_no_import_cycle_at_module_level():
 
 def test_the_checks_see_what_they_look_for():
     """The scanner itself: a function-level plugin import and a module-level cycle are found."""
-    tree = ast.parse("import os\nif TYPE_CHECKING:\n    from ganrm_bench.harness.graph import Node\n"
-                     "from ganrm_bench.harness.spec import Spec\n"
+    tree = ast.parse("import os\nif TYPE_CHECKING:\n    from ganrm_bench.harness.engine.builder import Node\n"
+                     "from ganrm_bench.harness.spec.schema import Spec\n"
                      "def f():\n    from ganrm_bench.metrics.base import SetMetric\n    importlib.import_module('ganrm_bench.mini')\n")
     assert [harness_module(n) for n in module_level_imports(tree) if harness_module(n)] == ["spec", "spec"]
     every = [n for node in ast.walk(tree) for n in imported_names(node)]

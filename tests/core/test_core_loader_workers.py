@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ganrm_bench.harness.plugins import Item
-from ganrm_bench.harness.prefetch import default_loader_workers
-from ganrm_bench.harness.runtime import Context
-from ganrm_bench.harness.store import Store
+from ganrm_bench.harness.plugins.base import Item
+from ganrm_bench.harness.runtime.prefetch import default_loader_workers
+from ganrm_bench.harness.runtime.context import Context
+from ganrm_bench.harness.store.artifacts import Store
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def test_decode_false_hands_the_items_over_undecoded(tmp_path):
 
 
 def test_default_worker_count_and_spec_knob():
-    from ganrm_bench.harness.spec import RuntimeSpec
+    from ganrm_bench.harness.spec.schema import RuntimeSpec
 
     assert default_loader_workers("cpu") == 0
     assert default_loader_workers("cuda:1") == min(4, os.cpu_count() or 1)
@@ -98,8 +98,8 @@ def test_default_worker_count_and_spec_knob():
 
 
 def test_the_spec_knob_reaches_the_run_context(tmp_path):
-    from ganrm_bench.harness.execute import make_context
-    from ganrm_bench.harness.spec import load_spec
+    from ganrm_bench.harness.app.services.run import make_context
+    from ganrm_bench.harness.spec.load import load_spec
 
     spec = load_spec(Path(__file__).parent / "toy_spec.yaml", {"runtime.loader_workers": 3})
     assert make_context(spec, cache=tmp_path, device="cpu").loader_workers == 3

@@ -1,4 +1,4 @@
-"""Store locks on shared file systems (harness/locks.py): exclusive-create lock files with a
+"""Store locks on shared file systems (harness/store/locks.py): exclusive-create lock files with a
 heartbeat hold across processes, a dead holder's lock is broken after `stale` seconds but a live
 one never is, the mode follows the store's mount; and two simulated nodes (separate launches of
 ranks with their own NODE_RANK / LOCAL_RANK, one cache, shared-FS locks) give byte-identical
@@ -18,9 +18,9 @@ import pandas as pd
 import pytest
 from filelock import FileLock, Timeout
 
-from ganrm_bench.harness import locks
+from ganrm_bench.harness.store import locks
 from ganrm_bench.harness.errors import UserError
-from ganrm_bench.harness.store import Store
+from ganrm_bench.harness.store.artifacts import Store
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
@@ -107,7 +107,7 @@ def _launch_node(spec: Path, env: dict, out: Path, node: int, ranks_per_node: in
     for local in range(ranks_per_node):
         rank = node * ranks_per_node + local
         procs.append(subprocess.Popen(
-            [sys.executable, "-m", "ganrm_bench.harness.cli", "run", str(spec), "--out", str(out / f"rank{rank}")],
+            [sys.executable, "-m", "ganrm_bench.harness.app.cli.main", "run", str(spec), "--out", str(out / f"rank{rank}")],
             env={**env, "WORLD_SIZE": str(world), "RANK": str(rank), "LOCAL_RANK": str(local), "NODE_RANK": str(node),
                  "GROUP_RANK": str(node), "LOCAL_WORLD_SIZE": str(ranks_per_node), "GANRM_BENCH_RUN_ID": "two-nodes"},
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))

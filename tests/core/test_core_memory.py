@@ -6,7 +6,7 @@ import weakref
 
 import pytest
 
-from ganrm_bench.harness import memory
+from ganrm_bench.harness.runtime import memory
 
 
 class Model:

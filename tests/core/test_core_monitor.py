@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ganrm_bench.harness.monitor import heldout_warnings
-from ganrm_bench.harness.report import write_run
-from ganrm_bench.harness.runner import run_spec
-from ganrm_bench.harness.runtime import Context
-from ganrm_bench.harness.scorecard import auc_with_ci, classifier_card, expected_calibration_error
-from ganrm_bench.harness.spec import load_spec
-from ganrm_bench.harness.store import Store
+from ganrm_bench.harness.diagnostics.monitor import heldout_warnings
+from ganrm_bench.harness.report.rundir import write_run
+from ganrm_bench.harness.app.services.run import evaluate as run_spec
+from ganrm_bench.harness.runtime.context import Context
+from ganrm_bench.harness.diagnostics.scorecard import auc_with_ci, classifier_card, expected_calibration_error
+from ganrm_bench.harness.spec.load import load_spec
+from ganrm_bench.harness.store.artifacts import Store
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
@@ -54,7 +54,7 @@ def test_auc_matches_sklearn_and_its_interval_covers():
 
 
 def test_mean_interval_matches_the_standard_error_of_prompt_means():
-    from ganrm_bench.harness.stats import Units, mean_interval
+    from ganrm_bench.harness.stats.paired import Units, mean_interval
 
     rng = np.random.default_rng(3)
     values = rng.normal(size=(200, 4)) + rng.normal(size=(200, 1))  # 200 prompts × 4 samples, prompt effects
@@ -73,7 +73,7 @@ def test_classifier_card_fields():
 
 
 def test_cards_section_shows_auc_by_ppd_size():
-    from ganrm_bench.harness.scorecard import render_cards_markdown
+    from ganrm_bench.harness.diagnostics.scorecard import render_cards_markdown
 
     cards = {f"rm{n}": {"n_ppd": n, **classifier_card([0.9, 0.6, 0.7, 0.2], [1, 1, 0, 0])} for n in (500, 50)}
     md = render_cards_markdown(cards)
@@ -148,7 +148,7 @@ def test_own_selector_column_is_marked_and_warned(monitored):
 
 def test_a_failing_monitor_never_fails_the_table(monitored, tmp_path, monkeypatch):
     spec, store, _, _ = monitored
-    import ganrm_bench.harness.monitor as monitor
+    import ganrm_bench.harness.diagnostics.monitor as monitor
 
     def broken(*a, **k):
         raise RuntimeError("diagnostics exploded")
@@ -164,7 +164,7 @@ def test_a_failing_monitor_never_fails_the_table(monitored, tmp_path, monkeypatc
 
 
 def test_round_figure_from_records(tmp_path):
-    from ganrm_bench.harness.monitor import write_round_figure
+    from ganrm_bench.harness.diagnostics.monitor import write_round_figure
 
     spec = load_spec(HERE / "monitor_spec.yaml")
     records = pd.DataFrame([{"row": f"r{n}", "seed": 0, "op": "reward_stats", "round": r, "mean": 0.5 + 0.1 * r, "var": 0.01}
@@ -193,7 +193,7 @@ def test_monitor_never_retrains_a_scorer_the_store_lost(monitored, tmp_path):
 def test_cli_run_and_validate_report_the_monitor(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from ganrm_bench.harness.cli import app
+    from ganrm_bench.harness.app.cli.main import app
 
     monkeypatch.setenv("COLUMNS", "200")
     runner = CliRunner()

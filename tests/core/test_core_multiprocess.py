@@ -20,7 +20,7 @@ def launch(spec: Path, env: dict, out: Path, world: int = 2, timeout: float = 30
            args: tuple[str, ...] = ()) -> list[tuple[int, str, float]]:
     """Start `world` ranks of `ganrm-bench run`; (exit code, stderr, seconds) per rank."""
     t0 = time.monotonic()
-    procs = [subprocess.Popen([sys.executable, "-m", "ganrm_bench.harness.cli", "run", str(spec), "--out", str(out / f"rank{r}"), *args],
+    procs = [subprocess.Popen([sys.executable, "-m", "ganrm_bench.harness.app.cli.main", "run", str(spec), "--out", str(out / f"rank{r}"), *args],
                               env={**env, "WORLD_SIZE": str(world), "RANK": str(r), **per_rank(r)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for r in range(world)]
     results = []
@@ -93,7 +93,7 @@ def test_two_launches_on_one_cache_compute_each_node_once(tmp_path, env):
     t0 = time.monotonic()
     jobs = []
     for job in ("a", "b"):
-        procs = [subprocess.Popen([sys.executable, "-m", "ganrm_bench.harness.cli", "run", str(spec), "--out", str(tmp_path / f"{job}{r}")],
+        procs = [subprocess.Popen([sys.executable, "-m", "ganrm_bench.harness.app.cli.main", "run", str(spec), "--out", str(tmp_path / f"{job}{r}")],
                                   env={**env, "WORLD_SIZE": "2", "RANK": str(r), "GANRM_BENCH_RUN_ID": job},
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in (0, 1)]
         jobs += procs

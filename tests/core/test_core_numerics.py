@@ -7,13 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from ganrm_bench.harness.graph import POOL, PROMPTS, Builder
-from ganrm_bench.harness.numerics import numerics_class, numerics_mismatch, numerics_record
-from ganrm_bench.harness.plugins import Item
-from ganrm_bench.harness.runner import build_cells, plan, run_spec
-from ganrm_bench.harness.runtime import Context
-from ganrm_bench.harness.spec import load_spec
-from ganrm_bench.harness.store import Store, hash_key
+from ganrm_bench.harness.engine.ops import POOL, PROMPTS
+from ganrm_bench.harness.engine.builder import Builder
+from ganrm_bench.harness.runtime.numerics import numerics_class, numerics_mismatch, numerics_record
+from ganrm_bench.harness.plugins.base import Item
+from ganrm_bench.harness.engine.cells import build_cells
+from ganrm_bench.harness.engine.plan import plan
+from ganrm_bench.harness.engine.runner import run_spec
+from ganrm_bench.harness.runtime.context import Context
+from ganrm_bench.harness.spec.load import load_spec
+from ganrm_bench.harness.store.artifacts import Store
+from ganrm_bench.harness.store.keys import hash_key
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))

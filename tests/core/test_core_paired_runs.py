@@ -16,10 +16,10 @@ sys.path.insert(0, str(HERE))
 
 
 def run(spec_overrides, tmp_path, seeds):
-    from ganrm_bench.harness.runner import run_spec
-    from ganrm_bench.harness.runtime import Context
-    from ganrm_bench.harness.spec import load_spec
-    from ganrm_bench.harness.store import Store
+    from ganrm_bench.harness.engine.runner import run_spec
+    from ganrm_bench.harness.runtime.context import Context
+    from ganrm_bench.harness.spec.load import load_spec
+    from ganrm_bench.harness.store.artifacts import Store
 
     spec = load_spec(SPEC, spec_overrides)
     return spec, run_spec(spec, Context(store=Store(tmp_path / "cache")), seeds=seeds)
@@ -49,7 +49,7 @@ def test_pooled_cells_cover_every_seed_and_get_paired_deltas(tmp_path):
 
 
 def test_markdown_shows_delta_columns_and_the_convention(tmp_path):
-    from ganrm_bench.harness.report import render_markdown
+    from ganrm_bench.harness.report.tables import render_markdown
 
     spec, out = run({"prompts.eval.n": 20}, tmp_path, [0, 1])
     md = render_markdown(out.results, spec)
@@ -62,7 +62,7 @@ def test_markdown_shows_delta_columns_and_the_convention(tmp_path):
 
 def test_overrides_are_validated_and_reach_the_keys(tmp_path):
     from ganrm_bench.harness.errors import SpecError
-    from ganrm_bench.harness.spec import load_spec
+    from ganrm_bench.harness.spec.load import load_spec
 
     with pytest.raises(SpecError, match=r"prompts.evl: no such key to set; did you mean 'eval'"):
         load_spec(SPEC, {"prompts.evl.n": 4})
@@ -76,7 +76,7 @@ def test_overrides_are_validated_and_reach_the_keys(tmp_path):
 
 
 def cli(*args, env):
-    return subprocess.run([sys.executable, "-m", "ganrm_bench.harness.cli", *map(str, args)], env=env, capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "ganrm_bench.harness.app.cli.main", *map(str, args)], env=env, capture_output=True, text=True)
 
 
 @pytest.fixture

@@ -3,10 +3,10 @@
 import sys
 from pathlib import Path
 
-from ganrm_bench.harness.runner import run_spec
-from ganrm_bench.harness.runtime import Context
-from ganrm_bench.harness.spec import load_spec
-from ganrm_bench.harness.store import Store
+from ganrm_bench.harness.engine.runner import run_spec
+from ganrm_bench.harness.runtime.context import Context
+from ganrm_bench.harness.spec.load import load_spec
+from ganrm_bench.harness.store.artifacts import Store
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))

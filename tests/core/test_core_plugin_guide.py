@@ -6,11 +6,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ganrm_bench.harness.registry import SCORERS
-from ganrm_bench.harness.runner import run_spec
-from ganrm_bench.harness.runtime import Context
-from ganrm_bench.harness.spec import load_spec
-from ganrm_bench.harness.store import Store
+from ganrm_bench.harness.plugins.registry import SCORERS
+from ganrm_bench.harness.engine.runner import run_spec
+from ganrm_bench.harness.runtime.context import Context
+from ganrm_bench.harness.spec.load import load_spec
+from ganrm_bench.harness.store.artifacts import Store
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "ink.yaml"
 

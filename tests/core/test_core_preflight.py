@@ -16,12 +16,12 @@ import pytest
 from PIL import Image
 
 from ganrm_bench.harness.errors import UnreadableFilesError, UserError
-from ganrm_bench.harness.preflight import check_inputs, require_inputs
-from ganrm_bench.harness.runner import run_spec
-from ganrm_bench.harness.runtime import Context
-from ganrm_bench.harness.sources import FolderImages
-from ganrm_bench.harness.spec import load_spec
-from ganrm_bench.harness.store import Store
+from ganrm_bench.harness.engine.preflight import check_inputs, require_inputs
+from ganrm_bench.harness.engine.runner import run_spec
+from ganrm_bench.harness.runtime.context import Context
+from ganrm_bench.harness.plugins.sources import FolderImages
+from ganrm_bench.harness.spec.load import load_spec
+from ganrm_bench.harness.store.artifacts import Store
 
 HERE = Path(__file__).parent
 REPO = HERE.parents[1]
@@ -54,7 +54,7 @@ def ppd_folder(tmp_path: Path, bad: bool = True) -> Path:
 
 def cli(*args, tmp_path: Path):
     env = {**os.environ, "GANRM_BENCH_CACHE": str(tmp_path / "cache"), "GANRM_BENCH_PROGRESS": "0", "COLUMNS": "250"}
-    return subprocess.run([sys.executable, "-m", "ganrm_bench.harness.cli", *map(str, args)], env=env, capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "ganrm_bench.harness.app.cli.main", *map(str, args)], env=env, capture_output=True, text=True)
 
 
 def test_mini_world_run_names_every_bad_ppd_file_before_computing(tmp_path):
@@ -110,7 +110,7 @@ def test_every_kind_of_local_input_is_opened_and_reported_together(tmp_path):
     text = text.replace("eval: {source: toy_prompts, n: 6}", f"eval: {{source: text_file, path: {tmp_path / 'prompts.txt'}}}")
     text = text.replace("brightness: {metric: toy_brightness}", "brightness: {metric: toy_brightness}\n  ref: {metric: toy_ref, reference: listed}")
     (tmp_path / "extra_plugins.py").write_text(
-        "from ganrm_bench.harness.plugins import MetricResult\nfrom ganrm_bench.harness.registry import METRICS\n"
+        "from ganrm_bench.harness.plugins.base import MetricResult\nfrom ganrm_bench.harness.plugins.registry import METRICS\n"
         "from toy_plugins import ToyBrightness\n"
         "@METRICS.register('toy_ref')\nclass ToyRef(ToyBrightness):\n    needs_reference = True\n")
     text = text.replace(f"plugins: [{HERE / 'toy_plugins.py'}]", f"plugins: [{HERE / 'toy_plugins.py'}, extra_plugins.py]")
@@ -149,7 +149,7 @@ def test_inputs_of_cached_artifacts_are_not_needed_but_are_rechecked_when_a_cons
 def test_a_failing_artifact_is_computed_once_and_reported_once_with_its_cells(tmp_path, monkeypatch):
     import toy_plugins  # noqa: F401  (registers the toy plugins)
 
-    from ganrm_bench.harness.registry import SCORERS
+    from ganrm_bench.harness.plugins.registry import SCORERS
 
     spec = load_spec(HERE / "toy_spec.yaml")
     calls = []

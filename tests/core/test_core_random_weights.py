@@ -11,14 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from ganrm_bench.harness import random_weights as rw
+from ganrm_bench.harness.runtime import random_weights as rw
 from ganrm_bench.harness.errors import UserError
-from ganrm_bench.harness.execute import make_context, run_to_dir
-from ganrm_bench.harness.graph import Builder
-from ganrm_bench.harness.runner import build_cells, plan, run_spec
-from ganrm_bench.harness.runtime import Context
-from ganrm_bench.harness.spec import load_spec
-from ganrm_bench.harness.store import Store
+from ganrm_bench.harness.app.services.run import make_context, run_to_dir
+from ganrm_bench.harness.engine.builder import Builder
+from ganrm_bench.harness.engine.cells import build_cells
+from ganrm_bench.harness.engine.plan import plan
+from ganrm_bench.harness.engine.runner import run_spec
+from ganrm_bench.harness.runtime.context import Context
+from ganrm_bench.harness.spec.load import load_spec
+from ganrm_bench.harness.store.artifacts import Store
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
@@ -47,8 +49,8 @@ def test_every_node_key_differs_under_random_weights(tmp_path):
 
 def test_pool_item_and_per_item_array_keys_differ(tmp_path):
     """Item files (generated samples, cached scores/features) are keyed apart too, not only nodes."""
-    from ganrm_bench.harness.graph import POOL, pool_requests
-    from ganrm_bench.harness.plugins import Item
+    from ganrm_bench.harness.engine.ops import POOL, pool_requests
+    from ganrm_bench.harness.plugins.base import Item
 
     spec = load_spec(SPEC)
     ctx = Context(store=Store(tmp_path / "s"))
@@ -126,8 +128,8 @@ def test_limit_prompts_truncates_every_prompt_set_and_changes_their_keys(tmp_pat
 
 
 def test_limit_on_a_source_with_its_own_limit_keeps_the_smaller(tmp_path):
-    from ganrm_bench.harness.limits import limited_prompts
-    from ganrm_bench.harness.sources import TextFilePrompts
+    from ganrm_bench.harness.runtime.limits import limited_prompts
+    from ganrm_bench.harness.plugins.sources import TextFilePrompts
 
     path = tmp_path / "p.txt"
     path.write_text("a\nb\nc\nd\n")
@@ -152,7 +154,7 @@ UNBUILDABLE = """
 @METRICS.register("toy_unbuildable")
 class ToyUnbuildable(ToyBrightness):
     def random_weights_unavailable(self):
-        from ganrm_bench.harness import random_weights
+        from ganrm_bench.harness.runtime import random_weights
 
         return "needs weights no package ships" if random_weights.active() else None
 """
@@ -182,7 +184,7 @@ def test_a_metric_without_a_random_build_is_left_out_with_its_reason(tmp_path, c
 def test_the_marker_never_replaces_a_fingerprints_own_weights(tmp_path):
     """Per-item arrays merge the marker into the computing model's fingerprint: two models that
     differ only in their weights must still get different arrays under --random-weights."""
-    from ganrm_bench.harness.plugins import Item
+    from ganrm_bench.harness.plugins.base import Item
 
     ctx = Context(store=Store(tmp_path / "s"))
     calls = []

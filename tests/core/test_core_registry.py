@@ -1,7 +1,7 @@
 import pytest
 
 from ganrm_bench.harness.errors import UnknownPluginError
-from ganrm_bench.harness.registry import Registry
+from ganrm_bench.harness.plugins.registry import Registry
 
 
 def test_register_alias_and_lookup():
@@ -40,7 +40,7 @@ def test_lazy_entry_resolves_on_first_use(monkeypatch):
 def test_entry_points_group_is_read(monkeypatch):
     from importlib.metadata import EntryPoint
 
-    import ganrm_bench.harness.registry as registry_module
+    import ganrm_bench.harness.plugins.registry as registry_module
 
     eps = [EntryPoint("third_party", "collections:Counter", "metrics")]
     monkeypatch.setattr(registry_module, "entry_points", lambda group: [e for e in eps if e.group == group])

@@ -5,11 +5,13 @@ import sys
 from pathlib import Path
 
 
-from ganrm_bench.harness.graph import Builder
-from ganrm_bench.harness.runner import build_cells, plan, plan_totals, run_spec
-from ganrm_bench.harness.runtime import Context
-from ganrm_bench.harness.spec import load_spec
-from ganrm_bench.harness.store import Store
+from ganrm_bench.harness.engine.builder import Builder
+from ganrm_bench.harness.engine.cells import build_cells
+from ganrm_bench.harness.engine.plan import plan, plan_totals
+from ganrm_bench.harness.engine.runner import run_spec
+from ganrm_bench.harness.runtime.context import Context
+from ganrm_bench.harness.spec.load import load_spec
+from ganrm_bench.harness.store.artifacts import Store
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
@@ -45,7 +47,7 @@ def test_best_of_k_picks_true_argmax(tmp_path, counters):
     spec = load_spec(HERE / "toy_spec.yaml")
     ctx = Context(store=Store(tmp_path / "store"))
     b = Builder(spec, ctx, 0)
-    from ganrm_bench.harness.runner import Evaluator
+    from ganrm_bench.harness.engine.evaluator import Evaluator
 
     ev = Evaluator(ctx)
     pool = b.pool("gen", "eval", 4)
@@ -76,7 +78,7 @@ def test_a_failing_cell_does_not_lose_the_others(tmp_path, counters, monkeypatch
     def broken(self, *a, **k):
         raise RuntimeError("scorer exploded")
 
-    from ganrm_bench.harness.registry import SCORERS
+    from ganrm_bench.harness.plugins.registry import SCORERS
 
     monkeypatch.setattr(SCORERS.get("toy_rm"), "fit", broken)
     out = run_spec(spec, Context(store=store))
@@ -92,9 +94,9 @@ def test_a_failing_cell_does_not_lose_the_others(tmp_path, counters, monkeypatch
 
 def test_reported_ops_land_in_records(tmp_path, counters):
     """Values of ops marked `reported` (multi-round reward statistics) come back as records."""
-    from ganrm_bench.harness.graph import Op
-    from ganrm_bench.harness.plugins import Method
-    from ganrm_bench.harness.registry import METHODS
+    from ganrm_bench.harness.engine.nodes import Op
+    from ganrm_bench.harness.plugins.base import Method
+    from ganrm_bench.harness.plugins.registry import METHODS
 
     class CountOp(Op):
         name = "toy_count"

@@ -4,11 +4,11 @@ nested per-item work never sharded, a peer's failure marker ends a wait with its
 import numpy as np
 import pytest
 
-from ganrm_bench.harness import distributed
-from ganrm_bench.harness.distributed import PeerFailure, mark_failure, wait_for_files
-from ganrm_bench.harness.plugins import Item
-from ganrm_bench.harness.runtime import Context
-from ganrm_bench.harness.store import Store
+from ganrm_bench.harness.runtime import distributed
+from ganrm_bench.harness.runtime.distributed import PeerFailure, mark_failure, wait_for_files
+from ganrm_bench.harness.plugins.base import Item
+from ganrm_bench.harness.runtime.context import Context
+from ganrm_bench.harness.store.artifacts import Store
 
 
 @pytest.fixture
@@ -63,8 +63,8 @@ def test_waits_back_off(tmp_path, monkeypatch):
 
 def test_a_node_computed_together_is_published_by_process_0_alone(tmp_path, monkeypatch):
     """Process 1 computes its share, then loads what process 0 published (no second hash/copy)."""
-    from ganrm_bench.harness.graph import Node, Op
-    from ganrm_bench.harness.runner import Evaluator
+    from ganrm_bench.harness.engine.nodes import Node, Op
+    from ganrm_bench.harness.engine.evaluator import Evaluator
 
     calls = []
 
@@ -100,7 +100,7 @@ def test_a_node_computed_together_is_published_by_process_0_alone(tmp_path, monk
 
 def test_a_peer_of_process_0_goes_on_once_the_node_is_published(tmp_path, monkeypatch):
     """Process 0 may find the node already published and load it without a go file: its peers must not wait."""
-    from ganrm_bench.harness.distributed import launch_lock
+    from ganrm_bench.harness.runtime.distributed import launch_lock
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")

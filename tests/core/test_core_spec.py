@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from ganrm_bench.harness.errors import SpecError, UserError
-from ganrm_bench.harness.spec import load_spec
+from ganrm_bench.harness.spec.load import load_spec
 
 HERE = Path(__file__).parent
 TOY = (HERE / "toy_spec.yaml").read_text()

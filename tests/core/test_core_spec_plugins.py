@@ -4,14 +4,14 @@ its own list (the lists add up)."""
 import shutil
 from pathlib import Path
 
-from ganrm_bench.harness.spec import load_raw, load_spec
+from ganrm_bench.harness.spec.load import load_raw, load_spec
 
 HERE = Path(__file__).parent
 
 INK = '''
 import numpy as np
-from ganrm_bench.harness.plugins import Metric, MetricResult
-from ganrm_bench.harness.registry import METRICS
+from ganrm_bench.harness.plugins.base import Metric, MetricResult
+from ganrm_bench.harness.plugins.registry import METRICS
 
 
 @METRICS.register("ink_included")

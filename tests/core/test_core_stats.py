@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ganrm_bench.harness.gate import check_against_baseline
-from ganrm_bench.harness.stats import Units, difference, regression_test
+from ganrm_bench.harness.stats.gate import check_against_baseline
+from ganrm_bench.harness.stats.paired import Units, difference
+from ganrm_bench.harness.stats.gate import regression_test
 
 
 def two_rows(rng, n_prompts=200, k=2, shift=0.0, prompt_sd=1.0, noise_sd=0.3):
@@ -158,7 +159,7 @@ def test_gate_rejects_bad_tolerances_and_other_specs(scores):
 
 
 def test_regression_test_direction_and_detectable():
-    from ganrm_bench.harness.stats import Difference
+    from ganrm_bench.harness.stats.paired import Difference
 
     d = Difference(2.0, 1.0, 3.0, 0.5, math.inf, 0.0, True, "x")
     fid = regression_test(d, "lower", tolerance=0.5)  # FID up by 2: worse

@@ -3,7 +3,8 @@ import time
 
 import pytest
 
-from ganrm_bench.harness.store import Store, hash_key
+from ganrm_bench.harness.store.artifacts import Store
+from ganrm_bench.harness.store.keys import hash_key
 
 
 def test_key_is_order_independent_and_content_sensitive():

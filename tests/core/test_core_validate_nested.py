@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ganrm_bench.harness.errors import SpecError
-from ganrm_bench.harness.spec import deep_merge, load_spec
+from ganrm_bench.harness.spec.load import deep_merge, load_spec
 
 REPO = Path(__file__).resolve().parents[2]
 MINI = REPO / "benchmarks" / "mini" / "table1.yaml"
@@ -89,8 +89,8 @@ def test_third_party_params_declare_references_the_same_way(tmp_path):
     """A plugin outside the project marks its field with PluginRef and gets the same checks."""
     (tmp_path / "myplug.py").write_text(
         "from typing import Annotated, Any\n"
-        "from ganrm_bench.harness.plugins import PluginParams, PluginRef, Scorer\n"
-        "from ganrm_bench.harness.registry import SCORERS\n"
+        "from ganrm_bench.harness.plugins.base import PluginParams, PluginRef, Scorer\n"
+        "from ganrm_bench.harness.plugins.registry import SCORERS\n"
         "@SCORERS.register('ensemble_t')\n"
         "class Ensemble(Scorer):\n"
         "    class Params(PluginParams):\n"
@@ -105,7 +105,7 @@ def test_third_party_params_declare_references_the_same_way(tmp_path):
 
 def test_cli_validate_reports_nested_problem_and_exits_2(tmp_path):
     p = spec_over_mini(tmp_path, "scorers:\n  ganrm: {backbone: mini_convv}\n")
-    r = subprocess.run([sys.executable, "-m", "ganrm_bench.harness.cli", "validate", str(p)], capture_output=True, text=True,
+    r = subprocess.run([sys.executable, "-m", "ganrm_bench.harness.app.cli.main", "validate", str(p)], capture_output=True, text=True,
                        env={**os.environ, "COLUMNS": "200"})
     assert r.returncode == 2, r.stdout + r.stderr
     assert "scorers.ganrm.backbone: unknown backbone 'mini_convv'; did you mean 'mini_conv'?" in r.stderr

@@ -13,7 +13,7 @@ HERE = Path(__file__).parent
 
 def cli(*args, cache: Path):
     env = {**os.environ, "COLUMNS": "80", "GANRM_BENCH_CACHE": str(cache), "GANRM_BENCH_PROGRESS": "0"}
-    return subprocess.run([sys.executable, "-m", "ganrm_bench.harness.cli", *map(str, args)], env=env, capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "ganrm_bench.harness.app.cli.main", *map(str, args)], env=env, capture_output=True, text=True)
 
 
 def too_long(text: str, width: int = 80) -> list[str]:
@@ -35,8 +35,8 @@ def blocks(text: str) -> dict[str, list[str]]:
 
 
 def test_list_fits_80_columns_with_every_parameter_on_its_own_line(tmp_path):
-    from ganrm_bench.harness.builtins import register_builtins
-    from ganrm_bench.harness.registry import REGISTRIES
+    from ganrm_bench.harness.plugins.builtins import register_builtins
+    from ganrm_bench.harness.plugins.registry import REGISTRIES
 
     r = cli("list", cache=tmp_path)
     assert r.returncode == 0, r.stderr

@@ -11,8 +11,20 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ganrm_bench.harness.plugins import Generator, ImageSource, Item, ItemSet, Method, Metric, MetricResult, PluginParams, Prompt, PromptSource, TrainableScorer
-from ganrm_bench.harness.registry import GENERATORS, IMAGE_SOURCES, METHODS, METRICS, PROMPT_SOURCES, SCORERS
+from ganrm_bench.harness.plugins.base import (
+    Generator,
+    ImageSource,
+    Item,
+    ItemSet,
+    Method,
+    Metric,
+    MetricResult,
+    PluginParams,
+    Prompt,
+    PromptSource,
+    TrainableScorer,
+)
+from ganrm_bench.harness.plugins.registry import GENERATORS, IMAGE_SOURCES, METHODS, METRICS, PROMPT_SOURCES, SCORERS
 
 
 def tick(what: str, n: int = 1) -> None:

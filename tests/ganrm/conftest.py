@@ -12,8 +12,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 import pytest  # noqa: E402
 
 from ganrm_fixtures import write_images  # noqa: E402
-from ganrm_bench.harness.runtime import Context  # noqa: E402
-from ganrm_bench.harness.store import Store  # noqa: E402
+from ganrm_bench.harness.runtime.context import Context  # noqa: E402
+from ganrm_bench.harness.store.artifacts import Store  # noqa: E402
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from ganrm_bench.harness.errors import MissingWeightsError, UserError
-from ganrm_bench.harness.store import file_digest
+from ganrm_bench.harness.store.digests import file_digest
 from ganrm_bench.methods.ganrm.backbones import OpenClipBackbone, VideoFrameBackbone, build_backbone
 from ganrm_bench.methods.ganrm.features import item_features
 from ganrm_bench.methods.ganrm.rpl import RewardProjectionLayer, pool_tokens
@@ -108,7 +108,7 @@ def test_viclip_is_a_documented_slot():
 
 
 def test_features_are_computed_once_per_item_and_backbone(tmp_path, ctx):
-    from ganrm_bench.harness.sources import FolderImages
+    from ganrm_bench.harness.plugins.sources import FolderImages
 
     write_images(tmp_path / "imgs", 5, 128, seed=3)
     items = FolderImages(path=str(tmp_path / "imgs")).load(ctx).items

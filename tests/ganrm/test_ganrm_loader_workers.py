@@ -5,9 +5,9 @@ import os
 
 import numpy as np
 
-from ganrm_bench.harness.plugins import Item
-from ganrm_bench.harness.runtime import Context
-from ganrm_bench.harness.store import Store
+from ganrm_bench.harness.plugins.base import Item
+from ganrm_bench.harness.runtime.context import Context
+from ganrm_bench.harness.store.artifacts import Store
 from ganrm_bench.methods.ganrm.backbones import OpenClipBackbone
 from ganrm_bench.methods.ganrm.features import item_features
 
@@ -39,7 +39,7 @@ def test_features_prepared_in_workers_are_byte_identical(tmp_path):
 def test_gan_rm_scores_read_only_uncached_images_in_workers(tmp_path):
     """Scoring with a GAN-RM (a scorer taking Items): the workers decode and preprocess the images
     whose features are not cached, and skip the others; scores are byte-identical to no workers."""
-    from ganrm_bench.harness.sources import FolderImages
+    from ganrm_bench.harness.plugins.sources import FolderImages
     from ganrm_bench.methods.search import score_items
 
     from test_ganrm_scorer import make_scorer

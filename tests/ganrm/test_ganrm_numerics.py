@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from ganrm_bench.harness.numerics import fixed_threads
-from ganrm_bench.harness.runtime import Context
-from ganrm_bench.harness.sources import FolderImages
-from ganrm_bench.harness.store import Store, file_digest
+from ganrm_bench.harness.runtime.numerics import fixed_threads
+from ganrm_bench.harness.runtime.context import Context
+from ganrm_bench.harness.plugins.sources import FolderImages
+from ganrm_bench.harness.store.artifacts import Store
+from ganrm_bench.harness.store.digests import file_digest
 from ganrm_bench.methods.ganrm.model import GanRM
 from ganrm_bench.methods.ganrm.training import TrainConfig, fit_features, train_rpl
 

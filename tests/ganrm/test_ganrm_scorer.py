@@ -5,10 +5,10 @@ import pytest
 import torch
 from PIL import Image
 
-from ganrm_bench.harness.builtins import register_builtins
+from ganrm_bench.harness.plugins.builtins import register_builtins
 from ganrm_bench.harness.errors import UserError
-from ganrm_bench.harness.registry import REGISTRIES
-from ganrm_bench.harness.sources import FolderImages
+from ganrm_bench.harness.plugins.registry import REGISTRIES
+from ganrm_bench.harness.plugins.sources import FolderImages
 from ganrm_bench.methods.ganrm.scorer import GanRMScorer
 
 from ganrm_fixtures import TINY, write_images

@@ -8,10 +8,18 @@ import time
 
 import pytest
 
-from ganrm_bench.harness.builtins import register_builtins
+from ganrm_bench.harness.plugins.builtins import register_builtins
 from ganrm_bench.harness.errors import UserError
-from ganrm_bench.harness.registry import REGISTRIES
-from ganrm_bench.harness.sources import SKIPPED_COUNTER, FolderImages, HFDatasetImages, ListPrompts, TableImages, TablePrompts, TextFilePrompts
+from ganrm_bench.harness.plugins.registry import REGISTRIES
+from ganrm_bench.harness.plugins.sources import (
+    SKIPPED_COUNTER,
+    FolderImages,
+    HFDatasetImages,
+    ListPrompts,
+    TableImages,
+    TablePrompts,
+    TextFilePrompts,
+)
 
 from ganrm_fixtures import write_images
 

@@ -30,7 +30,7 @@ def mini_weights(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def ctx(tmp_path):
-    from ganrm_bench.harness.runtime import Context
-    from ganrm_bench.harness.store import Store
+    from ganrm_bench.harness.runtime.context import Context
+    from ganrm_bench.harness.store.artifacts import Store
 
     return Context(store=Store(tmp_path / "store"), device="cpu")

@@ -10,9 +10,9 @@ import torch
 torch.set_num_threads(1)
 
 from ganrm_bench.mini.generator import MiniDiffusion  # noqa: E402
-from ganrm_bench.harness.plugins import Prompt, SampleRequest  # noqa: E402
-from ganrm_bench.harness.runtime import Context  # noqa: E402
-from ganrm_bench.harness.store import Store  # noqa: E402
+from ganrm_bench.harness.plugins.base import Prompt, SampleRequest  # noqa: E402
+from ganrm_bench.harness.runtime.context import Context  # noqa: E402
+from ganrm_bench.harness.store.artifacts import Store  # noqa: E402
 from ganrm_bench.methods.finetune.adapters import denoiser_for  # noqa: E402
 from ganrm_bench.methods.finetune.train import PreferencePair, TrainConfig, finetune  # noqa: E402
 

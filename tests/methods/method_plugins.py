@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ganrm_bench.harness.plugins import Generator, ImageSource, Item, ItemSet, Metric, MetricResult, PluginParams, TrainableScorer
-from ganrm_bench.harness.registry import GENERATORS, IMAGE_SOURCES, METRICS, SCORERS
+from ganrm_bench.harness.plugins.base import Generator, ImageSource, Item, ItemSet, Metric, MetricResult, PluginParams, TrainableScorer
+from ganrm_bench.harness.plugins.registry import GENERATORS, IMAGE_SOURCES, METRICS, SCORERS
 
 
 def brightness(im) -> float:

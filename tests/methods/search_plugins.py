@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from ganrm_bench.harness.plugins import Metric, MetricResult, Scorer
-from ganrm_bench.harness.registry import METRICS, SCORERS
+from ganrm_bench.harness.plugins.base import Metric, MetricResult, Scorer
+from ganrm_bench.harness.plugins.registry import METRICS, SCORERS
 
 
 @SCORERS.register("test_brightness")

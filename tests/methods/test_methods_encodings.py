@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ganrm_bench.harness.plugins import Item
+from ganrm_bench.harness.plugins.base import Item
 from ganrm_bench.methods.finetune import encodings
 from ganrm_bench.methods.finetune.adapters import denoiser_for
 from ganrm_bench.methods.finetune.train import PreferencePair, Sample, TrainConfig, make_accelerator, train

@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from ganrm_bench.harness.errors import UserError
-from ganrm_bench.harness.plugins import Prompt, SampleRequest
+from ganrm_bench.harness.plugins.base import Prompt, SampleRequest
 from ganrm_bench.methods.finetune import weights as W
 from ganrm_bench.methods.finetune.adapters import denoiser_for, finetuned_generator
 from ganrm_bench.methods.finetune.train import PreferencePair, Sample, TrainConfig, evaluate, finetune, train

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from ganrm_bench.harness.errors import MissingWeightsError, UserError
-from ganrm_bench.harness.plugins import Prompt, SampleRequest
+from ganrm_bench.harness.plugins.base import Prompt, SampleRequest
 from ganrm_bench.methods.generators.diffusers_image import DiffusersImageGenerator
 from ganrm_bench.methods.generators.diffusers_video import DiffusersVideoGenerator, video_to_uint8
 

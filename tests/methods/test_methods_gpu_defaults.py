@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from ganrm_bench.harness import numerics
+from ganrm_bench.harness.runtime import numerics
 from ganrm_bench.harness.errors import UserError
-from ganrm_bench.harness.oom import OutOfMemory, out_of_memory_hint
+from ganrm_bench.harness.runtime.oom import OutOfMemory, out_of_memory_hint
 from ganrm_bench.methods.generators.diffusers_image import DiffusersImageGenerator
 from ganrm_bench.methods.generators.loading import resolve_dtype
 
@@ -72,11 +72,11 @@ def test_out_of_memory_hint_names_the_override():
 
 
 def test_a_pool_that_runs_out_of_memory_fails_its_cells_with_the_override(tmp_path, monkeypatch):
-    from ganrm_bench.harness.registry import REGISTRIES
-    from ganrm_bench.harness.runner import run_spec
-    from ganrm_bench.harness.runtime import Context
-    from ganrm_bench.harness.spec import load_spec
-    from ganrm_bench.harness.store import Store
+    from ganrm_bench.harness.plugins.registry import REGISTRIES
+    from ganrm_bench.harness.engine.runner import run_spec
+    from ganrm_bench.harness.runtime.context import Context
+    from ganrm_bench.harness.spec.load import load_spec
+    from ganrm_bench.harness.store.artifacts import Store
 
     monkeypatch.setenv("TOY_COUNTER_DIR", str(tmp_path))
 

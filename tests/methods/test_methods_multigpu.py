@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from ganrm_bench.harness.graph import Node
-from ganrm_bench.harness.plugins import Item, ItemSet
+from ganrm_bench.harness.engine.nodes import Node
+from ganrm_bench.harness.plugins.base import Item, ItemSet
 from ganrm_bench.methods import ops
 from ganrm_bench.methods.finetune import adapters, train
 from ganrm_bench.methods.finetune.train import TrainConfig
@@ -37,7 +37,7 @@ def test_initial_noise_comes_from_cpu_generators_whatever_the_pipelines_device(c
     """A pool started on CPU and finished on a GPU must not mix two noise streams under its item keys."""
     import torch
 
-    from ganrm_bench.harness.plugins import Prompt, SampleRequest
+    from ganrm_bench.harness.plugins.base import Prompt, SampleRequest
     from ganrm_bench.methods.generators.diffusers_image import DiffusersImageGenerator
 
     seen = []
@@ -59,8 +59,8 @@ def test_finetune_frees_its_trained_copy_and_releases_resident_models(ctx, tmp_p
     import gc
     import weakref
 
-    from ganrm_bench.harness import memory
-    from ganrm_bench.harness.plugins import Prompt, SampleRequest
+    from ganrm_bench.harness.runtime import memory
+    from ganrm_bench.harness.plugins.base import Prompt, SampleRequest
     from ganrm_bench.mini.generator import MiniDiffusion
 
     g = MiniDiffusion(weights=str(mini_weights), steps=2, device="cpu")
@@ -99,7 +99,7 @@ class _NotMainProcess:
 
 def test_at_resume_only_process_0_rewrites_and_appends_the_log(tmp_path, mini_weights, ctx, monkeypatch):
     """Rank > 0 resuming must leave log.csv alone (every rank rewriting it at once raced)."""
-    from ganrm_bench.harness.plugins import Prompt, SampleRequest
+    from ganrm_bench.harness.plugins.base import Prompt, SampleRequest
     from ganrm_bench.methods.finetune.train import Sample
     from ganrm_bench.mini.generator import MiniDiffusion
 

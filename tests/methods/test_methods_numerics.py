@@ -4,7 +4,7 @@ and under several processes (data-parallel, not byte-identical) its key differs 
 import pytest
 import torch
 
-from ganrm_bench.harness.graph import Op
+from ganrm_bench.harness.engine.nodes import Op
 from ganrm_bench.methods.finetune.adapters import denoiser_for
 from ganrm_bench.methods.finetune.train import PreferencePair, TrainConfig, finetune
 from ganrm_bench.methods.ops import FinetuneOp
@@ -35,10 +35,10 @@ def test_finetune_weights_do_not_depend_on_the_thread_count(objective, mini_gene
 def test_finetune_key_carries_the_process_count_and_the_device(monkeypatch, tmp_path):
     """2 processes average gradients in another order than 1 (tests/methods/test_methods_distributed.py:
     equal to 1e-5, not to the byte), so they make a different artifact; so does a CUDA run."""
-    from ganrm_bench.harness.graph import Builder
-    from ganrm_bench.harness.runtime import Context
-    from ganrm_bench.harness.spec import Spec
-    from ganrm_bench.harness.store import Store
+    from ganrm_bench.harness.engine.builder import Builder
+    from ganrm_bench.harness.runtime.context import Context
+    from ganrm_bench.harness.spec.schema import Spec
+    from ganrm_bench.harness.store.artifacts import Store
 
     def key(device: str, world: int) -> str:
         monkeypatch.setenv("WORLD_SIZE", str(world))

@@ -10,11 +10,11 @@ import json
 import numpy as np
 import pytest
 
-from ganrm_bench.harness import random_weights as rw
+from ganrm_bench.harness.runtime import random_weights as rw
 from ganrm_bench.harness.errors import MissingWeightsError, UserError
-from ganrm_bench.harness.plugins import Prompt, SampleRequest
-from ganrm_bench.harness.runtime import Context
-from ganrm_bench.harness.store import Store
+from ganrm_bench.harness.plugins.base import Prompt, SampleRequest
+from ganrm_bench.harness.runtime.context import Context
+from ganrm_bench.harness.store.artifacts import Store
 from ganrm_bench.methods.generators import random_init
 from ganrm_bench.methods.generators.diffusers_image import DiffusersImageGenerator
 

@@ -8,8 +8,9 @@ import pytest
 import yaml
 
 from ganrm_bench.harness.errors import UserError
-from ganrm_bench.harness.runner import Evaluator, run_spec
-from ganrm_bench.harness.spec import load_spec
+from ganrm_bench.harness.engine.evaluator import Evaluator
+from ganrm_bench.harness.engine.runner import run_spec
+from ganrm_bench.harness.spec.load import load_spec
 
 PLUGINS = str(Path(__file__).parent / "method_plugins.py")
 TRAIN = {"steps": 2, "batch_size": 2, "grad_accum": 1, "warmup_steps": 0, "lr": 1.0e-3, "k": 3, "train_prompts": "train"}
@@ -50,7 +51,7 @@ def mini_spec(tmp_path, mini_weights):
 
 
 def builder(spec, ctx, seed=0):
-    from ganrm_bench.harness.graph import Builder
+    from ganrm_bench.harness.engine.builder import Builder
 
     return Builder(spec, ctx, seed)
 

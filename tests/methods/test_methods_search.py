@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from ganrm_bench.harness.plugins import Prompt, SampleRequest
-from ganrm_bench.harness.runner import Evaluator, run_spec
-from ganrm_bench.harness.graph import Builder
-from ganrm_bench.harness.runtime import Context
-from ganrm_bench.harness.spec import load_spec
-from ganrm_bench.harness.store import Store
+from ganrm_bench.harness.plugins.base import Prompt, SampleRequest
+from ganrm_bench.harness.engine.evaluator import Evaluator
+from ganrm_bench.harness.engine.runner import run_spec
+from ganrm_bench.harness.engine.builder import Builder
+from ganrm_bench.harness.runtime.context import Context
+from ganrm_bench.harness.spec.load import load_spec
+from ganrm_bench.harness.store.artifacts import Store
 
 HERE = Path(__file__).parent
 STEPS = 3

@@ -11,12 +11,13 @@ import pytest
 import torch
 
 from ganrm_bench.harness.errors import UserError
-from ganrm_bench.harness.graph import Builder
-from ganrm_bench.harness.plugins import Prompt, SampleRequest
-from ganrm_bench.harness.runner import Evaluator, run_spec
-from ganrm_bench.harness.runtime import Context
-from ganrm_bench.harness.spec import load_spec
-from ganrm_bench.harness.store import Store
+from ganrm_bench.harness.engine.builder import Builder
+from ganrm_bench.harness.plugins.base import Prompt, SampleRequest
+from ganrm_bench.harness.engine.evaluator import Evaluator
+from ganrm_bench.harness.engine.runner import run_spec
+from ganrm_bench.harness.runtime.context import Context
+from ganrm_bench.harness.spec.load import load_spec
+from ganrm_bench.harness.store.artifacts import Store
 from ganrm_bench.methods.smc_search import potential, resample_weights, systematic_resample
 
 HERE = Path(__file__).parent

@@ -12,7 +12,7 @@ import torch.multiprocessing as mp
 from PIL import Image
 
 from ganrm_bench.harness.errors import UserError
-from ganrm_bench.harness.plugins import Prompt, SampleRequest
+from ganrm_bench.harness.plugins.base import Prompt, SampleRequest
 from ganrm_bench.methods.finetune import weights as W
 from ganrm_bench.methods.finetune.adapters import denoiser_for
 from ganrm_bench.methods.finetune.train import Sample, TrainConfig, _nonfinite_anywhere, train

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ganrm_bench.harness.errors import UserError
-from ganrm_bench.harness.plugins import Prompt, SampleRequest
+from ganrm_bench.harness.plugins.base import Prompt, SampleRequest
 from ganrm_bench.methods.finetune import weights as W
 from ganrm_bench.methods.finetune.adapters import cannot_finetune, denoiser_for, finetuned_generator
 from ganrm_bench.methods.finetune.dpo import diffusion_dpo_loss, shared_noise_and_timesteps
@@ -143,7 +143,7 @@ def test_generators_without_a_video_adapter_are_clear_errors(tiny_sd, video_gen,
 def test_video_sft_and_dpo_rows_run_through_the_graph_and_a_rerun_computes_nothing(tmp_path, tiny_video, ctx):
     from test_methods_rows import builder, write_spec
 
-    from ganrm_bench.harness.runner import run_spec
+    from ganrm_bench.harness.engine.runner import run_spec
 
     gens = {"gen": {"generator": "diffusers_video", "model": str(tiny_video), "steps": 2, "height": SIZE, "width": SIZE,
                     "num_frames": FRAMES, "device": "cpu"},
@@ -165,7 +165,7 @@ def test_video_sft_and_dpo_rows_run_through_the_graph_and_a_rerun_computes_nothi
     values = first.results.set_index("row")["value"].to_dict()
     assert values["sft"] != values["dpo"] and all(np.isfinite(v) for v in values.values())
     b = builder(spec, ctx)
-    from ganrm_bench.harness.runner import Evaluator
+    from ganrm_bench.harness.engine.evaluator import Evaluator
 
     ev = Evaluator(ctx)
     assert [it.k for it in ev.value(b.method("base"))] == [0, 1] * 3

@@ -16,9 +16,9 @@ try:
 except ImportError:  # pragma: no cover
     pass
 
-from ganrm_bench.harness.plugins import Item, ItemSet  # noqa: E402
-from ganrm_bench.harness.runtime import Context  # noqa: E402
-from ganrm_bench.harness.store import Store  # noqa: E402
+from ganrm_bench.harness.plugins.base import Item, ItemSet  # noqa: E402
+from ganrm_bench.harness.runtime.context import Context  # noqa: E402
+from ganrm_bench.harness.store.artifacts import Store  # noqa: E402
 
 
 @pytest.fixture

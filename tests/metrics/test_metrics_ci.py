@@ -85,7 +85,7 @@ def test_ci_params_are_validated():
 
 
 def test_empty_sample_set_is_a_clear_error(ctx):
-    from ganrm_bench.harness.plugins import ItemSet
+    from ganrm_bench.harness.plugins.base import ItemSet
 
     with pytest.raises(UserError, match="empty"):
         CountingMetric().compute(ItemSet("nothing", ()), ctx)

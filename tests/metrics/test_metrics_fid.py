@@ -8,8 +8,8 @@ import pytest
 import scipy.linalg
 
 from ganrm_bench.harness.errors import MissingWeightsError, UserError
-from ganrm_bench.harness.plugins import FeatureExtractor, PluginParams
-from ganrm_bench.harness.registry import FEATURES
+from ganrm_bench.harness.plugins.base import FeatureExtractor, PluginParams
+from ganrm_bench.harness.plugins.registry import FEATURES
 from ganrm_bench.metrics.fid import FID
 from metrics_fixtures import index_images
 from ganrm_bench.metrics.frechet import GaussianStats, frechet_distance, frechet_with_sqrt_ref, psd_sqrt
@@ -36,7 +36,7 @@ class LookupFeatures(FeatureExtractor):
 
 @pytest.fixture(autouse=True)
 def _register_lookup():
-    from ganrm_bench.harness.builtins import register_builtins
+    from ganrm_bench.harness.plugins.builtins import register_builtins
 
     register_builtins()
     FEATURES.add("test_lookup", LookupFeatures)
@@ -251,9 +251,9 @@ def test_inception_features_resized_in_loader_workers_are_byte_identical(tmp_pat
     log.mkdir()
     monkeypatch.setattr(InceptionFeatures, "prepare", lambda self, im: ((log / f"{os.getpid()}.{os.urandom(4).hex()}").touch(), real(self, im))[1])
 
-    from ganrm_bench.harness.plugins import Item, ItemSet
-    from ganrm_bench.harness.runtime import Context
-    from ganrm_bench.harness.store import Store
+    from ganrm_bench.harness.plugins.base import Item, ItemSet
+    from ganrm_bench.harness.runtime.context import Context
+    from ganrm_bench.harness.store.artifacts import Store
 
     weights = tmp_path / "w.pt"
     tiny_torchscript_inception(weights)

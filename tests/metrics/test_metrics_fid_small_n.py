@@ -5,8 +5,8 @@ import logging
 import numpy as np
 import pytest
 
-from ganrm_bench.harness.plugins import FeatureExtractor, PluginParams
-from ganrm_bench.harness.registry import FEATURES
+from ganrm_bench.harness.plugins.base import FeatureExtractor, PluginParams
+from ganrm_bench.harness.plugins.registry import FEATURES
 from ganrm_bench.metrics.fid import FID
 
 DIM = 6
@@ -27,7 +27,7 @@ class RowFeatures(FeatureExtractor):
 
 @pytest.fixture(autouse=True)
 def _register():
-    from ganrm_bench.harness.builtins import register_builtins
+    from ganrm_bench.harness.plugins.builtins import register_builtins
 
     register_builtins()
     FEATURES.add("test_rows", RowFeatures)

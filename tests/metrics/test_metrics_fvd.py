@@ -6,8 +6,8 @@ import pytest
 import scipy.linalg
 
 from ganrm_bench.harness.errors import MissingWeightsError, UserError
-from ganrm_bench.harness.plugins import FeatureExtractor, PluginParams
-from ganrm_bench.harness.registry import FEATURES
+from ganrm_bench.harness.plugins.base import FeatureExtractor, PluginParams
+from ganrm_bench.harness.plugins.registry import FEATURES
 from ganrm_bench.metrics.fvd import FVD
 
 
@@ -30,7 +30,7 @@ class FrameStats(FeatureExtractor):
 
 @pytest.fixture(autouse=True)
 def _register():
-    from ganrm_bench.harness.builtins import register_builtins
+    from ganrm_bench.harness.plugins.builtins import register_builtins
 
     register_builtins()
     FEATURES.add("test_frame_stats", FrameStats)

@@ -6,9 +6,9 @@ import pytest
 import torch
 from torchmetrics.image.kid import poly_mmd
 
-from ganrm_bench.harness.plugins import FeatureExtractor, PluginParams
-from ganrm_bench.harness.registry import FEATURES
-from ganrm_bench.harness.stats import difference
+from ganrm_bench.harness.plugins.base import FeatureExtractor, PluginParams
+from ganrm_bench.harness.plugins.registry import FEATURES
+from ganrm_bench.harness.stats.paired import difference
 from ganrm_bench.metrics.kid import KID
 from metrics_fixtures import index_images as images
 
@@ -33,7 +33,7 @@ class RowFeatures(FeatureExtractor):
 
 @pytest.fixture(autouse=True)
 def _register():
-    from ganrm_bench.harness.builtins import register_builtins
+    from ganrm_bench.harness.plugins.builtins import register_builtins
 
     register_builtins()
     FEATURES.add("test_rows", RowFeatures)

@@ -6,9 +6,9 @@ import pytest
 import torch
 from threadpoolctl import threadpool_limits
 
-from ganrm_bench.harness.plugins import Item, ItemSet
-from ganrm_bench.harness.runtime import Context
-from ganrm_bench.harness.store import Store
+from ganrm_bench.harness.plugins.base import Item, ItemSet
+from ganrm_bench.harness.runtime.context import Context
+from ganrm_bench.harness.store.artifacts import Store
 from ganrm_bench.metrics.frechet import GaussianStats
 
 
@@ -73,6 +73,6 @@ def test_reference_statistics_of_a_cuda_run_have_another_key(tmp_path):
     keys = {a.key for a in store.artifacts()}
     fid.reference_stats(items, Context(store=store, device="cuda"))  # keyed as a CUDA run's
     new = [a for a in store.artifacts() if a.key not in keys]
-    from ganrm_bench.harness.numerics import numerics_class
+    from ganrm_bench.harness.runtime.numerics import numerics_class
 
     assert len(new) == 1 and new[0].manifest["numerics"]["class"] == numerics_class("cuda") != numerics_class("cpu")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ganrm_bench.harness import random_weights as rw
+from ganrm_bench.harness.runtime import random_weights as rw
 from ganrm_bench.metrics import base
 from ganrm_bench.metrics import weights as W
 

@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 
 from ganrm_bench.harness.errors import MissingWeightsError, UserError
+from ganrm_bench.harness.store.offline import is_offline
 from ganrm_bench.metrics import weights as W
 
 
 def test_offline_hub_miss_raises_at_once_naming_repo_and_file(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    assert W.is_offline()
+    assert is_offline()
     with pytest.raises(MissingWeightsError) as err:
         W.hub_file("someorg/somemodel", "weights.safetensors", model="Some model", cache_dir=str(tmp_path), offline=True)
     text = str(err.value)
@@ -28,7 +29,7 @@ def test_ctx_offline_counts_as_offline(monkeypatch):
     class Ctx:
         offline = True
 
-    assert W.is_offline(Ctx()) and not W.is_offline(None)
+    assert is_offline(Ctx()) and not is_offline(None)
 
 
 def test_url_file_search_offline_error_and_download(tmp_path):

@@ -12,8 +12,8 @@ torch.set_num_threads(1)
 
 @pytest.fixture
 def ctx(tmp_path):
-    from ganrm_bench.harness.runtime import Context
-    from ganrm_bench.harness.store import Store
+    from ganrm_bench.harness.runtime.context import Context
+    from ganrm_bench.harness.store.artifacts import Store
 
     return Context(store=Store(tmp_path / "store"))
 

@@ -4,11 +4,14 @@ is what one image's steps are made of."""
 
 from __future__ import annotations
 
-from ganrm_bench.harness.estimate import estimate
-from ganrm_bench.harness.execute import make_context, resolve_spec_path
-from ganrm_bench.harness.graph import Builder
-from ganrm_bench.harness.runner import Evaluator, build_cells, plan
-from ganrm_bench.harness.spec import load_spec
+from ganrm_bench.harness.engine.estimate import estimate
+from ganrm_bench.harness.app.services.run import make_context
+from ganrm_bench.harness.app.services.specs import resolve_spec_path
+from ganrm_bench.harness.engine.builder import Builder
+from ganrm_bench.harness.engine.evaluator import Evaluator
+from ganrm_bench.harness.engine.cells import build_cells
+from ganrm_bench.harness.engine.plan import plan
+from ganrm_bench.harness.spec.load import load_spec
 
 
 def test_mini_generator_unit_cost(tmp_path):

@@ -9,7 +9,7 @@ from ganrm_bench.harness.errors import UserError
 from ganrm_bench.mini import data
 from ganrm_bench.mini.common import read_info
 from ganrm_bench.mini.generator import MiniDiffusion
-from ganrm_bench.harness.plugins import Prompt, SampleRequest
+from ganrm_bench.harness.plugins.base import Prompt, SampleRequest
 
 
 def _req(digit: int, seed: int, k: int = 0) -> SampleRequest:

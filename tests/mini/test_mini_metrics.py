@@ -11,7 +11,7 @@ from ganrm_bench.mini.common import METRIC_FILE, WEIGHTS_DIR, load_net
 from ganrm_bench.mini.metrics import MiniAlignment, MiniDiversity
 from ganrm_bench.mini.nets import MetricNet
 from ganrm_bench.mini.sources import MiniDigitsImages
-from ganrm_bench.harness.plugins import Item, ItemSet
+from ganrm_bench.harness.plugins.base import Item, ItemSet
 
 
 def _samples(ctx, n_prompts=6, k=3, wrong_every=0):
@@ -74,7 +74,7 @@ def test_metric_fingerprints_name_the_network():
 
 
 def test_alignment_as_a_selector_scores_like_the_metric_and_shares_its_identity(ctx):
-    from ganrm_bench.harness.monitor import _scorer_identity
+    from ganrm_bench.harness.diagnostics.monitor import _scorer_identity
     from ganrm_bench.mini.metrics import MiniAlignmentScorer
 
     samples, _ = _samples(ctx, wrong_every=3)

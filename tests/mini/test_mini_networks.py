@@ -11,7 +11,7 @@ from ganrm_bench.mini import data
 from ganrm_bench.mini.annotator import MiniAnnotator
 from ganrm_bench.mini.backbone import MiniConv
 from ganrm_bench.mini.common import ANNOTATOR_FILE, GENERATOR_FILE, METRIC_FILE, WEIGHTS_DIR, load_state, read_info
-from ganrm_bench.harness.store import file_digest
+from ganrm_bench.harness.store.digests import file_digest
 
 
 def test_shipped_weights_match_their_record():
@@ -90,9 +90,9 @@ def test_missing_weights_fail_fast_with_a_hint(tmp_path):
 
 
 def test_plugins_are_registered():
-    from ganrm_bench.harness.builtins import register_builtins
+    from ganrm_bench.harness.plugins.builtins import register_builtins
     from ganrm_bench.mini import PLUGINS
-    from ganrm_bench.harness.registry import REGISTRIES
+    from ganrm_bench.harness.plugins.registry import REGISTRIES
 
     register_builtins()
     for kind, entries in PLUGINS.items():

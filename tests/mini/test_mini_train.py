@@ -2,7 +2,7 @@
 
 from ganrm_bench.mini.common import ANNOTATOR_FILE, GENERATOR_FILE, METRIC_FILE
 from ganrm_bench.mini.train import train_all
-from ganrm_bench.harness.store import file_digest
+from ganrm_bench.harness.store.digests import file_digest
 
 
 def test_short_training_is_bit_identical(tmp_path):

@@ -20,7 +20,7 @@ TABLES = ("table1", "table2", "table3", "table4", "table5", "table7", "table8", 
 
 @pytest.fixture(scope="session")
 def specs():
-    from ganrm_bench.harness.spec import load_spec
+    from ganrm_bench.harness.spec.load import load_spec
 
     return {name: load_spec(BENCHMARKS / f"{name}.yaml") for name in TABLES}
 
@@ -31,10 +31,10 @@ def fetched_world(tmp_path_factory, specs):
     fetched every downloadable asset of every spec; the hub is offline afterwards."""
     import huggingface_hub.constants as hc
 
-    from ganrm_bench.harness.assets import fetch_assets
+    from ganrm_bench.harness.spec.assets import fetch_assets
     from ganrm_bench.harness.errors import UserError
-    from ganrm_bench.harness.runtime import Context
-    from ganrm_bench.harness.store import Store
+    from ganrm_bench.harness.runtime.context import Context
+    from ganrm_bench.harness.store.artifacts import Store
 
     root = tmp_path_factory.mktemp("world")
     with pytest.MonkeyPatch.context() as mp:

@@ -8,7 +8,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from ganrm_bench.harness.assets import Asset, datasets_cache_dir, hub_cache_dir
+from ganrm_bench.harness.store.assets import Asset, datasets_cache_dir, hub_cache_dir
 
 REPO = Path(__file__).resolve().parents[2]
 BENCHMARKS = REPO / "benchmarks"

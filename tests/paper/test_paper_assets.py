@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from ganrm_bench.harness.errors import UserError
-from ganrm_bench.harness.store import Store, file_digest
+from ganrm_bench.harness.store.artifacts import Store
+from ganrm_bench.harness.store.digests import file_digest
 from paper_fixtures import StubTransport, make_data_root
 
 
@@ -30,7 +31,7 @@ def test_paper_assets_of_table1(specs, world):
     """Table 1 needs the two pipelines, the two public DPO UNets, CLIP ViT-B/32 (GAN-RM and
     CLIPScore share one file), ImageReward + BERT's tokenizer, PickScore + its processor, HPS v2.0,
     clean-fid's Inception and the JourneyDB files."""
-    from ganrm_bench.harness.assets import spec_assets
+    from ganrm_bench.harness.spec.assets import spec_assets
 
     _, store = world
     found = {n.asset.id: n for n in spec_assets(specs["table1"], store)}
@@ -54,7 +55,7 @@ def test_paper_assets_of_table1(specs, world):
 
 
 def test_paper_fetch_assets_offline_fails_fast_listing_every_missing_asset(specs, world, monkeypatch):
-    from ganrm_bench.harness.assets import fetch_assets, spec_assets
+    from ganrm_bench.harness.spec.assets import fetch_assets, spec_assets
 
     _, store = world
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -75,7 +76,7 @@ def test_paper_fetch_assets_offline_fails_fast_listing_every_missing_asset(specs
 
 
 def test_paper_fetch_assets_dry_run_lists_without_downloading(specs, world):
-    from ganrm_bench.harness.assets import fetch_assets
+    from ganrm_bench.harness.spec.assets import fetch_assets
 
     _, store = world
     transport = StubTransport()
@@ -92,7 +93,8 @@ def test_paper_fetch_assets_dry_run_lists_without_downloading(specs, world):
 def test_paper_fetch_then_check_offline(specs, world, monkeypatch):
     """After a fetch: the manifest holds each file's sha256, a second fetch downloads nothing,
     check_offline passes once the user's folders exist, and names an asset whose file vanished."""
-    from ganrm_bench.harness.assets import check_offline, fetch_assets, manifest_path
+    from ganrm_bench.harness.spec.assets import check_offline, fetch_assets
+    from ganrm_bench.harness.store.assets import manifest_path
 
     root, store = world
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
@@ -122,7 +124,7 @@ def test_paper_fetch_then_check_offline(specs, world, monkeypatch):
 
 
 def test_paper_select_files_prefers_safetensors():
-    from ganrm_bench.harness.assets import Asset, select_files
+    from ganrm_bench.harness.store.assets import Asset, select_files
 
     repo = ["model_index.json", "unet/config.json", "unet/diffusion_pytorch_model.bin", "unet/diffusion_pytorch_model.safetensors",
             "text_encoder/pytorch_model.bin", "text_encoder/model.safetensors", "vae/diffusion_pytorch_model.bin",
@@ -145,7 +147,7 @@ def test_paper_cli_fetch_assets_offline_exit_code(tmp_path):
     env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "TORCH_HOME": str(tmp_path / "torch"), "HF_HUB_OFFLINE": "1",
            "COLUMNS": "200"}
     t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "ganrm_bench.harness.cli", "fetch-assets", str(BENCHMARKS / "table4.yaml"),
+    out = subprocess.run([sys.executable, "-m", "ganrm_bench.harness.app.cli.main", "fetch-assets", str(BENCHMARKS / "table4.yaml"),
                           "--cache", str(tmp_path / "store")], cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 2, out.stdout + out.stderr
     assert time.perf_counter() - t0 < 60
@@ -157,9 +159,9 @@ def test_paper_cli_fetch_assets_offline_exit_code(tmp_path):
 
 def test_paper_unresolved_fingerprint_names_the_absent_weights(specs, world):
     """Where the real fingerprint raises (no weights), the stand-in names the hub file instead."""
-    from ganrm_bench.harness.assets import unresolved_fingerprint
+    from ganrm_bench.harness.store.assets import unresolved_fingerprint
     from ganrm_bench.harness.errors import MissingWeightsError
-    from ganrm_bench.harness.registry import REGISTRIES
+    from ganrm_bench.harness.plugins.registry import REGISTRIES
 
     e = specs["table9"].scorers["ganrm_sd15"]
     scorer = REGISTRIES["scorer"].get(e.scorer)(e.params)

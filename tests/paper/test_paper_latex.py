@@ -20,7 +20,7 @@ CONVENTION = {"fid": "clean-fid clean", "ir": "ImageReward-v1.0 normalized", "ps
 def synthetic_results(spec, missing=()) -> pd.DataFrame:
     """One value per cell: the paper's value moved by 0.6x (within tolerance) or 2x (outside) the
     column's tolerance, alternating over cells; a CI of ±half the tolerance."""
-    from ganrm_bench.harness.runner import RESULT_COLUMNS
+    from ganrm_bench.harness.engine.runner import RESULT_COLUMNS
 
     rows = []
     group_of = {r: g.name for g in spec.table.groups or [] for r in g.rows}
@@ -44,7 +44,7 @@ CASES = {"table1": {("sdxl_diffusion_dpo", "hps")}, "table8": set(), "table2": s
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_paper_latex_and_markdown_match_golden(specs, name):
-    from ganrm_bench.harness.report import render_latex, render_markdown
+    from ganrm_bench.harness.report.tables import render_latex, render_markdown
 
     spec = specs[name]
     results = synthetic_results(spec, CASES[name])
@@ -57,7 +57,7 @@ def test_paper_latex_and_markdown_match_golden(specs, name):
 
 def test_paper_table1_latex_layout(specs):
     """What the golden file must show, said independently of it."""
-    from ganrm_bench.harness.report import render_latex
+    from ganrm_bench.harness.report.tables import render_latex
 
     spec = specs["table1"]
     tex = render_latex(synthetic_results(spec, CASES["table1"]), spec)
@@ -77,7 +77,9 @@ def test_paper_run_directory_and_check(specs, tmp_path):
     """A paper-table run directory re-renders from disk, and `check` flags a value worse than the
     baseline by more than the spec's tolerance with 95% one-sided confidence (FID up by 3, CIs ±0.75:
     lower bound 2.1 > 1.5), not one within it (up by 1)."""
-    from ganrm_bench.harness.report import check, load_run, render_latex, write_run
+    from ganrm_bench.harness.report.rundir import load_run, write_run
+    from ganrm_bench.harness.stats.gate import check_against_baseline
+    from ganrm_bench.harness.report.tables import render_latex
 
     spec = specs["table8"]
     baseline = synthetic_results(spec)
@@ -87,5 +89,5 @@ def test_paper_run_directory_and_check(specs, tmp_path):
     worse = baseline.copy()
     worse.loc[worse["row"] == "sd15_dpo", ["value", "ci_low", "ci_high"]] += 3.0
     worse.loc[worse["row"] == "sd15_sft", ["value", "ci_low", "ci_high"]] += 1.0
-    problems = check(worse, baseline, spec.reference.tolerance)
+    problems = [c.line() for c in check_against_baseline(worse, baseline, tolerance=spec.reference.tolerance).failures]
     assert len(problems) == 1 and problems[0].startswith("FAIL sd15_dpo × fid"), problems

@@ -14,7 +14,8 @@ BUDGETS = (4, 8, 16)  # the search rows' candidates (particles) per prompt
 
 
 def _spec(which):
-    from ganrm_bench.harness.spec import check_spec, load_spec
+    from ganrm_bench.harness.spec.check import check_spec
+    from ganrm_bench.harness.spec.load import load_spec
 
     spec = load_spec(SCALING[which])
     assert check_spec(spec) == []
@@ -22,8 +23,9 @@ def _spec(which):
 
 
 def _plan(spec, ctx):
-    from ganrm_bench.harness.graph import Builder
-    from ganrm_bench.harness.runner import build_cells, plan, plan_totals
+    from ganrm_bench.harness.engine.builder import Builder
+    from ganrm_bench.harness.engine.cells import build_cells
+    from ganrm_bench.harness.engine.plan import plan, plan_totals
 
     cells = build_cells(spec, Builder(spec, ctx, spec.seeds[0], planning=True))
     return cells, plan_totals(plan([c.node for c in cells], ctx))
@@ -44,8 +46,8 @@ def test_scaling_spec_rows_pair_search_with_best_of_k_at_equal_budget(which):
 
 
 def test_mini_scaling_plans_one_pool_and_each_search(tmp_path):
-    from ganrm_bench.harness.runtime import Context
-    from ganrm_bench.harness.store import Store
+    from ganrm_bench.harness.runtime.context import Context
+    from ganrm_bench.harness.store.artifacts import Store
 
     spec = _spec("mini")
     cells, totals = _plan(spec, Context(store=Store(tmp_path / "store")))

@@ -9,19 +9,19 @@ OWN = {("sd15_rm10_pickscore", "ps"), ("sd15_rm10_hps", "hps"), ("sd15_rm10_ir",
 
 
 def _own_cells(spec, ctx, planning):
-    from ganrm_bench.harness.graph import Builder
-    from ganrm_bench.harness.monitor import own_scorer_cells
-    from ganrm_bench.harness.runner import build_cells
+    from ganrm_bench.harness.engine.builder import Builder
+    from ganrm_bench.harness.diagnostics.monitor import own_scorer_cells
+    from ganrm_bench.harness.engine.cells import build_cells
 
     cells = build_cells(spec, Builder(spec, ctx, spec.seeds[0], planning=planning))
     return cells, own_scorer_cells(cells)
 
 
 def test_selectors_spec_flags_own_selector_columns_before_fetching(tmp_path):
-    from ganrm_bench.harness.monitor import heldout_warnings
-    from ganrm_bench.harness.runtime import Context
-    from ganrm_bench.harness.spec import load_spec
-    from ganrm_bench.harness.store import Store
+    from ganrm_bench.harness.diagnostics.monitor import heldout_warnings
+    from ganrm_bench.harness.runtime.context import Context
+    from ganrm_bench.harness.spec.load import load_spec
+    from ganrm_bench.harness.store.artifacts import Store
 
     spec = load_spec(BENCHMARKS / "selectors.yaml")
     ctx = Context(store=Store(tmp_path / "store"))
@@ -33,7 +33,7 @@ def test_selectors_spec_flags_own_selector_columns_before_fetching(tmp_path):
 
 
 def test_selectors_spec_flags_own_selector_columns_with_weights(fetched_world):
-    from ganrm_bench.harness.spec import load_spec
+    from ganrm_bench.harness.spec.load import load_spec
 
     spec = load_spec(BENCHMARKS / "selectors.yaml")
     _, own = _own_cells(spec, fetched_world["ctx"], planning=False)

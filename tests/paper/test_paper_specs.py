@@ -10,8 +10,8 @@ from paper_fixtures import BENCHMARKS
 
 
 def cells_of(spec, ctx, rows=None):
-    from ganrm_bench.harness.graph import Builder
-    from ganrm_bench.harness.runner import build_cells
+    from ganrm_bench.harness.engine.builder import Builder
+    from ganrm_bench.harness.engine.cells import build_cells
 
     b = Builder(spec, ctx, spec.seeds[0])
     if rows is None:
@@ -20,7 +20,7 @@ def cells_of(spec, ctx, rows=None):
 
 
 def totals(nodes, ctx):
-    from ganrm_bench.harness.runner import plan, plan_totals
+    from ganrm_bench.harness.engine.plan import plan, plan_totals
 
     return plan_totals(plan(list(nodes), ctx))
 
@@ -63,7 +63,7 @@ def test_paper_cli_validate_and_plan_name_the_missing_inputs(tmp_path):
 
     env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "TORCH_HOME": str(tmp_path / "torch"), "HF_HUB_OFFLINE": "1",
            "GANRM_BENCH_CACHE": str(tmp_path / "store")}
-    run = lambda *a: subprocess.run([sys.executable, "-m", "ganrm_bench.harness.cli", *a, str(BENCHMARKS / "table8.yaml")],  # noqa: E731
+    run = lambda *a: subprocess.run([sys.executable, "-m", "ganrm_bench.harness.app.cli.main", *a, str(BENCHMARKS / "table8.yaml")],  # noqa: E731
                                     cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
     out = run("validate")
     assert out.returncode == 0, out.stderr
@@ -98,7 +98,7 @@ def test_paper_table1_generates_each_image_once(fetched_world, specs):
 
 
 def _pool_items(node, ctx):
-    from ganrm_bench.harness.graph import POOL, pool_requests
+    from ganrm_bench.harness.engine.ops import POOL, pool_requests
 
     prompts = ctx_prompts(node.inputs["prompts"], ctx)
     return set(POOL.item_keys(node, pool_requests(prompts, node.params["k"], node.params["seed"])))
@@ -181,7 +181,7 @@ def test_paper_table2_each_row_on_its_prompt_set(fetched_world, specs):
 def test_paper_table3_dpo_row_plans(fetched_world, specs):
     """Video DPO plans: one fine-tuning of the video generator on its K = 3 training pool scored by
     the video GAN-RM, then 2 videos per eval prompt (LPIPS diversity) from the fine-tuned one."""
-    from ganrm_bench.harness.runner import plan
+    from ganrm_bench.harness.engine.plan import plan
 
     ctx = fetched_world["ctx"]
     b, nodes = cells_of(specs["table3"], ctx, rows=["dpo"])

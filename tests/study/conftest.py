@@ -40,11 +40,11 @@ reference:
 
 def make_run(root: Path, n: int = 130) -> Path:
     """Run the toy spec into root/run with its own store root/cache; returns the run directory."""
-    from ganrm_bench.harness.report import write_run
-    from ganrm_bench.harness.runner import run_spec
-    from ganrm_bench.harness.runtime import Context
-    from ganrm_bench.harness.spec import load_spec
-    from ganrm_bench.harness.store import Store
+    from ganrm_bench.harness.report.rundir import write_run
+    from ganrm_bench.harness.engine.runner import run_spec
+    from ganrm_bench.harness.runtime.context import Context
+    from ganrm_bench.harness.spec.load import load_spec
+    from ganrm_bench.harness.store.artifacts import Store
 
     spec_path = root / "toy_study.yaml"
     spec_path.write_text(SPEC.format(plugins=CORE / "toy_plugins.py", n=n))

@@ -8,8 +8,8 @@ IMG_RE = re.compile(r'src="/img/([0-9a-f]+)"')
 
 
 def make_study(run_dir: Path, rows=("base", "bright"), max_pairs=None):
-    from ganrm_bench.harness.study.pairs import Study
-    from ganrm_bench.harness.study.samples import read_samples_manifest
+    from ganrm_bench.harness.app.study.pairs import Study
+    from ganrm_bench.harness.report.samples import read_samples_manifest
 
     return Study.from_samples(read_samples_manifest(run_dir), list(rows), max_pairs)
 
@@ -17,8 +17,8 @@ def make_study(run_dir: Path, rows=("base", "bright"), max_pairs=None):
 def make_client(run_dir: Path, study, db_path: Path | None = None):
     from starlette.testclient import TestClient
 
-    from ganrm_bench.harness.study.app import create_app
-    from ganrm_bench.harness.study.db import StudyDB
+    from ganrm_bench.harness.app.study.app import create_app
+    from ganrm_bench.harness.app.study.db import StudyDB
 
     db = StudyDB(db_path or run_dir / "study.sqlite")
     return TestClient(create_app(study, db), follow_redirects=False), db
@@ -61,7 +61,7 @@ class Server:
         import httpx
 
         run_dir, rows, port, extra = self.args
-        self.proc = subprocess.Popen([sys.executable, "-m", "ganrm_bench.harness.cli", "study", "serve", str(run_dir), "--rows", rows,
+        self.proc = subprocess.Popen([sys.executable, "-m", "ganrm_bench.harness.app.cli.main", "study", "serve", str(run_dir), "--rows", rows,
                                       "--port", str(port), *extra], env={**os.environ, "GANRM_BENCH_PROGRESS": "0"},
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         deadline = time.time() + timeout

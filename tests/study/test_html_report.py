@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ganrm_bench.harness.html_report import render_html
+from ganrm_bench.harness.report.html import render_html
 
 
 def test_report_is_self_contained_and_complete(toy_run):
@@ -47,7 +47,7 @@ def test_report_shows_paired_deltas_when_present(toy_run):
 def test_report_cli_prints_the_page_and_shows_extra_sections(toy_run):
     from typer.testing import CliRunner
 
-    from ganrm_bench.harness.cli import app
+    from ganrm_bench.harness.app.cli.main import app
 
     (toy_run / "scorers").mkdir()
     (toy_run / "scorers" / "rm.json").write_text('{"accuracy": 0.875, "calibration": {"ece": 0.03}}')
@@ -72,7 +72,7 @@ def test_samples_manifest_names_each_rows_cached_items(toy_run):
     import pytest
 
     from ganrm_bench.harness.errors import UserError
-    from ganrm_bench.harness.study.samples import read_samples_manifest
+    from ganrm_bench.harness.report.samples import read_samples_manifest
 
     data = json.loads((toy_run / "samples.json").read_text())
     assert list(data["rows"]) == ["base", "bright", "best4"] and data["seed"] == 0

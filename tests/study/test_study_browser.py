@@ -64,8 +64,8 @@ def login(driver, url: str, name: str) -> None:
 def test_two_raters_vote_by_click_and_keyboard_reload_and_restart(toy_run):
     from typer.testing import CliRunner
 
-    from ganrm_bench.harness.study.cli import app
-    from ganrm_bench.harness.study.db import StudyDB
+    from ganrm_bench.harness.app.study.cli import app
+    from ganrm_bench.harness.app.study.db import StudyDB
 
     port = free_port()
     server = Server(toy_run, "base,bright", port, "--max-pairs", "6").start()

@@ -50,7 +50,7 @@ def rater_loop(url: str, name: str, acked: list, errors: list, stop: threading.E
 
 @pytest.mark.slow
 def test_four_raters_500_votes_survive_sigkill(toy_run):
-    from ganrm_bench.harness.study.db import StudyDB
+    from ganrm_bench.harness.app.study.db import StudyDB
 
     port = free_port()
     server = Server(toy_run, "base,bright", port).start()

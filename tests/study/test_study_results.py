@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ganrm_bench.harness.study.results import human_majority, rater_agreement, scorer_agreement, win_rates
-from ganrm_bench.harness.study.stats import cohen_kappa, fleiss_kappa, wilson_interval
+from ganrm_bench.harness.app.study.results import human_majority, rater_agreement, scorer_agreement, win_rates
+from ganrm_bench.harness.app.study.stats import cohen_kappa, fleiss_kappa, wilson_interval
 
 
 def test_wilson_interval_by_hand():
@@ -68,10 +68,10 @@ def test_win_rates_agreement_and_scorer_agreement_by_hand():
 def test_study_results_cli_on_toy_run(toy_run):
     from typer.testing import CliRunner
 
-    from ganrm_bench.harness.study.cli import app
-    from ganrm_bench.harness.study.db import StudyDB
-    from ganrm_bench.harness.study.pairs import Study
-    from ganrm_bench.harness.study.samples import read_samples_manifest
+    from ganrm_bench.harness.app.study.cli import app
+    from ganrm_bench.harness.app.study.db import StudyDB
+    from ganrm_bench.harness.app.study.pairs import Study
+    from ganrm_bench.harness.report.samples import read_samples_manifest
 
     samples = read_samples_manifest(toy_run)
     study = Study.from_samples(samples, ["base", "bright"], max_pairs=20)
@@ -96,7 +96,7 @@ def test_study_results_cli_on_toy_run(toy_run):
     assert summary["agreement"]["method"] == "Cohen's" and summary["agreement"]["kappa"] == pytest.approx(0.0)  # bob's ties vs alice's constant
     by = {s["scorer"]: s for s in summary["scorers"]}
     # rm prefers brightness close to the positives' mean: recompute from the pixels and its stored target
-    from ganrm_bench.harness.store import Store
+    from ganrm_bench.harness.store.artifacts import Store
 
     store = Store(json.loads((toy_run / "samples.json").read_text())["store"])
     (target,) = [float((a.path / "target.txt").read_text()) for a in store.artifacts() if a.producer == "train_scorer" and a.manifest["label"] == "rm"]

@@ -130,8 +130,8 @@ def test_bad_names_are_refused(toy_run, study):
 
 def test_clear_errors_for_unknown_rows_and_a_moved_store(toy_run, tmp_path):
     from ganrm_bench.harness.errors import UserError
-    from ganrm_bench.harness.study.pairs import Study
-    from ganrm_bench.harness.study.samples import read_samples_manifest
+    from ganrm_bench.harness.app.study.pairs import Study
+    from ganrm_bench.harness.report.samples import read_samples_manifest
 
     with pytest.raises(UserError, match=r"no samples for \['dpo'\].*") as exc:
         make_study(toy_run, rows=("base", "dpo"))

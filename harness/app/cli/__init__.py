@@ -1,0 +1,1 @@
+"""The `ganrm-bench` command line: parses arguments, calls a service, prints."""

@@ -1,0 +1,84 @@
+"""`plan` and `validate`: what a run would compute (per seed, with the rows each artifact serves and,
+on request, a time estimate measured on this machine), and whether a spec and its inputs are sound."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from ganrm_bench.harness.diagnostics.monitor import heldout_warnings
+from ganrm_bench.harness.engine.builder import Builder
+from ganrm_bench.harness.engine.cells import build_cells
+from ganrm_bench.harness.engine.estimate import Estimate, estimate
+from ganrm_bench.harness.engine.evaluator import Evaluator
+from ganrm_bench.harness.engine.plan import PlanEntry, plan as plan_nodes, plan_totals
+from ganrm_bench.harness.engine.preflight import InputCheck, require_inputs
+from ganrm_bench.harness.errors import UserError
+from ganrm_bench.harness.runtime.context import Context
+from ganrm_bench.harness.spec.schema import Spec
+
+
+@dataclass
+class SeedPlan:
+    """What a run of one seed would do."""
+
+    seed: int
+    entries: list[PlanEntry]
+    users: dict[str, set[str]]  # artifact key -> the rows that need it
+    totals: dict[str, int]  # work summed over the plan (shared items once)
+    estimate: Estimate | None = None
+    estimate_seconds: float | None = None  # how long timing the estimate took
+
+    @property
+    def cached(self) -> int:
+        return sum(e.status == "cached" for e in self.entries)
+
+    @property
+    def to_compute(self) -> int:
+        return sum(e.status == "compute" for e in self.entries)
+
+
+def plan(spec: Spec, ctx: Context, *, seeds: list[int] | None = None, with_estimate: bool = False) -> list[SeedPlan]:
+    """The artifact graph of each seed: cached or to compute, the work it takes, the rows it serves.
+    Nothing is written. `with_estimate` times a few units of each kind of work on `ctx.device`
+    (random-init real-size models) and estimates the uncached work's total."""
+    out = []
+    for seed in seeds or spec.seeds:
+        cells = build_cells(spec, Builder(spec, ctx, seed, planning=True))
+        entries = plan_nodes([c.node for c in cells], ctx)
+        users: dict[str, set[str]] = defaultdict(set)
+        for c in cells:
+            for n in c.node.walk():
+                users[n.key].add(c.row)
+        p = SeedPlan(seed, entries, dict(users), plan_totals(entries))
+        if with_estimate:
+            t0 = time.time()
+            p.estimate = estimate(entries, ctx, Evaluator(ctx).peek)
+            p.estimate_seconds = time.time() - t0
+        out.append(p)
+    return out
+
+
+@dataclass
+class Validation:
+    """What `validate` found: the inputs opened (with `inputs`), and warnings that do not fail it."""
+
+    spec: Spec
+    inputs: list[InputCheck] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    skipped: str | None = None  # why the held-out check could not run
+
+
+def validate(spec: Spec, ctx: Context, *, inputs: bool = False) -> Validation:
+    """A spec already passed schema and plugin checks when it was opened; with `inputs`, also open
+    every local input the rows still need (one error naming every unreadable file); then warn
+    about cells judged by the row's own selector (not held-out)."""
+    result = Validation(spec)
+    if inputs:
+        result.inputs = require_inputs(spec, ctx)
+    try:
+        result.warnings = heldout_warnings(spec, ctx)
+    except UserError as exc:  # the schema is fine; the graph needs more (e.g. assets): say so, don't fail
+        result.skipped = str(exc)
+    return result

@@ -1,0 +1,1 @@
+"""Judging reward models inside a run: report cards and the over-optimisation monitor."""

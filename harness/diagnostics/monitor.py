@@ -1,0 +1,395 @@
+"""The reward-model monitor of a run: report cards of the trained scorers, the over-optimisation
+table (`diagnostics.csv`) and the held-out check of metric columns.
+
+Over-optimisation ("reward hacking"): post-training or best-of-K selection pushes the proxy reward
+up while held-out quality falls (the failure reported by users of flow_grpo, SRPO, DDPO; RewardDance
+argues for watching the reward's variance). For every row whose samples were chosen or trained with
+a scorer (a `scores` node in its graph), and every such proxy scorer, a line gives the proxy's mean
+on the row's samples with a bootstrap CI over prompts, the level the scorer gives held-out PPD
+images (from its report card), the reward variance, the paired Δ of every metric column vs the
+comparison row (the results' delta columns), and flags:
+
+- `beyond_ppd`: the row's proxy mean is significantly above the held-out PPD's mean (the 95% CI of
+  the unpaired difference is above 0): the generator looks "more PPD than the PPD".
+- `proxy_up_heldout_down`: the proxy improved significantly vs the comparison row (paired Δ CI above
+  0) while a held-out metric got significantly worse (its Δ CI on the worse side of 0).
+- `collapse`: a diversity column (`DIVERSITY_METRICS`) got significantly worse.
+
+Everything here is best-effort: a failure is recorded (run.json `diagnostics_errors`), never fatal.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ganrm_bench.harness.engine.ops import SCORES
+from ganrm_bench.harness.engine.nodes import Node
+from ganrm_bench.harness.engine.cells import comparison_rows
+from ganrm_bench.harness.runtime.seeds import derive_seed
+from ganrm_bench.harness.stats.paired import Units, difference, mean_interval
+
+log = logging.getLogger("ganrm_bench")
+
+DIVERSITY_METRICS = frozenset({"mini_diversity", "lpips"})  # within-prompt diversity columns (higher = more diverse)
+
+
+def is_diversity_metric(metric: Any) -> bool:
+    """A diversity column: a metric named in DIVERSITY_METRICS, or one declaring `diversity = True`,
+    whose higher values mean more diverse (LPIPS in reference mode is a distance, not diversity)."""
+    named = getattr(metric, "name", "") in DIVERSITY_METRICS or bool(getattr(metric, "diversity", False))
+    return named and getattr(metric, "direction", "higher") == "higher"
+
+
+@dataclass
+class MonitorOutcome:
+    cards: dict[str, dict[str, Any]] = field(default_factory=dict)  # file name -> report card
+    diagnostics: pd.DataFrame = field(default_factory=pd.DataFrame)
+    not_heldout: dict[tuple[str, str], str] = field(default_factory=dict)  # (row, column) -> the row's own scorer
+    errors: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------
+# Walking a row's graph.
+
+
+def trained_scorer_nodes(samples: Node) -> list[Node]:
+    return [n for n in samples.walk() if n.op.name == "train_scorer"]
+
+
+def proxy_scorer_nodes(samples: Node) -> list[Node]:
+    """The scorers whose scores chose or trained this row's samples: the `scorer` input of every
+    `scores` node in its graph (selection, fine-tuning data, per-round reward statistics)."""
+    out: dict[str, Node] = {}
+    for n in samples.walk():
+        if n.op.name == "scores":
+            out.setdefault(n.inputs["scorer"].key, n.inputs["scorer"])
+    return list(out.values())
+
+
+def _scorer_identity(fp: Any) -> tuple[str, str] | None:
+    """What makes a scorer and a metric "the same model": its weights identity and convention
+    (a selector adapter and its metric share both; see metrics.base.MetricScorer). When only
+    planning, before the weights are fetched, the provisional identity: plugin name and the assets
+    it needs (a backbone that merely shares CLIP weights is not the same scorer)."""
+    if not isinstance(fp, dict):
+        return None
+    if fp.get("unresolved_assets"):  # a selector adapter is registered under its metric's name
+        return f"assets of {fp.get('plugin')}", repr(sorted(fp["unresolved_assets"]))
+    if not fp.get("convention"):
+        return None
+    return repr(fp.get("weights")), str(fp["convention"])
+
+
+def own_scorer_cells(cells: list[Any]) -> dict[tuple[str, str], str]:
+    """(row, column) -> scorer label, for the cells whose metric is computed by a scorer (same
+    fingerprint) that selected or trained the row: those columns are not held-out evidence."""
+    out: dict[tuple[str, str], str] = {}
+    for cell in cells:
+        metric_id = _scorer_identity(cell.node.params.get("metric"))
+        if metric_id is None:
+            continue
+        for s in proxy_scorer_nodes(cell.node.inputs["samples"]):
+            if _scorer_identity(s.params.get("scorer")) == metric_id:
+                out[(cell.row, cell.column)] = s.label
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Report cards.
+
+
+def _available(ev: Any, node: Node) -> bool:
+    """Whether the node's value is at hand (memoized, stored, or a plugin as-is): the monitor
+    reports on what the run made and never retrains a scorer that the store no longer holds."""
+    return node.key in ev.memo or not node.op.stored or ev.ctx.store.has(node.key)
+
+
+def collect_cards(ev: Any, row_graphs: dict[int, dict[str, Node]], errors: list[str]) -> tuple[dict[str, dict], dict[str, dict]]:
+    """Every trained scorer's `report_card()` (duck-typed), as (file name -> card, node key -> card).
+    Names: the scorer node's label, suffixed with the seed for seeds after the first."""
+    by_name: dict[str, dict] = {}
+    by_key: dict[str, dict] = {}
+    first = min(row_graphs) if row_graphs else 0
+    for seed, rows in row_graphs.items():
+        for row, samples in rows.items():
+            for n in trained_scorer_nodes(samples):
+                if n.key in by_key:
+                    if row not in by_key[n.key]["used_by"]:
+                        by_key[n.key]["used_by"].append(row)
+                    continue
+                if not _available(ev, n):
+                    errors.append(f"report card of {n.label} (seed {seed}): its artifact is not in the store (not retrained for a card)")
+                    continue
+                try:
+                    value = ev.value(n)
+                    card = value.report_card() if callable(getattr(value, "report_card", None)) else None
+                except Exception as exc:  # a card is a report, never a reason to fail the run
+                    errors.append(f"report card of {n.label} (seed {seed}): {type(exc).__name__}: {exc}")
+                    continue
+                if not card:
+                    continue
+                name = n.label if seed == first else f"{n.label}-seed{seed}"
+                while name in by_name:
+                    name += f"-{n.key[:6]}"
+                card = {"name": name, "run_seed": seed, "artifact": n.key, **card, "used_by": [row]}
+                by_name[name], by_key[n.key] = card, card
+    return by_name, by_key
+
+
+# ---------------------------------------------------------------------------------------------
+# The over-optimisation table.
+
+
+def _units(scores: np.ndarray, items: Any) -> Units:
+    return Units.from_samples(scores, [it.prompt_id or it.key for it in items])
+
+
+def _worse(direction: str, lo: float, hi: float) -> bool:
+    return bool(hi < 0) if direction == "higher" else bool(lo > 0)
+
+
+def diagnostics_table(spec: Any, ctx: Any, ev: Any, row_graphs: dict[int, dict[str, Node]], results: pd.DataFrame,
+                      cards_by_key: dict[str, dict], not_heldout: dict[tuple[str, str], str], errors: list[str],
+                      diversity: set[str] = frozenset()) -> pd.DataFrame:
+    against = comparison_rows(spec)
+    columns = list(spec.table.columns or [])
+    lines = []
+    for seed, rows in row_graphs.items():
+        ctx.seed = seed
+        res = results[(results["seed"] == seed)].set_index(["row", "column"]) if not results.empty else None
+        for row, samples in rows.items():
+            for scorer in proxy_scorer_nodes(samples):
+                try:
+                    lines.append(_line(ev, seed, row, samples, scorer, rows.get(against.get(row, "")), against.get(row),
+                                       res, columns, cards_by_key.get(scorer.key), not_heldout, diversity))
+                except Exception as exc:
+                    log.debug("diagnostics line failed", exc_info=True)
+                    errors.append(f"diagnostics {row} × {scorer.label} (seed {seed}): {type(exc).__name__}: {exc}")
+    return pd.DataFrame(lines)
+
+
+def _scores(ev: Any, scorer: Node, samples: Node) -> tuple[np.ndarray, Any]:
+    if not _available(ev, scorer):
+        raise LookupError(f"the scorer {scorer.label!r} is not in the store (not retrained for diagnostics)")
+    node = Node(SCORES, {}, {"scorer": scorer, "items": samples}, label=f"{scorer.label}({samples.label})")
+    return np.asarray(ev.value(node), dtype=np.float64), ev.value(samples)
+
+
+def _line(ev: Any, seed: int, row: str, samples: Node, scorer: Node, base_samples: Node | None, base_row: str | None,
+          res: pd.DataFrame | None, columns: list[str], card: dict | None, not_heldout: dict, diversity: set[str]) -> dict[str, Any]:
+    """One line of the table: the proxy on the row's samples, vs the PPD level and the comparison row."""
+    scores, items = _scores(ev, scorer, samples)
+    units = _units(scores, items)
+    ci = mean_interval(units, seed=derive_seed(0, "proxy", row, scorer.key))
+    line: dict[str, Any] = {
+        "row": row, "scorer": scorer.label, "seed": seed, "proxy_mean": units.value, "proxy_ci_low": ci.ci_low,
+        "proxy_ci_high": ci.ci_high, "ppd_proxy_mean": math.nan, "beyond_ppd_ci_low": math.nan,
+        "proxy_var": float(np.var(scores, ddof=1)) if scores.size > 1 else math.nan, "compare_to": base_row,
+        "proxy_delta": math.nan, "proxy_delta_ci_low": math.nan, "proxy_delta_ci_high": math.nan,
+    }
+    flags = []
+    ppd = ((card or {}).get("heldout_scores") or {}).get("ppd")
+    if ppd:
+        ppd_units = Units.from_samples(ppd, [f"ppd{i}" for i in range(len(ppd))])
+        d = difference(units, ppd_units, seed=derive_seed(0, "beyond-ppd", row, scorer.key))
+        line.update(ppd_proxy_mean=ppd_units.value, beyond_ppd_ci_low=d.ci_low)
+        if d.ci_low > 0:
+            flags.append("beyond_ppd")
+    proxy_up = False
+    if base_samples is not None:
+        base_scores, base_items = _scores(ev, scorer, base_samples)
+        d = difference(units, _units(base_scores, base_items), seed=derive_seed(0, "proxy-delta", row, scorer.key))
+        line.update(proxy_delta=d.estimate, proxy_delta_ci_low=d.ci_low, proxy_delta_ci_high=d.ci_high)
+        proxy_up = bool(d.ci_low > 0)
+    worse, collapsed = [], []
+    for col in columns:
+        r = res.loc[(row, col)] if res is not None and (row, col) in res.index else None
+        if isinstance(r, pd.DataFrame):
+            r = r.iloc[0]
+        vals = (r["delta"], r["delta_ci_low"], r["delta_ci_high"]) if r is not None else (math.nan,) * 3
+        line.update({f"delta_{col}": vals[0], f"delta_{col}_ci_low": vals[1], f"delta_{col}_ci_high": vals[2]})
+        if r is None or not all(math.isfinite(float(v)) for v in vals):
+            continue
+        if (row, col) in not_heldout:
+            line[f"delta_{col}_heldout"] = False
+            continue
+        if _worse(str(r["direction"]), float(vals[1]), float(vals[2])):
+            worse.append(col)
+            if col in diversity:
+                collapsed.append(col)
+    if proxy_up and worse:
+        flags.append("proxy_up_heldout_down")
+    if collapsed:
+        flags.append("collapse")
+    line.update(worse_heldout=";".join(worse), flags=";".join(flags))
+    return line
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole monitor, and its Markdown.
+
+
+def monitor_run(spec: Any, ctx: Any, ev: Any, row_graphs: dict[int, dict[str, Node]], results: pd.DataFrame,
+                cells: list[Any]) -> MonitorOutcome:
+    """Cards, diagnostics and held-out marks; every failure recorded in `errors`, none raised."""
+    out = MonitorOutcome()
+    try:
+        out.not_heldout = own_scorer_cells(cells)
+    except Exception as exc:
+        out.errors.append(f"held-out check: {type(exc).__name__}: {exc}")
+    by_key: dict[str, dict] = {}
+    try:
+        out.cards, by_key = collect_cards(ev, row_graphs, out.errors)
+    except Exception as exc:
+        out.errors.append(f"report cards: {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
+    try:
+        diversity = {c.column for c in cells if is_diversity_metric(c.node.obj)}
+        out.diagnostics = diagnostics_table(spec, ctx, ev, row_graphs, results, by_key, out.not_heldout, out.errors, diversity)
+    except Exception as exc:
+        out.errors.append(f"diagnostics: {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
+    return out
+
+
+def monitor_outcome(spec: Any, ctx: Any, outcome: Any) -> Any:
+    """Judge a finished evaluation (harness.engine.runner.RunOutcome) on the graphs it computed: set
+    `outcome.monitor` and mark the cells judged by their own selector as not held-out. Never raises."""
+    outcome.monitor = monitor_run(spec, ctx, outcome.evaluator, outcome.row_graphs, outcome.results, outcome.cells)
+    results = outcome.results
+    for row, column in outcome.monitor.not_heldout:
+        results.loc[(results["row"] == row) & (results["column"] == column), "heldout"] = False
+    return outcome
+
+
+def _n(x: Any, digits: int = 3) -> str:
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return "–"
+    return f"{x:.{digits}f}" if math.isfinite(x) else "–"
+
+
+def render_diagnostics_markdown(diag: pd.DataFrame, labels: dict[str, str] | None = None) -> str:
+    """The over-optimisation table with its flags as a marked note under it."""
+    if diag is None or diag.empty:
+        return ""
+    labels = labels or {}
+    lines = ["### Over-optimisation monitor (proxy reward vs held-out metrics)", "",
+             "| row | seed | proxy scorer | proxy mean [95% CI] | held-out PPD level | reward var | Δ proxy vs comparison | flags |",
+             "|---|---|---|---|---|---|---|---|"]
+    notes = []
+    for r in diag.to_dict("records"):
+        dp = "–" if not math.isfinite(float(r.get("proxy_delta", math.nan))) else (
+            f"{float(r['proxy_delta']):+.3f} [{float(r['proxy_delta_ci_low']):+.3f}, {float(r['proxy_delta_ci_high']):+.3f}]")
+        flags = str(r.get("flags") or "")
+        if flags in ("nan", "None"):
+            flags = ""
+        row = labels.get(r["row"], r["row"])
+        lines.append(f"| {row} | {r['seed']} | {r['scorer']} | {_n(r['proxy_mean'])} [{_n(r['proxy_ci_low'])}, {_n(r['proxy_ci_high'])}] | "
+                     f"{_n(r['ppd_proxy_mean'])} | {_n(r['proxy_var'], 4)} | {dp} | {('⚠ ' + flags) if flags else ''} |")
+        for flag in filter(None, flags.split(";")):
+            if flag == "beyond_ppd":
+                why = f"proxy mean {_n(r['proxy_mean'])} is significantly above the held-out PPD's {_n(r['ppd_proxy_mean'])}"
+            elif flag == "proxy_up_heldout_down":
+                why = f"the proxy rose vs {r.get('compare_to')} while held-out {r.get('worse_heldout')} got significantly worse"
+            else:
+                why = "within-prompt diversity fell significantly"
+            notes.append(f"- ⚠ **{flag}** — {row} / {r['scorer']} (seed {r['seed']}): {why}.")
+    lines += ["", "Flags: `beyond_ppd` proxy mean significantly above its level on held-out PPD; `proxy_up_heldout_down` "
+              "proxy up vs the comparison row while a held-out metric got significantly worse (paired Δ CIs); `collapse` "
+              "a diversity metric fell significantly. Full table: `diagnostics.csv`."]
+    lines += notes or ["- no flags raised."]
+    return "\n".join(lines) + "\n"
+
+
+def write_round_figure(run_dir: Path, spec: Any, results: pd.DataFrame, records: pd.DataFrame | None) -> Path | None:
+    """Multi-round rows: `figures/rounds.png`, the proxy reward by round (each round's RM on that
+    round's own samples, from records.csv: mean ± sd) beside every metric column for the rows that
+    stop after r rounds (round 0: their comparison row). None when the run has no rounds."""
+    if records is None or records.empty or "round" not in records or results.empty:
+        return None
+    recs = records.dropna(subset=["round"])
+    if recs.empty:
+        return None
+    round_of = {row: int(g["round"].max()) for row, g in recs.groupby("row")}
+    cells = results[results["scope"] == ("pooled" if (results["scope"] == "pooled").any() else "seed")]
+    first_seed = cells["seed"].min()
+    cells = cells[cells["seed"] == first_seed]
+    for row in list(round_of):
+        base = cells.loc[cells["row"] == row, "compare_to"].dropna()
+        if len(base) and base.iloc[0] not in round_of:
+            round_of[str(base.iloc[0])] = 0
+    if len(set(round_of.values())) < 2:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = list(spec.table.columns or [])
+    fig, axes = plt.subplots(1, 1 + len(columns), figsize=(3.2 * (1 + len(columns)), 3), squeeze=False)
+    per_round = recs.groupby("round").agg(mean=("mean", "mean"), var=("var", "mean")).sort_index()
+    ax = axes[0][0]
+    ax.errorbar(per_round.index, per_round["mean"], yerr=np.sqrt(per_round["var"]), marker="o", capsize=3)
+    ax.set_title("proxy reward (round's RM, own samples)", fontsize=8)
+    ax.set_xlabel("round")
+    ax.set_xticks(list(per_round.index))
+    for ax, col in zip(axes[0][1:], columns):
+        pts = sorted((round_of[r], v, lo, hi) for r, v, lo, hi in
+                     cells.loc[cells["column"] == col, ["row", "value", "ci_low", "ci_high"]].itertuples(index=False) if r in round_of)
+        if pts:
+            x, v, lo, hi = map(np.asarray, zip(*pts))
+            ax.errorbar(x, v, yerr=[v - lo, hi - v], marker="s", color="tab:red", capsize=3)
+            ax.set_xticks(sorted(set(x.tolist())))
+        label = spec.metrics[col].label if col in spec.metrics and spec.metrics[col].label else col
+        ax.set_title(f"held-out {label}", fontsize=8)
+        ax.set_xlabel("rounds of post-training")
+    fig.tight_layout()
+    out = Path(run_dir) / "figures"
+    out.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out / "rounds.png", dpi=110)
+    plt.close(fig)
+    return out / "rounds.png"
+
+
+def heldout_warnings(spec: Any, ctx: Any) -> list[str]:
+    """For `validate`: the cells whose metric is the row's own selector / training scorer."""
+    from ganrm_bench.harness.engine.builder import Builder
+    from ganrm_bench.harness.engine.cells import build_cells
+
+    b = Builder(spec, ctx, spec.seeds[0] if spec.seeds else 0, planning=True)
+    own = own_scorer_cells(build_cells(spec, b))
+    return [f"row {row!r} × column {col!r}: the metric is the scorer {scorer!r} (same fingerprint) that selected or "
+            f"trained this row, so the cell is not held-out evidence (marked * in the tables)"
+            for (row, col), scorer in own.items()]
+
+
+def run_extras_markdown(run_dir: Path, spec: Any = None) -> str:
+    """The report-card and diagnostics sections of a run directory (what `table.md` appends)."""
+    import json
+
+    from ganrm_bench.harness.diagnostics.scorecard import render_cards_markdown
+
+    run_dir = Path(run_dir)
+    cards = {}
+    for p in sorted((run_dir / "scorers").glob("*.json")) if (run_dir / "scorers").is_dir() else []:
+        try:
+            card = json.loads(p.read_text())
+            cards[card.get("name", p.stem)] = card
+        except (OSError, ValueError):
+            continue
+    parts = [render_cards_markdown(cards)]
+    if (run_dir / "diagnostics.csv").is_file():
+        try:
+            labels = {r: (m.label or r) for r, m in spec.methods.items()} if spec is not None else {}
+            parts.append(render_diagnostics_markdown(pd.read_csv(run_dir / "diagnostics.csv"), labels))
+        except (OSError, ValueError, pd.errors.EmptyDataError):
+            pass
+    return "\n".join(p for p in parts if p)

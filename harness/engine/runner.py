@@ -1,0 +1,212 @@
+"""Evaluates the artifact graph: computes only what the store lacks, loads the rest, and turns a
+spec into one long results table (spec, row, column, seed, value, CI, n, convention, key)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import traceback
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+import pandas as pd
+from ganrm_bench.harness.runtime.distributed import (
+    clear_failure,
+    mark_failure,
+    rank_and_world,
+)
+from ganrm_bench.harness.engine.cost import COST_COLUMNS, row_cost
+from ganrm_bench.harness.errors import UserError
+from ganrm_bench.harness.engine.builder import Builder
+from ganrm_bench.harness.engine.nodes import Node
+from ganrm_bench.harness.runtime.context import Context
+from ganrm_bench.harness.spec.schema import Spec
+from ganrm_bench.harness.engine.cells import Cell
+from ganrm_bench.harness.engine.evaluator import Evaluator
+from ganrm_bench.harness.engine.cells import build_cells
+from ganrm_bench.harness.engine.cells import comparison_rows
+
+
+log = logging.getLogger("ganrm_bench")
+
+
+RESULT_COLUMNS = [
+    "spec", "group", "row", "row_label", "column", "column_label", "metric", "seed", "scope", "value", "ci_low", "ci_high",
+    "n", "direction", "convention", "key", "compare_to", "delta", "delta_ci_low", "delta_ci_high", "p_value", "paired",
+    "delta_method", "heldout", *COST_COLUMNS,
+]
+
+
+POOLED_SEED = -1  # the `seed` of pooled cells (scope "pooled": the union of every seed's samples)
+
+
+@dataclass
+class RunOutcome:
+    results: pd.DataFrame
+    failures: list[str]
+    computed: Counter[str]
+    loaded: Counter[str]
+    counters: dict[str, int]
+    samples: dict[str, Any] = field(default_factory=dict)  # row -> its evaluation ItemSet (first seed)
+    records: pd.DataFrame = field(default_factory=pd.DataFrame)  # values of reported ops (reward stats per round)
+    units: pd.DataFrame = field(default_factory=pd.DataFrame)  # what each cell's CI resamples (harness.stats)
+    failure_groups: list[str] = field(default_factory=list)  # one line per failing artifact, with the cells it broke
+    monitor: Any = None  # harness.diagnostics.monitor.MonitorOutcome, when the run was monitored (app.services.run.evaluate)
+    # the graphs the cells were computed on, for what judges a run afterwards (the monitor)
+    evaluator: Evaluator | None = None
+    row_graphs: dict[int, dict[str, Node]] = field(default_factory=dict)  # seed -> row -> its samples node
+    cells: list[Cell] = field(default_factory=list)
+
+
+def group_failures(failed: list[tuple[str, Exception, str]]) -> list[str]:
+    """(cell, exception, message) per failed cell → one entry per failing artifact: the message
+    once, then every cell it broke (nine cells of one bad PPD are one problem, not nine)."""
+    groups: dict[Any, tuple[str, list[str]]] = {}
+    for cell, exc, message in failed:
+        node = getattr(exc, "failed_node", None)
+        key = (node.key if node is not None else None, message)
+        groups.setdefault(key, (message, []))[1].append(cell)
+    out = []
+    for message, cells in groups.values():
+        out.append(f"{cells[0]}: {message}" if len(cells) == 1 else f"{len(cells)} cells ({', '.join(cells)}): {message}")
+    return out
+
+
+@dataclass
+class _Evaluated:
+    result: Any
+    samples: Any
+    metric: Any
+    units: Any = None
+
+
+def run_spec(spec: Spec, ctx: Context, *, seeds: list[int] | None = None) -> RunOutcome:
+    """Run every cell of the spec's table for each seed, then (with several seeds) each cell once
+    more over the union of its seeds' samples (scope "pooled"). Every cell gets a paired Δ against
+    its comparison row (`harness.stats`). A failing cell is recorded and the run goes on
+    (everything finished stays in the store); failures are returned for the exit code."""
+    from ganrm_bench.harness.engine.preflight import require_inputs
+    from ganrm_bench.harness.runtime.seeds import derive_seed
+    from ganrm_bench.harness.stats.paired import difference
+
+    seeds = list(seeds or spec.seeds)
+    require_inputs(spec, ctx, seeds)  # every unreadable input at once, before computing anything
+    rows: list[dict[str, Any]] = []
+    failures: list[str] = []
+    failed: list[tuple[str, Exception, str]] = []
+    samples: dict[str, Any] = {}
+    records: list[dict[str, Any]] = []
+    units_rows: list[dict[str, Any]] = []
+    ev = Evaluator(ctx)
+    world = rank_and_world()[1]
+    clear_failure(ctx.store.root)  # this rank's marker of an earlier launch
+    against = comparison_rows(spec)
+    sample_nodes: dict[str, list[Node]] = {}
+    row_graphs: dict[int, dict[str, Node]] = {}  # seed -> row -> its samples node (for the monitor)
+    all_cells: list[Cell] = []
+
+    def evaluate(cell: Cell, seed: int) -> _Evaluated | None:
+        try:
+            result = ev.value(cell.node)
+            evaluated = _Evaluated(result, ev.value(cell.node.inputs["samples"]), cell.node.obj)
+            evaluated.units = evaluated.metric.units(result, evaluated.samples) if hasattr(evaluated.metric, "units") else None
+            return evaluated
+        except UserError as exc:
+            failures.append(f"{cell.row} × {cell.column} (seed {_seed_text(seed)}): {exc}")
+            failed.append((f"{cell.row} × {cell.column} (seed {_seed_text(seed)})", exc, str(exc)))
+            mark_failure(ctx.store.root, exc)
+        except Exception as exc:  # keep going: other cells may still be computable
+            log.debug("cell failed", exc_info=True)
+            failures.append(f"{cell.row} × {cell.column} (seed {_seed_text(seed)}): {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
+            failed.append((f"{cell.row} × {cell.column} (seed {_seed_text(seed)})", exc, f"{type(exc).__name__}: {exc}"))
+            mark_failure(ctx.store.root, exc)
+        return None
+
+    cost_memo: dict[str, dict[str, float]] = {}
+
+    def row_costs(samples: Node, delivered: int) -> dict[str, float]:
+        """A row's compute columns (harness.cost), once per samples node (every column shares them)."""
+        if samples.key not in cost_memo:
+            cost_memo[samples.key] = row_cost(samples, delivered, ev.cost)
+        return cost_memo[samples.key]
+
+    def emit(cells: list[Cell], done: dict[tuple[str, str], _Evaluated], seed: int) -> None:
+        scope = "pooled" if seed == POOLED_SEED else "seed"
+        for cell in cells:
+            e = done.get((cell.row, cell.column))
+            if e is None:
+                continue
+            metric_entry, method_entry = spec.metrics[cell.column], spec.methods[cell.row]
+            row = {
+                "spec": spec.name, "group": cell.group, "row": cell.row, "row_label": method_entry.label or cell.row,
+                "column": cell.column, "column_label": metric_entry.label or cell.column, "metric": metric_entry.metric,
+                "seed": seed, "scope": scope, "value": float(e.result.value), "ci_low": _f(e.result.ci_low),
+                "ci_high": _f(e.result.ci_high), "n": int(e.result.n), "direction": cell.node.obj.direction,
+                "convention": e.result.convention, "key": cell.node.key, "compare_to": None, "delta": math.nan,
+                "delta_ci_low": math.nan, "delta_ci_high": math.nan, "p_value": math.nan, "paired": None, "delta_method": None,
+                "heldout": True,
+                **row_costs(cell.node.inputs["samples"], len(e.samples)),
+            }
+            base = done.get((against.get(cell.row), cell.column))
+            if base is not None and e.units is not None and base.units is not None:
+                d = difference(e.units, base.units, seed=derive_seed(0, "delta", cell.row, cell.column, seed))
+                row.update(compare_to=against[cell.row], delta=d.estimate, delta_ci_low=d.ci_low, delta_ci_high=d.ci_high,
+                           p_value=d.p_value, paired=d.paired, delta_method=d.method)
+            rows.append(row)
+            if e.units is not None:
+                units_rows.extend({"row": cell.row, "column": cell.column, "seed": seed, **u} for u in e.units.to_rows())
+
+    for seed in seeds:
+        if world > 1 and failures:  # one rank fails, all stop: the others are told through the store
+            break
+        ctx.seed = seed
+        b = Builder(spec, ctx, seed)
+        cells = build_cells(spec, b)
+        all_cells += cells
+        done: dict[tuple[str, str], _Evaluated] = {}
+        for cell in cells:
+            if world > 1 and failures:
+                break
+            e = evaluate(cell, seed)
+            if e is None:
+                continue
+            done[(cell.row, cell.column)] = e
+            row_graphs.setdefault(seed, {}).setdefault(cell.row, cell.node.inputs["samples"])
+            if cell.row not in samples:  # for galleries: a cheap load when the metric itself was cached
+                samples[cell.row] = e.samples
+                records += [{"row": cell.row, "seed": seed, "op": n.op.name, "label": n.label, **ev.value(n)}
+                            for n in cell.node.inputs["samples"].walk() if n.op.reported]
+            nodes = sample_nodes.setdefault(f"{cell.row}\0{cell.column}", [])
+            nodes.append(cell.node.inputs["samples"])
+        emit(cells, done, seed)
+    if len(seeds) > 1 and not (world > 1 and failures):  # pooled: each metric over the union of every seed's samples
+        ctx.seed = seeds[0]
+        b = Builder(spec, ctx, seeds[0])
+        groups = {r: g.name for g in (spec.table.groups or []) for r in g.rows}
+        cells, done = [], {}
+        for key, nodes in sample_nodes.items():
+            row, column = key.split("\0")
+            if len(nodes) != len(seeds):
+                continue  # a seed failed: no pooled cell
+            union = b.union(nodes, label=f"{row} over seeds {'+'.join(map(str, seeds))}")
+            cell = Cell(groups.get(row, ""), row, column, b.metric(column, union))
+            e = evaluate(cell, POOLED_SEED)
+            if e is not None:
+                cells.append(cell)
+                done[(row, column)] = e
+        emit(cells, done, POOLED_SEED)
+    results = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    return RunOutcome(results, failures, ev.computed, ev.loaded, dict(ctx.counters),
+                      samples, pd.DataFrame(records), units=pd.DataFrame(units_rows), failure_groups=group_failures(failed),
+                      evaluator=ev, row_graphs=row_graphs, cells=all_cells)
+
+
+def _seed_text(seed: int) -> str:
+    return "pooled" if seed == POOLED_SEED else str(seed)
+
+
+def _f(x: Any) -> float:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return math.nan

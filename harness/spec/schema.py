@@ -1,0 +1,149 @@
+"""Benchmark specs: YAML files with `include:`, validated by pydantic, every problem reported with its
+YAML path (`methods.dpo.beta: expected a number, got 'high'`) and a did-you-mean for unknown names.
+
+An entry names its plugin (`method: dpo`, `metric: fid`, ...), the other entries it uses
+(`generator: sd15`), and puts the plugin's own parameters inline beside those reserved keys."""
+
+from __future__ import annotations
+import hashlib
+from typing import Any, Literal
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from ganrm_bench.harness.store.keys import canonical_json
+
+
+SPEC_VERSION = 1
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Entry(BaseModel):
+    """A named entry: reserved keys are fields; every other key is a plugin parameter."""
+
+    model_config = ConfigDict(extra="allow")
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class GeneratorEntry(_Entry):
+    generator: str
+    label: str | None = None
+
+
+class PromptsEntry(_Entry):
+    source: str
+
+
+class ImagesEntry(_Entry):
+    source: str
+
+
+class PoolRef(_Strict):
+    """Samples from a generator: `k` per prompt (the pool's first k)."""
+
+    generator: str
+    prompts: str
+    k: int = Field(default=1, ge=1)
+
+
+class TrainingData(_Strict):
+    """What a trainable scorer (GAN-RM) learns from: PPD vs generator outputs (+ bootstrap pool)."""
+
+    positives: str
+    negatives: PoolRef
+    unlabeled: PoolRef | None = None
+
+
+class ScorerEntry(_Entry):
+    scorer: str
+    train: TrainingData | None = None
+
+
+class MethodEntry(_Entry):
+    method: str
+    generator: str | None = None
+    prompts: str | None = None
+    scorer: str | None = None
+    label: str | None = None
+
+
+class MetricEntry(_Entry):
+    metric: str
+    reference: str | None = None
+    label: str | None = None
+
+
+class RowGroup(_Strict):
+    name: str
+    rows: list[str]
+    compare: str | None = None  # the row the others get a paired Δ against (default: the group's first)
+
+
+class TableSpec(_Strict):
+    title: str = ""
+    caption: str = ""
+    rows: list[str] | None = None  # default: every method, in spec order
+    columns: list[str] | None = None  # default: every metric, in spec order
+    groups: list[RowGroup] | None = None  # e.g. SD1.5 / SDXL blocks; rows then come from the groups
+    group_header: str = "Base"  # the groups' column header (Table 1: the base model; Table 8: K)
+    extra_columns: dict[str, dict[str, str]] = Field(default_factory=dict)  # e.g. {"FT": {"base": "no"}}
+    # comparison row for paired Δ: one row for all, or {row: its comparison row} (default: each group's first row, else the first row)
+    compare: str | dict[str, str] | None = None
+    delta: Literal["column", "mark", "none"] = "column"  # render Δ vs the comparison row as a column, a † mark, or not
+
+
+class ReferenceSpec(_Strict):
+    """The paper's numbers: values[row][column], tolerances per column (absolute)."""
+
+    source: str = ""
+    values: dict[str, dict[str, float | None]] = Field(default_factory=dict)
+    tolerance: dict[str, float] = Field(default_factory=dict)
+    notes: list[str] = Field(default_factory=list)
+
+
+class RuntimeSpec(_Strict):
+    device: str = "auto"  # auto, cpu, cuda, cuda:N, mps
+    batch_size: int | None = Field(None, ge=1)
+    # DataLoader processes decoding items for scoring/features (None: 0 on CPU, min(4, cores) on a GPU); numbers never depend on it
+    loader_workers: int | None = Field(None, ge=0)
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        from ganrm_bench.harness.runtime.devices import check_device
+
+        return check_device(value, UserError=ValueError)
+
+
+class Spec(_Strict):
+    spec_version: Literal[1] = SPEC_VERSION
+    name: str
+    description: str = ""
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    plugins: list[str] = Field(default_factory=list)  # extra plugin modules or .py files to import
+    generators: dict[str, GeneratorEntry] = Field(default_factory=dict)
+    prompts: dict[str, PromptsEntry] = Field(default_factory=dict)
+    images: dict[str, ImagesEntry] = Field(default_factory=dict)
+    scorers: dict[str, ScorerEntry] = Field(default_factory=dict)
+    methods: dict[str, MethodEntry] = Field(default_factory=dict)
+    metrics: dict[str, MetricEntry] = Field(default_factory=dict)
+    table: TableSpec = Field(default_factory=TableSpec)
+    reference: ReferenceSpec = Field(default_factory=ReferenceSpec)
+    runtime: RuntimeSpec = Field(default_factory=RuntimeSpec)
+
+    @model_validator(mode="after")
+    def _default_layout(self) -> "Spec":
+        if self.table.groups:
+            self.table.rows = [r for g in self.table.groups for r in g.rows]
+        if self.table.rows is None:
+            self.table.rows = list(self.methods)
+        if self.table.columns is None:
+            self.table.columns = list(self.metrics)
+        return self
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(canonical_json(self.model_dump(mode="json")).encode()).hexdigest()[:16]
