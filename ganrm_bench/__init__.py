@@ -8,6 +8,7 @@ stays light (no torch, no pandas). Everything else is internal and may change be
 """
 
 from importlib.metadata import PackageNotFoundError, version as _version
+import importlib
 
 try:
     __version__ = _version("ganrm-bench")
@@ -29,8 +30,6 @@ _LAZY = {
 
 def __getattr__(name: str):
     if name in _LAZY:
-        import importlib
-
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value

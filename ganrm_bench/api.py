@@ -25,6 +25,7 @@ from ganrm_bench.harness.app.services.specs import open_spec
 from ganrm_bench.harness.report.rundir import load_run as read_run
 from ganrm_bench.harness.runtime.progress import Progress
 from ganrm_bench.harness.spec.schema import Spec
+import warnings
 
 if TYPE_CHECKING:  # pragma: no cover
     from ganrm_bench.harness.app.services.plan import SeedPlan
@@ -78,8 +79,6 @@ def run(
     architecture config with random weights (a smoke test at real shapes; its artifacts have keys
     of their own) and `limit_prompts` keeps the first N prompts of every prompt set — as
     `ganrm-bench run --random-weights --limit-prompts N`."""
-    import warnings
-
     done = run_service.run(spec_or_path, seeds=list(seeds) if isinstance(seeds, Iterable) else seeds, overrides=overrides,
                            cache=cache, out=out, device=device or "auto", batch_size=batch_size, random_weights=random_weights,
                            limit_prompts=limit_prompts, overwrite=overwrite, progress=Progress.auto())

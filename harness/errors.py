@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import importlib
 
 
 class UserError(Exception):
@@ -59,8 +60,6 @@ class MissingWeightsError(UserError):
 
 def require(module: str, *, plugin: str, extra: str):
     """Import an optional dependency or raise MissingExtraError naming the extra to install."""
-    import importlib
-
     try:
         return importlib.import_module(module)
     except ImportError as exc:  # pragma: no cover - exercised via tests with a fake module name

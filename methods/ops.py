@@ -23,11 +23,19 @@ from ganrm_bench.harness.engine.builder import Builder
 from ganrm_bench.harness.engine.nodes import Node, Op
 from ganrm_bench.harness.plugins.base import ItemSet
 from ganrm_bench.methods.finetune.train import PreferencePair, Sample, TrainConfig
+from ganrm_bench.harness.runtime.distributed import rank_and_world
+from ganrm_bench.harness.runtime.numerics import tf32_where_safe
+from ganrm_bench.harness.runtime.oom import out_of_memory_hint
+from ganrm_bench.methods.finetune.adapters import denoiser_for
+from ganrm_bench.methods.finetune.train import finetune, make_accelerator
+from ganrm_bench.methods.finetune.weights import read_meta
+from ganrm_bench.harness.engine.cost import training_steps
+from ganrm_bench.methods.finetune.adapters import finetuned_generator
+from ganrm_bench.methods.finetune.adapters import cannot_finetune
+from ganrm_bench.harness.runtime.seeds import derive_seed
 
 
 def _rank_and_world() -> tuple[int, int]:
-    from ganrm_bench.harness.runtime.distributed import rank_and_world
-
     return rank_and_world()
 
 
@@ -75,16 +83,9 @@ class FinetuneOp(Op):
     trains = True
 
     def exclusive(self, node):
-        from ganrm_bench.harness.runtime.distributed import rank_and_world
-
         return rank_and_world()[1] == 1
 
     def compute(self, node: Node, ctx, inputs):
-        from ganrm_bench.harness.runtime.numerics import tf32_where_safe
-        from ganrm_bench.harness.runtime.oom import out_of_memory_hint
-        from ganrm_bench.methods.finetune.adapters import denoiser_for
-        from ganrm_bench.methods.finetune.train import finetune, make_accelerator
-
         cfg: TrainConfig = node.obj if isinstance(node.obj, TrainConfig) else TrainConfig(**node.params["train"])
         if cfg.objective == "dpo":
             data, dropped = preference_pairs(inputs["winners"], inputs["losers"])
@@ -122,16 +123,12 @@ class FinetuneOp(Op):
         return {"training": value.summary}
 
     def load(self, directory: Path, node: Node, ctx) -> FinetuneResult:
-        from ganrm_bench.methods.finetune.weights import read_meta
-
         return FinetuneResult(directory, read_meta(directory).get("summary", {}))
 
     def pending(self, node, store, peek):
         return {"models to fine-tune": 1}
 
     def cost(self, node, value: FinetuneResult):
-        from ganrm_bench.harness.engine.cost import training_steps
-
         return {"train_steps": training_steps(value.summary)}
 
 
@@ -142,8 +139,6 @@ class FinetunedGeneratorOp(Op):
     stored = False
 
     def compute(self, node: Node, ctx, inputs):
-        from ganrm_bench.methods.finetune.adapters import finetuned_generator
-
         return finetuned_generator(inputs["generator"], ctx.store.path(node.inputs["weights"].key))
 
     def pending(self, node, store, peek):
@@ -205,8 +200,6 @@ FINETUNE, FINETUNED_GENERATOR, REWARD_STATS, WITH_RECORDS = FinetuneOp(), Finetu
 
 def require_finetunable(b: Builder, entry: Any, method: str) -> None:
     """Refuse at planning time a generator that has no fine-tuning adapter (not hours later)."""
-    from ganrm_bench.methods.finetune.adapters import cannot_finetune
-
     gen = b.generator(entry.generator).obj
     why = cannot_finetune(gen)
     if why is not None:
@@ -218,8 +211,6 @@ def require_finetunable(b: Builder, entry: Any, method: str) -> None:
 
 def run_config(b: Builder, params: Any) -> TrainConfig:
     """The training config of a method's params, with its seed tied to the run seed."""
-    from ganrm_bench.harness.runtime.seeds import derive_seed
-
     fields = {k: getattr(params, k) for k in TrainConfig.model_fields if hasattr(params, k)}
     fields["seed"] = derive_seed(b.seed, "finetune", fields.get("seed", 0))
     return TrainConfig(**fields)

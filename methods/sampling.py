@@ -9,6 +9,7 @@ from ganrm_bench.harness.errors import UserError
 from ganrm_bench.harness.engine.ops import PLUGIN
 from ganrm_bench.harness.plugins.fingerprint import plugin_fingerprint
 from ganrm_bench.harness.plugins.base import Method, PluginParams
+from ganrm_bench.harness.plugins.registry import REGISTRIES
 
 
 class BaseParams(PluginParams):
@@ -73,8 +74,6 @@ class DiffusionDPO(Method):
     Params = DiffusionDPOParams
 
     def build(self, b, entry):
-        from ganrm_bench.harness.plugins.registry import REGISTRIES
-
         g = b.spec.generators[entry.generator]
         cls = REGISTRIES["generator"].get(g.generator)
         if "unet" not in getattr(cls.Params, "model_fields", {}):

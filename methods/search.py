@@ -39,6 +39,10 @@ from ganrm_bench.harness.plugins.base import Item, ItemSet, Method, PluginParams
 from ganrm_bench.harness.runtime.prefetch import scorer_loading
 from ganrm_bench.harness.runtime.seeds import derive_seed
 from ganrm_bench.harness.store.keys import hash_key
+from ganrm_bench.harness.runtime.distributed import rank_and_world
+from ganrm_bench.harness.runtime.distributed import wait_for_files
+from ganrm_bench.harness.engine.cost import generator_nfe
+from ganrm_bench.harness.engine.ops import POOL
 
 
 def can_search_noise(generator: Any) -> bool:
@@ -87,8 +91,6 @@ class PromptSearchOp(ItemSetOp):
         return max(1, int(getattr(getattr(generator, "params", None), "batch_size", 8)))
 
     def exclusive(self, node):
-        from ganrm_bench.harness.runtime.distributed import rank_and_world
-
         return rank_and_world()[1] == 1  # per-prompt records are atomic files: shards need no lock
 
     def prompt_key(self, node: Node, prompt: Prompt) -> str:
@@ -97,8 +99,6 @@ class PromptSearchOp(ItemSetOp):
                          "scorer": node.inputs["scorer"].key, "prompt": prompt.id, "text": prompt.text, **key_part(node.numerics)})
 
     def compute(self, node, ctx, inputs):
-        from ganrm_bench.harness.runtime.distributed import rank_and_world, wait_for_files
-
         generator, scorer, prompts = inputs["generator"], inputs["scorer"], inputs["prompts"]
         if not self.usable(generator):
             raise UserError(f"{self.name}: generator {node.inputs['generator'].label!r} has no {self.hooks} hooks",
@@ -133,8 +133,6 @@ class PromptSearchOp(ItemSetOp):
 
     def cost(self, node, value):
         """Nominal: every sample a prompt's search makes runs the generator's full NFE per sample."""
-        from ganrm_bench.harness.engine.cost import generator_nfe
-
         n = len(value)
         return {"nfe": n * self.samples_per_prompt(node.params) * generator_nfe(node.inputs["generator"].obj),
                 "scorer_calls": n * self.scorer_calls_per_prompt(node.params)}
@@ -199,7 +197,6 @@ class NoiseSearchOp(PromptSearchOp):
         reproduce bit for bit: they take the pool's item keys, so a pool already made serves them."""
         import torch
 
-        from ganrm_bench.harness.engine.ops import POOL
 
         gen_key = node.inputs["generator"].key
         keys = POOL.item_keys(node, requests) if from_pool else [

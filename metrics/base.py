@@ -30,6 +30,11 @@ from ganrm_bench.harness.store.keys import hash_key
 from ganrm_bench.metrics import ci as cimod
 from ganrm_bench.metrics.frechet import BlockStats, GaussianStats, block_bootstrap, block_jackknife, frechet_distance
 from ganrm_bench.metrics.media import require_prompts
+from ganrm_bench.harness.runtime import memory
+from ganrm_bench.harness.store.assets import plugin_assets
+from ganrm_bench.harness.plugins.builtins import register_builtins
+from ganrm_bench.harness.plugins.registry import FEATURES
+from ganrm_bench.harness.stats.paired import difference
 
 # Loaded models, once per process: key (plugin, resolved weights identity, device, ...) -> model bundle.
 _MODELS: dict[Hashable, Any] = {}
@@ -38,8 +43,6 @@ _MODELS: dict[Hashable, Any] = {}
 def cached_model(key: Hashable, load: Callable[[], Any]) -> Any:
     """Load a model once per process and reuse it across metric instances and calls, while the
     nodes that use it run (`harness.memory`: a later node's other models evict it)."""
-    from ganrm_bench.harness.runtime import memory
-
     memory.claim(("metric-model", key), lambda: _MODELS.pop(key, None))
     if key not in _MODELS:
         _MODELS[key] = load()
@@ -127,8 +130,6 @@ class MetricScorer(Scorer):
 
     def assets(self) -> list:
         """The wrapped metric's weights (harness.assets)."""
-        from ganrm_bench.harness.store.assets import plugin_assets
-
         return plugin_assets(self._metric)
 
     def score(self, images: Sequence[Any], prompts: Sequence[str | None], ctx: Any) -> np.ndarray:
@@ -183,9 +184,6 @@ class SetMetric(Metric):
         """The extractor class and its params (features_params + this metric's overrides); a
         UserError when an override does not apply to it or contradicts features_params. Cheap: no
         weights are loaded."""
-        from ganrm_bench.harness.plugins.builtins import register_builtins
-        from ganrm_bench.harness.plugins.registry import FEATURES
-
         register_builtins()
         cls = FEATURES.get(self.params.features)
         fields = getattr(cls.Params, "model_fields", {})
@@ -217,8 +215,6 @@ class SetMetric(Metric):
 
     def assets(self) -> list:
         """The feature extractor's weights (harness.assets)."""
-        from ganrm_bench.harness.store.assets import plugin_assets
-
         return plugin_assets(self.extractor())
 
     # -- identity ----------------------------------------------------------------------------
@@ -284,8 +280,6 @@ class SetMetric(Metric):
     def paired_difference(self, a: ItemSet, b: ItemSet, reference: ItemSet, ctx: Any, *, level: float = 0.95) -> tuple[float, float, float]:
         """value(a) − value(b) with a delete-one-block jackknife CI whose blocks are shared prompts:
         far tighter than two separate CIs when both rows sample the same prompts (harness.stats)."""
-        from ganrm_bench.harness.stats.paired import difference
-
         units = [self.units(self.compute(s, ctx, reference=reference), s) for s in (a, b)]
         if any(u is None for u in units):
             raise UserError(f"metric {self.name!r}: a paired difference needs at least 2 non-empty prompt blocks")

@@ -22,6 +22,8 @@ from ganrm_bench.metrics import openclip_models as oc
 from ganrm_bench.metrics import weights as W
 from ganrm_bench.metrics.base import MetricScorer, PerSampleMetric, PerSampleParams
 from ganrm_bench.metrics.media import as_pil
+from ganrm_bench.metrics.estimate import openclip_image_cost
+from ganrm_bench.harness.store.assets import openclip_tag_asset
 
 HESSEL_PREFIX = "A photo depicts "
 
@@ -60,8 +62,6 @@ class CLIPScore(PerSampleMetric):
 
     def estimate_unit(self, ctx=None):
         """plan --estimate: the CLIP image tower per image (text tower not timed)."""
-        from ganrm_bench.metrics.estimate import openclip_image_cost
-
         return openclip_image_cost(self.params.model, ctx)
 
     def convention(self) -> str:
@@ -78,8 +78,6 @@ class CLIPScore(PerSampleMetric):
 
     def assets(self) -> list:
         """The open_clip weights of (model, pretrained) (harness.assets)."""
-        from ganrm_bench.harness.store.assets import openclip_tag_asset
-
         p = self.params
         return [openclip_tag_asset(p.model, p.pretrained, cache_dir=p.cache_dir, url_dir=p.cache_dir or W.torch_hub_checkpoints(),
                                    what=f"open_clip {p.model}/{p.pretrained} for CLIPScore", looks_local=is_local)]

@@ -18,6 +18,8 @@ from importlib.metadata import version
 from typing import Any, ClassVar, Literal
 
 from ganrm_bench.metrics.base import SetMetric, SetParams
+from ganrm_bench.metrics.estimate import frechet_seconds, inception_cost
+from ganrm_bench.metrics.estimate import extractor_cost
 
 
 class FIDParams(SetParams):
@@ -37,10 +39,6 @@ class FID(SetMetric):
     def estimate_unit(self, ctx=None):
         """plan --estimate: Inception per image (samples and reference), plus the Fréchet distances
         (the value and one per leave-one-block-out CI block) at 2048-d."""
-        from ganrm_bench.metrics.estimate import frechet_seconds, inception_cost
-
-        from ganrm_bench.metrics.estimate import extractor_cost
-
         cost = inception_cost(ctx) if self.params.features == "inception" else extractor_cost(self.extractor(), ctx)
         dim = 2048 if self.params.features == "inception" else int(getattr(self.extractor(), "dim", 2048))
         ci = self.params.ci

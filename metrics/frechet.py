@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import warnings
 
 
 @dataclass
@@ -89,8 +90,6 @@ class BlockStats:
 def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: np.ndarray) -> float:
     """clean-fid's Fréchet distance (scipy sqrtm, with its singular-product fallback). A singular
     product (fewer samples than dimensions, dead feature units) is expected: its warning is muted."""
-    import warnings
-
     from cleanfid.fid import frechet_distance as cleanfid_frechet
     from scipy.linalg import LinAlgWarning
 

@@ -29,6 +29,7 @@ from ganrm_bench.harness.runtime.seeds import derive_seed
 from ganrm_bench.metrics import weights as W
 from ganrm_bench.metrics.base import FeaturesRef, SetMetric, SetParams, batch_size_for, cached_model
 from ganrm_bench.metrics.media import as_video
+from ganrm_bench.harness.store.assets import local_asset, url_asset
 
 I3D_FILE, I3D_URL = "i3d_pretrained_400.pt", "https://github.com/songweige/TATS/raw/main/tats/fvd/i3d_pretrained_400.pt"
 VMAE_FILE = "vit_g_hybrid_pt_1200e_ssv2_ft.pth"
@@ -59,8 +60,6 @@ class _CdFvdFeatures(FeatureExtractor):
 
     def assets(self) -> list:
         """The network's weights file (harness.assets), where `weights_file` looks."""
-        from ganrm_bench.harness.store.assets import local_asset, url_asset
-
         if self.params.weights:
             return [local_asset(self.params.weights, what=f"cd-fvd {self.name}")]
         home = Path(self.params.cache_dir).expanduser() if self.params.cache_dir else W.torch_hub_checkpoints()

@@ -28,6 +28,8 @@ from ganrm_bench.harness.plugins.base import PluginParams
 from ganrm_bench.metrics import weights as W
 from ganrm_bench.metrics.base import MetricScorer, PerSampleMetric, PerSampleParams, cached_model
 from ganrm_bench.metrics.media import as_pil
+from ganrm_bench.metrics.estimate import openclip_image_cost
+from ganrm_bench.harness.store.assets import hub_asset, local_asset
 
 HUB_REPO = "xswu/HPSv2"
 CHECKPOINTS = {"v2.0": "HPS_v2_compressed.pt", "v2.1": "HPS_v2.1_compressed.pt"}
@@ -76,8 +78,6 @@ class HPS(PerSampleMetric):
 
     def estimate_unit(self, ctx=None):
         """plan --estimate: the HPS open_clip image tower per image (text tower not timed)."""
-        from ganrm_bench.metrics.estimate import openclip_image_cost
-
         return openclip_image_cost(self.params.arch, ctx)
 
     def convention(self) -> str:
@@ -93,8 +93,6 @@ class HPS(PerSampleMetric):
 
     def assets(self) -> list:
         """The HPS checkpoint of `hps_version` (the ViT-H-14 is built without weights) (harness.assets)."""
-        from ganrm_bench.harness.store.assets import hub_asset, local_asset
-
         p = self.params
         if p.checkpoint:
             return [local_asset(p.checkpoint, what=f"HPS {p.hps_version} checkpoint")]

@@ -28,6 +28,9 @@ from ganrm_bench.harness.plugins.base import PluginParams
 from ganrm_bench.metrics import weights as W
 from ganrm_bench.metrics.base import MetricScorer, PerSampleMetric, PerSampleParams, cached_model
 from ganrm_bench.metrics.media import as_pil
+from ganrm_bench.metrics.estimate import openclip_image_cost
+from ganrm_bench.harness.store.assets import hub_asset, local_asset, ref_asset
+from ganrm_bench.harness.runtime import random_weights as rw
 
 HUB_REPO = "THUDM/ImageReward"
 MEAN, STD = 0.16717362830052426, 1.0333394966054072  # the package's normalization constants
@@ -93,8 +96,6 @@ class ImageReward(PerSampleMetric):
     def estimate_unit(self, ctx=None):
         """plan --estimate: ImageReward's BLIP ViT-L/16 image encoder, timed as open_clip ViT-L-14
         (a ViT-L at 224 px: about the same FLOPs); its BERT text side is not timed."""
-        from ganrm_bench.metrics.estimate import openclip_image_cost
-
         return openclip_image_cost("ViT-L-14", ctx, note="stands in for BLIP ViT-L/16")
 
     def convention(self) -> str:
@@ -115,8 +116,6 @@ class ImageReward(PerSampleMetric):
 
     def assets(self) -> list:
         """ImageReward.pt + med_config.json, and the BERT tokenizer (harness.assets)."""
-        from ganrm_bench.harness.store.assets import hub_asset, local_asset, ref_asset
-
         p = self.params
         out = []
         if is_local(p.checkpoint):
@@ -136,8 +135,6 @@ class ImageReward(PerSampleMetric):
     def random_weights_unavailable(self) -> str | None:
         """run --random-weights leaves this column out: BLIP's BERT needs bert-base-uncased's
         vocab.txt and ImageReward's med_config.json, which no installed package ships."""
-        from ganrm_bench.harness.runtime import random_weights as rw
-
         if not rw.active():
             return None
         return ("ImageReward (BLIP ViT-L + BERT) cannot be built without downloads: its BERT tokenizer needs "

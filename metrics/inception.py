@@ -27,6 +27,8 @@ from ganrm_bench.harness.plugins.base import FeatureExtractor, PluginParams
 from ganrm_bench.metrics import weights as W
 from ganrm_bench.metrics.base import batch_size_for, cached_model
 from ganrm_bench.metrics.media import as_uint8
+from ganrm_bench.harness.store.assets import local_asset, url_asset
+from ganrm_bench.harness.runtime.prefetch import prepared
 
 CLEAN_FILE = "inception-2015-12-05.pt"
 CLEAN_URL = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt"
@@ -61,8 +63,6 @@ class InceptionFeatures(FeatureExtractor):
 
     def assets(self) -> list:
         """The Inception weights file of the mode (harness.assets), where `weights_file` looks."""
-        from ganrm_bench.harness.store.assets import local_asset, url_asset
-
         p = self.params
         if p.weights:
             return [local_asset(p.weights, what=f"Inception ({p.mode})")]
@@ -96,7 +96,6 @@ class InceptionFeatures(FeatureExtractor):
     def features(self, images: Sequence[Any], ctx: Any) -> np.ndarray:
         import torch
 
-        from ganrm_bench.harness.runtime.prefetch import prepared
 
         model = self._model(ctx)
         device = getattr(ctx, "device", "cpu")

@@ -29,6 +29,8 @@ from ganrm_bench.metrics import openclip_models as oc
 from ganrm_bench.metrics import weights as W
 from ganrm_bench.metrics.base import PerSampleMetric, PerSampleParams, batch_size_for, cached_model
 from ganrm_bench.metrics.media import as_uint8
+from ganrm_bench.metrics.media import as_pil
+from ganrm_bench.harness.store.assets import local_asset, openclip_tag_asset, url_asset
 
 GENITALIA = ("FEMALE_GENITALIA_EXPOSED", "MALE_GENITALIA_EXPOSED")
 
@@ -150,8 +152,6 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
 
 
 def _pil(im: Any):
-    from ganrm_bench.metrics.media import as_pil
-
     return as_pil(im, metric="ip")
 
 
@@ -181,8 +181,6 @@ class IP(PerSampleMetric):
 
     def assets(self) -> list:
         """Q16's CLIP and prompt embeddings (NudeNet's detector ships in its wheel) (harness.assets)."""
-        from ganrm_bench.harness.store.assets import local_asset, openclip_tag_asset, url_asset
-
         p = self.params
         q16_url = f"https://raw.githubusercontent.com/ml-research/Q16/main/data/{p.q16_model}/prompts.p"  # Q16's own file
         out = []

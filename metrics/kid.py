@@ -27,6 +27,7 @@ from ganrm_bench.harness.store.keys import hash_key
 from ganrm_bench.metrics import ci as cimod
 from ganrm_bench.harness.plugins.fingerprint import plugin_fingerprint
 from ganrm_bench.metrics.base import SetMetric, SetParams
+from ganrm_bench.metrics.estimate import extractor_cost, inception_cost
 
 ROWS = 1024  # kernel rows in memory at once: ROWS × max(N, M) floats
 
@@ -99,8 +100,6 @@ class KID(SetMetric):
     def estimate_unit(self, ctx: Any = None):
         """plan --estimate: the feature extractor per image (samples and reference); the kernel
         sums (numpy, milliseconds at these sizes) are not timed."""
-        from ganrm_bench.metrics.estimate import extractor_cost, inception_cost
-
         return inception_cost(ctx) if self.params.features == "inception" else extractor_cost(self.extractor(), ctx)
 
     def _features(self, items: list[Item], ctx: Any) -> np.ndarray:

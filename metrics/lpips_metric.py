@@ -30,6 +30,8 @@ from ganrm_bench.metrics import ci as cimod
 from ganrm_bench.metrics import weights as W
 from ganrm_bench.metrics.base import PerSampleMetric, PerSampleParams, batch_size_for, cached_model
 from ganrm_bench.metrics.media import as_uint8, is_video
+from ganrm_bench.harness.store.assets import local_asset, url_asset
+import warnings
 
 # torchvision's ImageNet weights each lpips trunk is built from
 TRUNKS = {
@@ -78,8 +80,6 @@ class LPIPS(PerSampleMetric):
 
     def assets(self) -> list:
         """The trunk's torchvision weights (the linear heads ship with lpips) (harness.assets)."""
-        from ganrm_bench.harness.store.assets import local_asset, url_asset
-
         if self.params.backbone_weights:
             return [local_asset(self.params.backbone_weights, what=f"LPIPS {self.params.net} trunk")]
         _, url = TRUNKS[self.params.net]
@@ -196,8 +196,6 @@ def build_lpips(net: str, trunk_file: Path, device: str):
 
     The trunk's slices hold torchvision's `features[i]` modules under the name str(i), so a
     torchvision state dict ("features.{i}.weight" or "{i}.weight") maps onto them directly."""
-    import warnings
-
     import lpips
 
     with warnings.catch_warnings():  # lpips passes torchvision's deprecated `pretrained=`

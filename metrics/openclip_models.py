@@ -17,6 +17,9 @@ from typing import Any
 from ganrm_bench.harness.store.hub import is_local
 from ganrm_bench.metrics import weights as W
 from ganrm_bench.metrics.base import cached_model
+from ganrm_bench.harness.errors import UserError
+import numpy as np
+from ganrm_bench.harness.runtime import random_weights as rw
 
 
 @dataclass
@@ -42,8 +45,6 @@ def resolve(model: str, pretrained: str, *, cache_dir: str | None, offline: bool
         return W.local_path(pretrained, model=desc), {}
     cfg = open_clip.get_pretrained_cfg(model, pretrained)
     if not cfg:
-        from ganrm_bench.harness.errors import UserError
-
         tags = open_clip.list_pretrained_tags_by_model(model)
         raise UserError(f"open_clip has no pretrained tag {pretrained!r} for model {model!r} and no such file exists",
                         hint=f"known tags: {', '.join(tags) or '(none)'}; or give a local checkpoint path")
@@ -88,7 +89,6 @@ def load(model: str, pretrained: str, *, cache_dir: str | None, device: str, off
 
 def encode(bundle: OpenClipModel, images: list, texts: list[str] | None, device: str):
     """L2-normalized image (and text) embeddings as float64 numpy arrays."""
-    import numpy as np
     import torch
 
     with torch.no_grad():
@@ -106,8 +106,6 @@ def load_random(model: str, pretrained: str | None, *, device: str) -> OpenClipM
     """run --random-weights: the architecture `model` with random weights, with the tag's
     conventions (QuickGELU, mean/std, resize) when `pretrained` is a known tag; open_clip's own
     bundled tokenizer."""
-    from ganrm_bench.harness.runtime import random_weights as rw
-
     def build() -> OpenClipModel:
         import open_clip
 

@@ -19,6 +19,11 @@ from ganrm_bench.harness.plugins.base import PluginParams
 from ganrm_bench.metrics import weights as W
 from ganrm_bench.metrics.base import MetricScorer, PerSampleMetric, PerSampleParams, cached_model
 from ganrm_bench.metrics.media import as_pil
+from ganrm_bench.metrics.estimate import openclip_image_cost
+from ganrm_bench.harness.store.assets import ref_asset
+import json
+from pathlib import Path
+from ganrm_bench.harness.runtime.clip_bpe import clip_tokenizer
 
 
 class PickScoreModel(PluginParams):
@@ -39,8 +44,6 @@ class PickScore(PerSampleMetric):
 
     def estimate_unit(self, ctx=None):
         """plan --estimate: PickScore is CLIP ViT-H/14: its image tower per image (text tower not timed)."""
-        from ganrm_bench.metrics.estimate import openclip_image_cost
-
         return openclip_image_cost("ViT-H-14", ctx)
 
     def convention(self) -> str:
@@ -56,8 +59,6 @@ class PickScore(PerSampleMetric):
 
     def assets(self) -> list:
         """The PickScore CLIP model and the processor files of its base (harness.assets)."""
-        from ganrm_bench.harness.store.assets import ref_asset
-
         p = self.params
         return [ref_asset(p.model, looks_local=is_local, files=("config.json",), cache_dir=p.cache_dir,
                           what="PickScore_v1 model", patterns=("*.json", "*.txt", "model.safetensors", "pytorch_model.bin")),
@@ -106,12 +107,8 @@ class PickScore(PerSampleMetric):
 def _random_clip(device: str):
     """run --random-weights: PickScore's CLIP ViT-H/14 (transformers CLIPModel of the shipped
     config) with random weights, and a processor of CLIP's image transform and BPE tokenizer."""
-    import json
-    from pathlib import Path
-
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
 
-    from ganrm_bench.methods.generators.random_init import clip_tokenizer
 
     cfg = json.loads((Path(__file__).parent / "configs" / "clip_vit_h14.json").read_text())
     cfg = {k: v for k, v in cfg.items() if not k.startswith("_")}

@@ -34,6 +34,8 @@ from pydantic import Field, field_validator, model_validator
 from ganrm_bench.harness.errors import UserError
 from ganrm_bench.harness.plugins.base import ItemSet, Metric, MetricResult, PluginParams
 from ganrm_bench.metrics import ci as cimod
+from ganrm_bench.harness.store.artifacts import default_root
+from ganrm_bench.harness.store.assets import local_asset
 
 VBENCH_VERSION = "0.1.5"
 ENV_MARKER = "ganrm-bench-env.json"
@@ -63,8 +65,6 @@ CUSTOM_DEFAULT = [d for d in QUALITY + SEMANTIC if d not in NOT_CUSTOM]
 
 
 def default_env_dir(cache_root: str | Path | None = None) -> Path:
-    from ganrm_bench.harness.store.artifacts import default_root
-
     return Path(cache_root or default_root()) / "envs" / f"vbench-{VBENCH_VERSION}"
 
 
@@ -161,9 +161,6 @@ class VBench(Metric):
     def assets(self, store: Any = None) -> list:
         """Its own venv (`ganrm-bench env vbench`) and the weights VBench fetches into
         VBENCH_CACHE_DIR (VBench downloads them itself on a first online run) (harness.assets)."""
-        from ganrm_bench.harness.store.assets import local_asset
-        from ganrm_bench.harness.store.artifacts import default_root
-
         root = getattr(store, "root", None)
         env = Path(self.params.env).expanduser() if self.params.env else default_env_dir(root)
         weights = (Path(self.params.weights_dir).expanduser() if self.params.weights_dir

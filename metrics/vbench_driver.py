@@ -14,11 +14,11 @@ are used here: this file must run on vbench's pinned stack.
 import json
 import os
 import sys
+import cv2
+import numpy as np
 
 
 def write_mp4(frames, path, fps):
-    import cv2
-
     t, h, w, _ = frames.shape
     writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (w, h))
     if not writer.isOpened():
@@ -29,8 +29,6 @@ def write_mp4(frames, path, fps):
 
 
 def main(job_path):
-    import numpy as np
-
     with open(job_path) as f:
         job = json.load(f)
     os.makedirs(job["video_dir"], exist_ok=True)

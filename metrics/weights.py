@@ -22,6 +22,7 @@ from typing import Any, Iterable
 from ganrm_bench.harness.errors import MissingWeightsError
 from ganrm_bench.harness.store.digests import weights_digest
 from ganrm_bench.harness.store.hub import is_local
+from ganrm_bench.harness.errors import UserError
 
 
 
@@ -148,8 +149,6 @@ def load_torch_state(path: str | Path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        from ganrm_bench.harness.errors import UserError
-
         raise UserError(
             f"{path}: cannot be read as plain tensors with torch.load(weights_only=True) ({type(exc).__name__}: {exc})",
             hint="convert the checkpoint to .safetensors; pickled code objects are never loaded",

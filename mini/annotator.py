@@ -14,6 +14,7 @@ from ganrm_bench.mini.nets import AnnotatorNet
 from ganrm_bench.harness.plugins.base import PluginParams, Scorer
 from ganrm_bench.harness.runtime.context import Context
 from ganrm_bench.harness.runtime.devices import resolve_device
+from ganrm_bench.metrics.estimate import call_cost, probe_images
 
 
 class MiniAnnotatorParams(PluginParams):
@@ -58,8 +59,6 @@ class MiniAnnotator(Scorer):
     @torch.no_grad()
     def estimate_unit(self, ctx: Context | None = None):
         """plan --estimate: the annotator net on a batch of probe images, per image."""
-        from ganrm_bench.metrics.estimate import call_cost, probe_images
-
         images, prompts = probe_images(256), ["a handwritten digit 3"] * 256
         return call_cost(lambda: self.score(images, prompts, ctx), 256, ctx, unit="image", note="mini annotator net, batch 256",
                          key=("mini_annotator",))

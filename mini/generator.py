@@ -18,6 +18,11 @@ from ganrm_bench.mini.nets import NULL_CLASS, SCHEDULER_CONFIG, build_unet
 from ganrm_bench.harness.plugins.base import Generator, PluginParams, Prompt, SampleRequest
 from ganrm_bench.harness.runtime.context import Context
 from ganrm_bench.harness.runtime.devices import resolve_device
+from ganrm_bench.harness.engine.estimate import UnitCost, time_call
+from ganrm_bench.mini.sampling import initial_noise
+from ganrm_bench.mini.sampling import sample
+from ganrm_bench.mini.sampling import sample_particles
+from ganrm_bench.mini.sampling import to_uint8
 
 
 class MiniDiffusionParams(PluginParams):
@@ -156,9 +161,6 @@ class MiniDiffusion(Generator):
     def estimate_unit(self, ctx: Context | None = None):
         """plan --estimate: one full batch generated (seconds per image) and one UNet forward of a
         batch (seconds per sample, which fine-tuning's estimate multiplies)."""
-        from ganrm_bench.harness.engine.estimate import UnitCost, time_call
-        from ganrm_bench.harness.plugins.base import Prompt
-
         bs = self.params.batch_size
         reqs = [SampleRequest(Prompt(f"probe{i}", f"a handwritten digit {i % 10}"), 0, i) for i in range(bs)]
         probe_ctx = ctx if ctx is not None else type("Ctx", (), {"count": lambda *a, **k: None})()
@@ -173,15 +175,11 @@ class MiniDiffusion(Generator):
     # -- search hooks (methods.search): the initial noise as an explicit input ------------------
     def initial_noise(self, requests: Sequence[SampleRequest]) -> torch.Tensor:
         """The initial noise [B, 1, 16, 16] that `generate` draws for each request's seed."""
-        from ganrm_bench.mini.sampling import initial_noise
-
         return initial_noise(self.unet, [r.seed for r in requests])
 
     def generate_from_noise(self, requests: Sequence[SampleRequest], noise: torch.Tensor | None, ctx: Context) -> list:
         """Images from the given initial noise (row i for request i; the request's seed still drives
         DDPM's per-step noise); `noise=None` draws it from the seeds, as `generate` does."""
-        from ganrm_bench.mini.sampling import initial_noise, sample
-
         labels = self.encode_prompts([r.prompt for r in requests])  # fails fast on a bad prompt
         seeds = [r.seed for r in requests]
         if noise is None:
@@ -205,8 +203,6 @@ class MiniDiffusion(Generator):
         in `at`, `on_x0(i, images)` gets each row's predicted clean sample x̂0 as an image and may
         return ancestor indices (rows of the same prompt) to resample the rows (see `mini.sampling.sample_particles`). η:
         DDIM's step noise (0: deterministic; ignored by DDPM, which is stochastic anyway)."""
-        from ganrm_bench.mini.sampling import sample_particles
-
         x = sample_particles(self.unet, self.encode_prompts([r.prompt for r in requests]), [r.seed for r in requests], noise,
                              steps=self.params.steps, guidance=self.params.guidance, scheduler=self.params.scheduler,
                              device=self.device, batch_size=self.params.batch_size, eta=eta, at=at,
@@ -218,7 +214,6 @@ def _to_images(x: torch.Tensor) -> list:
     """[-1, 1] samples [B, 1, H, W] as RGB PIL images (the digit repeated in the three channels)."""
     from PIL import Image
 
-    from ganrm_bench.mini.sampling import to_uint8
 
     return [Image.fromarray(np.repeat(img[..., None], 3, axis=-1), "RGB") for img in to_uint8(x).numpy()]
 

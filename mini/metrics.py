@@ -13,6 +13,7 @@ from ganrm_bench.mini.common import parse_digit
 from ganrm_bench.mini.features import MiniDigitsFeatures
 from ganrm_bench.harness.plugins.base import ItemSet
 from ganrm_bench.metrics.base import MetricScorer, PerSampleMetric, PerSampleParams, batch_size_for, cached_model
+from ganrm_bench.metrics.estimate import call_cost, probe_images
 
 
 class MiniMetricParams(PerSampleParams):
@@ -35,8 +36,6 @@ class _MetricNetMetric(PerSampleMetric):
 
     def estimate_unit(self, ctx: Any = None):
         """plan --estimate: the metric net on a batch of probe images, per image."""
-        from ganrm_bench.metrics.estimate import call_cost, probe_images
-
         n = min(self.params.batch_size, 256)
         images, prompts = probe_images(n), ["a handwritten digit 3"] * n
         return call_cost(lambda: self.score_batch(images, prompts, ctx), n, ctx, unit="image",

@@ -9,18 +9,16 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+from ganrm_bench.mini import data
+from ganrm_bench.mini.generator import MiniDiffusion
+from ganrm_bench.harness.plugins.base import Prompt, SampleRequest
+from ganrm_bench.harness.runtime.context import Context
+from ganrm_bench.harness.store.artifacts import Store
+import tempfile
 
 
 def sample_grid(per_digit: int = 10, weights: str | None = None, guidance: float = 1.0, steps: int = 25, seed: int = 0) -> np.ndarray:
     """uint8 [10·17, (2·per_digit + 1)·17] grid: per row, real digits of the fid_ref split | samples."""
-    from ganrm_bench.mini import data
-    from ganrm_bench.mini.generator import MiniDiffusion
-    from ganrm_bench.harness.plugins.base import Prompt, SampleRequest
-    from ganrm_bench.harness.runtime.context import Context
-    from ganrm_bench.harness.store.artifacts import Store
-
-    import tempfile
-
     gen = MiniDiffusion(weights=weights, guidance=guidance, steps=steps)
     reqs = [SampleRequest(Prompt(f"p{d}", f"a handwritten digit {d}"), k, seed * 1_000_000 + d * 1000 + k)
             for d in range(10) for k in range(per_digit)]  # fmt: skip

@@ -28,6 +28,7 @@ from ganrm_bench.mini import data
 from ganrm_bench.mini.common import ANNOTATOR_FILE, GENERATOR_FILE, INFO_FILE, METRIC_FILE
 from ganrm_bench.mini.nets import NULL_CLASS, SCHEDULER_CONFIG, UNET_CONFIG, AnnotatorNet, MetricNet, build_unet
 from ganrm_bench.harness.store.digests import file_digest
+from ganrm_bench.mini.sampling import sample, to_uint8
 
 SEEDS = {"metric": 1001, "annotator": 2002, "generator": 3003, "eval": 4004}
 DEFAULTS = {
@@ -127,8 +128,6 @@ def train_generator(seed: int, steps: int, cfg: dict[str, Any]):
 @torch.no_grad()
 def generator_alignment(unet, metric: MetricNet, per_digit: int, steps: int) -> dict[str, float]:
     """Fraction of generated digits the metric classifier reads as the prompted digit."""
-    from ganrm_bench.mini.sampling import sample, to_uint8
-
     labels = torch.arange(10).repeat_interleave(per_digit)
     seeds = [SEEDS["eval"] * 100_000 + i for i in range(len(labels))]
     imgs = to_uint8(sample(unet, labels, seeds, steps=steps)).numpy()

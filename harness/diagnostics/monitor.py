@@ -35,6 +35,10 @@ from ganrm_bench.harness.engine.nodes import Node
 from ganrm_bench.harness.engine.cells import comparison_rows
 from ganrm_bench.harness.runtime.seeds import derive_seed
 from ganrm_bench.harness.stats.paired import Units, difference, mean_interval
+from ganrm_bench.harness.engine.builder import Builder
+from ganrm_bench.harness.engine.cells import build_cells
+import json
+from ganrm_bench.harness.diagnostics.scorecard import render_cards_markdown
 
 log = logging.getLogger("ganrm_bench")
 
@@ -361,9 +365,6 @@ def write_round_figure(run_dir: Path, spec: Any, results: pd.DataFrame, records:
 
 def heldout_warnings(spec: Any, ctx: Any) -> list[str]:
     """For `validate`: the cells whose metric is the row's own selector / training scorer."""
-    from ganrm_bench.harness.engine.builder import Builder
-    from ganrm_bench.harness.engine.cells import build_cells
-
     b = Builder(spec, ctx, spec.seeds[0] if spec.seeds else 0, planning=True)
     own = own_scorer_cells(build_cells(spec, b))
     return [f"row {row!r} × column {col!r}: the metric is the scorer {scorer!r} (same fingerprint) that selected or "
@@ -373,10 +374,6 @@ def heldout_warnings(spec: Any, ctx: Any) -> list[str]:
 
 def run_extras_markdown(run_dir: Path, spec: Any = None) -> str:
     """The report-card and diagnostics sections of a run directory (what `table.md` appends)."""
-    import json
-
-    from ganrm_bench.harness.diagnostics.scorecard import render_cards_markdown
-
     run_dir = Path(run_dir)
     cards = {}
     for p in sorted((run_dir / "scorers").glob("*.json")) if (run_dir / "scorers").is_dir() else []:

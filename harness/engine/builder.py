@@ -26,6 +26,12 @@ from ganrm_bench.harness.engine.ops import SELECT
 from ganrm_bench.harness.engine.ops import TRAIN_SCORER
 from ganrm_bench.harness.engine.ops import UNION
 from ganrm_bench.harness.plugins.fingerprint import plugin_fingerprint
+from ganrm_bench.harness.plugins.builtins import register_builtins
+from ganrm_bench.harness.runtime.distributed import rank_and_world
+from ganrm_bench.harness.plugins.registry import REGISTRIES
+from ganrm_bench.harness.errors import MissingWeightsError
+from ganrm_bench.harness.store.assets import unresolved_fingerprint
+from ganrm_bench.harness.runtime.limits import limited_prompts
 if TYPE_CHECKING:  # pragma: no cover
     from ganrm_bench.harness.runtime.context import Context
     from ganrm_bench.harness.spec.schema import Spec
@@ -35,8 +41,6 @@ class Builder:
     """Turns a spec (for one run seed) into graph nodes; equal keys give the same node object."""
 
     def __init__(self, spec: "Spec", ctx: "Context", seed: int, *, planning: bool = False):
-        from ganrm_bench.harness.plugins.builtins import register_builtins
-
         register_builtins()
         self.spec, self.ctx, self.seed, self.planning = spec, ctx, seed, planning
         self._nodes: dict[str, Node] = {}
@@ -50,26 +54,20 @@ class Builder:
         """The numerics class of this run that `op`'s bytes depend on (None: they do not)."""
         if not op.numerics_sensitive:
             return None
-        from ganrm_bench.harness.runtime.distributed import rank_and_world
 
         return numerics_class(self.ctx.device, rank_and_world()[1] if op.data_parallel else 1)
 
     def plugin(self, registry_kind: str, name: str, params: dict[str, Any]) -> Any:
-        from ganrm_bench.harness.plugins.registry import REGISTRIES
-
         return REGISTRIES[registry_kind].get(name)(params)
 
     def _fingerprint(self, obj: Any) -> dict[str, Any]:
         """The plugin's identity. When only planning, weights not fetched yet get a provisional
         identity (hub id + revision) so `plan` works before `fetch-assets`; a run never does."""
-        from ganrm_bench.harness.errors import MissingWeightsError
-
         try:
             return plugin_fingerprint(obj, self.ctx)
         except MissingWeightsError:
             if not self.planning:
                 raise
-            from ganrm_bench.harness.store.assets import unresolved_fingerprint
 
             return unresolved_fingerprint(obj)
 
@@ -96,7 +94,6 @@ class Builder:
         limit = getattr(self.ctx, "limit_prompts", None)
         if limit is None or isinstance(name, Node):
             return self._entry_node("prompts", "prompts", "source", PROMPTS, name)
-        from ganrm_bench.harness.runtime.limits import limited_prompts
 
         e = self.entry("prompts", name)
         obj = limited_prompts(self.plugin("prompts", e.source, e.params), e.source, name, limit)

@@ -17,6 +17,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
+from ganrm_bench.harness.engine.ops import pool_requests
+from ganrm_bench.harness.runtime.numerics import fixed_threads
 
 #: denoiser forwards per fine-tuning sample (see the module docstring)
 TRAIN_FORWARDS = {"sft": 3.0, "dpo": 8.0}
@@ -109,7 +111,6 @@ def pool_item_keys(node: Any, peek: Callable[[Any], Any]) -> set[str] | None:
     """The item keys of a pool node (None for other nodes or unknown prompts)."""
     if node.op.name != "pool" or not hasattr(node.op, "item_keys"):
         return None
-    from ganrm_bench.harness.engine.ops import pool_requests
 
     prompts = peek(node.inputs["prompts"])
     if prompts is None:
@@ -209,8 +210,6 @@ def time_call(fn: Callable[[], Any], *, repeat: int = 2, warmup: int = 1, device
 
     cuda = str(device).startswith("cuda")
     if not cuda:
-        from ganrm_bench.harness.runtime.numerics import fixed_threads
-
         with fixed_threads(1, deterministic=False):
             return _timed(fn, repeat, warmup, cuda=False, clock=time.process_time)
     return _timed(fn, repeat, warmup, cuda=True, clock=time.perf_counter)

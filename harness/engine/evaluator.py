@@ -20,6 +20,7 @@ from ganrm_bench.harness.engine.nodes import Node
 from ganrm_bench.harness.runtime.numerics import numerics_record
 from ganrm_bench.harness.runtime.context import Context
 from ganrm_bench.harness.store.artifacts import MANIFEST
+from ganrm_bench.harness.engine.cost import node_cost
 log = logging.getLogger("ganrm_bench")
 
 
@@ -101,8 +102,6 @@ class Evaluator:
 
     def cost(self, node: Node) -> dict[str, float]:
         """The recorded cost of a node of this run's graphs (harness.cost)."""
-        from ganrm_bench.harness.engine.cost import node_cost
-
         return node_cost(node, self.costs, self.ctx.store)
 
     def peek(self, node: Node) -> Any:

@@ -26,6 +26,14 @@ from ganrm_bench.harness.engine.nodes import Node
 from ganrm_bench.harness.engine.nodes import Op
 from ganrm_bench.harness.engine.nodes import _write_json
 from ganrm_bench.harness.engine.nodes import items_from_json
+from ganrm_bench.harness.store.artifacts import item_ref
+from ganrm_bench.harness.runtime.distributed import rank_and_world
+from ganrm_bench.harness.runtime.distributed import wait_for_files
+from ganrm_bench.harness.runtime.numerics import tf32_where_safe
+from ganrm_bench.harness.runtime.oom import out_of_memory_hint
+from ganrm_bench.harness.store.digests import file_stat_signature
+from ganrm_bench.harness.engine.cost import generator_nfe
+from ganrm_bench.harness.engine.cost import training_steps
 if TYPE_CHECKING:  # pragma: no cover
     pass
 
@@ -68,8 +76,6 @@ class ItemSetOp(Op):
     Items in the store are referenced relative to its root, so a copied or re-mounted store works."""
 
     def save(self, value, directory, node):
-        from ganrm_bench.harness.store.artifacts import item_ref
-
         root = Path(directory).parents[1]  # Store.writing fills a temp dir <root>/tmp/<key>.*
         rows = [{**it.__dict__, "path": item_ref(it.path, root)} for it in value]
         _write_json(directory / "items.json", rows)
@@ -122,8 +128,6 @@ class PoolOp(ItemSetOp):
     numerics_sensitive = True
 
     def exclusive(self, node):
-        from ganrm_bench.harness.runtime.distributed import rank_and_world
-
         return rank_and_world()[1] == 1  # items are atomic files: shards need no lock
 
     def item_keys(self, node: Node, requests: list[SampleRequest]) -> list[str]:
@@ -132,10 +136,6 @@ class PoolOp(ItemSetOp):
                 for r in requests]
 
     def compute(self, node, ctx, inputs):
-        from ganrm_bench.harness.runtime.distributed import rank_and_world, wait_for_files
-        from ganrm_bench.harness.runtime.numerics import tf32_where_safe
-        from ganrm_bench.harness.runtime.oom import out_of_memory_hint
-
         generator = inputs["generator"]
         requests = pool_requests(inputs["prompts"], node.params["k"], node.params["seed"])
         keys = self.item_keys(node, requests)
@@ -169,8 +169,6 @@ class PoolOp(ItemSetOp):
     def save(self, value, directory, node):
         """The item list, plus each item file's size and mtime in the manifest (for `cache verify`;
         reading a 200k-image pool to hash it would cost more than generating the record is worth)."""
-        from ganrm_bench.harness.store.digests import file_stat_signature
-
         meta = super().save(value, directory, node)
         root = Path(value.items[0].path).parents[2] if value.items else None  # <root>/items/ab/<key>.png
         return {**meta, "items": {Path(it.path).relative_to(root).as_posix(): file_stat_signature(it.path) for it in value} if root else {}}
@@ -186,8 +184,6 @@ class PoolOp(ItemSetOp):
         return {"images to generate": missing} if missing else {}  # a set: pools sharing items count once
 
     def cost(self, node, value):
-        from ganrm_bench.harness.engine.cost import generator_nfe
-
         return {"nfe": len(value) * generator_nfe(node.inputs["generator"].obj)}
 
 
@@ -228,8 +224,6 @@ class TrainScorerOp(Op):
         return {"models to train": 1}
 
     def cost(self, node, value):
-        from ganrm_bench.harness.engine.cost import training_steps
-
         return {"train_steps": training_steps(getattr(value, "training_metrics", None))}
 
 
@@ -241,8 +235,6 @@ class ScoresOp(Op):
     numerics_sensitive = True
 
     def exclusive(self, node):
-        from ganrm_bench.harness.runtime.distributed import rank_and_world
-
         return rank_and_world()[1] == 1
 
     def compute(self, node, ctx, inputs):
@@ -313,8 +305,6 @@ class MetricOp(Op):
     numerics_sensitive = True
 
     def exclusive(self, node):
-        from ganrm_bench.harness.runtime.distributed import rank_and_world
-
         return rank_and_world()[1] == 1 or not getattr(node.obj, "shards_items", False)
 
     def compute(self, node, ctx, inputs):

@@ -25,6 +25,9 @@ from ganrm_bench.harness.engine.cells import Cell
 from ganrm_bench.harness.engine.evaluator import Evaluator
 from ganrm_bench.harness.engine.cells import build_cells
 from ganrm_bench.harness.engine.cells import comparison_rows
+from ganrm_bench.harness.engine.preflight import require_inputs
+from ganrm_bench.harness.runtime.seeds import derive_seed
+from ganrm_bench.harness.stats.paired import difference
 
 
 log = logging.getLogger("ganrm_bench")
@@ -85,10 +88,6 @@ def run_spec(spec: Spec, ctx: Context, *, seeds: list[int] | None = None) -> Run
     more over the union of its seeds' samples (scope "pooled"). Every cell gets a paired Δ against
     its comparison row (`harness.stats`). A failing cell is recorded and the run goes on
     (everything finished stays in the store); failures are returned for the exit code."""
-    from ganrm_bench.harness.engine.preflight import require_inputs
-    from ganrm_bench.harness.runtime.seeds import derive_seed
-    from ganrm_bench.harness.stats.paired import difference
-
     seeds = list(seeds or spec.seeds)
     require_inputs(spec, ctx, seeds)  # every unreadable input at once, before computing anything
     rows: list[dict[str, Any]] = []

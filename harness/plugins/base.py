@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
+from ganrm_bench.harness.stats.paired import Units
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -272,8 +273,6 @@ class Metric(Plugin):
         """What the cell's interval resamples, for paired differences (`harness.stats`): per-prompt
         sums of `per_sample` values, or the leave-one-block-out values in `extras["block_loo"]`
         (set metrics). None: the cell cannot be compared (no Δ column, `check` falls back to its CI)."""
-        from ganrm_bench.harness.stats.paired import Units
-
         ids = [it.prompt_id or it.key for it in samples.items]
         if result.per_sample is not None and len(result.per_sample) == len(ids):
             return Units.from_samples(result.per_sample, ids)

@@ -10,6 +10,7 @@ import logging
 from importlib.metadata import entry_points
 
 from ganrm_bench.harness.plugins.registry import REGISTRIES
+import importlib
 
 PLUGIN_TABLE_GROUP = "ganrm_bench.plugins"
 CORE_TABLES = ("ganrm_bench.harness.plugins.sources:PLUGINS",)
@@ -36,7 +37,6 @@ def register_builtins() -> None:
     if _done:
         return
     _done = True
-    import importlib
 
     for target in CORE_TABLES:
         module, _, attr = target.partition(":")

@@ -12,13 +12,12 @@ Ops that a method needs beyond these (fine-tuning) subclass `Op` and are added w
 
 from __future__ import annotations
 from typing import TYPE_CHECKING, Any
+import inspect
 if TYPE_CHECKING:  # pragma: no cover
     from ganrm_bench.harness.runtime.context import Context
 
 
 def plugin_fingerprint(obj: Any, ctx: "Context") -> dict[str, Any]:
     """`obj.fingerprint(ctx)` for plugins that digest weights files through the store, else `obj.fingerprint()`."""
-    import inspect
-
     fp = obj.fingerprint
     return fp(ctx) if len(inspect.signature(fp).parameters) >= 1 else fp()

@@ -18,6 +18,10 @@ from ganrm_bench.harness.errors import UnreadableFilesError, UserError
 from ganrm_bench.harness.plugins.base import ImageSource, Item, ItemSet, PluginParams, Prompt, PromptSource
 from ganrm_bench.harness.store.digests import file_digest
 from ganrm_bench.harness.store.keys import hash_key
+import pandas as pd
+from ganrm_bench.harness.store.assets import local_asset
+from ganrm_bench.harness.store.assets import Asset
+from ganrm_bench.harness.errors import require
 
 log = logging.getLogger(__name__)
 
@@ -125,8 +129,6 @@ def item_set(items: list[Item]) -> ItemSet:
 
 def read_table(path: Path, what: str):
     """A pandas DataFrame from .csv / .tsv / .parquet / .jsonl (.json lines)."""
-    import pandas as pd
-
     if not path.is_file():
         raise UserError(f"{what}: table file {path} does not exist{relative_note(path)}")
     suffix = path.suffix.lower()
@@ -184,8 +186,6 @@ class FolderImages(ImageSource):
 
     def assets(self) -> list:
         """The folder (under the data root; provided by the user) (harness.assets)."""
-        from ganrm_bench.harness.store.assets import local_asset
-
         return [local_asset(self.params.path, what="image folder")]
 
     def files(self) -> list[Path]:
@@ -227,8 +227,6 @@ class TableImages(ImageSource):
 
     def assets(self) -> list:
         """The table file (its listed images are checked when loading) (harness.assets)."""
-        from ganrm_bench.harness.store.assets import local_asset
-
         return [local_asset(self.params.path, what="image table")]
 
     def load(self, ctx: Any) -> ItemSet:
@@ -296,8 +294,6 @@ class HFDatasetImages(ImageSource):
 
     def assets(self) -> list:
         """The hub dataset, prepared by `datasets` into its cache; or the local save_to_disk copy (harness.assets)."""
-        from ganrm_bench.harness.store.assets import Asset, local_asset
-
         p = self.params
         if p.path is not None:
             return [local_asset(p.path, what="datasets save_to_disk copy")]
@@ -309,8 +305,6 @@ class HFDatasetImages(ImageSource):
                           f"{p.config!r}, split={p.split!r})\"`, then copy HF_HOME here")]
 
     def _dataset(self, ctx: Any):
-        from ganrm_bench.harness.errors import require
-
         datasets = require("datasets", plugin="hf_dataset", extra="reward-models")
         p = self.params
         if (p.id is None) == (p.path is None):
@@ -436,8 +430,6 @@ class TextFilePrompts(PromptSource):
 
     def assets(self) -> list:
         """The prompt file (harness.assets)."""
-        from ganrm_bench.harness.store.assets import local_asset
-
         return [local_asset(self.params.path, what="prompt file")]
 
     def load(self, ctx: Any) -> list[Prompt]:
@@ -469,8 +461,6 @@ class TablePrompts(PromptSource):
 
     def assets(self) -> list:
         """The prompt table (harness.assets)."""
-        from ganrm_bench.harness.store.assets import local_asset
-
         return [local_asset(self.params.path, what="prompt table")]
 
     def check(self) -> list[str]:
@@ -478,7 +468,6 @@ class TablePrompts(PromptSource):
         path = Path(self.params.path).expanduser()
         if not path.is_file() or path.suffix.lower() not in (".csv", ".tsv"):
             return []
-        import pandas as pd
 
         try:
             columns = list(map(str, pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",", nrows=0).columns))

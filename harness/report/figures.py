@@ -11,6 +11,7 @@ import pandas as pd
 
 from ganrm_bench.harness.plugins.base import ItemSet
 from ganrm_bench.harness.spec.schema import Spec
+from ganrm_bench.harness.report.tables import aggregate
 
 GALLERY_PROMPTS = 8  # prompts shown per row (the same prompts in every row)
 GALLERY_SAMPLES = 32  # samples in a row's own grid
@@ -84,7 +85,6 @@ def write_metric_plots(run_dir: Path, spec: Spec, results: pd.DataFrame) -> list
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ganrm_bench.harness.report.tables import aggregate
 
     if results.empty:
         return []
@@ -147,7 +147,6 @@ def write_compute_curves(run_dir: Path, spec: Spec, results: pd.DataFrame) -> Pa
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-    from ganrm_bench.harness.report.tables import aggregate
 
     nfe = results.groupby("row", sort=False)["nfe"].first().astype(float)
     agg = aggregate(results)

@@ -16,6 +16,8 @@ import pandas as pd
 
 from ganrm_bench.harness.report.tables import _digits, _fmt, _layout, table_cells
 from ganrm_bench.harness.report.rundir import load_run
+from ganrm_bench.harness.plugins.base import load_media
+from ganrm_bench.harness.report.samples import SAMPLES_FILE, read_samples_manifest
 
 GALLERY_PROMPTS = 8  # prompts per gallery row (the same prompts in every row)
 THUMB_PX = 256  # longest side of an embedded gallery image
@@ -36,7 +38,6 @@ def _thumbnail(path: str | Path) -> str:
     crisp; large ones as JPEG no bigger than THUMB_PX."""
     from PIL import Image
 
-    from ganrm_bench.harness.plugins.base import load_media
 
     im = load_media(path)
     if not isinstance(im, Image.Image):  # a video: its first frame
@@ -97,8 +98,6 @@ def table_context(results: pd.DataFrame, spec) -> dict[str, Any]:
 
 def gallery_context(run_dir: Path, spec) -> dict[str, Any]:
     """Rows of the same prompts (and seeds) from samples.json; else the PNG galleries the run wrote."""
-    from ganrm_bench.harness.report.samples import SAMPLES_FILE, read_samples_manifest
-
     if (run_dir / SAMPLES_FILE).exists():
         try:
             samples = read_samples_manifest(run_dir)

@@ -1,99 +1,13 @@
-"""Run directories and rendered tables: results as parquet/CSV/JSON + run.json, Markdown and
-booktabs LaTeX beside the paper's numbers, and the regression check a lab's CI runs."""
+"""Reading run directories and committed baselines: results, spec and per-cell units, in the files
+`harness.report.write` wrote (or a baseline's text copies)."""
 
 from __future__ import annotations
 import json
-import platform
-import subprocess
-import sys
-import time
-from importlib import metadata
 from pathlib import Path
-from typing import Any
 import pandas as pd
 from ganrm_bench.harness.errors import UserError
 from ganrm_bench.harness.spec.schema import Spec
-from ganrm_bench.harness.report.tables import _run_extras
-from ganrm_bench.harness.report.tables import render_latex
-from ganrm_bench.harness.report.tables import render_markdown
-
-
-TRACKED_PACKAGES = (
-    "ganrm-bench", "torch", "torchvision", "diffusers", "transformers", "open_clip_torch", "accelerate", "peft",
-    "torchmetrics", "clean-fid", "lpips", "numpy", "pandas", "pydantic", "scikit-learn", "image-reward", "hpsv2",
-)
-
-
-def git_sha(cwd: Path | None = None) -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd or Path(__file__).parent, capture_output=True, text=True, timeout=5)
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def package_versions() -> dict[str, str]:
-    out = {}
-    for name in TRACKED_PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
-
-
-def write_run(run_dir: Path, spec: Spec, spec_path: str, results: pd.DataFrame, info: dict[str, Any],
-              samples: dict[str, Any] | None = None, records: pd.DataFrame | None = None,
-              units: pd.DataFrame | None = None, monitor: Any = None) -> None:
-    """Write a run's results and provenance, then its rendered tables, plots and galleries.
-    `units.parquet` holds what each cell's CI resamples (per-prompt sums, leave-one-block-out
-    values): what a paired `check` against this run needs (harness.stats). `monitor`
-    (harness.monitor) adds scorers/<name>.json report cards and diagnostics.csv; a failure there is
-    recorded in run.json (`diagnostics_errors`), never raised."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    diagnostics_errors = list(getattr(monitor, "errors", []) or [])
-    if monitor is not None:
-        try:
-            from ganrm_bench.harness.diagnostics.scorecard import write_cards
-
-            write_cards(run_dir, monitor.cards)
-            if not monitor.diagnostics.empty:
-                monitor.diagnostics.to_csv(run_dir / "diagnostics.csv", index=False)
-            from ganrm_bench.harness.diagnostics.monitor import write_round_figure
-
-            write_round_figure(run_dir, spec, results, records)
-        except Exception as exc:  # the table matters more than its diagnostics
-            diagnostics_errors.append(f"writing report cards / diagnostics: {type(exc).__name__}: {exc}")
-    if units is not None and not units.empty:
-        units.to_parquet(run_dir / "units.parquet", index=False)
-    results.to_parquet(run_dir / "results.parquet", index=False)
-    results.to_csv(run_dir / "results.csv", index=False)
-    results.to_json(run_dir / "results.json", orient="records", indent=1)
-    (run_dir / "spec.json").write_text(json.dumps(spec.model_dump(mode="json"), indent=1))
-    run_info = {
-        "spec": spec.name, "spec_path": spec_path, "spec_hash": spec.digest, "seeds": spec.seeds, "git_sha": git_sha(),
-        "python": sys.version.split()[0], "platform": platform.platform(), "packages": package_versions(),
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **info,
-    }
-    if monitor is not None:
-        run_info["diagnostics_errors"] = diagnostics_errors
-    (run_dir / "run.json").write_text(json.dumps(run_info, indent=1, default=str))
-    (run_dir / "table.md").write_text(render_markdown(results, spec) + _run_extras(run_dir, spec))
-    (run_dir / "table.tex").write_text(render_latex(results, spec))
-    if records is not None and not records.empty:
-        records.to_csv(run_dir / "records.csv", index=False)
-    from ganrm_bench.harness.report.figures import write_compute_curves, write_galleries, write_metric_plots
-
-    write_metric_plots(run_dir, spec, results)
-    write_compute_curves(run_dir, spec, results)
-    if samples:
-        write_galleries(run_dir, spec, samples)
-        from ganrm_bench.harness.report.samples import write_samples_manifest
-
-        write_samples_manifest(run_dir, samples, info.get("cache"), int(results["seed"].iloc[0]) if not results.empty else spec.seeds[0])
-    from ganrm_bench.harness.report.html import write_html_report
-
-    write_html_report(run_dir)
+import shutil
 
 
 def load_run(run_dir: Path) -> tuple[pd.DataFrame, Spec]:
@@ -116,17 +30,11 @@ def load_units(run_dir: Path) -> pd.DataFrame | None:
 
 
 BASELINE_FILES = ("results.csv", "spec.json", "run.json")
-#: what `write_run` puts in a run directory (a re-run into the same folder clears these first)
-RUN_OUTPUTS = ("results.parquet", "results.csv", "results.json", "spec.json", "run.json", "table.md", "table.tex",
-               "records.csv", "gallery.png", "gallery", "figures",
-               "units.parquet", "samples.json", "report.html", "scorers", "diagnostics.csv")
 
 
 def write_baseline(run_dir: Path, out: Path) -> list[Path]:
     """A committed baseline: what a paired `check` needs from a run, in diffable text (results.csv,
     units.csv: per-prompt sums or leave-one-block-out values per cell, spec.json, run.json)."""
-    import shutil
-
     run_dir, out = Path(run_dir), Path(out)
     load_run(run_dir)  # a clear error when it is not a run directory
     units = load_units(run_dir)

@@ -9,13 +9,12 @@ from typing import Any
 import pandas as pd
 from ganrm_bench.harness.errors import UserError
 from ganrm_bench.harness.spec.schema import Spec
+from ganrm_bench.harness.diagnostics.monitor import run_extras_markdown
 
 
 def _run_extras(run_dir: Path, spec: Spec) -> str:
     """The report-card and diagnostics sections under the table (harness.monitor), or ""."""
     try:
-        from ganrm_bench.harness.diagnostics.monitor import run_extras_markdown
-
         extras = run_extras_markdown(run_dir, spec)
     except Exception:  # noqa: BLE001 — a broken extra never loses the table
         return ""

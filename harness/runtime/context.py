@@ -10,6 +10,9 @@ from ganrm_bench.harness.store.artifacts import Store
 from ganrm_bench.harness.store.keys import hash_key
 from ganrm_bench.harness.runtime.progress import Progress
 from ganrm_bench.harness.runtime.devices import resolve_device
+from ganrm_bench.harness.runtime.numerics import key_part, numerics_class
+from ganrm_bench.harness.runtime.distributed import rank_and_world, wait_for_files
+from ganrm_bench.harness.runtime.prefetch import decoded_batches
 
 
 @dataclass
@@ -42,8 +45,6 @@ class Context:
 
     def item_array_keys(self, namespace: str, fingerprint: dict[str, Any], items: Sequence[Item]) -> list[str]:
         """The store keys of `per_item_arrays` entries (so a plugin can tell which are cached)."""
-        from ganrm_bench.harness.runtime.numerics import key_part, numerics_class
-
         fp = hash_key({**fingerprint, **key_part(numerics_class(self.device))})
         return [hash_key({"ns": namespace, "fp": fp, "item": it.key}) for it in items]
 
@@ -75,16 +76,12 @@ class Context:
         not load the media itself (a scorer taking items, whose features may be cached), or a
         predicate naming the items it will load. `prepare`: the plugin's per-image preprocessing,
         then also run in the workers (`harness.prefetch.Prepared`)."""
-        from ganrm_bench.harness.runtime.distributed import rank_and_world, wait_for_files
-
         keys = self.item_array_keys(namespace, fingerprint, items)
         paths = [self.store.item_path(k, "npy") for k in keys]
         missing = [i for i, p in enumerate(paths) if not p.exists()]
         rank, world = rank_and_world() if self.sharded else (0, 1)
         mine = [i for i in missing if (i // batch_size) % world == rank]
         if mine:
-            from ganrm_bench.harness.runtime.prefetch import decoded_batches
-
             chunks = [mine[start : start + batch_size] for start in range(0, len(mine), batch_size)]
             batches = decoded_batches([[items[i] for i in idx] for idx in chunks], self.loader_workers if decode else 0, prepare,
                                       needs=decode if callable(decode) else None)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 import os
 import re
+from ganrm_bench.harness.errors import UserError as _UserError
+from ganrm_bench.harness.errors import UserError
 
 
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
@@ -11,8 +13,6 @@ DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 def check_device(device: str, *, UserError: type[Exception] | None = None) -> str:
     """`device` if it is one we run on (auto, cpu, cuda, cuda:N, mps), else a clear error."""
     if not DEVICE_PATTERN.fullmatch(str(device)):
-        from ganrm_bench.harness.errors import UserError as _UserError
-
         raise (UserError or _UserError)(f"device {device!r} is not one of auto, cpu, cuda, cuda:N, mps")
     return device
 
@@ -40,8 +40,6 @@ def resolve_device(device: str = "auto") -> str:
     if count == 1:
         return "cuda:0"
     if rank >= count:
-        from ganrm_bench.harness.errors import UserError
-
         raise UserError(f"LOCAL_RANK={rank} but this process sees only {count} GPUs",
                         hint="launch at most one process per GPU (accelerate launch --num_processes / torchrun --nproc_per_node)")
     return f"cuda:{rank}"

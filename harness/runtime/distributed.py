@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ganrm_bench.harness.errors import UserError
+from filelock import Timeout
 
 #: markers older than this process are from an earlier launch and never count
 _STARTED = time.time()
@@ -127,8 +128,6 @@ def wait_for_files(paths: list[Path], *, what: str, timeout: float | None = None
 @contextlib.contextmanager
 def node_lock(store, key: str, *, poll: float = 0.05, max_poll: float = 5.0) -> Iterator[None]:
     """The store's lock on a node, waiting with back-off and giving up when another rank failed."""
-    from filelock import Timeout
-
     lock = store.file_lock(key)
     for delay in _backoff(poll, max_poll):
         try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from ganrm_bench.harness.errors import UserError
+import inspect
 
 
 def check_limit(n: int | None, *, option: str = "--limit-prompts") -> int | None:
@@ -33,8 +34,6 @@ class LimitedPrompts:
         self.name, self.version, self.params = inner.name, inner.version, inner.params
 
     def fingerprint(self, ctx: Any = None) -> dict[str, Any]:
-        import inspect
-
         fp = self.inner.fingerprint
         return {**(fp(ctx) if inspect.signature(fp).parameters else fp()), "limit_prompts": self.limit}
 

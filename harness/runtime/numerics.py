@@ -19,6 +19,9 @@ import json
 import os
 from pathlib import Path
 from typing import Any, Iterator
+from ganrm_bench.harness.runtime.devices import resolve_device
+from ganrm_bench.harness.runtime.random_weights import key_part as random_weights_part
+from ganrm_bench.harness.runtime.distributed import rank_and_world
 
 REFERENCE_CLASS = "cpu"
 
@@ -43,8 +46,6 @@ def fixed_threads(n: int = 1, *, deterministic: bool = True) -> Iterator[None]:
 
 def device_type(device: str | None) -> str:
     """"cuda:1" → "cuda"; "auto" resolved to the device a run would use."""
-    from ganrm_bench.harness.runtime.devices import resolve_device
-
     return resolve_device(device or "cpu").split(":")[0]
 
 
@@ -86,8 +87,6 @@ def key_part(numerics: str | None) -> dict[str, str]:
     """What a numerics class adds to a key: nothing for the reference class (CPU, one process) or
     for work that does not depend on numerics (None). A random-weights run (harness.random_weights)
     adds its marker to every key, whatever the class."""
-    from ganrm_bench.harness.runtime.random_weights import key_part as random_weights_part
-
     return {**({} if numerics in (None, REFERENCE_CLASS) else {"numerics": numerics}), **random_weights_part()}
 
 
@@ -95,7 +94,6 @@ def numerics_record(device: str | None = None) -> dict[str, Any]:
     """The execution details that can change numbers: for run.json and each artifact's manifest."""
     import torch
 
-    from ganrm_bench.harness.runtime.distributed import rank_and_world
 
     dev = device_type(device)
     record: dict[str, Any] = {

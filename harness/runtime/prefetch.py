@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
 from ganrm_bench.harness.plugins.base import Item
+import multiprocessing
 
 
 def default_loader_workers(device: str) -> int:
@@ -90,8 +91,6 @@ def decoded_batches(batches: Sequence[Sequence[Item]], workers: int, prepare: Ca
     `prepare`d, when given, by one of `workers` DataLoader processes. With 0 workers, a single batch (a worker would decode it while
     the main process waits: nothing to overlap, and starting workers costs more), or items already
     decoded: the batches as they are, decoded where used."""
-    import multiprocessing
-
     batches = [list(b) for b in batches]
     forks = "fork" in multiprocessing.get_all_start_methods()  # workers inherit the plugin's functions (closures need not pickle)
     if workers <= 0 or not forks or len(batches) < 2 or all(isinstance(it, LoadedItem) for b in batches for it in b):

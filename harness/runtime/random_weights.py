@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 from typing import Any, Iterator
+from ganrm_bench.harness.runtime.seeds import derive_seed
 
 ENV = "GANRM_BENCH_RANDOM_WEIGHTS"
 #: what the mode adds to every key (a version, so a change of the random builds changes keys)
@@ -50,8 +51,6 @@ def enabled(on: bool = True) -> Iterator[None]:
 
 def seed_for(*parts: Any) -> int:
     """The init seed of one component (a UNet, a text encoder): stable across runs and machines."""
-    from ganrm_bench.harness.runtime.seeds import derive_seed
-
     return derive_seed("random-weights", INIT_SEED, *parts)
 
 

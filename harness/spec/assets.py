@@ -27,6 +27,8 @@ from ganrm_bench.harness.store.offline import is_offline
 from ganrm_bench.harness.store.assets import locate
 from ganrm_bench.harness.store.assets import plugin_assets
 from ganrm_bench.harness.store.assets import read_manifest
+from ganrm_bench.harness.plugins.builtins import register_builtins
+from ganrm_bench.harness.plugins.registry import REGISTRIES
 if TYPE_CHECKING:  # pragma: no cover
     from ganrm_bench.harness.spec.schema import Spec
     from ganrm_bench.harness.store.artifacts import Store
@@ -40,9 +42,6 @@ class NeededAsset:
 
 def spec_assets(spec: "Spec", store: "Store | None" = None) -> list[NeededAsset]:
     """Every asset of every entry of the spec, merged by key, with the entries that need it."""
-    from ganrm_bench.harness.plugins.builtins import register_builtins
-    from ganrm_bench.harness.plugins.registry import REGISTRIES
-
     register_builtins()
     found: dict[str, NeededAsset] = {}
 

@@ -11,6 +11,11 @@ from pydantic import BaseModel, ValidationError
 from ganrm_bench.harness.errors import UnknownPluginError, UserError, did_you_mean
 from ganrm_bench.harness.spec.schema import Spec
 from ganrm_bench.harness.spec.schema import _Entry
+from ganrm_bench.harness.plugins.builtins import register_builtins
+from ganrm_bench.harness.plugins.registry import GENERATORS, IMAGE_SOURCES, METHODS, METRICS, PROMPT_SOURCES, SCORERS
+from ganrm_bench.harness.plugins.base import EntryRef, field_refs
+from ganrm_bench.harness.plugins.registry import REGISTRIES
+from ganrm_bench.harness.plugins.base import TrainableScorer
 
 
 _MESSAGES = {
@@ -65,9 +70,6 @@ def _known_fields(model: type[BaseModel], loc: tuple) -> list[str]:
 
 def check_spec(spec: Spec) -> list[str]:
     """Cross-checks pydantic cannot do: plugin names, plugin params, references between entries."""
-    from ganrm_bench.harness.plugins.builtins import register_builtins
-    from ganrm_bench.harness.plugins.registry import GENERATORS, IMAGE_SOURCES, METHODS, METRICS, PROMPT_SOURCES, SCORERS
-
     register_builtins()
     problems: list[str] = []
 
@@ -143,9 +145,6 @@ def check_plugin(registry, plugin: Any, params: dict[str, Any], name_path: str, 
     name (fields marked PluginRef / EntryRef: a GAN-RM scorer's backbone, a set metric's feature
     extractor, a row's train_prompts), recursively; problems get the YAML path. Returns the
     instance, or None when anything is wrong."""
-    from ganrm_bench.harness.plugins.base import EntryRef, field_refs
-    from ganrm_bench.harness.plugins.registry import REGISTRIES
-
     if not isinstance(plugin, str):
         problems.append(f"{name_path}: expected a plugin name, got {plugin!r}")
         return None
@@ -196,6 +195,4 @@ def check_plugin(registry, plugin: Any, params: dict[str, Any], name_path: str, 
 
 
 def _is_trainable(cls: type) -> bool:
-    from ganrm_bench.harness.plugins.base import TrainableScorer
-
     return isinstance(cls, type) and issubclass(cls, TrainableScorer)

@@ -19,6 +19,7 @@ from ganrm_bench.harness.errors import SpecError, UserError, did_you_mean
 from ganrm_bench.harness.spec.schema import Spec
 from ganrm_bench.harness.spec.check import check_spec
 from ganrm_bench.harness.spec.check import format_error
+import traceback
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -223,8 +224,6 @@ def import_plugins(plugins: list[str], *, base: Path, source: str) -> None:
 
 def _where(exc: BaseException, target: Path | str) -> str:
     """` at FILE:LINE` of the deepest traceback frame inside the plugin file (or module)."""
-    import traceback
-
     frames = traceback.extract_tb(exc.__traceback__)
     inside = [f for f in frames if str(target) in f.filename or str(target).replace(".", "/") in f.filename]
     f = (inside or frames[-1:] or [None])[-1]

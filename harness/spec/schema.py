@@ -9,6 +9,7 @@ import hashlib
 from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from ganrm_bench.harness.store.keys import canonical_json
+from ganrm_bench.harness.runtime.devices import check_device
 
 
 SPEC_VERSION = 1
@@ -113,8 +114,6 @@ class RuntimeSpec(_Strict):
     @field_validator("device")
     @classmethod
     def _known_device(cls, value: str) -> str:
-        from ganrm_bench.harness.runtime.devices import check_device
-
         return check_device(value, UserError=ValueError)
 
 

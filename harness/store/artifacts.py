@@ -32,6 +32,9 @@ from ganrm_bench.harness.store.keys import _json_default
 from ganrm_bench.harness.store.digests import file_digest, tree_digest
 from ganrm_bench.harness.store.digests import file_signature
 from ganrm_bench.harness.store.digests import signature_matches
+from platformdirs import user_cache_dir
+import numpy as np
+from ganrm_bench.harness.store.locks import store_lock
 
 
 MANIFEST = "manifest.json"
@@ -41,7 +44,6 @@ def default_root() -> Path:
     env = os.environ.get("GANRM_BENCH_CACHE")
     if env:
         return Path(env).expanduser()
-    from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("ganrm-bench"))
 
@@ -61,8 +63,6 @@ def _unloadable(path: Path) -> str:
     """Why an item file does not load (empty when it does): images through PIL, arrays through numpy."""
     try:
         if path.suffix in (".npy", ".npz"):
-            import numpy as np
-
             with open(path, "rb") as f:
                 data = np.load(f, allow_pickle=False)
                 if hasattr(data, "files"):
@@ -111,8 +111,6 @@ class Store:
     def file_lock(self, key: str) -> FileLock:
         """The lock of `key`: flock on a local disk, lock files that hold across hosts on a shared
         file system (harness/store/locks.py; GANRM_BENCH_LOCKS=auto|shared|flock)."""
-        from ganrm_bench.harness.store.locks import store_lock
-
         return store_lock(self.root, key)
 
     @contextlib.contextmanager

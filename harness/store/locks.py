@@ -30,6 +30,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from filelock import FileLock, Timeout
+from ganrm_bench.harness.errors import UserError
 
 ENV = "GANRM_BENCH_LOCKS"
 STALE_ENV = "GANRM_BENCH_LOCK_STALE"
@@ -66,8 +67,6 @@ def lock_mode(root: str | Path) -> str:
     if mode in ("shared", "flock"):
         return mode
     if mode != "auto":
-        from ganrm_bench.harness.errors import UserError
-
         raise UserError(f"{ENV}={mode!r}: must be auto, shared or flock",
                         hint="shared: lock files that hold across hosts (NFS, Lustre); flock: one host's locks")
     return "shared" if mount_type(root) in SHARED_FS else "flock"

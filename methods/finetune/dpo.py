@@ -19,6 +19,8 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from ganrm_bench.methods.finetune.sft import noise_and_timesteps, per_sample_mse
+
 
 @dataclass
 class DPOLoss:
@@ -27,11 +29,6 @@ class DPOLoss:
     inside: torch.Tensor  # [pairs], detached
     model_loss: torch.Tensor  # scalar: plain denoising loss of the model on winners and losers
     ref_loss: torch.Tensor  # scalar: the same for the reference
-
-
-def per_sample_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """‖pred − target‖² averaged over every dim but the batch (images and videos alike), in fp32."""
-    return (pred.float() - target.float()).pow(2).reshape(pred.shape[0], -1).mean(dim=1)
 
 
 def diffusion_dpo_loss(model_pred: torch.Tensor, ref_pred: torch.Tensor, target: torch.Tensor, beta: float) -> DPOLoss:
@@ -57,7 +54,5 @@ def shared_noise_and_timesteps(pairs: int, shape: tuple[int, ...], num_train_tim
     """Noise [2P, ...] and timesteps [2P] where the loser half repeats the winner half (the
     reference's `noise.chunk(2)[0].repeat(2, 1, 1, 1)`); unshared noise makes the loss vanish
     (DiffusionDPO#1)."""
-    from ganrm_bench.methods.finetune.sft import noise_and_timesteps
-
     noise, timesteps = noise_and_timesteps(pairs, shape, num_train_timesteps, generator, device)
     return noise.repeat(2, *([1] * len(shape))), timesteps.repeat(2)

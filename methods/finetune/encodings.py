@@ -21,6 +21,8 @@ import torch
 
 from ganrm_bench.harness.errors import UserError
 from ganrm_bench.methods.finetune.protocol import map_cond
+from ganrm_bench.harness.plugins.base import Item, load_media
+import dataclasses
 
 #: where the frozen encoders wait while the UNet trains (tests move them to "meta" to see that they left)
 OFFLOAD_DEVICE = "cpu"
@@ -29,8 +31,6 @@ OFFLOAD_DEVICE = "cpu"
 def decode_media(x: Any) -> Any:
     """An image/video in memory from an Item or a path (other inputs as they are): what the
     denoisers' `load_image` / `load_video` would read."""
-    from ganrm_bench.harness.plugins.base import Item, load_media
-
     if isinstance(x, Item):
         return x.load()
     if isinstance(x, (str, Path)):
@@ -40,8 +40,6 @@ def decode_media(x: Any) -> Any:
 
 def decode_example(example: Any) -> Any:
     """A PreferencePair / Sample with its media decoded."""
-    import dataclasses
-
     changes = {f.name: decode_media(getattr(example, f.name)) for f in dataclasses.fields(example) if f.name != "prompt"}
     return dataclasses.replace(example, **changes)
 
@@ -70,8 +68,6 @@ class Prefetcher:
 
 
 def _image_key(x: Any) -> Any:
-    from ganrm_bench.harness.plugins.base import Item
-
     if isinstance(x, Item):
         return ("item", x.key)
     if isinstance(x, (str, Path)):

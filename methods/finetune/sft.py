@@ -7,8 +7,12 @@ from typing import Sequence
 
 import torch
 
-from ganrm_bench.methods.finetune.dpo import per_sample_mse
 from ganrm_bench.methods.finetune.protocol import randint_per_example, randn_per_example
+
+
+def per_sample_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """‖pred − target‖² averaged over every dim but the batch (images and videos alike), in fp32."""
+    return (pred.float() - target.float()).pow(2).reshape(pred.shape[0], -1).mean(dim=1)
 
 
 def denoising_loss(model_pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

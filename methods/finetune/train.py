@@ -43,6 +43,7 @@ from ganrm_bench.methods.finetune.dpo import diffusion_dpo_loss, shared_noise_an
 from ganrm_bench.methods.finetune.encodings import PrecomputedEncodings, Prefetcher, decode_example, offload_encoders
 from ganrm_bench.methods.finetune.protocol import Denoiser, map_cond, training_target
 from ganrm_bench.methods.finetune.sft import denoising_loss, noise_and_timesteps
+from datetime import timedelta
 
 
 @dataclass(frozen=True)
@@ -308,8 +309,6 @@ def make_accelerator(cfg: TrainConfig):
     The process-group timeout is raised (GANRM_BENCH_DIST_TIMEOUT s, default 2 h) so that rank 0
     saving 10 GB of weights does not trip the others' 10-minute watchdog; failures still end all
     ranks at once (a failing process exits, and the launcher stops the rest)."""
-    from datetime import timedelta
-
     from accelerate import Accelerator, DistributedDataParallelKwargs, InitProcessGroupKwargs
     from accelerate.state import AcceleratorState
 

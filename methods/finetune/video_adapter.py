@@ -17,6 +17,7 @@ import torch
 from ganrm_bench.harness.errors import UserError
 from ganrm_bench.methods.finetune.diffusers_adapter import DiffusersDenoiser
 from ganrm_bench.methods.finetune.protocol import randn_per_example
+from ganrm_bench.harness.plugins.base import load_media
 
 #: frames per VAE call: bounds memory at full resolution (576×320 × 16 frames × 16 videos)
 VAE_CHUNK = 8
@@ -24,8 +25,6 @@ VAE_CHUNK = 8
 
 def load_video(x: Any) -> np.ndarray:
     """A uint8 T×H×W×3 array from an array, a list of PIL frames, an .npz path or an Item."""
-    from ganrm_bench.harness.plugins.base import load_media
-
     if hasattr(x, "load") and not hasattr(x, "convert"):  # an Item (a PIL image has .load too)
         x = x.load()
     if isinstance(x, (str, bytes)) or hasattr(x, "__fspath__"):

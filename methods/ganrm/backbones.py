@@ -20,6 +20,14 @@ from ganrm_bench.harness.plugins.base import Backbone, PluginParams, PluginRef
 from ganrm_bench.harness.plugins.fingerprint import plugin_fingerprint
 from ganrm_bench.harness.store.digests import weights_digest
 from ganrm_bench.methods.ganrm.weights import resolve_open_clip_weights, tag_config
+from ganrm_bench.harness.runtime import random_weights
+from ganrm_bench.harness.store.assets import hub_asset, local_asset, url_asset
+from ganrm_bench.methods.ganrm.weights import _hub_candidates
+from ganrm_bench.harness.runtime.devices import resolve_device
+from ganrm_bench.harness.runtime.prefetch import prepared
+from ganrm_bench.harness.plugins.builtins import register_builtins
+from ganrm_bench.harness.plugins.registry import REGISTRIES
+from ganrm_bench.harness.store.assets import plugin_assets
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +93,6 @@ class OpenClipBackbone(Backbone):
         MissingWeightsError within seconds when the weights are not on this machine."""
         if self._weights is False:
             p = self.params
-            from ganrm_bench.harness.runtime import random_weights
 
             if random_weights.active() and not p.model.startswith(("local-dir:", "hf-hub:")):
                 self._weights = None  # run --random-weights: the architecture, random init (init_seed), the tag's conventions
@@ -126,9 +133,6 @@ class OpenClipBackbone(Backbone):
     # -- assets (harness.assets) -----------------------------------------------------------------
     def assets(self) -> list:
         """The weights this backbone looks for (tag's hub file or URL file, or local files)."""
-        from ganrm_bench.harness.store.assets import hub_asset, local_asset, url_asset
-        from ganrm_bench.methods.ganrm.weights import _hub_candidates
-
         p = self.params
         what = f"open_clip {p.model} ({p.pretrained}) for GAN-RM's backbone"
         if p.checkpoint is not None:
@@ -157,7 +161,6 @@ class OpenClipBackbone(Backbone):
         import open_clip
         import torch
 
-        from ganrm_bench.harness.runtime.devices import resolve_device
 
         register_packaged_configs()
         p = self.params
@@ -213,7 +216,6 @@ class OpenClipBackbone(Backbone):
     def preprocess(self, images: Sequence[Any]):
         import torch
 
-        from ganrm_bench.harness.runtime.prefetch import prepared
 
         visual = self.visual
         return torch.stack([prepared(im, self.prepare) for im in images]).to(self._device, next(visual.parameters()).dtype)
@@ -249,9 +251,6 @@ class OpenClipBackbone(Backbone):
 
 def build_backbone(name: str, params: dict[str, Any] | None = None) -> Backbone:
     """A backbone plugin by registry name (built-ins registered on first use)."""
-    from ganrm_bench.harness.plugins.builtins import register_builtins
-    from ganrm_bench.harness.plugins.registry import REGISTRIES
-
     register_builtins()
     return REGISTRIES["backbone"].get(name)(params or {})
 
@@ -287,8 +286,6 @@ class VideoFrameBackbone(Backbone):
 
     def assets(self) -> list:
         """The image backbone's weights."""
-        from ganrm_bench.harness.store.assets import plugin_assets
-
         return plugin_assets(self.inner)
 
     def frame_indices(self, n: int) -> np.ndarray:

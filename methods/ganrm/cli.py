@@ -18,6 +18,23 @@ from typing import Any, Optional
 import typer
 
 from ganrm_bench.harness.errors import UserError
+import re
+from ganrm_bench.harness.plugins.registry import REGISTRIES
+from ganrm_bench.harness.spec.check import format_error
+from ganrm_bench.harness.runtime.distributed import rank_and_world
+from ganrm_bench.harness.runtime.context import Context
+from ganrm_bench.harness.runtime.progress import Progress
+from ganrm_bench.harness.runtime.devices import resolve_device
+from ganrm_bench.harness.store.artifacts import Store
+from ganrm_bench.harness.plugins.sources import FolderImages, TableImages
+import yaml
+from ganrm_bench.methods.ganrm.backbones import build_backbone
+from ganrm_bench.methods.ganrm.model import GanRM
+from ganrm_bench.methods.ganrm.training import TrainConfig
+from pydantic import ValidationError
+from ganrm_bench.harness.plugins.builtins import register_builtins
+from ganrm_bench.harness.plugins.sources import item_set, items_from_files
+import pandas as pd
 
 app = typer.Typer(help="GAN-RM: train a reward model from preference proxy data, score images.", no_args_is_help=True, add_completion=False)
 
@@ -49,14 +66,10 @@ def _user_errors(fn):
 def as_flags(text: str, backbone: str | None) -> str:
     """Spec syntax in a message, as the rm commands' flags: `skip_bad: true` → `--skip-bad`,
     `KEY: VALUE` for a backbone parameter → `-B KEY=VALUE`."""
-    import re
-
     text = text.replace("`skip_bad: true` on the entry", "--skip-bad").replace("skip_bad / --skip-bad on the source", "--skip-bad")
     fields = set()
     if backbone:
         try:
-            from ganrm_bench.harness.plugins.registry import REGISTRIES
-
             fields = set(getattr(REGISTRIES["backbone"].get(backbone), "Params").model_fields)
         except Exception:  # noqa: BLE001 - an unknown backbone has its own error
             fields = set()
@@ -65,26 +78,16 @@ def as_flags(text: str, backbone: str | None) -> str:
 
 def params_error(exc, model, flag: str) -> UserError:
     """A pydantic ValidationError of command-line values as one line naming the flag."""
-    from ganrm_bench.harness.spec.check import format_error
-
     return UserError("; ".join(flag.format(msg=format_error(e, model)) for e in exc.errors()))
 
 
 def make_context(cache: Optional[Path], device: str):
-    from ganrm_bench.harness.runtime.distributed import rank_and_world
-    from ganrm_bench.harness.runtime.context import Context
-    from ganrm_bench.harness.runtime.progress import Progress
-    from ganrm_bench.harness.runtime.devices import resolve_device
-    from ganrm_bench.harness.store.artifacts import Store
-
     show = rank_and_world()[0] == 0  # under a launcher, process 0 alone draws progress
     return Context(store=Store(cache), device=resolve_device(device), progress=Progress.auto(sys.stderr, enabled=show))
 
 
 def image_source(path: Path, *, recursive: bool, skip_bad: bool):
     """A folder or a table of paths, as an ImageSource plugin."""
-    from ganrm_bench.harness.plugins.sources import FolderImages, TableImages
-
     if path.is_dir():
         return FolderImages(path=str(path), recursive=recursive, skip_bad=skip_bad)
     if path.is_file() and path.suffix.lower() in TABLE_SUFFIXES:
@@ -96,8 +99,6 @@ def image_source(path: Path, *, recursive: bool, skip_bad: bool):
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:
     """KEY=VALUE pairs; values parsed as YAML scalars ("none"/"null" → None, numbers, booleans)."""
-    import yaml
-
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
@@ -128,14 +129,6 @@ def train(
     overwrite: bool = typer.Option(False, "--overwrite", help="replace a checkpoint already in --out"),
 ):
     """Train GAN-RM: PPD = label 1, generated = label 0, on cached backbone features."""
-    from ganrm_bench.methods.ganrm.backbones import build_backbone
-    from ganrm_bench.methods.ganrm.model import GanRM
-    from ganrm_bench.methods.ganrm.training import TrainConfig
-
-    from pydantic import ValidationError
-
-    from ganrm_bench.harness.plugins.registry import REGISTRIES
-
     _refuse_overwrite(out, overwrite)
     ctx = make_context(cache, device)
     params = parse_params(backbone_param)
@@ -165,9 +158,6 @@ def _refuse_overwrite(out: Path, overwrite: bool) -> None:
 
 
 def _accepts_device(backbone: str) -> bool:
-    from ganrm_bench.harness.plugins.builtins import register_builtins
-    from ganrm_bench.harness.plugins.registry import REGISTRIES
-
     register_builtins()
     cls = REGISTRIES["backbone"].get(backbone)
     return "device" in getattr(cls.Params, "model_fields", {})
@@ -199,9 +189,6 @@ def score(
     device: Optional[str] = typer.Option(None, "--device"),
 ):
     """Score images with a trained GAN-RM (P(preference proxy data), higher is better)."""
-    from ganrm_bench.harness.plugins.sources import FolderImages, item_set, items_from_files
-    from ganrm_bench.methods.ganrm.model import GanRM
-
     ctx = make_context(cache, device or "auto")
     rm = GanRM.load(ckpt, device=device)
     items = []
@@ -215,8 +202,6 @@ def score(
         raise UserError("no readable images to score")
     scores = rm.score(list(item_set(items).items), ctx).tolist()
     if csv is not None:
-        import pandas as pd
-
         pd.DataFrame({"path": [it.path for it in items], "score": scores}).to_csv(csv, index=False)
         typer.echo(f"wrote {len(scores)} scores to {csv}")
         return

@@ -22,14 +22,14 @@ from ganrm_bench.methods.ganrm.backbones import build_backbone
 from ganrm_bench.methods.ganrm.features import POOLING, features_of
 from ganrm_bench.methods.ganrm.rpl import PPD_CLASS
 from ganrm_bench.methods.ganrm.training import FIT_THREADS, FitResult, TrainConfig, build_rpl, fit_features
+from ganrm_bench.harness.runtime.context import Context
+from ganrm_bench.harness.store.artifacts import Store
+from ganrm_bench.harness.plugins.sources import FolderImages
 
 
 def default_context(ctx: Any = None) -> Any:
     if ctx is not None:
         return ctx
-    from ganrm_bench.harness.runtime.context import Context
-    from ganrm_bench.harness.store.artifacts import Store
-
     return Context(store=Store())
 
 
@@ -38,8 +38,6 @@ def image_inputs(images: Any, ctx: Any) -> list[Any]:
     store Items), an image batch tensor/array [N, C, H, W] or [N, H, W, C] (uint8, or floats in
     [0, 1]), or a sequence of Items, paths, PIL images or arrays (kept as is)."""
     if isinstance(images, (str, Path)) and Path(images).is_dir():
-        from ganrm_bench.harness.plugins.sources import FolderImages
-
         return list(FolderImages(path=str(images)).load(ctx).items)
     if isinstance(images, (str, Path)):
         raise UserError(f"{images}: not a folder of images", hint="give a folder, a list of image paths, or an image batch")

@@ -19,6 +19,10 @@ from ganrm_bench.methods.ganrm.checkpoint import json_safe
 from ganrm_bench.methods.ganrm.features import POOLING, item_features
 from ganrm_bench.methods.ganrm.model import GanRM
 from ganrm_bench.methods.ganrm.training import TrainConfig, fit_features
+from ganrm_bench.metrics.estimate import openclip_image_cost
+from ganrm_bench.metrics.estimate import call_cost, probe_images
+from ganrm_bench.harness.diagnostics.scorecard import classifier_card
+from ganrm_bench.methods.ganrm.features import NAMESPACE, backbone_prepare, feature_fingerprint
 
 
 class GanRMScorer(TrainableScorer):
@@ -51,8 +55,6 @@ class GanRMScorer(TrainableScorer):
     def estimate_unit(self, ctx: Any = None):
         """plan --estimate: seconds per item through the frozen open_clip backbone (random init);
         None for other backbones."""
-        from ganrm_bench.metrics.estimate import openclip_image_cost
-
         p = self.params
         if p.backbone == "openclip":
             return openclip_image_cost(p.backbone_params.get("model", "ViT-B-32"), ctx)
@@ -61,7 +63,6 @@ class GanRMScorer(TrainableScorer):
             cost = openclip_image_cost(p.backbone_params.get("image_backbone_params", {}).get("model", "ViT-B-32"), ctx)
             return type(cost)(cost.seconds * frames, "video", peak_bytes=cost.peak_bytes, note=f"{cost.note} x {frames} frames")
         if hasattr(self.backbone, "tokens"):  # another image backbone (the mini world's conv net): timed on probe images
-            from ganrm_bench.metrics.estimate import call_cost, probe_images
 
             images = probe_images(64)
             return call_cost(lambda: self.backbone.tokens(images, ctx), 64, ctx, unit="image",
@@ -105,8 +106,6 @@ class GanRMScorer(TrainableScorer):
     def report_card(self) -> dict[str, Any] | None:
         """Held-out AUC [bootstrap CI], accuracy, ECE, the data it was trained on, the training
         curve, and (bootstrap variant) the pre-bootstrap model's AUC. None without a held-out split."""
-        from ganrm_bench.harness.diagnostics.scorecard import classifier_card
-
         heldout = getattr(self, "heldout", None)
         if self.model is None:
             return None
@@ -136,8 +135,6 @@ class GanRMScorer(TrainableScorer):
     def item_loading(self, ctx: Any):
         """(which items' images scoring will read: those without cached features, the backbone's
         per-image preprocessing) for loader workers (`harness.prefetch.scorer_loading`)."""
-        from ganrm_bench.methods.ganrm.features import NAMESPACE, backbone_prepare, feature_fingerprint
-
         fingerprint, store = feature_fingerprint(self.backbone, ctx), ctx.store
         needs = lambda item: not store.item_path(ctx.item_array_keys(NAMESPACE, fingerprint, [item])[0], "npy").exists()  # noqa: E731
         return needs, backbone_prepare(self.backbone, ctx)

@@ -19,6 +19,11 @@ from ganrm_bench.harness.errors import MissingWeightsError, UserError
 from ganrm_bench.harness.plugins.base import Generator, PluginParams, SampleRequest
 from ganrm_bench.harness.runtime.devices import resolve_device
 from ganrm_bench.methods.generators import loading, random_init
+from ganrm_bench.methods.generators.estimate import diffusers_unit_cost
+from ganrm_bench.harness.store.assets import ref_asset
+from ganrm_bench.harness.runtime import memory
+from ganrm_bench.methods.finetune.weights import apply_weights
+from ganrm_bench.methods.finetune.diffusers_adapter import DiffusersDenoiser
 
 if TYPE_CHECKING:  # pragma: no cover
     from ganrm_bench.harness.runtime.context import Context
@@ -89,14 +94,10 @@ class DiffusersGeneratorBase(Generator):
     # -- assets (harness.assets) ---------------------------------------------------------------
     def estimate_unit(self, ctx: "Context | None" = None):
         """plan --estimate: seconds per image on a random-init UNet of the shipped config (None: no config)."""
-        from ganrm_bench.methods.generators.estimate import diffusers_unit_cost
-
         return diffusers_unit_cost(self.params, ctx) if self.modality == "image" else None
 
     def assets(self) -> list:
         """The pipeline, the UNet override and the LoRA (fine-tuning results are the harness's own)."""
-        from ganrm_bench.harness.store.assets import ref_asset
-
         p = self.params
         v = f".{p.variant}" if p.variant else ""
         out = [ref_asset(p.model, looks_local=is_local, files=("model_index.json",), revision=p.revision,
@@ -119,8 +120,6 @@ class DiffusersGeneratorBase(Generator):
     def pipeline(self, ctx: "Context | None" = None):
         """The loaded pipeline (cached on this instance while the nodes that sample with it run;
         `harness.memory` drops it when a later node loads other models)."""
-        from ganrm_bench.harness.runtime import memory
-
         memory.claim(("pipeline", id(self)), self._release_pipeline)
         if self._pipe is None:
             if ctx is not None:
@@ -185,8 +184,6 @@ class DiffusersGeneratorBase(Generator):
         """Fine-tuning results merged in order, the sampler, quiet progress, the device."""
         p = self.params
         if p.finetuned:
-            from ganrm_bench.methods.finetune.weights import apply_weights
-
             for weights_dir in p.finetuned:
                 apply_weights(pipe.unet, weights_dir)
         if p.scheduler is not None:
@@ -277,8 +274,6 @@ class DiffusersGeneratorBase(Generator):
     # -- fine-tuning hooks (methods.finetune.protocol.FineTunableGenerator) ----------------------
     def finetune_model(self, ctx: "Context | None" = None, *, device: str | None = None, resolution: int | None = None):
         """A private copy of the pipeline wrapped for fine-tuning (the sampling pipeline is untouched)."""
-        from ganrm_bench.methods.finetune.diffusers_adapter import DiffusersDenoiser
-
         return DiffusersDenoiser(self.load_pipeline(ctx, device=device), height=self.params.height,
                                  width=self.params.width, resolution=resolution)
 

@@ -6,6 +6,9 @@ from typing import Sequence
 
 from ganrm_bench.harness.plugins.base import SampleRequest
 from ganrm_bench.methods.generators.diffusers_base import DiffusersGeneratorBase, DiffusersParams
+import functools
+import inspect
+from ganrm_bench.harness.errors import UserError
 
 
 class DiffusersImageGenerator(DiffusersGeneratorBase):
@@ -69,12 +72,8 @@ class DiffusersImageGenerator(DiffusersGeneratorBase):
         `pred_original_sample`, decoded by the VAE (not counted as NFE) — and may return ancestor
         indices, which reorder the latents (`callback_on_step_end`); each row keeps its own seed's
         generator. η goes to the pipeline (DDIM's step noise; other schedulers ignore it)."""
-        import functools
-        import inspect
-
         import torch
 
-        from ganrm_bench.harness.errors import UserError
 
         pipe = self.pipeline(ctx)
         gen_device = "cpu" if str(pipe.device).startswith("mps") else pipe.device

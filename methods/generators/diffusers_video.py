@@ -10,6 +10,7 @@ from pydantic import Field
 
 from ganrm_bench.harness.plugins.base import SampleRequest
 from ganrm_bench.methods.generators.diffusers_base import DiffusersGeneratorBase, DiffusersParams
+from ganrm_bench.methods.finetune.video_adapter import DiffusersVideoDenoiser
 
 
 class DiffusersVideoParams(DiffusersParams):
@@ -32,8 +33,6 @@ class DiffusersVideoGenerator(DiffusersGeneratorBase):
 
     def finetune_model(self, ctx=None, *, device: str | None = None, resolution: int | None = None):
         """A private copy of the pipeline wrapped for video fine-tuning (5-D latents, per-frame VAE)."""
-        from ganrm_bench.methods.finetune.video_adapter import DiffusersVideoDenoiser
-
         return DiffusersVideoDenoiser(self.load_pipeline(ctx, device=device), num_frames=self.params.num_frames,
                                       height=self.params.height, width=self.params.width, resolution=resolution)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ganrm_bench.harness.engine.estimate import UnitCost, time_call
+from ganrm_bench.methods.generators.loading import resolve_dtype
 
 CONFIGS = Path(__file__).parent / "configs"
 
@@ -99,7 +100,6 @@ def diffusers_unit_cost(params: Any, ctx: Any) -> UnitCost | None:
     default = cfg["sample_size"] * 8
     latent = ((params.height or default) // 8, (params.width or default) // 8)
     cfg_mult = 2 if params.guidance > 1.0 else 1  # classifier-free guidance: conditional + unconditional
-    from ganrm_bench.methods.generators.loading import resolve_dtype
 
     dtype = "float32" if cpu else resolve_dtype(params.dtype, device)  # CPUs run float32
     batch = 1 if cpu else min(params.batch_size, 4)

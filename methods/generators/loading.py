@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ganrm_bench.harness.errors import MissingWeightsError, UserError
 from ganrm_bench.harness.store.digests import weights_digest
 from ganrm_bench.harness.store.hub import is_local, local_path
+import json
 
 if TYPE_CHECKING:  # pragma: no cover
     from ganrm_bench.harness.store.artifacts import Store
@@ -89,8 +90,6 @@ def check_available(ref: str, *, revision: str | None, cache_dir: str | None, of
 
 def model_index(ref: str, revision: str | None, cache_dir: str | None) -> dict[str, Any]:
     """The pipeline's model_index.json (components by name), or {} if it cannot be read."""
-    import json
-
     if is_local(ref):
         path = local_path(ref) / "model_index.json"
     else:

@@ -6,20 +6,17 @@ from its config, and the CLIP tokenizers from vocab.json + merges.txt written fr
 bundled BPE file (`bpe_simple_vocab_16e6.txt.gz`, the OpenAI CLIP vocabulary every SD text
 encoder uses; ids match open_clip's tokenizer), so prompts tokenize exactly as with real weights.
 Each component starts from its own fixed seed (harness.random_weights.seeded): a rebuild gives the
-same bytes, so random-weights artifacts are reproducible like any other.
-"""
+same bytes, so random-weights artifacts are reproducible like any other."""
 
 from __future__ import annotations
-
-import gzip
 import json
-import tempfile
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
-
 from ganrm_bench.harness.runtime import random_weights as rw
+from ganrm_bench.harness.runtime.clip_bpe import clip_tokenizer
 from ganrm_bench.harness.errors import UserError
+import hashlib
+
 
 CONFIGS = Path(__file__).parent / "configs"
 
@@ -54,57 +51,10 @@ def require_config(model: str, what: str = "model") -> dict[str, Any]:
 
 def identity(model: str) -> dict[str, Any]:
     """The fingerprint entry standing for `model`'s weights: its config set and their digest."""
-    import hashlib
-
     cfg = require_config(model)
     names = [v for k, v in sorted(cfg.items()) if isinstance(v, str) and k not in ("id", "pipeline")]
     digest = hashlib.sha256("".join((CONFIGS / f"{n}.json").read_text() for n in sorted(names)).encode()).hexdigest()[:16]
     return rw.identity(cfg["id"], f"configs:{digest}")
-
-
-# -- tokenizers ------------------------------------------------------------------------------------
-
-
-def bundled_bpe_file() -> Path:
-    import importlib.util
-
-    spec = importlib.util.find_spec("open_clip")
-    if spec is None or not spec.submodule_search_locations:
-        raise UserError("--random-weights: the CLIP tokenizer is written from open_clip's bundled BPE file, and open_clip is not installed",
-                        hint="pip install open_clip_torch")
-    return Path(list(spec.submodule_search_locations)[0]) / "bpe_simple_vocab_16e6.txt.gz"
-
-
-def write_clip_bpe(directory: str | Path) -> Path:
-    """Write vocab.json + merges.txt of the OpenAI CLIP BPE from open_clip's bundled file, so that
-    transformers' `CLIPTokenizer` works offline with the same token ids as open_clip's tokenizer."""
-    from transformers.models.clip.tokenization_clip import bytes_to_unicode
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    lines = gzip.open(bundled_bpe_file()).read().decode("utf-8").split("\n")
-    merges = lines[1 : 49152 - 256 - 2 + 1]
-    vocab = list(bytes_to_unicode().values())
-    vocab = vocab + [v + "</w>" for v in vocab] + ["".join(m.split()) for m in merges] + ["<|startoftext|>", "<|endoftext|>"]
-    (directory / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(vocab)}))
-    (directory / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
-    return directory
-
-
-@lru_cache(maxsize=1)
-def clip_bpe_dir() -> Path:
-    """A folder with the CLIP BPE files, written once per process."""
-    return write_clip_bpe(tempfile.mkdtemp(prefix="ganrm-bench-clip-bpe-"))
-
-
-def clip_tokenizer(pad_token: str = "<|endoftext|>"):
-    from transformers import CLIPTokenizer
-
-    d = clip_bpe_dir()
-    return CLIPTokenizer(str(d / "vocab.json"), str(d / "merges.txt"), pad_token=pad_token, model_max_length=77)
-
-
-# -- models ----------------------------------------------------------------------------------------
 
 
 def text_encoder(name: str, *seed_parts: Any):

@@ -85,7 +85,7 @@ def _synthetic_results(spec, nfe):
 
 def test_compute_curves_one_line_per_method_in_nfe_order(tmp_path):
     from ganrm_bench.harness.report.figures import compute_lines, write_compute_curves
-    from ganrm_bench.harness.report.rundir import write_run
+    from ganrm_bench.harness.report.write import write_run
 
     spec = load_spec(HERE / "toy_spec.yaml")
     results = _synthetic_results(spec, {"base": 3.0, "best4": 12.0, "best2": 6.0})

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from ganrm_bench.harness.diagnostics.monitor import heldout_warnings
-from ganrm_bench.harness.report.rundir import write_run
+from ganrm_bench.harness.report.write import write_run
 from ganrm_bench.harness.app.services.run import evaluate as run_spec
 from ganrm_bench.harness.runtime.context import Context
 from ganrm_bench.harness.diagnostics.scorecard import auc_with_ci, classifier_card, expected_calibration_error

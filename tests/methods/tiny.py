@@ -17,7 +17,7 @@ import torch
 def write_clip_tokenizer(directory: str | Path) -> Path:
     """vocab.json + merges.txt of the OpenAI CLIP BPE, so `CLIPTokenizer.from_pretrained(directory)`
     works offline (the writer `--random-weights` uses)."""
-    from ganrm_bench.methods.generators.random_init import write_clip_bpe
+    from ganrm_bench.harness.runtime.clip_bpe import write_clip_bpe
 
     return write_clip_bpe(directory)
 

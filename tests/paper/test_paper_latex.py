@@ -77,7 +77,8 @@ def test_paper_run_directory_and_check(specs, tmp_path):
     """A paper-table run directory re-renders from disk, and `check` flags a value worse than the
     baseline by more than the spec's tolerance with 95% one-sided confidence (FID up by 3, CIs ±0.75:
     lower bound 2.1 > 1.5), not one within it (up by 1)."""
-    from ganrm_bench.harness.report.rundir import load_run, write_run
+    from ganrm_bench.harness.report.rundir import load_run
+    from ganrm_bench.harness.report.write import write_run
     from ganrm_bench.harness.stats.gate import check_against_baseline
     from ganrm_bench.harness.report.tables import render_latex
 

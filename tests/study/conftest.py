@@ -40,7 +40,7 @@ reference:
 
 def make_run(root: Path, n: int = 130) -> Path:
     """Run the toy spec into root/run with its own store root/cache; returns the run directory."""
-    from ganrm_bench.harness.report.rundir import write_run
+    from ganrm_bench.harness.report.write import write_run
     from ganrm_bench.harness.engine.runner import run_spec
     from ganrm_bench.harness.runtime.context import Context
     from ganrm_bench.harness.spec.load import load_spec

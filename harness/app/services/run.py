@@ -16,7 +16,7 @@ from ganrm_bench.harness.engine.runner import RunOutcome, run_spec
 from ganrm_bench.harness.errors import MissingWeightsError, UserError
 from ganrm_bench.harness.plugins.fingerprint import plugin_fingerprint
 from ganrm_bench.harness.plugins.registry import REGISTRIES
-from ganrm_bench.harness.report.rundir import RUN_OUTPUTS, write_run
+from ganrm_bench.harness.report.write import RUN_OUTPUTS, write_run
 from ganrm_bench.harness.runtime import random_weights as rw
 from ganrm_bench.harness.runtime.context import Context
 from ganrm_bench.harness.runtime.devices import process_device

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ganrm_bench.harness.app.study.db import AlreadyVoted, StudyDB
 from ganrm_bench.harness.app.study.pairs import Study
+import numpy as np
 
 COOKIE = "ganrm_study_rater"
 NAME_RE = re.compile(r"^[\w][\w .'-]{0,39}$")
@@ -20,7 +21,6 @@ CHOICES = ("left", "right", "tie")
 
 def _image_bytes(path: Path) -> tuple[bytes, str]:
     if path.suffix == ".npz":  # a video: its first frame, as PNG
-        import numpy as np
         from PIL import Image
 
         with np.load(path) as data:

@@ -7,6 +7,16 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+import json
+from ganrm_bench.harness.store.artifacts import Store
+from ganrm_bench.harness.errors import MissingExtraError
+from ganrm_bench.harness.app.study.app import create_app
+from ganrm_bench.harness.app.study.db import StudyDB
+from ganrm_bench.harness.app.study.pairs import Study
+from ganrm_bench.harness.report.samples import read_samples_manifest
+from ganrm_bench.harness.report.html import write_html_report
+from ganrm_bench.harness.app.study.results import render_markdown, summarise, voted_items
+from ganrm_bench.harness.app.study.scoring import scorer_scores
 
 app = typer.Typer(no_args_is_help=True, help="A blind human preference study over a run's samples, in the browser.")
 out = Console()
@@ -16,10 +26,6 @@ CacheOpt = typer.Option(None, "--cache", help="The store holding the run's sampl
 
 
 def _store(run_dir: Path, cache: Optional[Path]):
-    import json
-
-    from ganrm_bench.harness.store.artifacts import Store
-
     if cache is None:
         manifest = run_dir / "samples.json"
         cache = Path(json.loads(manifest.read_text())["store"]) if manifest.exists() else None
@@ -38,19 +44,12 @@ def serve(
     cache: Optional[Path] = CacheOpt,
 ) -> None:
     """Serve the study until interrupted; votes are saved as they are cast, so it can be stopped and resumed."""
-    from ganrm_bench.harness.errors import MissingExtraError
-
     for module in ("uvicorn", "starlette", "multipart"):
         try:
             __import__(module)
         except ModuleNotFoundError:
             raise MissingExtraError("study serve", "study", module) from None
     import uvicorn
-
-    from ganrm_bench.harness.app.study.app import create_app
-    from ganrm_bench.harness.app.study.db import StudyDB
-    from ganrm_bench.harness.app.study.pairs import Study
-    from ganrm_bench.harness.report.samples import read_samples_manifest
 
     store = _store(run_dir, cache)
     study = Study.from_samples(read_samples_manifest(run_dir, store.root), [r.strip() for r in rows.split(",") if r.strip()], max_pairs)
@@ -70,11 +69,6 @@ def results(
     cached_only: bool = typer.Option(False, "--cached-only", help="Compare only scorers whose scores of the samples are cached."),
 ) -> None:
     """Write human.csv and the study's table (win rates, κ, scorer agreement); refresh report.html."""
-    from ganrm_bench.harness.report.html import write_html_report
-    from ganrm_bench.harness.app.study.results import render_markdown, summarise, voted_items
-    from ganrm_bench.harness.report.samples import read_samples_manifest
-    from ganrm_bench.harness.app.study.scoring import scorer_scores
-
     db_path = db or run_dir / "study.sqlite"
     store = _store(run_dir, cache)
     keys = voted_items(db_path)

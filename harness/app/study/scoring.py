@@ -14,18 +14,17 @@ from ganrm_bench.harness.plugins.base import Item
 from ganrm_bench.harness.runtime.prefetch import scorer_loading
 from ganrm_bench.harness.store.artifacts import Store
 from ganrm_bench.harness.store.keys import hash_key
+from ganrm_bench.harness.engine.builder import Builder
+from ganrm_bench.harness.report.rundir import load_run
+from ganrm_bench.harness.engine.evaluator import Evaluator
+from ganrm_bench.harness.runtime.context import Context
+from ganrm_bench.harness.spec.load import import_plugins
 
 log = logging.getLogger("ganrm_bench")
 
 
 def scorer_scores(run_dir: Path, items: list[Item], store: Store, *, compute_missing: bool = True) -> dict[str, dict[str, float] | str]:
     """{scorer name: {item key: score}} or {scorer name: why it could not be compared}."""
-    from ganrm_bench.harness.engine.builder import Builder
-    from ganrm_bench.harness.report.rundir import load_run
-    from ganrm_bench.harness.engine.evaluator import Evaluator
-    from ganrm_bench.harness.runtime.context import Context
-    from ganrm_bench.harness.spec.load import import_plugins
-
     _, spec = load_run(run_dir)
     run_info = json.loads((Path(run_dir) / "run.json").read_text()) if (Path(run_dir) / "run.json").exists() else {}
     if spec.plugins and run_info.get("spec_path"):
