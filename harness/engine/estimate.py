@@ -124,49 +124,65 @@ def _name(obj: Any) -> str:
 
 def estimate(entries: Iterable[Any], ctx: Any, peek: Callable[[Any], Any], costs: UnitCosts | None = None) -> Estimate:
     """Seconds of each computed plan entry: units from the plan × the plugin's measured unit cost."""
-    costs = costs or UnitCosts(ctx)
-    est = Estimate(device=str(getattr(ctx, "device", "cpu")))
-    generated: set[str] = set()  # pool items shared by several pools count once
-    featurized: set[tuple[str, str]] = set()  # (metric identity, reference set) featurized once
-    scored: set[tuple[str, str]] = set()  # (scorer, item) scored once
-    for e in entries:
-        if e.status != "compute":
-            continue
-        node, op = e.node, e.node.op.name
-        if op == "pool":
-            todo = e.work.get("images to generate", set())  # absent: every item is stored (the pool's list is not)
-            units = len(todo - generated) if isinstance(todo, set) else None
-            if isinstance(todo, set):
-                generated |= todo
-            _add(est, op, node, node.inputs["generator"].obj, units, costs, unit="image")
-        elif op == "scores":
-            keys = pool_item_keys(node.inputs["items"], peek)
-            if keys is None:
-                units = item_count(node.inputs["items"], peek)
-            else:  # per-item score caches: a K = 10 pool's scores serve K = 6
-                keys = {(node.inputs["scorer"].key, k) for k in keys}
-                units = len(keys - scored)
-                scored.update(keys)
-            _add(est, op, node, node.inputs["scorer"].obj, units, costs)
-        elif op == "train_scorer":
-            parts = [item_count(node.inputs[k], peek) for k in ("positives", "negatives", "unlabeled") if k in node.inputs]
-            _add(est, op, node, node.obj, None if None in parts else sum(parts), costs,
-                 note="features of every training item; head epochs not timed")
-        elif op == "metric":
-            units = item_count(node.inputs["samples"], peek)
-            ref = node.inputs.get("reference")
-            if ref is not None and units is not None:
-                key = (repr(getattr(node.obj, "params", None)), ref.key)
-                if key not in featurized:
-                    featurized.add(key)
-                    n_ref = item_count(ref, peek)
-                    units = None if n_ref is None else units + n_ref
-            _add(est, op, node, node.obj, units, costs)
-        elif op == "finetune":
-            _add_finetune(est, node, costs)
-        elif e.work:
-            est.rows.append(EstimateRow(op, node.label, "", None, "", None, None, note="no estimate for this op"))
-    return est
+    e = _Estimator(Estimate(device=str(getattr(ctx, "device", "cpu"))), costs or UnitCosts(ctx), peek)
+    for entry in entries:
+        if entry.status == "compute":
+            e.add(entry)
+    return e.est
+
+
+class _Estimator:
+    """One estimate: per op kind, how many units a plan entry is, with shared work counted once."""
+
+    def __init__(self, est: Estimate, costs: UnitCosts, peek: Callable[[Any], Any]):
+        self.est, self.costs, self.peek = est, costs, peek
+        self.generated: set[str] = set()  # pool items shared by several pools count once
+        self.featurized: set[tuple[str, str]] = set()  # (metric identity, reference set) featurized once
+        self.scored: set[tuple[str, str]] = set()  # (scorer, item) scored once
+
+    def add(self, entry: Any) -> None:
+        handler = getattr(self, f"_{entry.node.op.name}", None)
+        if handler is not None:
+            handler(entry, entry.node)
+        elif entry.work:
+            self.est.rows.append(EstimateRow(entry.node.op.name, entry.node.label, "", None, "", None, None,
+                                             note="no estimate for this op"))
+
+    def _pool(self, entry: Any, node: Any) -> None:
+        todo = entry.work.get("images to generate", set())  # absent: every item is stored (the pool's list is not)
+        units = len(todo - self.generated) if isinstance(todo, set) else None
+        if isinstance(todo, set):
+            self.generated |= todo
+        _add(self.est, "pool", node, node.inputs["generator"].obj, units, self.costs, unit="image")
+
+    def _scores(self, entry: Any, node: Any) -> None:
+        keys = pool_item_keys(node.inputs["items"], self.peek)
+        if keys is None:
+            units = item_count(node.inputs["items"], self.peek)
+        else:  # per-item score caches: a K = 10 pool's scores serve K = 6
+            keys = {(node.inputs["scorer"].key, k) for k in keys}
+            units = len(keys - self.scored)
+            self.scored.update(keys)
+        _add(self.est, "scores", node, node.inputs["scorer"].obj, units, self.costs)
+
+    def _train_scorer(self, entry: Any, node: Any) -> None:
+        parts = [item_count(node.inputs[k], self.peek) for k in ("positives", "negatives", "unlabeled") if k in node.inputs]
+        _add(self.est, "train_scorer", node, node.obj, None if None in parts else sum(parts), self.costs,
+             note="features of every training item; head epochs not timed")
+
+    def _metric(self, entry: Any, node: Any) -> None:
+        units = item_count(node.inputs["samples"], self.peek)
+        ref = node.inputs.get("reference")
+        if ref is not None and units is not None:
+            key = (repr(getattr(node.obj, "params", None)), ref.key)
+            if key not in self.featurized:
+                self.featurized.add(key)
+                n_ref = item_count(ref, self.peek)
+                units = None if n_ref is None else units + n_ref
+        _add(self.est, "metric", node, node.obj, units, self.costs)
+
+    def _finetune(self, entry: Any, node: Any) -> None:
+        _add_finetune(self.est, node, self.costs)
 
 
 def _add(est: Estimate, op: str, node: Any, obj: Any, units: int | None, costs: UnitCosts, *, unit: str | None = None,
@@ -206,7 +222,6 @@ def time_call(fn: Callable[[], Any], *, repeat: int = 2, warmup: int = 1, device
     on a shared machine would count the other processes' load, and with several threads the
     process's CPU time would count their idle spinning. A machine with C free cores runs at best
     C times faster."""
-    import torch
 
     cuda = str(device).startswith("cuda")
     if not cuda:

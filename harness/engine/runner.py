@@ -90,114 +90,138 @@ def run_spec(spec: Spec, ctx: Context, *, seeds: list[int] | None = None) -> Run
     (everything finished stays in the store); failures are returned for the exit code."""
     seeds = list(seeds or spec.seeds)
     require_inputs(spec, ctx, seeds)  # every unreadable input at once, before computing anything
-    rows: list[dict[str, Any]] = []
-    failures: list[str] = []
-    failed: list[tuple[str, Exception, str]] = []
-    samples: dict[str, Any] = {}
-    records: list[dict[str, Any]] = []
-    units_rows: list[dict[str, Any]] = []
-    ev = Evaluator(ctx)
-    world = rank_and_world()[1]
     clear_failure(ctx.store.root)  # this rank's marker of an earlier launch
-    against = comparison_rows(spec)
-    sample_nodes: dict[str, list[Node]] = {}
-    row_graphs: dict[int, dict[str, Node]] = {}  # seed -> row -> its samples node (for the monitor)
-    all_cells: list[Cell] = []
-
-    def evaluate(cell: Cell, seed: int) -> _Evaluated | None:
-        try:
-            result = ev.value(cell.node)
-            evaluated = _Evaluated(result, ev.value(cell.node.inputs["samples"]), cell.node.obj)
-            evaluated.units = evaluated.metric.units(result, evaluated.samples) if hasattr(evaluated.metric, "units") else None
-            return evaluated
-        except UserError as exc:
-            failures.append(f"{cell.row} × {cell.column} (seed {_seed_text(seed)}): {exc}")
-            failed.append((f"{cell.row} × {cell.column} (seed {_seed_text(seed)})", exc, str(exc)))
-            mark_failure(ctx.store.root, exc)
-        except Exception as exc:  # keep going: other cells may still be computable
-            log.debug("cell failed", exc_info=True)
-            failures.append(f"{cell.row} × {cell.column} (seed {_seed_text(seed)}): {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
-            failed.append((f"{cell.row} × {cell.column} (seed {_seed_text(seed)})", exc, f"{type(exc).__name__}: {exc}"))
-            mark_failure(ctx.store.root, exc)
-        return None
-
-    cost_memo: dict[str, dict[str, float]] = {}
-
-    def row_costs(samples: Node, delivered: int) -> dict[str, float]:
-        """A row's compute columns (harness.cost), once per samples node (every column shares them)."""
-        if samples.key not in cost_memo:
-            cost_memo[samples.key] = row_cost(samples, delivered, ev.cost)
-        return cost_memo[samples.key]
-
-    def emit(cells: list[Cell], done: dict[tuple[str, str], _Evaluated], seed: int) -> None:
-        scope = "pooled" if seed == POOLED_SEED else "seed"
-        for cell in cells:
-            e = done.get((cell.row, cell.column))
-            if e is None:
-                continue
-            metric_entry, method_entry = spec.metrics[cell.column], spec.methods[cell.row]
-            row = {
-                "spec": spec.name, "group": cell.group, "row": cell.row, "row_label": method_entry.label or cell.row,
-                "column": cell.column, "column_label": metric_entry.label or cell.column, "metric": metric_entry.metric,
-                "seed": seed, "scope": scope, "value": float(e.result.value), "ci_low": _f(e.result.ci_low),
-                "ci_high": _f(e.result.ci_high), "n": int(e.result.n), "direction": cell.node.obj.direction,
-                "convention": e.result.convention, "key": cell.node.key, "compare_to": None, "delta": math.nan,
-                "delta_ci_low": math.nan, "delta_ci_high": math.nan, "p_value": math.nan, "paired": None, "delta_method": None,
-                "heldout": True,
-                **row_costs(cell.node.inputs["samples"], len(e.samples)),
-            }
-            base = done.get((against.get(cell.row), cell.column))
-            if base is not None and e.units is not None and base.units is not None:
-                d = difference(e.units, base.units, seed=derive_seed(0, "delta", cell.row, cell.column, seed))
-                row.update(compare_to=against[cell.row], delta=d.estimate, delta_ci_low=d.ci_low, delta_ci_high=d.ci_high,
-                           p_value=d.p_value, paired=d.paired, delta_method=d.method)
-            rows.append(row)
-            if e.units is not None:
-                units_rows.extend({"row": cell.row, "column": cell.column, "seed": seed, **u} for u in e.units.to_rows())
-
+    run = _SpecRun(spec, ctx)
     for seed in seeds:
-        if world > 1 and failures:  # one rank fails, all stop: the others are told through the store
+        if run.stopped:  # one rank fails, all stop: the others are told through the store
             break
-        ctx.seed = seed
-        b = Builder(spec, ctx, seed)
-        cells = build_cells(spec, b)
-        all_cells += cells
+        run.seed(seed)
+    if len(seeds) > 1 and not run.stopped:
+        run.pooled(seeds)
+    return run.outcome()
+
+
+class _SpecRun:
+    """The state of one `run_spec`: the evaluator, the table rows and units emitted so far, what failed."""
+
+    def __init__(self, spec: Spec, ctx: Context):
+        self.spec, self.ctx = spec, ctx
+        self.ev = Evaluator(ctx)
+        self.world = rank_and_world()[1]
+        self.against = comparison_rows(spec)
+        self.rows: list[dict[str, Any]] = []
+        self.units_rows: list[dict[str, Any]] = []
+        self.failures: list[str] = []
+        self.failed: list[tuple[str, Exception, str]] = []
+        self.samples: dict[str, Any] = {}  # row -> its evaluation ItemSet (first seed), for galleries
+        self.records: list[dict[str, Any]] = []
+        self.sample_nodes: dict[tuple[str, str], list[Node]] = {}  # (row, column) -> its samples node per seed
+        self.row_graphs: dict[int, dict[str, Node]] = {}  # seed -> row -> its samples node (for the monitor)
+        self.cells: list[Cell] = []
+        self.cost_memo: dict[str, dict[str, float]] = {}
+
+    @property
+    def stopped(self) -> bool:
+        """Under several processes a failure on any of them stops this one too."""
+        return self.world > 1 and bool(self.failures)
+
+    def seed(self, seed: int) -> None:
+        """Every cell of one seed."""
+        self.ctx.seed = seed
+        cells = build_cells(self.spec, Builder(self.spec, self.ctx, seed))
+        self.cells += cells
         done: dict[tuple[str, str], _Evaluated] = {}
         for cell in cells:
-            if world > 1 and failures:
+            if self.stopped:
                 break
-            e = evaluate(cell, seed)
+            e = self.evaluate(cell, seed)
             if e is None:
                 continue
             done[(cell.row, cell.column)] = e
-            row_graphs.setdefault(seed, {}).setdefault(cell.row, cell.node.inputs["samples"])
-            if cell.row not in samples:  # for galleries: a cheap load when the metric itself was cached
-                samples[cell.row] = e.samples
-                records += [{"row": cell.row, "seed": seed, "op": n.op.name, "label": n.label, **ev.value(n)}
-                            for n in cell.node.inputs["samples"].walk() if n.op.reported]
-            nodes = sample_nodes.setdefault(f"{cell.row}\0{cell.column}", [])
-            nodes.append(cell.node.inputs["samples"])
-        emit(cells, done, seed)
-    if len(seeds) > 1 and not (world > 1 and failures):  # pooled: each metric over the union of every seed's samples
-        ctx.seed = seeds[0]
-        b = Builder(spec, ctx, seeds[0])
-        groups = {r: g.name for g in (spec.table.groups or []) for r in g.rows}
+            samples = cell.node.inputs["samples"]
+            self.row_graphs.setdefault(seed, {}).setdefault(cell.row, samples)
+            if cell.row not in self.samples:  # for galleries: a cheap load when the metric itself was cached
+                self.samples[cell.row] = e.samples
+                self.records += [{"row": cell.row, "seed": seed, "op": n.op.name, "label": n.label, **self.ev.value(n)}
+                                 for n in samples.walk() if n.op.reported]
+            self.sample_nodes.setdefault((cell.row, cell.column), []).append(samples)
+        self.emit(cells, done, seed)
+
+    def pooled(self, seeds: list[int]) -> None:
+        """Each metric once more over the union of every seed's samples (scope "pooled")."""
+        self.ctx.seed = seeds[0]
+        b = Builder(self.spec, self.ctx, seeds[0])
+        groups = {r: g.name for g in (self.spec.table.groups or []) for r in g.rows}
         cells, done = [], {}
-        for key, nodes in sample_nodes.items():
-            row, column = key.split("\0")
+        for (row, column), nodes in self.sample_nodes.items():
             if len(nodes) != len(seeds):
                 continue  # a seed failed: no pooled cell
             union = b.union(nodes, label=f"{row} over seeds {'+'.join(map(str, seeds))}")
             cell = Cell(groups.get(row, ""), row, column, b.metric(column, union))
-            e = evaluate(cell, POOLED_SEED)
+            e = self.evaluate(cell, POOLED_SEED)
             if e is not None:
                 cells.append(cell)
                 done[(row, column)] = e
-        emit(cells, done, POOLED_SEED)
-    results = pd.DataFrame(rows, columns=RESULT_COLUMNS)
-    return RunOutcome(results, failures, ev.computed, ev.loaded, dict(ctx.counters),
-                      samples, pd.DataFrame(records), units=pd.DataFrame(units_rows), failure_groups=group_failures(failed),
-                      evaluator=ev, row_graphs=row_graphs, cells=all_cells)
+        self.emit(cells, done, POOLED_SEED)
+
+    def evaluate(self, cell: Cell, seed: int) -> _Evaluated | None:
+        """The cell's metric value, its samples and units; None (and the failure recorded) when it fails."""
+        where = f"{cell.row} × {cell.column} (seed {_seed_text(seed)})"
+        try:
+            result = self.ev.value(cell.node)
+            evaluated = _Evaluated(result, self.ev.value(cell.node.inputs["samples"]), cell.node.obj)
+            evaluated.units = evaluated.metric.units(result, evaluated.samples) if hasattr(evaluated.metric, "units") else None
+            return evaluated
+        except UserError as exc:
+            self.failures.append(f"{where}: {exc}")
+            self.failed.append((where, exc, str(exc)))
+            mark_failure(self.ctx.store.root, exc)
+        except Exception as exc:  # keep going: other cells may still be computable
+            log.debug("cell failed", exc_info=True)
+            self.failures.append(f"{where}: {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
+            self.failed.append((where, exc, f"{type(exc).__name__}: {exc}"))
+            mark_failure(self.ctx.store.root, exc)
+        return None
+
+    def row_costs(self, samples: Node, delivered: int) -> dict[str, float]:
+        """A row's compute columns (harness.engine.cost), once per samples node (every column shares them)."""
+        if samples.key not in self.cost_memo:
+            self.cost_memo[samples.key] = row_cost(samples, delivered, self.ev.cost)
+        return self.cost_memo[samples.key]
+
+    def emit(self, cells: list[Cell], done: dict[tuple[str, str], _Evaluated], seed: int) -> None:
+        """The table rows (and units) of evaluated cells, each with its paired Δ against its comparison row."""
+        for cell in cells:
+            e = done.get((cell.row, cell.column))
+            if e is None:
+                continue
+            row = self.result_row(cell, e, seed)
+            base = done.get((self.against.get(cell.row), cell.column))
+            if base is not None and e.units is not None and base.units is not None:
+                d = difference(e.units, base.units, seed=derive_seed(0, "delta", cell.row, cell.column, seed))
+                row.update(compare_to=self.against[cell.row], delta=d.estimate, delta_ci_low=d.ci_low, delta_ci_high=d.ci_high,
+                           p_value=d.p_value, paired=d.paired, delta_method=d.method)
+            self.rows.append(row)
+            if e.units is not None:
+                self.units_rows.extend({"row": cell.row, "column": cell.column, "seed": seed, **u} for u in e.units.to_rows())
+
+    def result_row(self, cell: Cell, e: _Evaluated, seed: int) -> dict[str, Any]:
+        metric_entry, method_entry = self.spec.metrics[cell.column], self.spec.methods[cell.row]
+        return {
+            "spec": self.spec.name, "group": cell.group, "row": cell.row, "row_label": method_entry.label or cell.row,
+            "column": cell.column, "column_label": metric_entry.label or cell.column, "metric": metric_entry.metric,
+            "seed": seed, "scope": "pooled" if seed == POOLED_SEED else "seed", "value": float(e.result.value),
+            "ci_low": _f(e.result.ci_low), "ci_high": _f(e.result.ci_high), "n": int(e.result.n), "direction": cell.node.obj.direction,
+            "convention": e.result.convention, "key": cell.node.key, "compare_to": None, "delta": math.nan,
+            "delta_ci_low": math.nan, "delta_ci_high": math.nan, "p_value": math.nan, "paired": None, "delta_method": None,
+            "heldout": True,
+            **self.row_costs(cell.node.inputs["samples"], len(e.samples)),
+        }
+
+    def outcome(self) -> RunOutcome:
+        return RunOutcome(pd.DataFrame(self.rows, columns=RESULT_COLUMNS), self.failures, self.ev.computed, self.ev.loaded,
+                          dict(self.ctx.counters), self.samples, pd.DataFrame(self.records), units=pd.DataFrame(self.units_rows),
+                          failure_groups=group_failures(self.failed), evaluator=self.ev, row_graphs=self.row_graphs, cells=self.cells)
 
 
 def _seed_text(seed: int) -> str:

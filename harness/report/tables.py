@@ -203,29 +203,41 @@ def render_markdown(results: pd.DataFrame, spec: Spec) -> str:
                 if c in with_delta:
                     line.append("–")
                 continue
-            text = _fmt(cell.value, digits[c])
-            if cell.best:
-                text = f"**{text}**"
-            if not math.isnan(cell.ci_low):
-                text += f" ± {_fmt((cell.ci_high - cell.ci_low) / 2, digits[c])}"
-            if spec.table.delta == "mark" and cell.significant:
-                text += "†"
-            if (r, c) in own:
-                text += "*"
-            if has_paper and cell.paper is not None:
-                mark = "" if cell.ok is None else (" ✓" if cell.ok else " ✗")
-                text += f" (paper {_fmt(cell.paper, digits[c])}{mark})"
-            line.append(text)
+            line.append(_markdown_cell(cell, digits[c], spec, own=(r, c) in own, paper=has_paper))
             if c in with_delta:
                 line.append(_delta_text(cell, digits[c]))
         lines.append("| " + " | ".join(line) + " |")
     lines.append("")
+    lines += _markdown_notes(results, spec, cols, labels_c, conventions, own)
+    return "\n".join(lines) + "\n"
+
+
+def _markdown_cell(cell: CellValue, digits: int, spec: Spec, *, own: bool, paper: bool) -> str:
+    """value (bold when best) ± half-width, † (mark mode), * (not held-out), the paper's value with ✓/✗."""
+    text = _fmt(cell.value, digits)
+    if cell.best:
+        text = f"**{text}**"
+    if not math.isnan(cell.ci_low):
+        text += f" ± {_fmt((cell.ci_high - cell.ci_low) / 2, digits)}"
+    if spec.table.delta == "mark" and cell.significant:
+        text += "†"
+    if own:
+        text += "*"
+    if paper and cell.paper is not None:
+        mark = "" if cell.ok is None else (" ✓" if cell.ok else " ✗")
+        text += f" (paper {_fmt(cell.paper, digits)}{mark})"
+    return text
+
+
+def _markdown_notes(results: pd.DataFrame, spec: Spec, cols: list[str], labels_c: dict[str, str], conventions: dict[str, str],
+                    own: set[tuple[str, str]]) -> list[str]:
+    """The lines under a Markdown table: CI and seeds, what Δ means, conventions, the paper, notes."""
     agg = aggregate(results)
     seeds = sorted(int(x) for x in set(results["seed"]) if int(x) >= 0) if not results.empty else spec.seeds
     pooled = bool((agg["scope"] == "pooled").any()) if not agg.empty else False
     seed_text = f"seeds: {seeds}" + (" (pooled: each cell over the union of the seeds' samples)" if pooled else "")
-    lines.append(f"± is the half-width of the {_ci_note(spec, cols)} CI; bold is the best per column"
-                 f"{' and group' if spec.table.groups else ''}; {seed_text}.")
+    lines = [f"± is the half-width of the {_ci_note(spec, cols)} CI; bold is the best per column"
+             f"{' and group' if spec.table.groups else ''}; {seed_text}."]
     note = comparison_note(results, spec)
     if note:
         lines.append(f"- {note}")
@@ -239,7 +251,7 @@ def render_markdown(results: pd.DataFrame, spec: Spec) -> str:
     if own:
         lines.append("- \\* not held-out: the column's metric is the scorer (same fingerprint) that selected or trained "
                      "this row, so it is not evidence for the row.")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 _LATEX_ESCAPES = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}", "\\": r"\textbackslash{}",
@@ -289,23 +301,38 @@ def render_latex(results: pd.DataFrame, spec: Spec) -> str:
                 if c in with_delta:
                     line.append("--")
                 continue
-            text = _fmt(cell.value, digits[c])
-            if cell.best:
-                text = f"\\textbf{{{text}}}"
-            if not math.isnan(cell.ci_low):
-                text += f"{{\\scriptsize$\\pm${_fmt((cell.ci_high - cell.ci_low) / 2, digits[c])}}}"
-            if spec.table.delta == "mark" and cell.significant:
-                text += "$^\\dagger$"
-            if (r, c) in own:
-                text += "$^*$"
-            if cell.paper is not None:
-                any_paper = True
-                mark = "" if cell.ok is None else ("\\,\\checkmark" if cell.ok else "\\,$\\times$")
-                text += f" {{\\scriptsize({_fmt(cell.paper, digits[c])}{mark})}}"
-            line.append(text)
+            any_paper = any_paper or cell.paper is not None
+            line.append(_latex_cell(cell, digits[c], spec, own=(r, c) in own))
             if c in with_delta:
                 line.append(latex_escape(_delta_text(cell, digits[c])))
         out.append(" & ".join(line) + " \\\\")
+    parts = _latex_caption(results, spec, cols, labels_c, conventions, own, any_paper)
+    out += [
+        "\\bottomrule", "\\end{tabular}",
+        f"\\caption{{{' '.join(parts)}}}",
+        f"\\label{{tab:{latex_escape(spec.name)}}}", "\\end{table}",
+    ]
+    return "\n".join(out) + "\n"
+
+
+def _latex_cell(cell: CellValue, digits: int, spec: Spec, *, own: bool) -> str:
+    text = _fmt(cell.value, digits)
+    if cell.best:
+        text = f"\\textbf{{{text}}}"
+    if not math.isnan(cell.ci_low):
+        text += f"{{\\scriptsize$\\pm${_fmt((cell.ci_high - cell.ci_low) / 2, digits)}}}"
+    if spec.table.delta == "mark" and cell.significant:
+        text += "$^\\dagger$"
+    if own:
+        text += "$^*$"
+    if cell.paper is not None:
+        mark = "" if cell.ok is None else ("\\,\\checkmark" if cell.ok else "\\,$\\times$")
+        text += f" {{\\scriptsize({_fmt(cell.paper, digits)}{mark})}}"
+    return text
+
+
+def _latex_caption(results: pd.DataFrame, spec: Spec, cols: list[str], labels_c: dict[str, str], conventions: dict[str, str],
+                   own: set[tuple[str, str]], any_paper: bool) -> list[str]:
     caption = (spec.table.caption or spec.table.title or spec.name).rstrip(".")
     parts = [f"{latex_escape(caption)}.", f"Ours ($\\pm$ half-width of the {latex_escape(_ci_note(spec, cols))} CI)"
              + (", with the paper's value in parentheses (\\checkmark{} within tolerance)." if any_paper else ".")]
@@ -317,12 +344,7 @@ def render_latex(results: pd.DataFrame, spec: Spec) -> str:
     footnote = "; ".join(f"{labels_c[c]}: {conventions[c]}" for c in cols if c in conventions)
     if footnote:
         parts.append(latex_escape(footnote))
-    out += [
-        "\\bottomrule", "\\end{tabular}",
-        f"\\caption{{{' '.join(parts)}}}",
-        f"\\label{{tab:{latex_escape(spec.name)}}}", "\\end{table}",
-    ]
-    return "\n".join(out) + "\n"
+    return parts
 
 
 TABLE_FORMATS = ("markdown", "latex", "csv")

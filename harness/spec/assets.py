@@ -152,29 +152,33 @@ def fetch_assets(spec: "Spec", store: "Store", *, dry_run: bool = False, transpo
                              "TORCH_HOME's hub/checkpoints and the data root here")
     transport = transport or HubTransport()
     for e in todo:
-        if e.asset.kind == "local":
-            continue
-        try:
-            if e.asset.kind == "url":
-                location = transport.url(e.asset)
-            elif e.asset.loader == "datasets":
-                location = transport.dataset(e.asset)
-            else:
-                location = transport.hub(e.asset)
-            _record(store, e.asset, Path(location))
-            where, missing = locate(e.asset, read_manifest(store))
-            if where is None:
-                raise UserError(f"downloaded, but still missing: {', '.join(missing)}")
-            e.status, e.location, e.detail = "fetched", str(where), ""
-        except UserError as exc:
-            e.status, e.detail = "failed", exc.message
-        except Exception as exc:  # network, auth (gated repos), disk: report and go on with the others
-            e.status, e.detail = "failed", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        if e.asset.kind != "local":
+            _fetch_one(e, transport, store)
     if report.missing:
         raise UserError(_missing_message(spec.name, report.missing, "not downloadable or failed"),
                         hint="local assets: see benchmarks/README.md ('Data'); failed downloads: check access "
                              "(gated repos need `huggingface-cli login`) and run fetch-assets again")
     return report
+
+
+def _fetch_one(e: AssetStatus, transport: Transport, store: "Store") -> None:
+    """Download one asset and record it; a failure is kept on its status (the others go on)."""
+    try:
+        if e.asset.kind == "url":
+            location = transport.url(e.asset)
+        elif e.asset.loader == "datasets":
+            location = transport.dataset(e.asset)
+        else:
+            location = transport.hub(e.asset)
+        _record(store, e.asset, Path(location))
+        where, missing = locate(e.asset, read_manifest(store))
+        if where is None:
+            raise UserError(f"downloaded, but still missing: {', '.join(missing)}")
+        e.status, e.location, e.detail = "fetched", str(where), ""
+    except UserError as exc:
+        e.status, e.detail = "failed", exc.message
+    except Exception as exc:  # network, auth (gated repos), disk: report and go on with the others
+        e.status, e.detail = "failed", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
 
 
 def check_offline(spec: "Spec", store: "Store") -> AssetReport:

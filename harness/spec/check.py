@@ -71,68 +71,89 @@ def _known_fields(model: type[BaseModel], loc: tuple) -> list[str]:
 def check_spec(spec: Spec) -> list[str]:
     """Cross-checks pydantic cannot do: plugin names, plugin params, references between entries."""
     register_builtins()
-    problems: list[str] = []
+    c = _SpecChecker(spec)
+    c.entries()
+    c.table()
+    return c.problems
 
-    def plugin(registry, section: str, name: str, field: str, entry: _Entry):
+
+class _SpecChecker:
+    """One `check_spec`: every problem found, each with its YAML path."""
+
+    def __init__(self, spec: Spec):
+        self.spec = spec
+        self.problems: list[str] = []
+
+    def plugin(self, registry, section: str, name: str, field: str, entry: _Entry):
         return check_plugin(registry, getattr(entry, field), entry.params, f"{section}.{name}.{field}", f"{section}.{name}",
-                            spec, problems)
+                            self.spec, self.problems)
 
-    def ref(path: str, value: str | None, pool: dict, what: str):
+    def ref(self, path: str, value: str | None, pool: dict, what: str) -> None:
         if value is not None and value not in pool:
-            problems.append(f"{path}: no {what} named {value!r}{did_you_mean(value, list(pool))}")
+            self.problems.append(f"{path}: no {what} named {value!r}{did_you_mean(value, list(pool))}")
 
-    for name, e in spec.generators.items():
-        plugin(GENERATORS, "generators", name, "generator", e)
-    for name, e in spec.prompts.items():
-        plugin(PROMPT_SOURCES, "prompts", name, "source", e)
-    for name, e in spec.images.items():
-        plugin(IMAGE_SOURCES, "images", name, "source", e)
-    for name, e in spec.scorers.items():
-        obj = plugin(SCORERS, "scorers", name, "scorer", e)
+    def entries(self) -> None:
+        spec = self.spec
+        for name, e in spec.generators.items():
+            self.plugin(GENERATORS, "generators", name, "generator", e)
+        for name, e in spec.prompts.items():
+            self.plugin(PROMPT_SOURCES, "prompts", name, "source", e)
+        for name, e in spec.images.items():
+            self.plugin(IMAGE_SOURCES, "images", name, "source", e)
+        for name, e in spec.scorers.items():
+            self.scorer(name, e)
+        for name, e in spec.methods.items():
+            self.method(name, e)
+        for name, e in spec.metrics.items():
+            obj = self.plugin(METRICS, "metrics", name, "metric", e)
+            self.ref(f"metrics.{name}.reference", e.reference, spec.images, "images entry")
+            if obj is not None and getattr(obj, "needs_reference", False) and e.reference is None:
+                self.problems.append(f"metrics.{name}.reference: metric {e.metric!r} needs a reference images entry")
+
+    def scorer(self, name: str, e: Any) -> None:
+        obj = self.plugin(SCORERS, "scorers", name, "scorer", e)
         if e.train is not None:
-            ref(f"scorers.{name}.train.positives", e.train.positives, spec.images, "images entry")
+            self.ref(f"scorers.{name}.train.positives", e.train.positives, self.spec.images, "images entry")
             for part, pool in (("negatives", e.train.negatives), ("unlabeled", e.train.unlabeled)):
                 if pool is not None:
-                    ref(f"scorers.{name}.train.{part}.generator", pool.generator, spec.generators, "generator")
-                    ref(f"scorers.{name}.train.{part}.prompts", pool.prompts, spec.prompts, "prompt set")
+                    self.ref(f"scorers.{name}.train.{part}.generator", pool.generator, self.spec.generators, "generator")
+                    self.ref(f"scorers.{name}.train.{part}.prompts", pool.prompts, self.spec.prompts, "prompt set")
         elif obj is not None and _is_trainable(type(obj)):
-            problems.append(f"scorers.{name}.train: scorer {e.scorer!r} must be trained: give train.positives and train.negatives")
-    for name, e in spec.methods.items():
-        obj = plugin(METHODS, "methods", name, "method", e)
-        ref(f"methods.{name}.generator", e.generator, spec.generators, "generator")
-        ref(f"methods.{name}.prompts", e.prompts, spec.prompts, "prompt set")
-        ref(f"methods.{name}.scorer", e.scorer, spec.scorers, "scorer")
+            self.problems.append(f"scorers.{name}.train: scorer {e.scorer!r} must be trained: give train.positives and train.negatives")
+
+    def method(self, name: str, e: Any) -> None:
+        obj = self.plugin(METHODS, "methods", name, "method", e)
+        self.ref(f"methods.{name}.generator", e.generator, self.spec.generators, "generator")
+        self.ref(f"methods.{name}.prompts", e.prompts, self.spec.prompts, "prompt set")
+        self.ref(f"methods.{name}.scorer", e.scorer, self.spec.scorers, "scorer")
         for needed in getattr(obj, "uses", ()) if obj else ():
             if getattr(e, needed, None) is None:
-                problems.append(f"methods.{name}.{needed}: method {e.method!r} needs a {needed}")
-    for name, e in spec.metrics.items():
-        obj = plugin(METRICS, "metrics", name, "metric", e)
-        ref(f"metrics.{name}.reference", e.reference, spec.images, "images entry")
-        if obj is not None and getattr(obj, "needs_reference", False) and e.reference is None:
-            problems.append(f"metrics.{name}.reference: metric {e.metric!r} needs a reference images entry")
-    for i, row in enumerate(spec.table.rows or []):
-        ref(f"table.rows[{i}]", row, spec.methods, "method")
-    for i, col in enumerate(spec.table.columns or []):
-        ref(f"table.columns[{i}]", col, spec.metrics, "metric")
-    for col, cells in spec.table.extra_columns.items():  # rows of an included table may be left out: methods suffice
-        for row in cells:
-            ref(f"table.extra_columns.{col}.{row}", row, spec.methods, "method")
-    for row, cols in spec.reference.values.items():
-        ref(f"reference.values.{row}", row, spec.methods, "method")
-        for col in cols:
-            ref(f"reference.values.{row}.{col}", col, spec.metrics, "metric")
-    table_rows = {r: None for r in spec.table.rows or []}
-    if isinstance(spec.table.compare, dict):
-        for row, against in spec.table.compare.items():
-            ref(f"table.compare.{row}", row, table_rows, "table row")
-            ref(f"table.compare.{row}", against, table_rows, "table row")
-    else:
-        ref("table.compare", spec.table.compare, table_rows, "table row")
-    for i, g in enumerate(spec.table.groups or []):
-        ref(f"table.groups[{i}].compare", g.compare, {r: None for r in g.rows}, "row in this group")
-    for col in spec.reference.tolerance:
-        ref(f"reference.tolerance.{col}", col, spec.metrics, "metric")
-    return problems
+                self.problems.append(f"methods.{name}.{needed}: method {e.method!r} needs a {needed}")
+
+    def table(self) -> None:
+        spec, ref = self.spec, self.ref
+        for i, row in enumerate(spec.table.rows or []):
+            ref(f"table.rows[{i}]", row, spec.methods, "method")
+        for i, col in enumerate(spec.table.columns or []):
+            ref(f"table.columns[{i}]", col, spec.metrics, "metric")
+        for col, cells in spec.table.extra_columns.items():  # rows of an included table may be left out: methods suffice
+            for row in cells:
+                ref(f"table.extra_columns.{col}.{row}", row, spec.methods, "method")
+        for row, cols in spec.reference.values.items():
+            ref(f"reference.values.{row}", row, spec.methods, "method")
+            for col in cols:
+                ref(f"reference.values.{row}.{col}", col, spec.metrics, "metric")
+        table_rows = {r: None for r in spec.table.rows or []}
+        if isinstance(spec.table.compare, dict):
+            for row, against in spec.table.compare.items():
+                ref(f"table.compare.{row}", row, table_rows, "table row")
+                ref(f"table.compare.{row}", against, table_rows, "table row")
+        else:
+            ref("table.compare", spec.table.compare, table_rows, "table row")
+        for i, g in enumerate(spec.table.groups or []):
+            ref(f"table.groups[{i}].compare", g.compare, {r: None for r in g.rows}, "row in this group")
+        for col in spec.reference.tolerance:
+            ref(f"reference.tolerance.{col}", col, spec.metrics, "metric")
 
 
 _ENTRY_WORDS = {"generators": "generator", "prompts": "prompt set", "images": "images entry", "scorers": "scorer",
@@ -164,21 +185,7 @@ def check_plugin(registry, plugin: Any, params: dict[str, Any], name_path: str, 
             problems.extend(format_error(e, params_model, params_path) for e in exc.errors())
             return None
         before = len(problems)
-        for field, marker in field_refs(params_model):
-            value = getattr(validated, field)
-            path = f"{params_path}.{field}"
-            if isinstance(marker, EntryRef):
-                entries = getattr(spec, marker.section)
-                if value is not None and value not in entries:
-                    what = _ENTRY_WORDS.get(marker.section, f"{marker.section} entry")
-                    problems.append(f"{path}: no {what} named {value!r}{did_you_mean(value, list(entries))}")
-            elif marker.kind not in REGISTRIES:  # a plugin author's slip, not the user's
-                problems.append(f"{path}: {cls.__name__} declares PluginRef({marker.kind!r}), not a plugin kind "
-                                f"({', '.join(REGISTRIES)})")
-            elif value is not None:
-                nested_params = dict(getattr(validated, marker.params) or {}) if marker.params else {}
-                nested_path = f"{params_path}.{marker.params}" if marker.params else path
-                check_plugin(REGISTRIES[marker.kind], value, nested_params, path, nested_path, spec, problems, nested=True)
+        _check_fields(cls, params_model, validated, params_path, spec, problems)
         if len(problems) > before:
             return None
     where = name_path if nested else params_path  # the entry, or the nested plugin's name
@@ -192,6 +199,25 @@ def check_plugin(registry, plugin: Any, params: dict[str, Any], name_path: str, 
     except (ValueError, TypeError) as exc:
         problems.append(f"{where}: {exc}")
     return None
+
+
+def _check_fields(cls: type, params_model: Any, validated: Any, params_path: str, spec: Spec, problems: list[str]) -> None:
+    """The spec entries and plugins a plugin's params name (PluginRef / EntryRef fields), recursively."""
+    for field, marker in field_refs(params_model):
+        value = getattr(validated, field)
+        path = f"{params_path}.{field}"
+        if isinstance(marker, EntryRef):
+            entries = getattr(spec, marker.section)
+            if value is not None and value not in entries:
+                what = _ENTRY_WORDS.get(marker.section, f"{marker.section} entry")
+                problems.append(f"{path}: no {what} named {value!r}{did_you_mean(value, list(entries))}")
+        elif marker.kind not in REGISTRIES:  # a plugin author's slip, not the user's
+            problems.append(f"{path}: {cls.__name__} declares PluginRef({marker.kind!r}), not a plugin kind "
+                            f"({', '.join(REGISTRIES)})")
+        elif value is not None:
+            nested_params = dict(getattr(validated, marker.params) or {}) if marker.params else {}
+            nested_path = f"{params_path}.{marker.params}" if marker.params else path
+            check_plugin(REGISTRIES[marker.kind], value, nested_params, path, nested_path, spec, problems, nested=True)
 
 
 def _is_trainable(cls: type) -> bool:

@@ -272,29 +272,33 @@ class Store:
         """Remove leftovers of interrupted writes and the scratch (checkpoints) of computations whose
         artifact is complete; with older_than_days, also artifacts, items and unfinished scratch not
         used (modified) for that long. Returns what was (or would be) removed."""
-        removed: list[Path] = []
         now = time.time()
-        for tmp in (self.root / "tmp").iterdir():
-            if now - tmp.stat().st_mtime > 3600:  # a live writer finishes its temp well within an hour
-                removed.append(tmp)
-        # multi-process launches' signals (harness.distributed): failure markers and "go" files of past launches
-        for signal in [*(self.root / "failures").glob("*"), *(self.root / "locks").glob("*.go")]:
-            if now - signal.stat().st_mtime > 86400:
-                removed.append(signal)
-        work = self.root / "work"
-        for scratch in sorted(work.iterdir()) if work.is_dir() else []:
-            stale = older_than_days is not None and now - scratch.stat().st_mtime > older_than_days * 86400
-            if self.has(scratch.name) or stale:  # finished: its checkpoints only served a resume
-                removed.append(scratch)
+        removed = self._leftovers(now) + self._finished_scratch(now, older_than_days)
         if older_than_days is not None:
-            limit = now - older_than_days * 86400
-            for art in self.artifacts():
-                if (art.path / MANIFEST).stat().st_mtime < limit:
-                    removed.append(art.path)
-            for item in (self.root / "items").glob("*/*"):
-                if item.stat().st_mtime < limit:
-                    removed.append(item)
+            removed += self._unused_since(now - older_than_days * 86400)
         if not dry_run:
             for p in removed:
                 shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
         return removed
+
+    def _leftovers(self, now: float) -> list[Path]:
+        """Temp dirs of interrupted writes, and the signals of past multi-process launches."""
+        out = [tmp for tmp in (self.root / "tmp").iterdir() if now - tmp.stat().st_mtime > 3600]  # a live writer finishes within an hour
+        # harness.runtime.distributed: failure markers and "go" files of past launches
+        out += [s for s in [*(self.root / "failures").glob("*"), *(self.root / "locks").glob("*.go")] if now - s.stat().st_mtime > 86400]
+        return out
+
+    def _finished_scratch(self, now: float, older_than_days: float | None) -> list[Path]:
+        """Scratch (checkpoints) of computations whose artifact is complete, or unused for that long."""
+        work = self.root / "work"
+        out = []
+        for scratch in sorted(work.iterdir()) if work.is_dir() else []:
+            stale = older_than_days is not None and now - scratch.stat().st_mtime > older_than_days * 86400
+            if self.has(scratch.name) or stale:  # finished: its checkpoints only served a resume
+                out.append(scratch)
+        return out
+
+    def _unused_since(self, limit: float) -> list[Path]:
+        """Artifacts and items not used (modified) since `limit`."""
+        out = [art.path for art in self.artifacts() if (art.path / MANIFEST).stat().st_mtime < limit]
+        return out + [item for item in (self.root / "items").glob("*/*") if item.stat().st_mtime < limit]

@@ -217,7 +217,46 @@ def train(model: Denoiser, data: Sequence[PreferencePair | Sample], cfg: TrainCo
                          f"this config needs {accumulation} (build it with make_accelerator(cfg))")
     if hasattr(model, "to"):
         model.to(accelerator.device)
-    unet = model.unet
+    unet, ref_unet, trainable = _trainable_unet(model.unet, cfg)
+    lr = cfg.lr * (cfg.batch_size * cfg.grad_accum * accelerator.num_processes if cfg.scale_lr else 1)
+    optimizer = make_optimizer(trainable, cfg, lr)
+    lr_schedule = get_scheduler(cfg.lr_scheduler, optimizer=optimizer, num_warmup_steps=cfg.warmup_steps,
+                                num_training_steps=max(cfg.steps, 1))
+    unet, optimizer = accelerator.prepare(unet, optimizer)
+    unwrapped = accelerator.unwrap_model(unet)
+    names = [n for n, p in unwrapped.named_parameters() if p.requires_grad]
+
+    ckpt = Checkpoints(work_dir / "checkpoints", hash_key(cfg.identity()), cfg.keep_checkpoints)
+    start = ckpt.resume(unwrapped, names, optimizer, lr_schedule)
+    log_path = work_dir / "log.csv"
+    log = _read_log(log_path, start, rewrite=accelerator.is_main_process) if start else []
+    result = TrainResult(unwrapped, log, resumed_from=start)
+    micro_positions = [_example_positions(step * accumulation + a, micro_batch, accelerator.process_index, accelerator.num_processes)
+                       for step in range(start, cfg.steps) for a in range(accumulation)]
+    batches, encoder = _micro_batches(model, data, cfg, micro_positions, accelerator, result)
+    loop = _Loop(model, unet, unwrapped, ref_unet, trainable, optimizer, lr_schedule, cfg, accelerator, encoder, accumulation)
+    t0 = time.time()
+    with contextlib.closing(iter(batches)) as batches:  # a failing step stops the decoding threads
+        for step in range(start, cfg.steps):
+            positions = micro_positions[(step - start) * accumulation:(step - start + 1) * accumulation]
+            row = {**loop.step(step, batches, positions), "seconds": round(time.time() - t0, 3)}
+            log.append(row)
+            if accelerator.is_main_process:
+                _append_log(log_path, row, fresh=(step == start and not start))
+            if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:  # the result itself follows the last step
+                accelerator.wait_for_everyone()
+                if accelerator.is_main_process:
+                    ckpt.save(step + 1, unwrapped, names, optimizer, lr_schedule)
+    result.steps = cfg.steps
+    result.seconds = time.time() - t0
+    accelerator.wait_for_everyone()
+    unwrapped.eval()
+    return result
+
+
+def _trainable_unet(unet, cfg: TrainConfig):
+    """The UNet made trainable as the config says (full, or LoRA adapters with a seeded init), the
+    frozen reference copy DPO needs (full fine-tunes), and the trainable parameters in fp32."""
     ref_unet = None
     if cfg.finetune == "lora":
         with torch.random.fork_rng(devices=[]):  # a seeded LoRA init, without touching the global RNG
@@ -239,66 +278,62 @@ def train(model: Denoiser, data: Sequence[PreferencePair | Sample], cfg: TrainCo
     _check_precision(unet, cfg)
     for p in trainable:  # trainable weights always in fp32 (diffusers' cast_training_params); frozen ones keep their dtype
         p.data = p.data.float()
-    lr = cfg.lr * (cfg.batch_size * cfg.grad_accum * accelerator.num_processes if cfg.scale_lr else 1)
-    optimizer = make_optimizer(trainable, cfg, lr)
-    lr_schedule = get_scheduler(cfg.lr_scheduler, optimizer=optimizer, num_warmup_steps=cfg.warmup_steps,
-                                num_training_steps=max(cfg.steps, 1))
-    unet, optimizer = accelerator.prepare(unet, optimizer)
-    unwrapped = accelerator.unwrap_model(unet)
-    names = [n for n, p in unwrapped.named_parameters() if p.requires_grad]
+    return unet, ref_unet, trainable
 
-    ckpt = Checkpoints(work_dir / "checkpoints", hash_key(cfg.identity()), cfg.keep_checkpoints)
-    start = ckpt.resume(unwrapped, names, optimizer, lr_schedule)
-    log_path = work_dir / "log.csv"
-    log = _read_log(log_path, start, rewrite=accelerator.is_main_process) if start else []
-    result = TrainResult(unwrapped, log, resumed_from=start)
-    micro_positions = [_example_positions(step * accumulation + a, micro_batch, accelerator.process_index, accelerator.num_processes)
-                       for step in range(start, cfg.steps) for a in range(accumulation)]
-    examples_at = lambda positions: [data[_example_index(len(data), pos, cfg.seed)] for pos in positions]  # noqa: E731
-    encoder = None
+
+def _micro_batches(model: Denoiser, data: Sequence[PreferencePair | Sample], cfg: TrainConfig, micro_positions: list[list[int]],
+                   accelerator, result: TrainResult):
+    """The coming micro-batches, decoded in background threads; with precomputed encodings, the
+    VAE posteriors and prompt embeddings of every example first (the encoders then leave the device)."""
+    def examples_at(positions):
+        return [data[_example_index(len(data), pos, cfg.seed)] for pos in positions]
+
     if cfg.precompute_encodings and micro_positions:
         encoder = PrecomputedEncodings(model, _unique(data, {_example_index(len(data), p, cfg.seed) for ps in micro_positions for p in ps}),
                                        device=accelerator.device, threads=cfg.decode_threads)
         result.offloaded = offload_encoders(model, accelerator.device)
-        batches = Prefetcher(examples_at, micro_positions, threads=0)  # nothing left to decode
-    else:  # the coming micro-batches decoded in background threads
-        batches = Prefetcher(lambda ps: [decode_example(ex) for ex in examples_at(ps)], micro_positions, threads=cfg.decode_threads)
-    t0 = time.time()
-    with contextlib.closing(iter(batches)) as batches:  # a failing step stops the decoding threads
-        for step in range(start, cfg.steps):
-            acc_stats: list[dict[str, float]] = []
-            grad_norm = float("nan")
-            for a in range(accumulation):
-                micro = step * accumulation + a
-                positions = micro_positions[micro - start * accumulation]
-                examples = next(batches)
-                with accelerator.accumulate(unet):
-                    loss, stats = _forward_loss(model, unet, unwrapped, ref_unet, examples, positions, cfg, accelerator, encoder)
-                    if _nonfinite_anywhere(loss):  # every process raises together: none waits in the next all-reduce
-                        raise FloatingPointError(f"fine-tuning loss is not finite at step {step} (this process: {loss.item()}); "
-                                                 "lower lr or beta, or use mixed_precision bf16")
-                    accelerator.backward(loss)
-                    if accelerator.sync_gradients:
-                        if cfg.max_grad_norm > 0:
-                            grad_norm = float(accelerator.clip_grad_norm_(trainable, cfg.max_grad_norm))
-                        optimizer.step()
-                        lr_schedule.step()
-                        optimizer.zero_grad(set_to_none=True)
-                acc_stats.append(stats)
-            row = {"step": step + 1, **_mean_stats(acc_stats, accelerator), "lr": lr_schedule.get_last_lr()[0],
-                   "grad_norm": grad_norm, "seconds": round(time.time() - t0, 3)}
-            log.append(row)
-            if accelerator.is_main_process:
-                _append_log(log_path, row, fresh=(step == start and not start))
-            if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:  # the result itself follows the last step
-                accelerator.wait_for_everyone()
-                if accelerator.is_main_process:
-                    ckpt.save(step + 1, unwrapped, names, optimizer, lr_schedule)
-    result.steps = cfg.steps
-    result.seconds = time.time() - t0
-    accelerator.wait_for_everyone()
-    unwrapped.eval()
-    return result
+        return Prefetcher(examples_at, micro_positions, threads=0), encoder  # nothing left to decode
+    return Prefetcher(lambda ps: [decode_example(ex) for ex in examples_at(ps)], micro_positions, threads=cfg.decode_threads), None
+
+
+@dataclass
+class _Loop:
+    """What one optimisation step needs."""
+
+    model: Any
+    unet: Any
+    unwrapped: Any
+    ref_unet: Any
+    trainable: list
+    optimizer: Any
+    lr_schedule: Any
+    cfg: TrainConfig
+    accelerator: Any
+    encoder: Any
+    accumulation: int
+
+    def step(self, step: int, batches, positions: list[list[int]]) -> dict[str, float]:
+        """One optimizer step over `accumulation` micro-batches; the log row (without seconds)."""
+        acc, cfg = self.accelerator, self.cfg
+        acc_stats: list[dict[str, float]] = []
+        grad_norm = float("nan")
+        for micro_positions in positions:
+            examples = next(batches)
+            with acc.accumulate(self.unet):
+                loss, stats = _forward_loss(self.model, self.unet, self.unwrapped, self.ref_unet, examples, micro_positions, cfg,
+                                            acc, self.encoder)
+                if _nonfinite_anywhere(loss):  # every process raises together: none waits in the next all-reduce
+                    raise FloatingPointError(f"fine-tuning loss is not finite at step {step} (this process: {loss.item()}); "
+                                             "lower lr or beta, or use mixed_precision bf16")
+                acc.backward(loss)
+                if acc.sync_gradients:
+                    if cfg.max_grad_norm > 0:
+                        grad_norm = float(acc.clip_grad_norm_(self.trainable, cfg.max_grad_norm))
+                    self.optimizer.step()
+                    self.lr_schedule.step()
+                    self.optimizer.zero_grad(set_to_none=True)
+            acc_stats.append(stats)
+        return {"step": step + 1, **_mean_stats(acc_stats, acc), "lr": self.lr_schedule.get_last_lr()[0], "grad_norm": grad_norm}
 
 
 CPU_THREADS = 1  # torch threads of a fine-tune on the CPU (a fixed count: weights independent of the machine)

@@ -45,8 +45,9 @@ def test_run_returns_results_table_and_dir(toy_run, tmp_path):
     assert r.table() == (r.dir / "table.md").read_text() and r.table().startswith(render_markdown(r.results, r.spec))
     assert "\\begin{tabular}" in r.table("latex")
     pd.testing.assert_frame_equal(pd.read_csv(pd.io.common.StringIO(r.table("csv"))), pd.read_csv(r.dir / "results.csv"))
-    with pytest.raises(UserError, match="markdown, latex or csv"):
-        r.table("html")
+    assert r.table("html").lower().startswith("<!doctype html>")
+    with pytest.raises(UserError, match="markdown, latex, csv or html"):
+        r.table("pdf")
 
 
 def test_run_uses_the_store_seeds_and_overrides(toy_run, tmp_path):

@@ -33,24 +33,40 @@ def _image_bytes(path: Path) -> tuple[bytes, str]:
 
 
 def create_app(study: Study, db: StudyDB, *, title: str = "Which image is better?", default_rater: str = ""):
-    import jinja2
+    """The Starlette app of a study; votes go to `db`."""
     from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
     from starlette.routing import Route
 
     db.add_pairs(study.pairs)
-    pairs = study.by_id()
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True)
-    page = env.get_template("study.html.j2")
+    h = _Handlers(study, db, title, default_rater)
+    return Starlette(
+        routes=[Route("/", h.index), Route("/login", h.login, methods=["POST"]), Route("/logout", h.logout, methods=["POST"]),
+                Route("/vote", h.vote, methods=["POST"]), Route("/img/{image_id}", h.image)],
+        exception_handlers={404: h.not_found},
+    )
 
-    def html(status: int = 200, **kw) -> HTMLResponse:
-        return HTMLResponse(page.render(title=title, **kw), status_code=status)
 
-    def rater_of(request: Request) -> str | None:
-        return db.rater_by_token(request.cookies.get(COOKIE))
+class _Handlers:
+    """The study's routes over one study and its vote database."""
 
-    async def form_fields(request: Request, *names: str) -> dict[str, str] | None:
+    def __init__(self, study: Study, db: StudyDB, title: str, default_rater: str):
+        import jinja2
+
+        self.study, self.db, self.title, self.default_rater = study, db, title, default_rater
+        self.pairs = study.by_id()
+        env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True)
+        self.page = env.get_template("study.html.j2")
+
+    def html(self, status: int = 200, **kw):
+        from starlette.responses import HTMLResponse
+
+        return HTMLResponse(self.page.render(title=self.title, **kw), status_code=status)
+
+    def rater_of(self, request) -> str | None:
+        return self.db.rater_by_token(request.cookies.get(COOKIE))
+
+    @staticmethod
+    async def form_fields(request, *names: str) -> dict[str, str] | None:
         try:
             form = await request.form()
         except Exception:  # malformed body: the caller answers 400
@@ -58,68 +74,72 @@ def create_app(study: Study, db: StudyDB, *, title: str = "Which image is better
         values = {n: form.get(n) for n in names}
         return values if all(isinstance(v, str) for v in values.values()) else None
 
-    def index(request: Request):
-        rater = rater_of(request)
+    def index(self, request):
+        rater = self.rater_of(request)
         if rater is None:
-            return html(view="login", default_rater=default_rater)
-        done = db.voted_pairs(rater)
-        total = len(pairs)
-        remaining = [p for p in study.order(rater) if p.pair_id not in done]
+            return self.html(view="login", default_rater=self.default_rater)
+        done = self.db.voted_pairs(rater)
+        total = len(self.pairs)
+        remaining = [p for p in self.study.order(rater) if p.pair_id not in done]
         progress = {"done": total - len(remaining), "total": total}
         if not remaining:
-            return html(view="done", rater=rater, progress=progress)
+            return self.html(view="done", rater=rater, progress=progress)
         pair = remaining[0]
-        (lrow, litem), (rrow, ritem) = study.sides(rater, pair)
-        db.record_shown(rater, pair.pair_id, lrow, rrow)
-        return html(view="pair", rater=rater, progress=progress, pair=pair, left=litem, right=ritem)
+        (lrow, litem), (rrow, ritem) = self.study.sides(rater, pair)
+        self.db.record_shown(rater, pair.pair_id, lrow, rrow)
+        return self.html(view="pair", rater=rater, progress=progress, pair=pair, left=litem, right=ritem)
 
-    async def login(request: Request):
-        fields = await form_fields(request, "name")
+    async def login(self, request):
+        from starlette.responses import RedirectResponse
+
+        fields = await self.form_fields(request, "name")
         if fields is None or not NAME_RE.match(fields["name"].strip()):
-            return html(400, view="login", default_rater=default_rater,
-                        error="A name of 1–40 letters, digits, spaces, dots, dashes or apostrophes, please.")
+            return self.html(400, view="login", default_rater=self.default_rater,
+                             error="A name of 1–40 letters, digits, spaces, dots, dashes or apostrophes, please.")
         name = fields["name"].strip()
-        if rater_of(request) == name:
+        if self.rater_of(request) == name:
             return RedirectResponse("/", status_code=303)
-        token = db.create_rater(name)
+        token = self.db.create_rater(name)
         if token is None:
-            return html(409, view="login", default_rater="", error=f"The name {name!r} is taken by another browser; pick another.")
+            return self.html(409, view="login", default_rater="", error=f"The name {name!r} is taken by another browser; pick another.")
         resp = RedirectResponse("/", status_code=303)
         resp.set_cookie(COOKIE, token, max_age=90 * 24 * 3600, httponly=True, samesite="strict")
         return resp
 
-    async def logout(request: Request):
+    async def logout(self, request):
+        from starlette.responses import RedirectResponse
+
         resp = RedirectResponse("/", status_code=303)
         resp.delete_cookie(COOKIE)
         return resp
 
-    async def vote(request: Request):
-        rater = rater_of(request)
+    async def vote(self, request):
+        from starlette.responses import PlainTextResponse, RedirectResponse
+
+        rater = self.rater_of(request)
         if rater is None:
             return PlainTextResponse("no rater: open / and give your name first", status_code=401)
-        fields = await form_fields(request, "pair", "choice")
+        fields = await self.form_fields(request, "pair", "choice")
         if fields is None or fields["choice"] not in CHOICES:
             return PlainTextResponse("a vote needs the fields pair and choice (left, right or tie)", status_code=400)
         try:
-            db.vote(rater, fields["pair"], fields["choice"])
+            self.db.vote(rater, fields["pair"], fields["choice"])
         except KeyError:
             return PlainTextResponse("that pair was not shown to you", status_code=403)
         except AlreadyVoted:
             return PlainTextResponse("you already voted on that pair (votes are final)", status_code=409)
         return RedirectResponse("/", status_code=303)
 
-    def image(request: Request):
-        path = study.images.get(request.path_params["image_id"])
+    def image(self, request):
+        from starlette.responses import PlainTextResponse, Response
+
+        path = self.study.images.get(request.path_params["image_id"])
         if path is None:
             return PlainTextResponse("not found", status_code=404)
         data, mime = _image_bytes(path)
         return Response(data, media_type=mime, headers={"Cache-Control": "private, max-age=3600"})
 
-    async def not_found(request: Request, exc):
-        return PlainTextResponse("not found", status_code=404)
+    async def not_found(self, request, exc):
+        from starlette.responses import PlainTextResponse
 
-    return Starlette(
-        routes=[Route("/", index), Route("/login", login, methods=["POST"]), Route("/logout", logout, methods=["POST"]),
-                Route("/vote", vote, methods=["POST"]), Route("/img/{image_id}", image)],
-        exception_handlers={404: not_found},
-    )
+        return PlainTextResponse("not found", status_code=404)
