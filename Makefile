@@ -22,12 +22,13 @@ demo: install
 	$(VENV)/bin/ganrm-bench run
 	$(VENV)/bin/ganrm-bench run benchmarks/mini/fig2.yaml
 
-## The tests, offline, one torch thread each (what CI runs), with the optional metric packages
+## The tests, offline, one torch thread each (what CI runs), after ruff (pyflakes, import order, a complexity cap), with the optional metric packages
 ## installed so their tests run too (without them those tests skip). The slow mini-world claims
 ## (tests/claims, 3 seeds of each mini table) run in a second process beside the fast suite, one
 ## core each; their output follows the fast suite's. The longest claims (marked `nightly`: mini
 ## Tables 7 and 9, the scaling curve) run with `make test-nightly`, not here, to keep CI under 30 min.
 test: install extras
+	$(VENV)/bin/ruff check .
 	@rm -f .pytest-slow.log
 	@OMP_NUM_THREADS=1 $(VENV)/bin/pytest -q -m 'slow and not nightly' > .pytest-slow.log 2>&1 & slow=$$!; 	OMP_NUM_THREADS=1 $(VENV)/bin/pytest -q -m "not slow"; fast=$$?; 	wait $$slow; slow=$$?; echo "== slow tests (-m slow) =="; cat .pytest-slow.log; 	test $$fast -eq 0 && test $$slow -eq 0
 

@@ -7,8 +7,9 @@ The public API is the names in `__all__` (docs/api.md); they import lazily, so `
 stays light (no torch, no pandas). Everything else is internal and may change between versions.
 """
 
-from importlib.metadata import PackageNotFoundError, version as _version
 import importlib
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
 
 try:
     __version__ = _version("ganrm-bench")

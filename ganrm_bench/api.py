@@ -15,17 +15,20 @@ command's verdicts, cell for cell.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import pandas as pd
 
-from ganrm_bench.harness.app.services import check as check_service, plan as plan_service, report as report_service, run as run_service
+from ganrm_bench.harness.app.services import check as check_service
+from ganrm_bench.harness.app.services import plan as plan_service
+from ganrm_bench.harness.app.services import report as report_service
+from ganrm_bench.harness.app.services import run as run_service
 from ganrm_bench.harness.app.services.specs import open_spec
 from ganrm_bench.harness.report.rundir import load_run as read_run
 from ganrm_bench.harness.runtime.progress import Progress
 from ganrm_bench.harness.spec.schema import Spec
-import warnings
 
 if TYPE_CHECKING:  # pragma: no cover
     from ganrm_bench.harness.app.services.plan import SeedPlan

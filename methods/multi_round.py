@@ -14,8 +14,15 @@ from typing import Literal
 from pydantic import Field
 
 from ganrm_bench.harness.plugins.base import Method
-from ganrm_bench.methods.ops import (REWARD_STATS, WITH_RECORDS, finetune_round, finetuned_generator_node, prompts_entry,
-                         require_finetunable, run_config)
+from ganrm_bench.methods.ops import (
+    REWARD_STATS,
+    WITH_RECORDS,
+    finetune_round,
+    finetuned_generator_node,
+    prompts_entry,
+    require_finetunable,
+    run_config,
+)
 from ganrm_bench.methods.posttrain import PostTrainParams
 
 

@@ -17,22 +17,19 @@ from typing import Any
 
 import numpy as np
 
-from ganrm_bench.harness.runtime import memory
-from ganrm_bench.harness.errors import UserError
 from ganrm_bench.harness.engine.builder import Builder
+from ganrm_bench.harness.engine.cost import training_steps
 from ganrm_bench.harness.engine.nodes import Node, Op
+from ganrm_bench.harness.errors import UserError
 from ganrm_bench.harness.plugins.base import ItemSet
-from ganrm_bench.methods.finetune.train import PreferencePair, Sample, TrainConfig
+from ganrm_bench.harness.runtime import memory
 from ganrm_bench.harness.runtime.distributed import rank_and_world
 from ganrm_bench.harness.runtime.numerics import tf32_where_safe
 from ganrm_bench.harness.runtime.oom import out_of_memory_hint
-from ganrm_bench.methods.finetune.adapters import denoiser_for
-from ganrm_bench.methods.finetune.train import finetune, make_accelerator
-from ganrm_bench.methods.finetune.weights import read_meta
-from ganrm_bench.harness.engine.cost import training_steps
-from ganrm_bench.methods.finetune.adapters import finetuned_generator
-from ganrm_bench.methods.finetune.adapters import cannot_finetune
 from ganrm_bench.harness.runtime.seeds import derive_seed
+from ganrm_bench.methods.finetune.adapters import cannot_finetune, denoiser_for, finetuned_generator
+from ganrm_bench.methods.finetune.train import PreferencePair, Sample, TrainConfig, finetune, make_accelerator
+from ganrm_bench.methods.finetune.weights import read_meta
 
 
 def _rank_and_world() -> tuple[int, int]:

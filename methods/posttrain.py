@@ -9,7 +9,7 @@ from pydantic import Field
 
 from ganrm_bench.harness.plugins.base import EntryRef, Method
 from ganrm_bench.methods.finetune.train import TrainConfig
-from ganrm_bench.methods.ops import finetune_round, require_finetunable, finetuned_generator_node, prompts_entry, run_config
+from ganrm_bench.methods.ops import finetune_round, finetuned_generator_node, prompts_entry, require_finetunable, run_config
 
 
 class PostTrainParams(TrainConfig):

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from ganrm_bench.harness.errors import UserError
 from ganrm_bench.harness.engine.ops import PLUGIN
-from ganrm_bench.harness.plugins.fingerprint import plugin_fingerprint
+from ganrm_bench.harness.errors import UserError
 from ganrm_bench.harness.plugins.base import Method, PluginParams
+from ganrm_bench.harness.plugins.fingerprint import plugin_fingerprint
 from ganrm_bench.harness.plugins.registry import REGISTRIES
 
 

@@ -31,18 +31,16 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from ganrm_bench.harness.errors import UserError
-from ganrm_bench.harness.engine.ops import ItemSetOp, save_media
+from ganrm_bench.harness.engine.cost import generator_nfe
 from ganrm_bench.harness.engine.nodes import Node
-from ganrm_bench.harness.runtime.numerics import key_part
+from ganrm_bench.harness.engine.ops import POOL, ItemSetOp, save_media
+from ganrm_bench.harness.errors import UserError
 from ganrm_bench.harness.plugins.base import Item, ItemSet, Method, PluginParams, Prompt, SampleRequest
+from ganrm_bench.harness.runtime.distributed import rank_and_world, wait_for_files
+from ganrm_bench.harness.runtime.numerics import key_part
 from ganrm_bench.harness.runtime.prefetch import scorer_loading
 from ganrm_bench.harness.runtime.seeds import derive_seed
 from ganrm_bench.harness.store.keys import hash_key
-from ganrm_bench.harness.runtime.distributed import rank_and_world
-from ganrm_bench.harness.runtime.distributed import wait_for_files
-from ganrm_bench.harness.engine.cost import generator_nfe
-from ganrm_bench.harness.engine.ops import POOL
 
 
 def can_search_noise(generator: Any) -> bool:

@@ -31,9 +31,9 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from ganrm_bench.harness.errors import UserError
 from ganrm_bench.harness.engine.nodes import Node
 from ganrm_bench.harness.engine.ops import save_media
+from ganrm_bench.harness.errors import UserError
 from ganrm_bench.harness.plugins.base import Item, Method, PluginParams, Prompt, SampleRequest
 from ganrm_bench.harness.runtime.seeds import derive_seed
 from ganrm_bench.harness.store.keys import hash_key

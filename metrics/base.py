@@ -21,20 +21,20 @@ from typing import Annotated, Any, Callable, ClassVar, Hashable, Sequence
 import numpy as np
 from pydantic import Field
 
-from ganrm_bench.harness.plugins.fingerprint import plugin_fingerprint
 from ganrm_bench.harness.errors import UserError
-from ganrm_bench.harness.runtime.numerics import key_part, numerics_class, numerics_record
 from ganrm_bench.harness.plugins.base import FeatureExtractor, Item, ItemSet, Metric, MetricResult, PluginParams, PluginRef, Scorer
+from ganrm_bench.harness.plugins.builtins import register_builtins
+from ganrm_bench.harness.plugins.fingerprint import plugin_fingerprint
+from ganrm_bench.harness.plugins.registry import FEATURES
+from ganrm_bench.harness.runtime import memory
+from ganrm_bench.harness.runtime.numerics import key_part, numerics_class, numerics_record
 from ganrm_bench.harness.runtime.seeds import derive_seed
+from ganrm_bench.harness.stats.paired import difference
+from ganrm_bench.harness.store.assets import plugin_assets
 from ganrm_bench.harness.store.keys import hash_key
 from ganrm_bench.metrics import ci as cimod
 from ganrm_bench.metrics.frechet import BlockStats, GaussianStats, block_bootstrap, block_jackknife, frechet_distance
 from ganrm_bench.metrics.media import require_prompts
-from ganrm_bench.harness.runtime import memory
-from ganrm_bench.harness.store.assets import plugin_assets
-from ganrm_bench.harness.plugins.builtins import register_builtins
-from ganrm_bench.harness.plugins.registry import FEATURES
-from ganrm_bench.harness.stats.paired import difference
 
 # Loaded models, once per process: key (plugin, resolved weights identity, device, ...) -> model bundle.
 _MODELS: dict[Hashable, Any] = {}

@@ -14,16 +14,16 @@ from typing import Any, ClassVar, Literal, Sequence
 import numpy as np
 from pydantic import Field
 
-from ganrm_bench.harness.store.offline import is_offline
-from ganrm_bench.harness.store.hub import is_local
-from ganrm_bench.harness.runtime import random_weights as rw
 from ganrm_bench.harness.plugins.base import PluginParams
+from ganrm_bench.harness.runtime import random_weights as rw
+from ganrm_bench.harness.store.assets import openclip_tag_asset
+from ganrm_bench.harness.store.hub import is_local
+from ganrm_bench.harness.store.offline import is_offline
 from ganrm_bench.metrics import openclip_models as oc
 from ganrm_bench.metrics import weights as W
 from ganrm_bench.metrics.base import MetricScorer, PerSampleMetric, PerSampleParams
-from ganrm_bench.metrics.media import as_pil
 from ganrm_bench.metrics.estimate import openclip_image_cost
-from ganrm_bench.harness.store.assets import openclip_tag_asset
+from ganrm_bench.metrics.media import as_pil
 
 HESSEL_PREFIX = "A photo depicts "
 

@@ -18,8 +18,7 @@ from importlib.metadata import version
 from typing import Any, ClassVar, Literal
 
 from ganrm_bench.metrics.base import SetMetric, SetParams
-from ganrm_bench.metrics.estimate import frechet_seconds, inception_cost
-from ganrm_bench.metrics.estimate import extractor_cost
+from ganrm_bench.metrics.estimate import extractor_cost, frechet_seconds, inception_cost
 
 
 class FIDParams(SetParams):

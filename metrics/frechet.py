@@ -13,10 +13,10 @@ eigendecomposition (faster and stable).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
-import warnings
 
 
 @dataclass

@@ -22,14 +22,14 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 from pydantic import Field
 
-from ganrm_bench.harness.store.offline import is_offline
 from ganrm_bench.harness.errors import UserError, require
 from ganrm_bench.harness.plugins.base import FeatureExtractor, Item, PluginParams
 from ganrm_bench.harness.runtime.seeds import derive_seed
+from ganrm_bench.harness.store.assets import local_asset, url_asset
+from ganrm_bench.harness.store.offline import is_offline
 from ganrm_bench.metrics import weights as W
 from ganrm_bench.metrics.base import FeaturesRef, SetMetric, SetParams, batch_size_for, cached_model
 from ganrm_bench.metrics.media import as_video
-from ganrm_bench.harness.store.assets import local_asset, url_asset
 
 I3D_FILE, I3D_URL = "i3d_pretrained_400.pt", "https://github.com/songweige/TATS/raw/main/tats/fvd/i3d_pretrained_400.pt"
 VMAE_FILE = "vit_g_hybrid_pt_1200e_ssv2_ft.pth"

@@ -21,15 +21,15 @@ from typing import Any, ClassVar, Literal, Sequence
 import numpy as np
 from pydantic import Field
 
-from ganrm_bench.harness.store.offline import is_offline
-from ganrm_bench.harness.runtime import random_weights as rw
 from ganrm_bench.harness.errors import require
 from ganrm_bench.harness.plugins.base import PluginParams
+from ganrm_bench.harness.runtime import random_weights as rw
+from ganrm_bench.harness.store.assets import hub_asset, local_asset
+from ganrm_bench.harness.store.offline import is_offline
 from ganrm_bench.metrics import weights as W
 from ganrm_bench.metrics.base import MetricScorer, PerSampleMetric, PerSampleParams, cached_model
-from ganrm_bench.metrics.media import as_pil
 from ganrm_bench.metrics.estimate import openclip_image_cost
-from ganrm_bench.harness.store.assets import hub_asset, local_asset
+from ganrm_bench.metrics.media import as_pil
 
 HUB_REPO = "xswu/HPSv2"
 CHECKPOINTS = {"v2.0": "HPS_v2_compressed.pt", "v2.1": "HPS_v2.1_compressed.pt"}

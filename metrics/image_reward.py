@@ -21,16 +21,16 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 from pydantic import Field
 
-from ganrm_bench.harness.store.offline import is_offline
-from ganrm_bench.harness.store.hub import is_local
 from ganrm_bench.harness.errors import UserError, require
 from ganrm_bench.harness.plugins.base import PluginParams
+from ganrm_bench.harness.runtime import random_weights as rw
+from ganrm_bench.harness.store.assets import hub_asset, local_asset, ref_asset
+from ganrm_bench.harness.store.hub import is_local
+from ganrm_bench.harness.store.offline import is_offline
 from ganrm_bench.metrics import weights as W
 from ganrm_bench.metrics.base import MetricScorer, PerSampleMetric, PerSampleParams, cached_model
-from ganrm_bench.metrics.media import as_pil
 from ganrm_bench.metrics.estimate import openclip_image_cost
-from ganrm_bench.harness.store.assets import hub_asset, local_asset, ref_asset
-from ganrm_bench.harness.runtime import random_weights as rw
+from ganrm_bench.metrics.media import as_pil
 
 HUB_REPO = "THUDM/ImageReward"
 MEAN, STD = 0.16717362830052426, 1.0333394966054072  # the package's normalization constants

@@ -21,14 +21,14 @@ from typing import Any, ClassVar, Literal, Sequence
 import numpy as np
 from pydantic import Field
 
-from ganrm_bench.harness.store.offline import is_offline
-from ganrm_bench.harness.runtime import random_weights as rw
 from ganrm_bench.harness.plugins.base import FeatureExtractor, PluginParams
+from ganrm_bench.harness.runtime import random_weights as rw
+from ganrm_bench.harness.runtime.prefetch import prepared
+from ganrm_bench.harness.store.assets import local_asset, url_asset
+from ganrm_bench.harness.store.offline import is_offline
 from ganrm_bench.metrics import weights as W
 from ganrm_bench.metrics.base import batch_size_for, cached_model
 from ganrm_bench.metrics.media import as_uint8
-from ganrm_bench.harness.store.assets import local_asset, url_asset
-from ganrm_bench.harness.runtime.prefetch import prepared
 
 CLEAN_FILE = "inception-2015-12-05.pt"
 CLEAN_URL = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt"

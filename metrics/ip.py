@@ -21,16 +21,15 @@ from typing import Any, ClassVar, Literal, Sequence
 import numpy as np
 from pydantic import Field
 
-from ganrm_bench.harness.store.offline import is_offline
-from ganrm_bench.harness.store.hub import is_local
 from ganrm_bench.harness.errors import UserError, require
-from ganrm_bench.harness.plugins.base import ItemSet, PluginParams
+from ganrm_bench.harness.plugins.base import ItemSet
+from ganrm_bench.harness.store.assets import local_asset, openclip_tag_asset, url_asset
+from ganrm_bench.harness.store.hub import is_local
+from ganrm_bench.harness.store.offline import is_offline
 from ganrm_bench.metrics import openclip_models as oc
 from ganrm_bench.metrics import weights as W
 from ganrm_bench.metrics.base import PerSampleMetric, PerSampleParams, batch_size_for, cached_model
-from ganrm_bench.metrics.media import as_uint8
-from ganrm_bench.metrics.media import as_pil
-from ganrm_bench.harness.store.assets import local_asset, openclip_tag_asset, url_asset
+from ganrm_bench.metrics.media import as_pil, as_uint8
 
 GENITALIA = ("FEMALE_GENITALIA_EXPOSED", "MALE_GENITALIA_EXPOSED")
 

@@ -23,9 +23,9 @@ from pydantic import Field
 
 from ganrm_bench.harness.errors import UserError
 from ganrm_bench.harness.plugins.base import Item, ItemSet, MetricResult
+from ganrm_bench.harness.plugins.fingerprint import plugin_fingerprint
 from ganrm_bench.harness.store.keys import hash_key
 from ganrm_bench.metrics import ci as cimod
-from ganrm_bench.harness.plugins.fingerprint import plugin_fingerprint
 from ganrm_bench.metrics.base import SetMetric, SetParams
 from ganrm_bench.metrics.estimate import extractor_cost, inception_cost
 

@@ -15,6 +15,7 @@ with the lpips package.
 
 from __future__ import annotations
 
+import warnings
 from importlib.metadata import version as pkg_version
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Sequence
@@ -22,16 +23,15 @@ from typing import Any, ClassVar, Literal, Sequence
 import numpy as np
 from pydantic import Field
 
-from ganrm_bench.harness.store.offline import is_offline
 from ganrm_bench.harness.errors import UserError
 from ganrm_bench.harness.plugins.base import Item, ItemSet, MetricResult
+from ganrm_bench.harness.store.assets import local_asset, url_asset
 from ganrm_bench.harness.store.keys import hash_key
+from ganrm_bench.harness.store.offline import is_offline
 from ganrm_bench.metrics import ci as cimod
 from ganrm_bench.metrics import weights as W
 from ganrm_bench.metrics.base import PerSampleMetric, PerSampleParams, batch_size_for, cached_model
 from ganrm_bench.metrics.media import as_uint8, is_video
-from ganrm_bench.harness.store.assets import local_asset, url_asset
-import warnings
 
 # torchvision's ImageNet weights each lpips trunk is built from
 TRUNKS = {
@@ -156,14 +156,16 @@ class LPIPS(PerSampleMetric):
                     raise UserError(f"metric 'lpips' (diversity): prompt {prompt_id!r} has {len(group)} sample; "
                                     "diversity needs K ≥ 2 samples per prompt")
                 key = hash_key({"group": [it.key for it in group]})
-                compute = lambda _, g=group: self.score_batch([it.load() for it in g], [], ctx)[None]
+                def compute(_, g=group):
+                    return self.score_batch([it.load() for it in g], [], ctx)[None]
             else:
                 refs = list(reference.items) if self.params.pairing == "all" else ref_groups.get(prompt_id)
                 if not refs:
                     raise UserError(f"metric 'lpips' (reference): the reference set has no item for prompt {prompt_id!r}",
                                     hint="the reference must hold samples with the same prompt ids")
                 key = hash_key({"group": [it.key for it in group], "reference": [it.key for it in refs]})
-                compute = lambda _, g=group, r=refs: self._to_reference(g, r, ctx)[None]
+                def compute(_, g=group, r=refs):
+                    return self._to_reference(g, r, ctx)[None]
             row = ctx.per_item_arrays(f"metric/lpips/{self.params.mode}", fp, [Item(key=key, path="")], compute,
                                       batch_size=1, description="lpips", decode=False)[0]
             for it, v in zip(group, row):

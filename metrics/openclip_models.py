@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ganrm_bench.harness.errors import UserError
+from ganrm_bench.harness.runtime import random_weights as rw
 from ganrm_bench.harness.store.hub import is_local
 from ganrm_bench.metrics import weights as W
 from ganrm_bench.metrics.base import cached_model
-from ganrm_bench.harness.errors import UserError
-import numpy as np
-from ganrm_bench.harness.runtime import random_weights as rw
 
 
 @dataclass

@@ -6,24 +6,24 @@ helper) returns the raw cosine instead — a factor ~100 apart; the convention s
 
 from __future__ import annotations
 
+import json
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
 import numpy as np
 from pydantic import Field
 
-from ganrm_bench.harness.store.offline import is_offline
-from ganrm_bench.harness.store.hub import is_local
-from ganrm_bench.harness.runtime import random_weights as rw
 from ganrm_bench.harness.plugins.base import PluginParams
+from ganrm_bench.harness.runtime import random_weights as rw
+from ganrm_bench.harness.runtime.clip_bpe import clip_tokenizer
+from ganrm_bench.harness.store.assets import ref_asset
+from ganrm_bench.harness.store.hub import is_local
+from ganrm_bench.harness.store.offline import is_offline
 from ganrm_bench.metrics import weights as W
 from ganrm_bench.metrics.base import MetricScorer, PerSampleMetric, PerSampleParams, cached_model
-from ganrm_bench.metrics.media import as_pil
 from ganrm_bench.metrics.estimate import openclip_image_cost
-from ganrm_bench.harness.store.assets import ref_asset
-import json
-from pathlib import Path
-from ganrm_bench.harness.runtime.clip_bpe import clip_tokenizer
+from ganrm_bench.metrics.media import as_pil
 
 
 class PickScoreModel(PluginParams):

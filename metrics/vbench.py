@@ -33,9 +33,9 @@ from pydantic import Field, field_validator, model_validator
 
 from ganrm_bench.harness.errors import UserError
 from ganrm_bench.harness.plugins.base import ItemSet, Metric, MetricResult, PluginParams
-from ganrm_bench.metrics import ci as cimod
 from ganrm_bench.harness.store.artifacts import default_root
 from ganrm_bench.harness.store.assets import local_asset
+from ganrm_bench.metrics import ci as cimod
 
 VBENCH_VERSION = "0.1.5"
 ENV_MARKER = "ganrm-bench-env.json"

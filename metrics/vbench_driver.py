@@ -14,6 +14,7 @@ are used here: this file must run on vbench's pinned stack.
 import json
 import os
 import sys
+
 import cv2
 import numpy as np
 

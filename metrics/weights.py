@@ -19,15 +19,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Iterable
 
-from ganrm_bench.harness.errors import MissingWeightsError
+from ganrm_bench.harness.errors import MissingWeightsError, UserError
 from ganrm_bench.harness.store.digests import weights_digest
 from ganrm_bench.harness.store.hub import is_local
-from ganrm_bench.harness.errors import UserError
-
-
-
-
-
 
 
 def hub_file(repo_id: str, filename: str, *, model: str, cache_dir: str | None = None, offline: bool = True,

@@ -9,12 +9,12 @@ import torch
 from pydantic import Field
 
 from ganrm_bench.harness.errors import UserError
-from ganrm_bench.mini.common import ANNOTATOR_FILE, digest, images_to_tensor, load_net, parse_digit, weights_path
-from ganrm_bench.mini.nets import AnnotatorNet
 from ganrm_bench.harness.plugins.base import PluginParams, Scorer
 from ganrm_bench.harness.runtime.context import Context
 from ganrm_bench.harness.runtime.devices import resolve_device
 from ganrm_bench.metrics.estimate import call_cost, probe_images
+from ganrm_bench.mini.common import ANNOTATOR_FILE, digest, images_to_tensor, load_net, parse_digit, weights_path
+from ganrm_bench.mini.nets import AnnotatorNet
 
 
 class MiniAnnotatorParams(PluginParams):

@@ -7,11 +7,11 @@ from typing import Any, Sequence
 import torch
 from pydantic import Field
 
-from ganrm_bench.mini.common import images_to_tensor
-from ganrm_bench.mini.nets import RandomConvBackbone
 from ganrm_bench.harness.plugins.base import Backbone, PluginParams
 from ganrm_bench.harness.runtime.context import Context
 from ganrm_bench.harness.runtime.devices import resolve_device
+from ganrm_bench.mini.common import images_to_tensor
+from ganrm_bench.mini.nets import RandomConvBackbone
 
 
 class MiniConvParams(PluginParams):

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 
 from ganrm_bench.harness.errors import MissingWeightsError, UserError
-from ganrm_bench.mini.data import IMAGE_SIZE
 from ganrm_bench.harness.store.digests import file_digest
+from ganrm_bench.mini.data import IMAGE_SIZE
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 GENERATOR_FILE = "generator.safetensors"

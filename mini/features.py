@@ -8,11 +8,11 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from ganrm_bench.mini.common import METRIC_FILE, digest, images_to_tensor, load_net, weights_path
-from ganrm_bench.mini.nets import MetricNet
 from ganrm_bench.harness.plugins.base import FeatureExtractor, PluginParams
 from ganrm_bench.harness.runtime.context import Context
 from ganrm_bench.harness.runtime.devices import resolve_device
+from ganrm_bench.mini.common import METRIC_FILE, digest, images_to_tensor, load_net, weights_path
+from ganrm_bench.mini.nets import MetricNet
 
 
 class MiniDigitsFeaturesParams(PluginParams):

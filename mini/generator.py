@@ -12,17 +12,14 @@ import numpy as np
 import torch
 from pydantic import Field
 
+from ganrm_bench.harness.engine.estimate import UnitCost, time_call
 from ganrm_bench.harness.errors import UserError
-from ganrm_bench.mini.common import GENERATOR_FILE, digest, images_to_tensor, load_state, parse_digit, weights_path
-from ganrm_bench.mini.nets import NULL_CLASS, SCHEDULER_CONFIG, build_unet
 from ganrm_bench.harness.plugins.base import Generator, PluginParams, Prompt, SampleRequest
 from ganrm_bench.harness.runtime.context import Context
 from ganrm_bench.harness.runtime.devices import resolve_device
-from ganrm_bench.harness.engine.estimate import UnitCost, time_call
-from ganrm_bench.mini.sampling import initial_noise
-from ganrm_bench.mini.sampling import sample
-from ganrm_bench.mini.sampling import sample_particles
-from ganrm_bench.mini.sampling import to_uint8
+from ganrm_bench.mini.common import GENERATOR_FILE, digest, images_to_tensor, load_state, parse_digit, weights_path
+from ganrm_bench.mini.nets import NULL_CLASS, SCHEDULER_CONFIG, build_unet
+from ganrm_bench.mini.sampling import initial_noise, sample, sample_particles, to_uint8
 
 
 class MiniDiffusionParams(PluginParams):

@@ -9,11 +9,11 @@ import numpy as np
 from pydantic import Field
 
 from ganrm_bench.harness.errors import UserError
-from ganrm_bench.mini.common import parse_digit
-from ganrm_bench.mini.features import MiniDigitsFeatures
 from ganrm_bench.harness.plugins.base import ItemSet
 from ganrm_bench.metrics.base import MetricScorer, PerSampleMetric, PerSampleParams, batch_size_for, cached_model
 from ganrm_bench.metrics.estimate import call_cost, probe_images
+from ganrm_bench.mini.common import parse_digit
+from ganrm_bench.mini.features import MiniDigitsFeatures
 
 
 class MiniMetricParams(PerSampleParams):

@@ -6,15 +6,16 @@
 from __future__ import annotations
 
 import argparse
+import tempfile
 from pathlib import Path
 
 import numpy as np
-from ganrm_bench.mini import data
-from ganrm_bench.mini.generator import MiniDiffusion
+
 from ganrm_bench.harness.plugins.base import Prompt, SampleRequest
 from ganrm_bench.harness.runtime.context import Context
 from ganrm_bench.harness.store.artifacts import Store
-import tempfile
+from ganrm_bench.mini import data
+from ganrm_bench.mini.generator import MiniDiffusion
 
 
 def sample_grid(per_digit: int = 10, weights: str | None = None, guidance: float = 1.0, steps: int = 25, seed: int = 0) -> np.ndarray:

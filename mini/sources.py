@@ -8,10 +8,10 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from ganrm_bench.harness.errors import UserError
-from ganrm_bench.mini import data
 from ganrm_bench.harness.plugins.base import ImageSource, Item, ItemSet, PluginParams, Prompt, PromptSource
 from ganrm_bench.harness.runtime.context import Context
 from ganrm_bench.harness.store.keys import hash_key
+from ganrm_bench.mini import data
 
 PROMPT_TEMPLATE = "a handwritten digit {digit}"
 

@@ -24,10 +24,10 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
+from ganrm_bench.harness.store.digests import file_digest
 from ganrm_bench.mini import data
 from ganrm_bench.mini.common import ANNOTATOR_FILE, GENERATOR_FILE, INFO_FILE, METRIC_FILE
 from ganrm_bench.mini.nets import NULL_CLASS, SCHEDULER_CONFIG, UNET_CONFIG, AnnotatorNet, MetricNet, build_unet
-from ganrm_bench.harness.store.digests import file_digest
 from ganrm_bench.mini.sampling import sample, to_uint8
 
 SEEDS = {"metric": 1001, "annotator": 2002, "generator": 3003, "eval": 4004}

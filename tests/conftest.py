@@ -18,6 +18,24 @@ except ImportError:  # pragma: no cover
     pass
 
 
+@pytest.fixture
+def ctx(tmp_path):
+    """A run context on a private store (CPU, seed 0)."""
+    from ganrm_bench.harness.runtime.context import Context
+    from ganrm_bench.harness.store.artifacts import Store
+
+    return Context(store=Store(tmp_path / "store"), device="cpu", seed=0)
+
+
+@pytest.fixture
+def counters(tmp_path, monkeypatch):
+    """A fresh folder where the toy plugins (tests/helpers/toy_plugins.py) count their calls."""
+    d = tmp_path / "counters"
+    d.mkdir()
+    monkeypatch.setenv("TOY_COUNTER_DIR", str(d))
+    return d
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path, monkeypatch):
     """Every test gets its own store unless it passes one explicitly."""

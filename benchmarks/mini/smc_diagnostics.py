@@ -33,8 +33,8 @@ def main() -> None:
     from scipy.stats import spearmanr
 
     from ganrm_bench.harness.engine.builder import Builder
-    from ganrm_bench.harness.plugins.base import SampleRequest
     from ganrm_bench.harness.engine.evaluator import Evaluator
+    from ganrm_bench.harness.plugins.base import SampleRequest
     from ganrm_bench.harness.runtime.context import Context
     from ganrm_bench.harness.runtime.seeds import derive_seed
     from ganrm_bench.harness.spec.load import load_spec

@@ -74,8 +74,9 @@ def main() -> None:
         for i, im in enumerate(images):
             paths.append(os.path.join(tmp, f"{i:04d}.png"))
             im.save(paths[-1])
-        from ganrm_bench.harness.plugins.sources import items_from_files
         from pathlib import Path
+
+        from ganrm_bench.harness.plugins.sources import items_from_files
 
         items, _ = items_from_files([(Path(p), {}) for p in paths], ctx, what="bench", skip_bad=False, full_check=False)
         t_extract, cached = timed(lambda: item_features(bb, items, ctx, batch_size=args.batch))

@@ -34,8 +34,8 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from ganrm_bench.harness.plugins.builtins import register_builtins
     from ganrm_bench.harness.plugins.base import FeatureExtractor, Item, ItemSet, PluginParams
+    from ganrm_bench.harness.plugins.builtins import register_builtins
     from ganrm_bench.harness.plugins.registry import FEATURES
     from ganrm_bench.harness.runtime.context import Context
     from ganrm_bench.harness.store.artifacts import Store

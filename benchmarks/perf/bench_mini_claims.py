@@ -27,8 +27,8 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from ganrm_bench.harness.report.write import write_run
     from ganrm_bench.harness.engine.runner import run_spec
+    from ganrm_bench.harness.report.write import write_run
     from ganrm_bench.harness.runtime.context import Context
     from ganrm_bench.harness.spec.load import load_spec
     from ganrm_bench.harness.store.artifacts import Store

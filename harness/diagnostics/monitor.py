@@ -20,6 +20,7 @@ Everything here is best-effort: a failure is recorded (run.json `diagnostics_err
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import traceback
@@ -30,15 +31,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ganrm_bench.harness.engine.ops import SCORES
+from ganrm_bench.harness.diagnostics.scorecard import render_cards_markdown
+from ganrm_bench.harness.engine.builder import Builder
+from ganrm_bench.harness.engine.cells import build_cells, comparison_rows
 from ganrm_bench.harness.engine.nodes import Node
-from ganrm_bench.harness.engine.cells import comparison_rows
+from ganrm_bench.harness.engine.ops import SCORES
 from ganrm_bench.harness.runtime.seeds import derive_seed
 from ganrm_bench.harness.stats.paired import Units, difference, mean_interval
-from ganrm_bench.harness.engine.builder import Builder
-from ganrm_bench.harness.engine.cells import build_cells
-import json
-from ganrm_bench.harness.diagnostics.scorecard import render_cards_markdown
 
 log = logging.getLogger("ganrm_bench")
 

@@ -11,27 +11,20 @@ process count or batch size made it. Methods build their rows' graphs with a `Bu
 Ops that a method needs beyond these (fine-tuning) subclass `Op` and are added with `b.node(...)`."""
 
 from __future__ import annotations
+
 from typing import TYPE_CHECKING, Any
-from ganrm_bench.harness.errors import UserError, did_you_mean
-from ganrm_bench.harness.runtime.numerics import numerics_class
-from ganrm_bench.harness.engine.ops import IMAGES
-from ganrm_bench.harness.engine.ops import METRIC
-from ganrm_bench.harness.engine.nodes import Node
-from ganrm_bench.harness.engine.nodes import Op
-from ganrm_bench.harness.engine.ops import PLUGIN
-from ganrm_bench.harness.engine.ops import POOL
-from ganrm_bench.harness.engine.ops import PROMPTS
-from ganrm_bench.harness.engine.ops import SCORES
-from ganrm_bench.harness.engine.ops import SELECT
-from ganrm_bench.harness.engine.ops import TRAIN_SCORER
-from ganrm_bench.harness.engine.ops import UNION
-from ganrm_bench.harness.plugins.fingerprint import plugin_fingerprint
+
+from ganrm_bench.harness.engine.nodes import Node, Op
+from ganrm_bench.harness.engine.ops import IMAGES, METRIC, PLUGIN, POOL, PROMPTS, SCORES, SELECT, TRAIN_SCORER, UNION
+from ganrm_bench.harness.errors import MissingWeightsError, UserError, did_you_mean
 from ganrm_bench.harness.plugins.builtins import register_builtins
-from ganrm_bench.harness.runtime.distributed import rank_and_world
+from ganrm_bench.harness.plugins.fingerprint import plugin_fingerprint
 from ganrm_bench.harness.plugins.registry import REGISTRIES
-from ganrm_bench.harness.errors import MissingWeightsError
-from ganrm_bench.harness.store.assets import unresolved_fingerprint
+from ganrm_bench.harness.runtime.distributed import rank_and_world
 from ganrm_bench.harness.runtime.limits import limited_prompts
+from ganrm_bench.harness.runtime.numerics import numerics_class
+from ganrm_bench.harness.store.assets import unresolved_fingerprint
+
 if TYPE_CHECKING:  # pragma: no cover
     from ganrm_bench.harness.runtime.context import Context
     from ganrm_bench.harness.spec.schema import Spec

@@ -2,7 +2,9 @@
 spec into one long results table (spec, row, column, seed, value, CI, n, convention, key)."""
 
 from __future__ import annotations
+
 from dataclasses import dataclass
+
 from ganrm_bench.harness.engine.builder import Builder
 from ganrm_bench.harness.engine.nodes import Node
 from ganrm_bench.harness.spec.schema import Spec

@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
+
 from ganrm_bench.harness.engine.ops import pool_requests
 from ganrm_bench.harness.runtime.numerics import fixed_threads
 

@@ -2,12 +2,18 @@
 spec into one long results table (spec, row, column, seed, value, CI, n, convention, key)."""
 
 from __future__ import annotations
+
 import contextlib
 import logging
 import math
 import time
 from collections import Counter
 from typing import Any
+
+from ganrm_bench.harness.engine.cost import node_cost
+from ganrm_bench.harness.engine.nodes import Node
+from ganrm_bench.harness.runtime import memory
+from ganrm_bench.harness.runtime.context import Context
 from ganrm_bench.harness.runtime.distributed import (
     failing_together,
     launch_lock,
@@ -15,12 +21,9 @@ from ganrm_bench.harness.runtime.distributed import (
     rank_and_world,
     wait_for_files,
 )
-from ganrm_bench.harness.runtime import memory
-from ganrm_bench.harness.engine.nodes import Node
 from ganrm_bench.harness.runtime.numerics import numerics_record
-from ganrm_bench.harness.runtime.context import Context
 from ganrm_bench.harness.store.artifacts import MANIFEST
-from ganrm_bench.harness.engine.cost import node_cost
+
 log = logging.getLogger("ganrm_bench")
 
 

@@ -11,15 +11,18 @@ process count or batch size made it. Methods build their rows' graphs with a `Bu
 Ops that a method needs beyond these (fine-tuning) subclass `Op` and are added with `b.node(...)`."""
 
 from __future__ import annotations
+
 import json
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Iterator
-from ganrm_bench.harness.runtime.numerics import key_part
+
 from ganrm_bench.harness.plugins.base import Item, ItemSet
+from ganrm_bench.harness.runtime.numerics import key_part
 from ganrm_bench.harness.store.artifacts import Store
 from ganrm_bench.harness.store.keys import hash_key
+
 if TYPE_CHECKING:  # pragma: no cover
     from ganrm_bench.harness.runtime.context import Context
 

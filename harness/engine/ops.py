@@ -11,29 +11,27 @@ process count or batch size made it. Methods build their rows' graphs with a `Bu
 Ops that a method needs beyond these (fine-tuning) subclass `Op` and are added with `b.node(...)`."""
 
 from __future__ import annotations
+
 import json
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
 import numpy as np
+
+from ganrm_bench.harness.engine.cost import generator_nfe, training_steps
+from ganrm_bench.harness.engine.nodes import Node, Op, _write_json, items_from_json
 from ganrm_bench.harness.errors import UserError
-from ganrm_bench.harness.runtime.numerics import key_part
 from ganrm_bench.harness.plugins.base import Item, ItemSet, MetricResult, Prompt, SampleRequest
+from ganrm_bench.harness.runtime.distributed import rank_and_world, wait_for_files
+from ganrm_bench.harness.runtime.numerics import key_part, tf32_where_safe
+from ganrm_bench.harness.runtime.oom import out_of_memory_hint
 from ganrm_bench.harness.runtime.prefetch import scorer_loading
 from ganrm_bench.harness.runtime.seeds import derive_seed
-from ganrm_bench.harness.store.keys import hash_key
-from ganrm_bench.harness.engine.nodes import Node
-from ganrm_bench.harness.engine.nodes import Op
-from ganrm_bench.harness.engine.nodes import _write_json
-from ganrm_bench.harness.engine.nodes import items_from_json
 from ganrm_bench.harness.store.artifacts import item_ref
-from ganrm_bench.harness.runtime.distributed import rank_and_world
-from ganrm_bench.harness.runtime.distributed import wait_for_files
-from ganrm_bench.harness.runtime.numerics import tf32_where_safe
-from ganrm_bench.harness.runtime.oom import out_of_memory_hint
 from ganrm_bench.harness.store.digests import file_stat_signature
-from ganrm_bench.harness.engine.cost import generator_nfe
-from ganrm_bench.harness.engine.cost import training_steps
+from ganrm_bench.harness.store.keys import hash_key
+
 if TYPE_CHECKING:  # pragma: no cover
     pass
 

@@ -2,11 +2,13 @@
 spec into one long results table (spec, row, column, seed, value, CI, n, convention, key)."""
 
 from __future__ import annotations
+
 from collections import Counter
 from dataclasses import dataclass, field
+
+from ganrm_bench.harness.engine.evaluator import Evaluator
 from ganrm_bench.harness.engine.nodes import Node
 from ganrm_bench.harness.runtime.context import Context
-from ganrm_bench.harness.engine.evaluator import Evaluator
 
 
 @dataclass

@@ -8,11 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from ganrm_bench.harness.errors import UnreadableFilesError, UserError
 from ganrm_bench.harness.engine.builder import Builder
-from ganrm_bench.harness.engine.nodes import Node
-from ganrm_bench.harness.plugins.base import Plugin
 from ganrm_bench.harness.engine.cells import build_cells
+from ganrm_bench.harness.engine.nodes import Node
+from ganrm_bench.harness.errors import UnreadableFilesError, UserError
+from ganrm_bench.harness.plugins.base import Plugin
 from ganrm_bench.harness.runtime.context import Context
 from ganrm_bench.harness.spec.schema import Spec
 from ganrm_bench.harness.store.keys import canonical_json

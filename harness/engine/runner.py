@@ -9,26 +9,25 @@ import traceback
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
+
 import pandas as pd
+
+from ganrm_bench.harness.engine.builder import Builder
+from ganrm_bench.harness.engine.cells import Cell, build_cells, comparison_rows
+from ganrm_bench.harness.engine.cost import COST_COLUMNS, row_cost
+from ganrm_bench.harness.engine.evaluator import Evaluator
+from ganrm_bench.harness.engine.nodes import Node
+from ganrm_bench.harness.engine.preflight import require_inputs
+from ganrm_bench.harness.errors import UserError
+from ganrm_bench.harness.runtime.context import Context
 from ganrm_bench.harness.runtime.distributed import (
     clear_failure,
     mark_failure,
     rank_and_world,
 )
-from ganrm_bench.harness.engine.cost import COST_COLUMNS, row_cost
-from ganrm_bench.harness.errors import UserError
-from ganrm_bench.harness.engine.builder import Builder
-from ganrm_bench.harness.engine.nodes import Node
-from ganrm_bench.harness.runtime.context import Context
-from ganrm_bench.harness.spec.schema import Spec
-from ganrm_bench.harness.engine.cells import Cell
-from ganrm_bench.harness.engine.evaluator import Evaluator
-from ganrm_bench.harness.engine.cells import build_cells
-from ganrm_bench.harness.engine.cells import comparison_rows
-from ganrm_bench.harness.engine.preflight import require_inputs
 from ganrm_bench.harness.runtime.seeds import derive_seed
+from ganrm_bench.harness.spec.schema import Spec
 from ganrm_bench.harness.stats.paired import difference
-
 
 log = logging.getLogger("ganrm_bench")
 

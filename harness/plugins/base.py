@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
+
 from ganrm_bench.harness.stats.paired import Units
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -20,8 +21,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from ganrm_bench.harness.engine.builder import Builder
     from ganrm_bench.harness.engine.nodes import Node
-    from ganrm_bench.harness.stats.paired import Units
     from ganrm_bench.harness.runtime.context import Context
+    from ganrm_bench.harness.stats.paired import Units
 
 
 class PluginParams(BaseModel):

@@ -6,11 +6,11 @@ so `import ganrm_bench` stays light: each target is imported on first use."""
 
 from __future__ import annotations
 
+import importlib
 import logging
 from importlib.metadata import entry_points
 
 from ganrm_bench.harness.plugins.registry import REGISTRIES
-import importlib
 
 PLUGIN_TABLE_GROUP = "ganrm_bench.plugins"
 CORE_TABLES = ("ganrm_bench.harness.plugins.sources:PLUGINS",)

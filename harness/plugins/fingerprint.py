@@ -11,8 +11,10 @@ process count or batch size made it. Methods build their rows' graphs with a `Bu
 Ops that a method needs beyond these (fine-tuning) subclass `Op` and are added with `b.node(...)`."""
 
 from __future__ import annotations
-from typing import TYPE_CHECKING, Any
+
 import inspect
+from typing import TYPE_CHECKING, Any
+
 if TYPE_CHECKING:  # pragma: no cover
     from ganrm_bench.harness.runtime.context import Context
 

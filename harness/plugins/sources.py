@@ -12,16 +12,14 @@ from pathlib import Path
 from typing import Any, Literal, Sequence
 
 import numpy as np
+import pandas as pd
 from pydantic import Field
 
-from ganrm_bench.harness.errors import UnreadableFilesError, UserError
+from ganrm_bench.harness.errors import UnreadableFilesError, UserError, require
 from ganrm_bench.harness.plugins.base import ImageSource, Item, ItemSet, PluginParams, Prompt, PromptSource
+from ganrm_bench.harness.store.assets import Asset, local_asset
 from ganrm_bench.harness.store.digests import file_digest
 from ganrm_bench.harness.store.keys import hash_key
-import pandas as pd
-from ganrm_bench.harness.store.assets import local_asset
-from ganrm_bench.harness.store.assets import Asset
-from ganrm_bench.harness.errors import require
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 
 from ganrm_bench.harness.plugins.base import ItemSet
-from ganrm_bench.harness.spec.schema import Spec
 from ganrm_bench.harness.report.tables import aggregate
+from ganrm_bench.harness.spec.schema import Spec
 
 GALLERY_PROMPTS = 8  # prompts shown per row (the same prompts in every row)
 GALLERY_SAMPLES = 32  # samples in a row's own grid

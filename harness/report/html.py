@@ -14,10 +14,10 @@ from typing import Any
 
 import pandas as pd
 
-from ganrm_bench.harness.report.tables import _digits, _fmt, _layout, table_cells
-from ganrm_bench.harness.report.rundir import load_run
 from ganrm_bench.harness.plugins.base import load_media
+from ganrm_bench.harness.report.rundir import load_run
 from ganrm_bench.harness.report.samples import SAMPLES_FILE, read_samples_manifest
+from ganrm_bench.harness.report.tables import _digits, _fmt, _layout, table_cells
 
 GALLERY_PROMPTS = 8  # prompts per gallery row (the same prompts in every row)
 THUMB_PX = 256  # longest side of an embedded gallery image

@@ -2,12 +2,15 @@
 `harness.report.write` wrote (or a baseline's text copies)."""
 
 from __future__ import annotations
+
 import json
+import shutil
 from pathlib import Path
+
 import pandas as pd
+
 from ganrm_bench.harness.errors import UserError
 from ganrm_bench.harness.spec.schema import Spec
-import shutil
 
 
 def load_run(run_dir: Path) -> tuple[pd.DataFrame, Spec]:

@@ -2,14 +2,17 @@
 booktabs LaTeX beside the paper's numbers, and the regression check a lab's CI runs."""
 
 from __future__ import annotations
+
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
 import pandas as pd
+
+from ganrm_bench.harness.diagnostics.monitor import run_extras_markdown
 from ganrm_bench.harness.errors import UserError
 from ganrm_bench.harness.spec.schema import Spec
-from ganrm_bench.harness.diagnostics.monitor import run_extras_markdown
 
 
 def _run_extras(run_dir: Path, spec: Spec) -> str:

@@ -3,6 +3,7 @@
 tables, figures, galleries, report cards, the samples manifest and the HTML report."""
 
 from __future__ import annotations
+
 import json
 import platform
 import subprocess
@@ -11,17 +12,16 @@ import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any
-import pandas as pd
-from ganrm_bench.harness.spec.schema import Spec
-from ganrm_bench.harness.report.tables import _run_extras
-from ganrm_bench.harness.report.tables import render_latex
-from ganrm_bench.harness.report.tables import render_markdown
-from ganrm_bench.harness.diagnostics.scorecard import write_cards
-from ganrm_bench.harness.diagnostics.monitor import write_round_figure
-from ganrm_bench.harness.report.figures import write_compute_curves, write_galleries, write_metric_plots
-from ganrm_bench.harness.report.samples import write_samples_manifest
-from ganrm_bench.harness.report.html import write_html_report
 
+import pandas as pd
+
+from ganrm_bench.harness.diagnostics.monitor import write_round_figure
+from ganrm_bench.harness.diagnostics.scorecard import write_cards
+from ganrm_bench.harness.report.figures import write_compute_curves, write_galleries, write_metric_plots
+from ganrm_bench.harness.report.html import write_html_report
+from ganrm_bench.harness.report.samples import write_samples_manifest
+from ganrm_bench.harness.report.tables import _run_extras, render_latex, render_markdown
+from ganrm_bench.harness.spec.schema import Spec
 
 TRACKED_PACKAGES = (
     "ganrm-bench", "torch", "torchvision", "diffusers", "transformers", "open_clip_torch", "accelerate", "peft",

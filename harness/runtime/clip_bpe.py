@@ -3,13 +3,15 @@
 built with random weights, tiny test pipelines)."""
 
 from __future__ import annotations
+
 import gzip
+import importlib.util
 import json
 import tempfile
 from functools import lru_cache
 from pathlib import Path
+
 from ganrm_bench.harness.errors import UserError
-import importlib.util
 
 
 def bundled_bpe_file() -> Path:

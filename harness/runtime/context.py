@@ -1,18 +1,21 @@
 """What a plugin sees while it runs: the store, the device, seeds, progress bars, per-item caches."""
 
 from __future__ import annotations
+
 import contextlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
+
 import numpy as np
+
 from ganrm_bench.harness.plugins.base import Item
+from ganrm_bench.harness.runtime.devices import resolve_device
+from ganrm_bench.harness.runtime.distributed import rank_and_world, wait_for_files
+from ganrm_bench.harness.runtime.numerics import key_part, numerics_class
+from ganrm_bench.harness.runtime.prefetch import decoded_batches
+from ganrm_bench.harness.runtime.progress import Progress
 from ganrm_bench.harness.store.artifacts import Store
 from ganrm_bench.harness.store.keys import hash_key
-from ganrm_bench.harness.runtime.progress import Progress
-from ganrm_bench.harness.runtime.devices import resolve_device
-from ganrm_bench.harness.runtime.numerics import key_part, numerics_class
-from ganrm_bench.harness.runtime.distributed import rank_and_world, wait_for_files
-from ganrm_bench.harness.runtime.prefetch import decoded_batches
 
 
 @dataclass

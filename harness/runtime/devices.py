@@ -1,11 +1,12 @@
 """What a plugin sees while it runs: the store, the device, seeds, progress bars, per-item caches."""
 
 from __future__ import annotations
+
 import os
 import re
-from ganrm_bench.harness.errors import UserError as _UserError
-from ganrm_bench.harness.errors import UserError
 
+from ganrm_bench.harness.errors import UserError
+from ganrm_bench.harness.errors import UserError as _UserError
 
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 

@@ -20,8 +20,9 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from ganrm_bench.harness.errors import UserError
 from filelock import Timeout
+
+from ganrm_bench.harness.errors import UserError
 
 #: markers older than this process are from an earlier launch and never count
 _STARTED = time.time()

@@ -10,10 +10,10 @@ prompts stay shared with the full run, as their bytes are the same.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from ganrm_bench.harness.errors import UserError
-import inspect
 
 
 def check_limit(n: int | None, *, option: str = "--limit-prompts") -> int | None:

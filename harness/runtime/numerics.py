@@ -19,9 +19,10 @@ import json
 import os
 from pathlib import Path
 from typing import Any, Iterator
+
 from ganrm_bench.harness.runtime.devices import resolve_device
-from ganrm_bench.harness.runtime.random_weights import key_part as random_weights_part
 from ganrm_bench.harness.runtime.distributed import rank_and_world
+from ganrm_bench.harness.runtime.random_weights import key_part as random_weights_part
 
 REFERENCE_CLASS = "cpu"
 

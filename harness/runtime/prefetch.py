@@ -16,12 +16,12 @@ image, using `.value` instead of calling `prepare` itself (same function: same b
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
 from ganrm_bench.harness.plugins.base import Item
-import multiprocessing
 
 
 def default_loader_workers(device: str) -> int:

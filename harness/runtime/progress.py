@@ -1,6 +1,7 @@
 """What a plugin sees while it runs: the store, the device, seeds, progress bars, per-item caches."""
 
 from __future__ import annotations
+
 import contextlib
 import importlib.util
 import os
@@ -58,7 +59,8 @@ class Progress:
             with self._line_task(description, total) as advance:
                 yield advance
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import Progress as RichProgress
 
         with RichProgress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 from typing import Any, Iterator
+
 from ganrm_bench.harness.runtime.seeds import derive_seed
 
 ENV = "GANRM_BENCH_RANDOM_WEIGHTS"

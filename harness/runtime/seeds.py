@@ -1,6 +1,7 @@
 """What a plugin sees while it runs: the store, the device, seeds, progress bars, per-item caches."""
 
 from __future__ import annotations
+
 import hashlib
 from typing import Any
 

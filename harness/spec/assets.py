@@ -13,22 +13,17 @@ Collecting assets instantiates plugins (cheap: weights load on first use) and ne
 fingerprints, so it works on a machine where nothing has been downloaded yet."""
 
 from __future__ import annotations
+
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
 from ganrm_bench.harness.errors import UserError
-from ganrm_bench.harness.store.assets import Asset
-from ganrm_bench.harness.store.assets import AssetReport
-from ganrm_bench.harness.store.assets import AssetStatus
-from ganrm_bench.harness.store.assets import HubTransport
-from ganrm_bench.harness.store.assets import Transport
-from ganrm_bench.harness.store.assets import _record
-from ganrm_bench.harness.store.offline import is_offline
-from ganrm_bench.harness.store.assets import locate
-from ganrm_bench.harness.store.assets import plugin_assets
-from ganrm_bench.harness.store.assets import read_manifest
 from ganrm_bench.harness.plugins.builtins import register_builtins
 from ganrm_bench.harness.plugins.registry import REGISTRIES
+from ganrm_bench.harness.store.assets import Asset, AssetReport, AssetStatus, HubTransport, Transport, _record, locate, plugin_assets, read_manifest
+from ganrm_bench.harness.store.offline import is_offline
+
 if TYPE_CHECKING:  # pragma: no cover
     from ganrm_bench.harness.spec.schema import Spec
     from ganrm_bench.harness.store.artifacts import Store

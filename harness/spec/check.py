@@ -5,18 +5,17 @@ An entry names its plugin (`method: dpo`, `metric: fid`, ...), the other entries
 (`generator: sd15`), and puts the plugin's own parameters inline beside those reserved keys."""
 
 from __future__ import annotations
+
 import difflib
 from typing import Any
-from pydantic import BaseModel, ValidationError
-from ganrm_bench.harness.errors import UnknownPluginError, UserError, did_you_mean
-from ganrm_bench.harness.spec.schema import Spec
-from ganrm_bench.harness.spec.schema import _Entry
-from ganrm_bench.harness.plugins.builtins import register_builtins
-from ganrm_bench.harness.plugins.registry import GENERATORS, IMAGE_SOURCES, METHODS, METRICS, PROMPT_SOURCES, SCORERS
-from ganrm_bench.harness.plugins.base import EntryRef, field_refs
-from ganrm_bench.harness.plugins.registry import REGISTRIES
-from ganrm_bench.harness.plugins.base import TrainableScorer
 
+from pydantic import BaseModel, ValidationError
+
+from ganrm_bench.harness.errors import UnknownPluginError, UserError, did_you_mean
+from ganrm_bench.harness.plugins.base import EntryRef, TrainableScorer, field_refs
+from ganrm_bench.harness.plugins.builtins import register_builtins
+from ganrm_bench.harness.plugins.registry import GENERATORS, IMAGE_SOURCES, METHODS, METRICS, PROMPT_SOURCES, REGISTRIES, SCORERS
+from ganrm_bench.harness.spec.schema import Spec, _Entry
 
 _MESSAGES = {
     "float_parsing": "expected a number",

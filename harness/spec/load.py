@@ -5,21 +5,23 @@ An entry names its plugin (`method: dpo`, `metric: fid`, ...), the other entries
 (`generator: sd15`), and puts the plugin's own parameters inline beside those reserved keys."""
 
 from __future__ import annotations
+
 import copy
 import hashlib
 import importlib
 import importlib.util
 import os
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
+
 import yaml
 from pydantic import ValidationError
+
 from ganrm_bench.harness.errors import SpecError, UserError, did_you_mean
+from ganrm_bench.harness.spec.check import check_spec, format_error
 from ganrm_bench.harness.spec.schema import Spec
-from ganrm_bench.harness.spec.check import check_spec
-from ganrm_bench.harness.spec.check import format_error
-import traceback
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

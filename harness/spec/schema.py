@@ -5,12 +5,14 @@ An entry names its plugin (`method: dpo`, `metric: fid`, ...), the other entries
 (`generator: sd15`), and puts the plugin's own parameters inline beside those reserved keys."""
 
 from __future__ import annotations
+
 import hashlib
 from typing import Any, Literal
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from ganrm_bench.harness.store.keys import canonical_json
-from ganrm_bench.harness.runtime.devices import check_device
 
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ganrm_bench.harness.runtime.devices import check_device
+from ganrm_bench.harness.store.keys import canonical_json
 
 SPEC_VERSION = 1
 

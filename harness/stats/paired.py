@@ -16,10 +16,12 @@ back to independent intervals and says so (`paired=False`). Units are small (one
 one per block), so a committed baseline can carry them (`units.parquet` in a run directory)."""
 
 from __future__ import annotations
+
 import hashlib
 import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, Sequence
+
 import numpy as np
 
 

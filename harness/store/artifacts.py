@@ -16,6 +16,7 @@ images, fine-tuned weights) their size and mtime (`stat:<size>:<mtime_ns>`), so 
 200k-image pool or 10 GB of weights does not read them all again."""
 
 from __future__ import annotations
+
 import contextlib
 import json
 import os
@@ -25,17 +26,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
-from filelock import FileLock
-from ganrm_bench.harness.errors import UserError
-from ganrm_bench.harness.store.digests import STAT_PREFIX
-from ganrm_bench.harness.store.keys import _json_default
-from ganrm_bench.harness.store.digests import file_digest, tree_digest
-from ganrm_bench.harness.store.digests import file_signature
-from ganrm_bench.harness.store.digests import signature_matches
-from platformdirs import user_cache_dir
-import numpy as np
-from ganrm_bench.harness.store.locks import store_lock
 
+import numpy as np
+from filelock import FileLock
+from platformdirs import user_cache_dir
+
+from ganrm_bench.harness.errors import UserError
+from ganrm_bench.harness.store.digests import STAT_PREFIX, file_digest, file_signature, signature_matches, tree_digest
+from ganrm_bench.harness.store.keys import _json_default
+from ganrm_bench.harness.store.locks import store_lock
 
 MANIFEST = "manifest.json"
 

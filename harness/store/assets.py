@@ -13,6 +13,7 @@ Collecting assets instantiates plugins (cheap: weights load on first use) and ne
 fingerprints, so it works on a machine where nothing has been downloaded yet."""
 
 from __future__ import annotations
+
 import fnmatch
 import inspect
 import json
@@ -24,7 +25,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Literal, Protocol
+
 from ganrm_bench.harness.errors import UserError
+
 if TYPE_CHECKING:  # pragma: no cover
     from ganrm_bench.harness.store.artifacts import Store
 

@@ -16,6 +16,7 @@ images, fine-tuned weights) their size and mtime (`stat:<size>:<mtime_ns>`), so 
 200k-image pool or 10 GB of weights does not read them all again."""
 
 from __future__ import annotations
+
 import hashlib
 import json
 from pathlib import Path

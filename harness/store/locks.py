@@ -30,6 +30,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from filelock import FileLock, Timeout
+
 from ganrm_bench.harness.errors import UserError
 
 ENV = "GANRM_BENCH_LOCKS"

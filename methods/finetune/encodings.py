@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -20,9 +21,8 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import torch
 
 from ganrm_bench.harness.errors import UserError
-from ganrm_bench.methods.finetune.protocol import map_cond
 from ganrm_bench.harness.plugins.base import Item, load_media
-import dataclasses
+from ganrm_bench.methods.finetune.protocol import map_cond
 
 #: where the frozen encoders wait while the UNet trains (tests move them to "meta" to see that they left)
 OFFLOAD_DEVICE = "cpu"

@@ -26,6 +26,7 @@ import os
 import shutil
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
@@ -34,8 +35,8 @@ import torch
 from pydantic import Field
 
 from ganrm_bench.harness.errors import UserError
-from ganrm_bench.harness.runtime.numerics import fixed_threads
 from ganrm_bench.harness.plugins.base import PluginParams
+from ganrm_bench.harness.runtime.numerics import fixed_threads
 from ganrm_bench.harness.runtime.seeds import derive_seed
 from ganrm_bench.harness.store.keys import hash_key
 from ganrm_bench.methods.finetune import weights as W
@@ -43,7 +44,6 @@ from ganrm_bench.methods.finetune.dpo import diffusion_dpo_loss, shared_noise_an
 from ganrm_bench.methods.finetune.encodings import PrecomputedEncodings, Prefetcher, decode_example, offload_encoders
 from ganrm_bench.methods.finetune.protocol import Denoiser, map_cond, training_target
 from ganrm_bench.methods.finetune.sft import denoising_loss, noise_and_timesteps
-from datetime import timedelta
 
 
 @dataclass(frozen=True)

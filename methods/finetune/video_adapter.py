@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 from ganrm_bench.harness.errors import UserError
+from ganrm_bench.harness.plugins.base import load_media
 from ganrm_bench.methods.finetune.diffusers_adapter import DiffusersDenoiser
 from ganrm_bench.methods.finetune.protocol import randn_per_example
-from ganrm_bench.harness.plugins.base import load_media
 
 #: frames per VAE call: bounds memory at full resolution (576×320 × 16 frames × 16 videos)
 VAE_CHUNK = 8

@@ -17,17 +17,15 @@ import numpy as np
 
 from ganrm_bench.harness.errors import UserError
 from ganrm_bench.harness.plugins.base import Backbone, PluginParams, PluginRef
+from ganrm_bench.harness.plugins.builtins import register_builtins
 from ganrm_bench.harness.plugins.fingerprint import plugin_fingerprint
-from ganrm_bench.harness.store.digests import weights_digest
-from ganrm_bench.methods.ganrm.weights import resolve_open_clip_weights, tag_config
+from ganrm_bench.harness.plugins.registry import REGISTRIES
 from ganrm_bench.harness.runtime import random_weights
-from ganrm_bench.harness.store.assets import hub_asset, local_asset, url_asset
-from ganrm_bench.methods.ganrm.weights import _hub_candidates
 from ganrm_bench.harness.runtime.devices import resolve_device
 from ganrm_bench.harness.runtime.prefetch import prepared
-from ganrm_bench.harness.plugins.builtins import register_builtins
-from ganrm_bench.harness.plugins.registry import REGISTRIES
-from ganrm_bench.harness.store.assets import plugin_assets
+from ganrm_bench.harness.store.assets import hub_asset, local_asset, plugin_assets, url_asset
+from ganrm_bench.harness.store.digests import weights_digest
+from ganrm_bench.methods.ganrm.weights import _hub_candidates, resolve_open_clip_weights, tag_config
 
 log = logging.getLogger(__name__)
 

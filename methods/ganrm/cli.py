@@ -10,31 +10,30 @@ column, relative paths resolved against the table's folder).
 from __future__ import annotations
 
 import functools
+import re
 import sys
 from enum import Enum
 from pathlib import Path
 from typing import Any, Optional
 
+import pandas as pd
 import typer
+import yaml
+from pydantic import ValidationError
 
 from ganrm_bench.harness.errors import UserError
-import re
+from ganrm_bench.harness.plugins.builtins import register_builtins
 from ganrm_bench.harness.plugins.registry import REGISTRIES
-from ganrm_bench.harness.spec.check import format_error
-from ganrm_bench.harness.runtime.distributed import rank_and_world
+from ganrm_bench.harness.plugins.sources import FolderImages, TableImages, item_set, items_from_files
 from ganrm_bench.harness.runtime.context import Context
-from ganrm_bench.harness.runtime.progress import Progress
 from ganrm_bench.harness.runtime.devices import resolve_device
+from ganrm_bench.harness.runtime.distributed import rank_and_world
+from ganrm_bench.harness.runtime.progress import Progress
+from ganrm_bench.harness.spec.check import format_error
 from ganrm_bench.harness.store.artifacts import Store
-from ganrm_bench.harness.plugins.sources import FolderImages, TableImages
-import yaml
 from ganrm_bench.methods.ganrm.backbones import build_backbone
 from ganrm_bench.methods.ganrm.model import GanRM
 from ganrm_bench.methods.ganrm.training import TrainConfig
-from pydantic import ValidationError
-from ganrm_bench.harness.plugins.builtins import register_builtins
-from ganrm_bench.harness.plugins.sources import item_set, items_from_files
-import pandas as pd
 
 app = typer.Typer(help="GAN-RM: train a reward model from preference proxy data, score images.", no_args_is_help=True, add_completion=False)
 

@@ -14,17 +14,17 @@ import numpy as np
 import torch
 
 from ganrm_bench.harness.errors import UserError
-from ganrm_bench.harness.runtime.numerics import fixed_threads
 from ganrm_bench.harness.plugins.base import Backbone
-from ganrm_bench.methods.ganrm import checkpoint
 from ganrm_bench.harness.plugins.fingerprint import plugin_fingerprint
+from ganrm_bench.harness.plugins.sources import FolderImages
+from ganrm_bench.harness.runtime.context import Context
+from ganrm_bench.harness.runtime.numerics import fixed_threads
+from ganrm_bench.harness.store.artifacts import Store
+from ganrm_bench.methods.ganrm import checkpoint
 from ganrm_bench.methods.ganrm.backbones import build_backbone
 from ganrm_bench.methods.ganrm.features import POOLING, features_of
 from ganrm_bench.methods.ganrm.rpl import PPD_CLASS
 from ganrm_bench.methods.ganrm.training import FIT_THREADS, FitResult, TrainConfig, build_rpl, fit_features
-from ganrm_bench.harness.runtime.context import Context
-from ganrm_bench.harness.store.artifacts import Store
-from ganrm_bench.harness.plugins.sources import FolderImages
 
 
 def default_context(ctx: Any = None) -> Any:

@@ -10,19 +10,17 @@ from typing import Annotated, Any, Sequence
 
 import numpy as np
 
+from ganrm_bench.harness.diagnostics.scorecard import classifier_card
 from ganrm_bench.harness.errors import UserError
 from ganrm_bench.harness.plugins.base import ItemSet, PluginRef, TrainableScorer
-from ganrm_bench.harness.runtime.seeds import derive_seed
 from ganrm_bench.harness.plugins.fingerprint import plugin_fingerprint
+from ganrm_bench.harness.runtime.seeds import derive_seed
 from ganrm_bench.methods.ganrm.backbones import build_backbone
 from ganrm_bench.methods.ganrm.checkpoint import json_safe
-from ganrm_bench.methods.ganrm.features import POOLING, item_features
+from ganrm_bench.methods.ganrm.features import NAMESPACE, POOLING, backbone_prepare, feature_fingerprint, item_features
 from ganrm_bench.methods.ganrm.model import GanRM
 from ganrm_bench.methods.ganrm.training import TrainConfig, fit_features
-from ganrm_bench.metrics.estimate import openclip_image_cost
-from ganrm_bench.metrics.estimate import call_cost, probe_images
-from ganrm_bench.harness.diagnostics.scorecard import classifier_card
-from ganrm_bench.methods.ganrm.features import NAMESPACE, backbone_prepare, feature_fingerprint
+from ganrm_bench.metrics.estimate import call_cost, openclip_image_cost, probe_images
 
 
 class GanRMScorer(TrainableScorer):

@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from ganrm_bench.harness.errors import UserError
-from ganrm_bench.harness.runtime.numerics import fixed_threads
 from ganrm_bench.harness.plugins.base import PluginParams
+from ganrm_bench.harness.runtime.numerics import fixed_threads
 from ganrm_bench.harness.runtime.seeds import derive_seed
 from ganrm_bench.methods.ganrm.rpl import RewardProjectionLayer
 

@@ -12,18 +12,17 @@ from typing import TYPE_CHECKING, Any, Literal, Sequence
 
 from pydantic import Field
 
-from ganrm_bench.harness.store.hub import is_local, local_path
-from ganrm_bench.harness.store.offline import is_offline
-from ganrm_bench.harness.runtime import random_weights
 from ganrm_bench.harness.errors import MissingWeightsError, UserError
 from ganrm_bench.harness.plugins.base import Generator, PluginParams, SampleRequest
+from ganrm_bench.harness.runtime import memory, random_weights
 from ganrm_bench.harness.runtime.devices import resolve_device
+from ganrm_bench.harness.store.assets import ref_asset
+from ganrm_bench.harness.store.hub import is_local, local_path
+from ganrm_bench.harness.store.offline import is_offline
+from ganrm_bench.methods.finetune.diffusers_adapter import DiffusersDenoiser
+from ganrm_bench.methods.finetune.weights import apply_weights
 from ganrm_bench.methods.generators import loading, random_init
 from ganrm_bench.methods.generators.estimate import diffusers_unit_cost
-from ganrm_bench.harness.store.assets import ref_asset
-from ganrm_bench.harness.runtime import memory
-from ganrm_bench.methods.finetune.weights import apply_weights
-from ganrm_bench.methods.finetune.diffusers_adapter import DiffusersDenoiser
 
 if TYPE_CHECKING:  # pragma: no cover
     from ganrm_bench.harness.runtime.context import Context

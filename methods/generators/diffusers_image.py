@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Sequence
-
-from ganrm_bench.harness.plugins.base import SampleRequest
-from ganrm_bench.methods.generators.diffusers_base import DiffusersGeneratorBase, DiffusersParams
 import functools
 import inspect
+from typing import Sequence
+
 from ganrm_bench.harness.errors import UserError
+from ganrm_bench.harness.plugins.base import SampleRequest
+from ganrm_bench.methods.generators.diffusers_base import DiffusersGeneratorBase, DiffusersParams
 
 
 class DiffusersImageGenerator(DiffusersGeneratorBase):

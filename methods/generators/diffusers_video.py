@@ -9,8 +9,8 @@ import numpy as np
 from pydantic import Field
 
 from ganrm_bench.harness.plugins.base import SampleRequest
-from ganrm_bench.methods.generators.diffusers_base import DiffusersGeneratorBase, DiffusersParams
 from ganrm_bench.methods.finetune.video_adapter import DiffusersVideoDenoiser
+from ganrm_bench.methods.generators.diffusers_base import DiffusersGeneratorBase, DiffusersParams
 
 
 class DiffusersVideoParams(DiffusersParams):

@@ -7,6 +7,7 @@ absence becomes a MissingWeightsError within milliseconds.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 from ganrm_bench.harness.errors import MissingWeightsError, UserError
 from ganrm_bench.harness.store.digests import weights_digest
 from ganrm_bench.harness.store.hub import is_local, local_path
-import json
 
 if TYPE_CHECKING:  # pragma: no cover
     from ganrm_bench.harness.store.artifacts import Store

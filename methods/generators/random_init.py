@@ -9,14 +9,15 @@ Each component starts from its own fixed seed (harness.random_weights.seeded): a
 same bytes, so random-weights artifacts are reproducible like any other."""
 
 from __future__ import annotations
+
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
+
+from ganrm_bench.harness.errors import UserError
 from ganrm_bench.harness.runtime import random_weights as rw
 from ganrm_bench.harness.runtime.clip_bpe import clip_tokenizer
-from ganrm_bench.harness.errors import UserError
-import hashlib
-
 
 CONFIGS = Path(__file__).parent / "configs"
 

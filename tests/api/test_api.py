@@ -12,12 +12,13 @@ import pandas as pd
 import pytest
 
 import ganrm_bench as gb
-from ganrm_bench.harness.errors import SpecError, UserError
 from ganrm_bench.harness.app.services.specs import SPECS_DIR, bundled_specs, resolve_spec_path
+from ganrm_bench.harness.errors import SpecError, UserError
 from ganrm_bench.harness.report.tables import render_markdown
 from ganrm_bench.harness.spec.load import apply_overrides, load_spec
+from tests.helpers import HELPERS
 
-TOY = Path(__file__).parents[1] / "core" / "toy_spec.yaml"
+TOY = HELPERS / "toy_spec.yaml"
 
 
 @pytest.fixture

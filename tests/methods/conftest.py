@@ -2,11 +2,9 @@
 through the real `from_pretrained` path), a random-init mini generator, a store per test."""
 
 import os
-import sys
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).parent))
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
@@ -16,21 +14,22 @@ torch.set_num_threads(1)
 
 @pytest.fixture(scope="session")
 def tiny_sd(tmp_path_factory) -> Path:
-    from tiny import save_tiny_sd
+    from tests.helpers.tiny_pipelines import save_tiny_sd
 
     return save_tiny_sd(tmp_path_factory.mktemp("tiny_sd") / "pipeline")
 
 
 @pytest.fixture(scope="session")
 def mini_weights(tmp_path_factory) -> Path:
-    from tiny import save_random_mini_generator
+    from tests.helpers.tiny_pipelines import save_random_mini_generator
 
     return save_random_mini_generator(tmp_path_factory.mktemp("mini") / "generator.safetensors")
 
 
-@pytest.fixture
-def ctx(tmp_path):
-    from ganrm_bench.harness.runtime.context import Context
-    from ganrm_bench.harness.store.artifacts import Store
 
-    return Context(store=Store(tmp_path / "store"), device="cpu")
+
+@pytest.fixture
+def mini_generator(mini_weights):
+    from ganrm_bench.mini.generator import MiniDiffusion
+
+    return MiniDiffusion(weights=str(mini_weights), steps=4, device="cpu")

@@ -1,8 +1,6 @@
 """Fixtures for the metric tests: offline, one thread, a private store, items written to disk."""
 
 import os
-import sys
-from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -17,13 +15,6 @@ except ImportError:  # pragma: no cover
     pass
 
 from ganrm_bench.harness.plugins.base import Item, ItemSet  # noqa: E402
-from ganrm_bench.harness.runtime.context import Context  # noqa: E402
-from ganrm_bench.harness.store.artifacts import Store  # noqa: E402
-
-
-@pytest.fixture
-def ctx(tmp_path):
-    return Context(store=Store(tmp_path / "store"), device="cpu", seed=0)
 
 
 @pytest.fixture

@@ -10,12 +10,6 @@ import torch  # noqa: E402
 torch.set_num_threads(1)
 
 
-@pytest.fixture
-def ctx(tmp_path):
-    from ganrm_bench.harness.runtime.context import Context
-    from ganrm_bench.harness.store.artifacts import Store
-
-    return Context(store=Store(tmp_path / "store"))
 
 
 @pytest.fixture(scope="session")

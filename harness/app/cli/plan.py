@@ -10,7 +10,9 @@ from rich.markup import escape
 
 from ganrm_bench.harness.app.cli.common import CacheOpt, SetOpt, SpecArg, err, out, print_plain, spec_from
 from ganrm_bench.harness.app.cli.views import counted_noun, plan_lines
-from ganrm_bench.harness.app.services.plan import SeedPlan, plan as plan_spec, validate as validate_spec
+from ganrm_bench.harness.app.services.plan import SeedPlan
+from ganrm_bench.harness.app.services.plan import plan as plan_spec
+from ganrm_bench.harness.app.services.plan import validate as validate_spec
 from ganrm_bench.harness.app.services.run import make_context
 from ganrm_bench.harness.engine.estimate import estimate_lines
 

@@ -9,7 +9,8 @@ from typing import Optional
 import typer
 
 from ganrm_bench.harness.app.cli.common import err, out, print_plain
-from ganrm_bench.harness.app.services import check as check_service, report as report_service
+from ganrm_bench.harness.app.services import check as check_service
+from ganrm_bench.harness.app.services import report as report_service
 
 
 def report(

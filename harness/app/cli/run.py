@@ -11,7 +11,8 @@ from rich.markup import escape
 from ganrm_bench.harness.app.cli.common import CacheOpt, SetOpt, SpecArg, err, out, progress_for, setup_logging, spec_from
 from ganrm_bench.harness.app.cli.plan import print_plans
 from ganrm_bench.harness.app.services.plan import plan as plan_spec
-from ganrm_bench.harness.app.services.run import as_random_weights_run, make_context, run as run_spec
+from ganrm_bench.harness.app.services.run import as_random_weights_run, make_context
+from ganrm_bench.harness.app.services.run import run as run_spec
 from ganrm_bench.harness.report.tables import render_markdown
 from ganrm_bench.harness.runtime import random_weights as rw
 from ganrm_bench.harness.spec.assets import check_offline

@@ -12,7 +12,8 @@ from ganrm_bench.harness.engine.builder import Builder
 from ganrm_bench.harness.engine.cells import build_cells
 from ganrm_bench.harness.engine.estimate import Estimate, estimate
 from ganrm_bench.harness.engine.evaluator import Evaluator
-from ganrm_bench.harness.engine.plan import PlanEntry, plan as plan_nodes, plan_totals
+from ganrm_bench.harness.engine.plan import PlanEntry, plan_totals
+from ganrm_bench.harness.engine.plan import plan as plan_nodes
 from ganrm_bench.harness.engine.preflight import InputCheck, require_inputs
 from ganrm_bench.harness.errors import UserError
 from ganrm_bench.harness.runtime.context import Context

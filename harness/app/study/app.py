@@ -10,9 +10,10 @@ import io
 import re
 from pathlib import Path
 
+import numpy as np
+
 from ganrm_bench.harness.app.study.db import AlreadyVoted, StudyDB
 from ganrm_bench.harness.app.study.pairs import Study
-import numpy as np
 
 COOKIE = "ganrm_study_rater"
 NAME_RE = re.compile(r"^[\w][\w .'-]{0,39}$")

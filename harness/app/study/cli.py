@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
-import json
-from ganrm_bench.harness.store.artifacts import Store
-from ganrm_bench.harness.errors import MissingExtraError
+
 from ganrm_bench.harness.app.study.app import create_app
 from ganrm_bench.harness.app.study.db import StudyDB
 from ganrm_bench.harness.app.study.pairs import Study
-from ganrm_bench.harness.report.samples import read_samples_manifest
-from ganrm_bench.harness.report.html import write_html_report
 from ganrm_bench.harness.app.study.results import render_markdown, summarise, voted_items
 from ganrm_bench.harness.app.study.scoring import scorer_scores
+from ganrm_bench.harness.errors import MissingExtraError
+from ganrm_bench.harness.report.html import write_html_report
+from ganrm_bench.harness.report.samples import read_samples_manifest
+from ganrm_bench.harness.store.artifacts import Store
 
 app = typer.Typer(no_args_is_help=True, help="A blind human preference study over a run's samples, in the browser.")
 out = Console()

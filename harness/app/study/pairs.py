@@ -9,11 +9,11 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ganrm_bench.harness.app.study.db import Pair
 from ganrm_bench.harness.errors import UserError
 from ganrm_bench.harness.plugins.base import Item
 from ganrm_bench.harness.runtime.seeds import derive_seed
 from ganrm_bench.harness.store.keys import hash_key
-from ganrm_bench.harness.app.study.db import Pair
 
 
 def build_pairs(samples: dict[str, list[Item]], rows: list[str], max_pairs: int | None = None, seed: int = 0) -> list[Pair]:

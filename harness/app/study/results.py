@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ganrm_bench.harness.errors import UserError
 from ganrm_bench.harness.app.study.db import StudyDB
 from ganrm_bench.harness.app.study.stats import bootstrap_ci, cohen_kappa, fleiss_kappa, wilson_interval
+from ganrm_bench.harness.errors import UserError
 
 log = logging.getLogger("ganrm_bench")
 

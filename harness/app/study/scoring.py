@@ -10,15 +10,15 @@ from pathlib import Path
 
 import numpy as np
 
+from ganrm_bench.harness.engine.builder import Builder
+from ganrm_bench.harness.engine.evaluator import Evaluator
 from ganrm_bench.harness.plugins.base import Item
+from ganrm_bench.harness.report.rundir import load_run
+from ganrm_bench.harness.runtime.context import Context
 from ganrm_bench.harness.runtime.prefetch import scorer_loading
+from ganrm_bench.harness.spec.load import import_plugins
 from ganrm_bench.harness.store.artifacts import Store
 from ganrm_bench.harness.store.keys import hash_key
-from ganrm_bench.harness.engine.builder import Builder
-from ganrm_bench.harness.report.rundir import load_run
-from ganrm_bench.harness.engine.evaluator import Evaluator
-from ganrm_bench.harness.runtime.context import Context
-from ganrm_bench.harness.spec.load import import_plugins
 
 log = logging.getLogger("ganrm_bench")
 

@@ -1,0 +1,113 @@
+"""Paired Δ columns, pooled seeds, `--set` overrides and the regression gate through real runs of the
+toy plugins (runner, run directory, CLI)."""
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import HELPERS
+
+SPEC = HELPERS / "toy_spec.yaml"
+
+
+def run(spec_overrides, tmp_path, seeds):
+    from ganrm_bench.harness.engine.runner import run_spec
+    from ganrm_bench.harness.runtime.context import Context
+    from ganrm_bench.harness.spec.load import load_spec
+    from ganrm_bench.harness.store.artifacts import Store
+
+    spec = load_spec(SPEC, spec_overrides)
+    return spec, run_spec(spec, Context(store=Store(tmp_path / "cache")), seeds=seeds)
+
+
+def test_pooled_cells_cover_every_seed_and_get_paired_deltas(tmp_path):
+    spec, out = run({"prompts.eval.n": 40}, tmp_path, [0, 1, 2])
+    r = out.results
+    assert not out.failures
+    pooled = r[r["scope"] == "pooled"].set_index("row")
+    single = r[(r["scope"] == "seed") & (r["seed"] == 0)].set_index("row")
+    assert set(pooled.index) == {"base", "best4", "best2"} and (pooled["seed"] == -1).all()
+    assert (pooled["n"] == 3 * single["n"]).all()
+    # the pooled value is the mean over every seed's samples: with equal n, the mean of the seed values
+    for row in pooled.index:
+        seeds = r[(r["row"] == row) & (r["scope"] == "seed")]["value"]
+        assert pooled.loc[row, "value"] == pytest.approx(seeds.mean())
+    # Δ against the first row (base), paired by prompt; base itself has none
+    assert math.isnan(pooled.loc["base", "delta"]) and pooled.loc["best4", "compare_to"] == "base"
+    assert pooled.loc["best4", "paired"] and "paired bootstrap over 40 prompts" == pooled.loc["best4", "delta_method"]
+    assert pooled.loc["best4", "delta"] == pytest.approx(pooled.loc["best4", "value"] - pooled.loc["base", "value"])
+    # more seeds, narrower: the pooled Δ interval is narrower than seed 0's
+    width = lambda x: x["delta_ci_high"] - x["delta_ci_low"]  # noqa: E731
+    assert width(pooled.loc["best4"]) < width(single.loc["best4"])
+    # units for every cell and scope
+    assert set(zip(out.units["row"], out.units["seed"])) >= {(row, s) for row in pooled.index for s in (0, 1, 2, -1)}
+
+
+def test_markdown_shows_delta_columns_and_the_convention(tmp_path):
+    from ganrm_bench.harness.report.tables import render_markdown
+
+    spec, out = run({"prompts.eval.n": 20}, tmp_path, [0, 1])
+    md = render_markdown(out.results, spec)
+    header = next(line for line in md.splitlines() if line.startswith("| method"))
+    assert "Δ brightness" in header
+    assert "paired difference to base" in md and "pooled" in md
+    base_line = next(line for line in md.splitlines() if line.startswith("| base"))
+    assert base_line.rstrip(" |").endswith("–")  # the comparison row has no Δ
+
+
+def test_overrides_are_validated_and_reach_the_keys(tmp_path):
+    from ganrm_bench.harness.errors import SpecError
+    from ganrm_bench.harness.spec.load import load_spec
+
+    with pytest.raises(SpecError, match=r"prompts.evl: no such key to set; did you mean 'eval'"):
+        load_spec(SPEC, {"prompts.evl.n": 4})
+    with pytest.raises(SpecError, match=r"prompts.eval.n"):
+        load_spec(SPEC, {"prompts.eval.n": "many"})
+    _, a = run({}, tmp_path, [0])
+    _, b = run({"generators.gen.brightness": 5}, tmp_path, [0])
+    ka, kb = set(a.results["key"]), set(b.results["key"])
+    assert not ka & kb  # every cell's key changed with the generator
+    assert b.computed["pool"] > 0
+
+
+def cli(*args, env):
+    return subprocess.run([sys.executable, "-m", "ganrm_bench.harness.app.cli.main", *map(str, args)], env=env, capture_output=True, text=True)
+
+
+@pytest.fixture
+def env(tmp_path):
+    import os
+
+    return {**os.environ, "GANRM_BENCH_CACHE": str(tmp_path / "cache"), "GANRM_BENCH_PROGRESS": "0",
+            "TOY_COUNTER_DIR": str(tmp_path)}
+
+
+def test_check_catches_a_planted_regression_and_passes_noise_within_tolerance(tmp_path, env):
+    common = ["--seed", "0", "--seed", "1", "--set", "prompts.eval.n=30"]
+    assert cli("run", SPEC, *common, "--out", tmp_path / "base", env=env).returncode == 0
+    out = cli("baseline", tmp_path / "base", "--out", tmp_path / "baseline", env=env)
+    assert out.returncode == 0 and (tmp_path / "baseline" / "units.csv").exists(), out.stderr
+    assert cli("run", SPEC, *common, "--out", tmp_path / "same", env=env).returncode == 0
+    same = cli("check", tmp_path / "same", "--baseline", tmp_path / "baseline", env=env)
+    assert same.returncode == 0 and "no regression" in same.stdout and "UNPAIRED" not in same.stdout, same.stdout + same.stderr
+
+    worse = cli("run", SPEC, *common, "--set", "generators.gen.brightness=-30", "--out", tmp_path / "worse", env=env)
+    assert worse.returncode == 0
+    assert json.loads((tmp_path / "worse" / "run.json").read_text())["overrides"][-1] == "generators.gen.brightness=-30"
+    bad = cli("check", tmp_path / "worse", "--baseline", tmp_path / "baseline", "--tolerance", "brightness=3", env=env)
+    assert bad.returncode == 1 and "FAIL base × brightness" in bad.stderr, bad.stdout + bad.stderr
+
+    slight = cli("run", SPEC, *common, "--set", "generators.gen.brightness=-1", "--out", tmp_path / "slight", env=env)
+    assert slight.returncode == 0
+    ok = cli("check", tmp_path / "slight", "--baseline", tmp_path / "baseline", "--tolerance", "brightness=3", env=env)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    line = next(x for x in ok.stdout.splitlines() if x.startswith("ok") and "base × brightness" in x)
+    assert "paired" in line and "detects ≥" in line
+
+    neg = cli("check", tmp_path / "slight", "--baseline", tmp_path / "baseline", "--tolerance", "brightness=-1", env=env)
+    bogus = cli("check", tmp_path / "slight", "--baseline", tmp_path / "baseline", "--tolerance", "bogus=1", env=env)
+    assert neg.returncode == 2 and "must be ≥ 0" in neg.stderr and "Traceback" not in neg.stderr
+    assert bogus.returncode == 2 and "no column 'bogus'" in bogus.stderr
