@@ -1,5 +1,7 @@
-"""A generic plugin registry: decorator registration, aliases, lazy "module:attr" entries,
-third-party plugins via entry points, and did-you-mean errors (after lm-evaluation-harness)."""
+"""A plugin registry per kind: decorator registration, aliases, lazy "module:attr" entries, a check
+that each plugin is a subclass of its kind's base class, and did-you-mean errors (after
+lm-evaluation-harness). Packages publish their plugins in one table through the `ganrm_bench.plugins`
+entry point (harness.plugins.builtins); files named in a spec's `plugins:` use the decorator."""
 
 from __future__ import annotations
 
@@ -7,10 +9,19 @@ import difflib
 import importlib
 import logging
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
-from ganrm_bench.harness.errors import UnknownPluginError
+from ganrm_bench.harness.errors import UnknownPluginError, UserError
+from ganrm_bench.harness.plugins.base import (
+    Backbone,
+    FeatureExtractor,
+    Generator,
+    ImageSource,
+    Method,
+    Metric,
+    PromptSource,
+    Scorer,
+)
 
 T = TypeVar("T")
 log = logging.getLogger("ganrm_bench")
@@ -24,16 +35,26 @@ class Entry:
     aliases: tuple[str, ...] = ()
     origin: str = "builtin"
 
-    def resolve(self) -> Any:
+    def resolve(self, base: type | None = None) -> Any:
         if isinstance(self.target, str):
             module, _, attr = self.target.partition(":")
             obj = importlib.import_module(module)
             for part in attr.split("."):
                 obj = getattr(obj, part)
+            check_base(obj, base, self.name, self.origin)
             self.target = obj
             if not self.description:
                 self.description = first_line(obj.__doc__)
         return self.target
+
+
+def check_base(obj: Any, base: type | None, name: str, origin: str) -> None:
+    """A plugin of a kind must be a class deriving from the kind's base class (harness.plugins.base)."""
+    if base is None or (isinstance(obj, type) and issubclass(obj, base)):
+        return
+    what = f"class {obj.__module__}.{obj.__qualname__}" if isinstance(obj, type) else repr(obj)
+    raise UserError(f"plugin {name!r} ({origin}) is {what}, not a subclass of {base.__module__}.{base.__qualname__}",
+                    hint=f"derive it from ganrm_bench.harness.plugins.base.{base.__qualname__} (docs/plugins.md)")
 
 
 def first_line(doc: str | None) -> str:
@@ -45,10 +66,9 @@ class Registry(Generic[T]):
     """Named plugins of one kind (generator, scorer, method, metric, ...)."""
 
     kind: str
-    group: str  # entry-point group for third-party plugins, e.g. "ganrm_bench.methods"
+    base: type | None = None  # every plugin of this kind subclasses it (checked when registered, or when a lazy entry resolves)
     _entries: dict[str, Entry] = field(default_factory=dict)
     _aliases: dict[str, str] = field(default_factory=dict)
-    _entry_points_loaded: bool = False
 
     def register(self, name: str, *, aliases: tuple[str, ...] = (), description: str = "") -> Callable[[T], T]:
         """Class/function decorator: `@METRICS.register("fid")`."""
@@ -67,6 +87,8 @@ class Registry(Generic[T]):
         """Register an object or a lazy "module:attr" string. Re-registering a name replaces it;
         a third-party plugin that takes a built-in's name replaces the built-in with a warning
         (whichever registers first: built-ins registered later never displace it)."""
+        if not isinstance(target, str):
+            check_base(target, self.base, name, origin)
         old = self._entries.get(name)
         if old is not None and (old.origin == "builtin") != (origin == "builtin"):
             user = old.origin if origin == "builtin" else origin
@@ -78,7 +100,6 @@ class Registry(Generic[T]):
             self._aliases[alias] = name
 
     def canonical(self, name: str) -> str:
-        self._load_entry_points()
         if name in self._entries:
             return name
         if name in self._aliases:
@@ -94,40 +115,31 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         entry = self._entries[self.canonical(name)]
-        obj = entry.resolve()
+        obj = entry.resolve(self.base)
         if isinstance(obj, type) and getattr(obj, "name", None) == "":  # plugin classes learn their name
             obj.name = entry.name  # type: ignore[attr-defined]
         return obj
 
     def __contains__(self, name: str) -> bool:
-        self._load_entry_points()
         return name in self._entries or name in self._aliases
 
     def entries(self) -> Iterator[Entry]:
-        self._load_entry_points()
         yield from (self._entries[n] for n in sorted(self._entries))
 
     def names(self) -> list[str]:
         return [e.name for e in self.entries()]
 
-    def _load_entry_points(self) -> None:
-        if self._entry_points_loaded:
-            return
-        self._entry_points_loaded = True
-        for ep in entry_points(group=self.group):
-            if ep.name not in self._entries or self._entries[ep.name].origin == "builtin":
-                self.add(ep.name, ep.value, origin=f"entry point {ep.group}")
 
 
 # One registry per plugin kind. Built-in plugins are registered lazily in harness.builtins.
-GENERATORS: Registry = Registry("generator", "ganrm_bench.generators")
-SCORERS: Registry = Registry("scorer", "ganrm_bench.scorers")
-METHODS: Registry = Registry("method", "ganrm_bench.methods")
-METRICS: Registry = Registry("metric", "ganrm_bench.metrics")
-BACKBONES: Registry = Registry("backbone", "ganrm_bench.backbones")
-PROMPT_SOURCES: Registry = Registry("prompt source", "ganrm_bench.prompts")
-IMAGE_SOURCES: Registry = Registry("image source", "ganrm_bench.images")
-FEATURES: Registry = Registry("feature extractor", "ganrm_bench.features")
+GENERATORS: Registry = Registry("generator", Generator)
+SCORERS: Registry = Registry("scorer", Scorer)
+METHODS: Registry = Registry("method", Method)
+METRICS: Registry = Registry("metric", Metric)
+BACKBONES: Registry = Registry("backbone", Backbone)
+PROMPT_SOURCES: Registry = Registry("prompt source", PromptSource)
+IMAGE_SOURCES: Registry = Registry("image source", ImageSource)
+FEATURES: Registry = Registry("feature extractor", FeatureExtractor)
 
 REGISTRIES: dict[str, Registry] = {
     "generator": GENERATORS,

@@ -5,7 +5,7 @@ from ganrm_bench.harness.plugins.registry import Registry
 
 
 def test_register_alias_and_lookup():
-    reg = Registry("metric", "ganrm_bench.test_none")
+    reg = Registry("metric")
 
     @reg.register("fid", aliases=("frechet",))
     class FID:
@@ -17,7 +17,7 @@ def test_register_alias_and_lookup():
 
 
 def test_did_you_mean_and_known_list():
-    reg = Registry("method", "ganrm_bench.test_none")
+    reg = Registry("method")
     reg.add("rm_at_k", object())
     reg.add("dpo", object())
     with pytest.raises(UnknownPluginError, match="did you mean 'rm_at_k'"):
@@ -27,7 +27,7 @@ def test_did_you_mean_and_known_list():
 
 
 def test_lazy_entry_resolves_on_first_use(monkeypatch):
-    reg = Registry("metric", "ganrm_bench.test_none")
+    reg = Registry("metric")
     reg.add("ordered", "collections:OrderedDict")
     entry = next(reg.entries())
     assert isinstance(entry.target, str)  # not imported yet
@@ -37,15 +37,26 @@ def test_lazy_entry_resolves_on_first_use(monkeypatch):
     assert entry.description  # taken from the docstring once resolved
 
 
-def test_entry_points_group_is_read(monkeypatch):
-    from importlib.metadata import EntryPoint
+def test_a_plugin_must_subclass_its_kinds_base_class():
+    """A class of the wrong kind fails where it registers (decorator) or, lazily named, where it is first
+    used; the message names the plugin, its class and the base to derive from."""
+    from ganrm_bench.harness.errors import UserError
+    from ganrm_bench.harness.plugins.base import Metric, PluginParams
+    from ganrm_bench.harness.plugins.registry import METHODS
 
-    import ganrm_bench.harness.plugins.registry as registry_module
+    reg = Registry("metric", Metric)
 
-    eps = [EntryPoint("third_party", "collections:Counter", "metrics")]
-    monkeypatch.setattr(registry_module, "entry_points", lambda group: [e for e in eps if e.group == group])
-    reg = Registry("metric", "metrics")
-    import collections
+    @reg.register("ok")
+    class Ok(Metric):
+        Params = PluginParams
 
-    assert reg.get("third_party") is collections.Counter
-    assert next(reg.entries()).origin.startswith("entry point")
+    assert reg.get("ok") is Ok
+    with pytest.raises(UserError, match=r"plugin 'bad' .* not a subclass of ganrm_bench.harness.plugins.base.Metric"):
+        @reg.register("bad")
+        class Bad:  # noqa: F841 - registering it is the test
+            pass
+    reg.add("lazy_bad", "collections:OrderedDict")
+    with pytest.raises(UserError, match="collections.OrderedDict, not a subclass of .*Metric"):
+        reg.get("lazy_bad")
+    assert METHODS.base.__name__ == "Method"
+

@@ -166,13 +166,13 @@ def test_prompt_table_without_text_column_is_caught_by_validate(tmp_path):
 
 
 def test_plugin_taking_a_builtin_name_replaces_it_with_a_warning(caplog):
-    reg = Registry("metric", "ganrm_bench.test_none")
+    reg = Registry("metric")
     builtin, mine = object(), object()
     reg.add("fid", builtin)
     with caplog.at_level(logging.WARNING, logger="ganrm_bench"):
         reg.add("fid", mine, origin="plugin module my_plugins")
     assert reg.get("fid") is mine and "my_plugins registers the metric 'fid', which replaces the built-in one" in caplog.text
-    later = Registry("metric", "ganrm_bench.test_none")  # the user's plugin loaded before the built-ins
+    later = Registry("metric")  # the user's plugin loaded before the built-ins
     later.add("fid", mine, origin="plugin module my_plugins")
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="ganrm_bench"):
