@@ -53,7 +53,7 @@ def validate(
     cells judged by the row's own selector (not held-out)."""
     s, path = spec_from(spec, sets)
     result = validate_spec(s, make_context(s, cache=cache, device="cpu"), inputs=inputs)
-    out.print(f"[green]ok[/green] {escape(path)}: {counted_noun(len(s.methods), 'methods')}, "
+    out.print(f"[green]ok[/green] {escape(str(spec or path))}: {counted_noun(len(s.methods), 'methods')}, "
               f"{counted_noun(len(s.metrics), 'metrics')}, seeds {s.seeds}", highlight=False, soft_wrap=True)
     if inputs:
         out.print(f"[green]inputs ok[/green]: {len(result.inputs)} plugin(s) that the rows still need opened their inputs")

@@ -16,15 +16,15 @@ from ganrm_bench.methods.finetune.train import TrainConfig
 def test_finetune_op_builds_the_accelerator_before_the_model_on_its_device(ctx, monkeypatch):
     calls = []
     fake_acc = SimpleNamespace(device="cuda:1")
-    monkeypatch.setattr(train, "make_accelerator", lambda cfg: calls.append("accelerator") or fake_acc)
-    monkeypatch.setattr(adapters, "denoiser_for", lambda gen, ctx, device=None, **kw: calls.append(("model", device)) or "model")
+    monkeypatch.setattr(ops, "make_accelerator", lambda cfg: calls.append("accelerator") or fake_acc)
+    monkeypatch.setattr(ops, "denoiser_for", lambda gen, ctx, device=None, **kw: calls.append(("model", device)) or "model")
 
     def fake_finetune(model, data, cfg, out, work, *, meta=None, accelerator=None):
         calls.append(("train", model, accelerator))
         Path(out).mkdir(parents=True, exist_ok=True)
         return {"steps": 0}
 
-    monkeypatch.setattr(train, "finetune", fake_finetune)
+    monkeypatch.setattr(ops, "finetune", fake_finetune)
     items = [Item(f"k{i}", f"/x/{i}.png", f"p{i // 2}", "a prompt") for i in range(4)]
     winners, losers = ItemSet("w", tuple(items[0::2])), ItemSet("l", tuple(items[1::2]))
     cfg = TrainConfig(steps=1)
@@ -72,7 +72,7 @@ def test_finetune_frees_its_trained_copy_and_releases_resident_models(ctx, tmp_p
         items.append(Item(f"k{r.seed}", str(path), r.prompt.id, r.prompt.text, r.k, r.seed))
     trained = []
     real = adapters.denoiser_for
-    monkeypatch.setattr(adapters, "denoiser_for", lambda *a, **kw: trained.append(real(*a, **kw)) or trained[-1])
+    monkeypatch.setattr(ops, "denoiser_for", lambda *a, **kw: trained.append(real(*a, **kw)) or trained[-1])
     evicted = []
     memory.next_node()
     memory.claim("a metric network", lambda: evicted.append(True))
