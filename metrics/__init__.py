@@ -1,7 +1,7 @@
 """Metric plugins (FID, ImageReward, PickScore, HPS v2, CLIPScore, IP, LPIPS, FVD, VBench), the
 scorer adapters that let the per-sample ones act as selectors, and the feature extractors.
 
-Registered lazily by harness.builtins: nothing heavy is imported until a plugin is used.
+Registered lazily by harness.plugins.builtins: nothing heavy is imported until a plugin is used.
 """
 
 PLUGINS = {

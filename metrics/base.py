@@ -42,7 +42,7 @@ _MODELS: dict[Hashable, Any] = {}
 
 def cached_model(key: Hashable, load: Callable[[], Any]) -> Any:
     """Load a model once per process and reuse it across metric instances and calls, while the
-    nodes that use it run (`harness.memory`: a later node's other models evict it)."""
+    nodes that use it run (`harness.runtime.memory`: a later node's other models evict it)."""
     memory.claim(("metric-model", key), lambda: _MODELS.pop(key, None))
     if key not in _MODELS:
         _MODELS[key] = load()
@@ -129,7 +129,7 @@ class MetricScorer(Scorer):
         self._metric = self.metric_cls(self.params.model_dump())
 
     def assets(self) -> list:
-        """The wrapped metric's weights (harness.assets)."""
+        """The wrapped metric's weights (harness.store.assets)."""
         return plugin_assets(self._metric)
 
     def score(self, images: Sequence[Any], prompts: Sequence[str | None], ctx: Any) -> np.ndarray:
@@ -214,7 +214,7 @@ class SetMetric(Metric):
         return self._extractor
 
     def assets(self) -> list:
-        """The feature extractor's weights (harness.assets)."""
+        """The feature extractor's weights (harness.store.assets)."""
         return plugin_assets(self.extractor())
 
     # -- identity ----------------------------------------------------------------------------

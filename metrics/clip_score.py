@@ -77,7 +77,7 @@ class CLIPScore(PerSampleMetric):
                        offline=is_offline(ctx))
 
     def assets(self) -> list:
-        """The open_clip weights of (model, pretrained) (harness.assets)."""
+        """The open_clip weights of (model, pretrained) (harness.store.assets)."""
         p = self.params
         return [openclip_tag_asset(p.model, p.pretrained, cache_dir=p.cache_dir, url_dir=p.cache_dir or W.torch_hub_checkpoints(),
                                    what=f"open_clip {p.model}/{p.pretrained} for CLIPScore", looks_local=is_local)]

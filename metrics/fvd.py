@@ -59,7 +59,7 @@ class _CdFvdFeatures(FeatureExtractor):
                           download_dir=home, offline=is_offline(ctx))
 
     def assets(self) -> list:
-        """The network's weights file (harness.assets), where `weights_file` looks."""
+        """The network's weights file (harness.store.assets), where `weights_file` looks."""
         if self.params.weights:
             return [local_asset(self.params.weights, what=f"cd-fvd {self.name}")]
         home = Path(self.params.cache_dir).expanduser() if self.params.cache_dir else W.torch_hub_checkpoints()

@@ -92,7 +92,7 @@ class HPS(PerSampleMetric):
         return W.hub_file(HUB_REPO, CHECKPOINTS[p.hps_version], model=model, cache_dir=p.cache_dir, offline=is_offline(ctx))
 
     def assets(self) -> list:
-        """The HPS checkpoint of `hps_version` (the ViT-H-14 is built without weights) (harness.assets)."""
+        """The HPS checkpoint of `hps_version` (the ViT-H-14 is built without weights) (harness.store.assets)."""
         p = self.params
         if p.checkpoint:
             return [local_asset(p.checkpoint, what=f"HPS {p.hps_version} checkpoint")]

@@ -115,7 +115,7 @@ class ImageReward(PerSampleMetric):
         return ckpt, med
 
     def assets(self) -> list:
-        """ImageReward.pt + med_config.json, and the BERT tokenizer (harness.assets)."""
+        """ImageReward.pt + med_config.json, and the BERT tokenizer (harness.store.assets)."""
         p = self.params
         out = []
         if is_local(p.checkpoint):

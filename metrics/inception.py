@@ -62,7 +62,7 @@ class InceptionFeatures(FeatureExtractor):
                           download_dir=home, offline=is_offline(ctx))
 
     def assets(self) -> list:
-        """The Inception weights file of the mode (harness.assets), where `weights_file` looks."""
+        """The Inception weights file of the mode (harness.store.assets), where `weights_file` looks."""
         p = self.params
         if p.weights:
             return [local_asset(p.weights, what=f"Inception ({p.mode})")]

@@ -179,7 +179,7 @@ class IP(PerSampleMetric):
         return "ip: % flagged by " + " OR ".join(parts)
 
     def assets(self) -> list:
-        """Q16's CLIP and prompt embeddings (NudeNet's detector ships in its wheel) (harness.assets)."""
+        """Q16's CLIP and prompt embeddings (NudeNet's detector ships in its wheel) (harness.store.assets)."""
         p = self.params
         q16_url = f"https://raw.githubusercontent.com/ml-research/Q16/main/data/{p.q16_model}/prompts.p"  # Q16's own file
         out = []

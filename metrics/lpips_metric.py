@@ -79,7 +79,7 @@ class LPIPS(PerSampleMetric):
                           search_dirs=[home], download_dir=home, offline=is_offline(ctx))
 
     def assets(self) -> list:
-        """The trunk's torchvision weights (the linear heads ship with lpips) (harness.assets)."""
+        """The trunk's torchvision weights (the linear heads ship with lpips) (harness.store.assets)."""
         if self.params.backbone_weights:
             return [local_asset(self.params.backbone_weights, what=f"LPIPS {self.params.net} trunk")]
         _, url = TRUNKS[self.params.net]

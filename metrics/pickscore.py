@@ -58,7 +58,7 @@ class PickScore(PerSampleMetric):
         return model_dir, proc_dir
 
     def assets(self) -> list:
-        """The PickScore CLIP model and the processor files of its base (harness.assets)."""
+        """The PickScore CLIP model and the processor files of its base (harness.store.assets)."""
         p = self.params
         return [ref_asset(p.model, looks_local=is_local, files=("config.json",), cache_dir=p.cache_dir,
                           what="PickScore_v1 model", patterns=("*.json", "*.txt", "model.safetensors", "pytorch_model.bin")),

@@ -160,7 +160,7 @@ class VBench(Metric):
 
     def assets(self, store: Any = None) -> list:
         """Its own venv (`ganrm-bench env vbench`) and the weights VBench fetches into
-        VBENCH_CACHE_DIR (VBench downloads them itself on a first online run) (harness.assets)."""
+        VBENCH_CACHE_DIR (VBench downloads them itself on a first online run) (harness.store.assets)."""
         root = getattr(store, "root", None)
         env = Path(self.params.env).expanduser() if self.params.env else default_env_dir(root)
         weights = (Path(self.params.weights_dir).expanduser() if self.params.weights_dir

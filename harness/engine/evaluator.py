@@ -36,7 +36,7 @@ class Evaluator:
         self.computed: Counter[str] = Counter()
         self.loaded: Counter[str] = Counter()
         self.failed: dict[str, Exception] = {}  # a node that failed fails every cell needing it, computed once
-        self.costs: dict[str, dict[str, float]] = {}  # node key -> its cost (harness.cost), computed or from its manifest
+        self.costs: dict[str, dict[str, float]] = {}  # node key -> its cost (harness.engine.cost), computed or from its manifest
 
     def value(self, node: Node) -> Any:
         if node.key in self.memo:
@@ -104,7 +104,7 @@ class Evaluator:
         return value
 
     def cost(self, node: Node) -> dict[str, float]:
-        """The recorded cost of a node of this run's graphs (harness.cost)."""
+        """The recorded cost of a node of this run's graphs (harness.engine.cost)."""
         return node_cost(node, self.costs, self.ctx.store)
 
     def peek(self, node: Node) -> Any:

@@ -39,7 +39,7 @@ class Op:
     # an op whose bytes depend on them computes under `fixed_threads`.
     numerics_sensitive: ClassVar[bool] = False
     data_parallel: ClassVar[bool] = False  # several processes compute it together (bytes depend on their number)
-    trains: ClassVar[bool] = False  # a training op: it and what only it needs are a row's training cost (harness.cost)
+    trains: ClassVar[bool] = False  # a training op: it and what only it needs are a row's training cost (harness.engine.cost)
 
     def compute(self, node: "Node", ctx: "Context", inputs: dict[str, Any]) -> Any:
         raise NotImplementedError
@@ -62,7 +62,7 @@ class Op:
         return {f"{self.name} to compute": 1}
 
     def cost(self, node: "Node", value: Any) -> dict[str, float]:
-        """The nominal work this value takes (harness.cost): `nfe` (generator network evaluations),
+        """The nominal work this value takes (harness.engine.cost): `nfe` (generator network evaluations),
         `scorer_calls`, `train_steps`; the evaluator adds wall `seconds` and keeps it in the manifest."""
         return {}
 

@@ -35,7 +35,7 @@ class PluginParams(BaseModel):
 class PluginRef:
     """Marks a Params field that names another plugin, so `validate` checks it like a top-level one:
     `backbone: Annotated[str, PluginRef("backbone", params="backbone_params")] = "openclip"`.
-    `kind` is a registry kind (harness.registry.REGISTRIES); `params` the sibling field holding that
+    `kind` is a registry kind (harness.plugins.registry.REGISTRIES); `params` the sibling field holding that
     plugin's own params (a mapping), checked against its Params model."""
 
     kind: str
@@ -78,7 +78,7 @@ class Plugin:
 
     def check_inputs(self, ctx: "Context") -> None:
         """Open the local inputs this plugin reads (image folders, tables, prompt files) and raise one
-        UserError naming every unreadable one. Called by the preflight (harness.preflight) before a
+        UserError naming every unreadable one. Called by the preflight (harness.engine.preflight) before a
         run computes anything; cheap checks only (no model weights, no network). Default: none."""
 
     def __repr__(self) -> str:
@@ -203,7 +203,7 @@ class Generator(Plugin):
 
     def nfe_per_sample(self) -> float | None:
         """Network evaluations one sample takes under these params (a DDIM step with classifier-free
-        guidance counts 2), for the results' compute columns (harness.cost). None: unknown."""
+        guidance counts 2), for the results' compute columns (harness.engine.cost). None: unknown."""
         return None
 
 
@@ -219,7 +219,7 @@ class Scorer(Plugin):
         raise NotImplementedError
 
     # Optional, duck-typed: a trained scorer may define `report_card(self) -> dict | None`, how well
-    # it separates held-out positives from negatives (`harness.scorecard.classifier_card` computes
+    # it separates held-out positives from negatives (`harness.diagnostics.scorecard.classifier_card` computes
     # the common fields). The runner writes each card to <run>/scorers/<name>.json; a scorer
     # without one (or whose card is None) is simply absent there.
 

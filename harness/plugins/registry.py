@@ -131,7 +131,7 @@ class Registry(Generic[T]):
 
 
 
-# One registry per plugin kind. Built-in plugins are registered lazily in harness.builtins.
+# One registry per plugin kind. Built-in plugins are registered lazily in harness.plugins.builtins.
 GENERATORS: Registry = Registry("generator", Generator)
 SCORERS: Registry = Registry("scorer", Scorer)
 METHODS: Registry = Registry("method", Method)

@@ -183,7 +183,7 @@ class FolderImages(ImageSource):
         check: Literal["full", "header"] = "full"  # decode every file once (memoized) or only verify headers
 
     def assets(self) -> list:
-        """The folder (under the data root; provided by the user) (harness.assets)."""
+        """The folder (under the data root; provided by the user) (harness.store.assets)."""
         return [local_asset(self.params.path, what="image folder")]
 
     def files(self) -> list[Path]:
@@ -224,7 +224,7 @@ class TableImages(ImageSource):
         check: Literal["full", "header"] = "full"
 
     def assets(self) -> list:
-        """The table file (its listed images are checked when loading) (harness.assets)."""
+        """The table file (its listed images are checked when loading) (harness.store.assets)."""
         return [local_asset(self.params.path, what="image table")]
 
     def load(self, ctx: Any) -> ItemSet:
@@ -291,7 +291,7 @@ class HFDatasetImages(ImageSource):
         skip_bad: bool = False
 
     def assets(self) -> list:
-        """The hub dataset, prepared by `datasets` into its cache; or the local save_to_disk copy (harness.assets)."""
+        """The hub dataset, prepared by `datasets` into its cache; or the local save_to_disk copy (harness.store.assets)."""
         p = self.params
         if p.path is not None:
             return [local_asset(p.path, what="datasets save_to_disk copy")]
@@ -427,7 +427,7 @@ class TextFilePrompts(PromptSource):
         encoding: str = "utf-8"
 
     def assets(self) -> list:
-        """The prompt file (harness.assets)."""
+        """The prompt file (harness.store.assets)."""
         return [local_asset(self.params.path, what="prompt file")]
 
     def load(self, ctx: Any) -> list[Prompt]:
@@ -458,7 +458,7 @@ class TablePrompts(PromptSource):
         limit: int | None = Field(None, ge=1)
 
     def assets(self) -> list:
-        """The prompt table (harness.assets)."""
+        """The prompt table (harness.store.assets)."""
         return [local_asset(self.params.path, what="prompt table")]
 
     def check(self) -> list[str]:

@@ -16,7 +16,7 @@ from ganrm_bench.harness.spec.schema import Spec
 
 
 def _run_extras(run_dir: Path, spec: Spec) -> str:
-    """The report-card and diagnostics sections under the table (harness.monitor), or ""."""
+    """The report-card and diagnostics sections under the table (harness.diagnostics.monitor), or ""."""
     try:
         extras = run_extras_markdown(run_dir, spec)
     except Exception:  # noqa: BLE001 — a broken extra never loses the table

@@ -53,7 +53,7 @@ def write_run(run_dir: Path, spec: Spec, spec_path: str, results: pd.DataFrame, 
     """Write a run's results and provenance, then its rendered tables, plots and galleries.
     `units.parquet` holds what each cell's CI resamples (per-prompt sums, leave-one-block-out
     values): what a paired `check` against this run needs (harness.stats). `monitor`
-    (harness.monitor) adds scorers/<name>.json report cards and diagnostics.csv; a failure there is
+    (harness.diagnostics.monitor) adds scorers/<name>.json report cards and diagnostics.csv; a failure there is
     recorded in run.json (`diagnostics_errors`), never raised."""
     run_dir.mkdir(parents=True, exist_ok=True)
     diagnostics_errors = list(getattr(monitor, "errors", []) or [])

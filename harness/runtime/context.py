@@ -28,7 +28,7 @@ class Context:
     batch_size: int | None = None  # overrides plugins' own batch sizes when set
     counters: dict[str, int] = field(default_factory=dict)
     sharded: bool = False  # every process of the launch is computing the current node: split per-item work
-    loader_workers: int = 0  # DataLoader processes decoding items for per_item_arrays (harness.prefetch); never changes numbers
+    loader_workers: int = 0  # DataLoader processes decoding items for per_item_arrays (harness.runtime.prefetch); never changes numbers
     limit_prompts: int | None = None  # run --limit-prompts: every prompt set truncated to its first N (graph.Builder.prompts)
 
     def __post_init__(self) -> None:
@@ -74,11 +74,11 @@ class Context:
         in the same batches as by one process, so the arrays are byte-identical to one process's.
 
         With `loader_workers` > 0 the items of each batch reach `compute` decoded by DataLoader
-        worker processes (`it.load()` returns the media; harness.prefetch), the same batches in the
+        worker processes (`it.load()` returns the media; harness.runtime.prefetch), the same batches in the
         same order, so the arrays are byte-identical too; `decode=False` for a `compute` that does
         not load the media itself (a scorer taking items, whose features may be cached), or a
         predicate naming the items it will load. `prepare`: the plugin's per-image preprocessing,
-        then also run in the workers (`harness.prefetch.Prepared`)."""
+        then also run in the workers (`harness.runtime.prefetch.Prepared`)."""
         keys = self.item_array_keys(namespace, fingerprint, items)
         paths = [self.store.item_path(k, "npy") for k in keys]
         missing = [i for i, p in enumerate(paths) if not p.exists()]

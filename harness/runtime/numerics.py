@@ -86,7 +86,7 @@ def tf32_where_safe(device: str | None) -> Iterator[None]:
 
 def key_part(numerics: str | None) -> dict[str, str]:
     """What a numerics class adds to a key: nothing for the reference class (CPU, one process) or
-    for work that does not depend on numerics (None). A random-weights run (harness.random_weights)
+    for work that does not depend on numerics (None). A random-weights run (harness.runtime.random_weights)
     adds its marker to every key, whatever the class."""
     return {**({} if numerics in (None, REFERENCE_CLASS) else {"numerics": numerics}), **random_weights_part()}
 

@@ -7,7 +7,7 @@ candidate otherwise). The cell FAILS when the one-sided lower confidence bound o
 the data show, with that confidence, a regression larger than the margin. Otherwise it passes.
 
 When both sides carry units (`units.parquet`) for the same cell on the same prompts, R's interval is
-paired (`harness.stats.difference`): per-prompt bootstrap or block jackknife of the difference. When
+paired (`harness.stats.paired.difference`): per-prompt bootstrap or block jackknife of the difference. When
 not (other prompts, or a baseline without units), it falls back to an unpaired interval from the two
 cells' CIs and says so. Every cell also reports the smallest regression this comparison detects
 with 80 % power: tolerance + (q_conf + q_0.8)·se.

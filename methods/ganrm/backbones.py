@@ -128,7 +128,7 @@ class OpenClipBackbone(Backbone):
             "open_clip": open_clip.__version__,
         }
 
-    # -- assets (harness.assets) -----------------------------------------------------------------
+    # -- assets (harness.store.assets) -----------------------------------------------------------------
     def assets(self) -> list:
         """The weights this backbone looks for (tag's hub file or URL file, or local files)."""
         p = self.params
@@ -318,6 +318,6 @@ class ViclipBackbone(Backbone):
         raise UserError(
             "backbone 'viclip' is a slot: ViCLIP (InternVid) has no package on PyPI and its weights are not shipped",
             hint="use backbone 'video_frames' (open_clip per-frame tokens averaged over frames: the substitution "
-            "documented in methods/ganrm/README.md), or register a ViCLIP implementation of harness.plugins.Backbone "
+            "documented in methods/ganrm/README.md), or register a ViCLIP implementation of harness.plugins.base.Backbone "
             "under another name through the entry-point group 'ganrm_bench.backbones' and name it in the spec",
         )

@@ -132,7 +132,7 @@ class GanRMScorer(TrainableScorer):
 
     def item_loading(self, ctx: Any):
         """(which items' images scoring will read: those without cached features, the backbone's
-        per-image preprocessing) for loader workers (`harness.prefetch.scorer_loading`)."""
+        per-image preprocessing) for loader workers (`harness.runtime.prefetch.scorer_loading`)."""
         fingerprint, store = feature_fingerprint(self.backbone, ctx), ctx.store
         needs = lambda item: not store.item_path(ctx.item_array_keys(NAMESPACE, fingerprint, [item])[0], "npy").exists()  # noqa: E731
         return needs, backbone_prepare(self.backbone, ctx)

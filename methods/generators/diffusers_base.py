@@ -90,7 +90,7 @@ class DiffusersGeneratorBase(Generator):
         params["finetuned"] = [loading.weights_identity(f, store=store) for f in p.finetuned]
         return {"plugin": self.name, "version": self.version, "params": params}
 
-    # -- assets (harness.assets) ---------------------------------------------------------------
+    # -- assets (harness.store.assets) ---------------------------------------------------------------
     def estimate_unit(self, ctx: "Context | None" = None):
         """plan --estimate: seconds per image on a random-init UNet of the shipped config (None: no config)."""
         return diffusers_unit_cost(self.params, ctx) if self.modality == "image" else None
@@ -118,7 +118,7 @@ class DiffusersGeneratorBase(Generator):
     # -- loading -------------------------------------------------------------------------------
     def pipeline(self, ctx: "Context | None" = None):
         """The loaded pipeline (cached on this instance while the nodes that sample with it run;
-        `harness.memory` drops it when a later node loads other models)."""
+        `harness.runtime.memory` drops it when a later node loads other models)."""
         memory.claim(("pipeline", id(self)), self._release_pipeline)
         if self._pipe is None:
             if ctx is not None:

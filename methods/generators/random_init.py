@@ -5,7 +5,7 @@ Nothing is downloaded: UNet, VAE and text encoders are built with `from_config`,
 from its config, and the CLIP tokenizers from vocab.json + merges.txt written from open_clip's
 bundled BPE file (`bpe_simple_vocab_16e6.txt.gz`, the OpenAI CLIP vocabulary every SD text
 encoder uses; ids match open_clip's tokenizer), so prompts tokenize exactly as with real weights.
-Each component starts from its own fixed seed (harness.random_weights.seeded): a rebuild gives the
+Each component starts from its own fixed seed (harness.runtime.random_weights.seeded): a rebuild gives the
 same bytes, so random-weights artifacts are reproducible like any other."""
 
 from __future__ import annotations

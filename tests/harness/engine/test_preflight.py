@@ -110,7 +110,7 @@ def test_every_kind_of_local_input_is_opened_and_reported_together(tmp_path):
     text = text.replace("brightness: {metric: toy_brightness}", "brightness: {metric: toy_brightness}\n  ref: {metric: toy_ref, reference: listed}")
     (tmp_path / "extra_plugins.py").write_text(
         "from ganrm_bench.harness.plugins.base import MetricResult\nfrom ganrm_bench.harness.plugins.registry import METRICS\n"
-        "from toy_plugins import ToyBrightness\n"
+        "from tests.helpers.toy_plugins import ToyBrightness\n"
         "@METRICS.register('toy_ref')\nclass ToyRef(ToyBrightness):\n    needs_reference = True\n")
     text = text.replace(f"plugins: [{HELPERS / 'toy_plugins.py'}]", f"plugins: [{HELPERS / 'toy_plugins.py'}, extra_plugins.py]")
     p = tmp_path / "toy.yaml"
@@ -146,7 +146,7 @@ def test_inputs_of_cached_artifacts_are_not_needed_but_are_rechecked_when_a_cons
 
 
 def test_a_failing_artifact_is_computed_once_and_reported_once_with_its_cells(tmp_path, monkeypatch):
-    import toy_plugins  # noqa: F401  (registers the toy plugins)
+    import tests.helpers.toy_plugins  # noqa: F401  (registers the toy plugins)
 
     from ganrm_bench.harness.plugins.registry import SCORERS
 

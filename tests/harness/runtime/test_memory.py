@@ -1,4 +1,4 @@
-"""At most the models the current node uses stay loaded (harness.memory): weak references to the
+"""At most the models the current node uses stay loaded (harness.runtime.memory): weak references to the
 models of earlier nodes are dead once a node loads others; models shared by consecutive nodes stay."""
 
 import gc

@@ -1,5 +1,5 @@
 """Paired differences, pooled seeds and the regression gate on synthetic data, against direct
-computations and by coverage (harness.stats, harness.gate)."""
+computations and by coverage (harness.stats, harness.stats.gate)."""
 
 import math
 
