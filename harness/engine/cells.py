@@ -1,5 +1,5 @@
-"""Evaluates the artifact graph: computes only what the store lacks, loads the rest, and turns a
-spec into one long results table (spec, row, column, seed, value, CI, n, convention, key)."""
+"""The cells of a spec's table: (row, column) → the metric node over the row's samples, and the row
+each one is compared with."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Evaluates the artifact graph: computes only what the store lacks, loads the rest, and turns a
-spec into one long results table (spec, row, column, seed, value, CI, n, convention, key)."""
+"""The evaluator: computes a node only when the store lacks it (under its lock, or sharded across
+processes), loads it otherwise, and remembers what it computed, loaded and cost."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Evaluates the artifact graph: computes only what the store lacks, loads the rest, and turns a
-spec into one long results table (spec, row, column, seed, value, CI, n, convention, key)."""
+"""Plans: what a run would compute, per node, with the work it takes; nothing is written."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Run directories and rendered tables: results as parquet/CSV/JSON + run.json, Markdown and
-booktabs LaTeX beside the paper's numbers, and the regression check a lab's CI runs."""
+"""Tables of a run's results: one value per cell (pooled over seeds when there are several), Markdown
+and booktabs LaTeX beside the paper's numbers, with paired Δs, † and the conventions underneath."""
 
 from __future__ import annotations
 

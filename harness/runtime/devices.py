@@ -1,4 +1,4 @@
-"""What a plugin sees while it runs: the store, the device, seeds, progress bars, per-item caches."""
+"""Devices: which ones we run on, and the concrete device of this process (its own GPU under a launcher)."""
 
 from __future__ import annotations
 

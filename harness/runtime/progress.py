@@ -1,4 +1,5 @@
-"""What a plugin sees while it runs: the store, the device, seeds, progress bars, per-item caches."""
+"""Progress: rich's bars on a terminal, tqdm's in a notebook without ipywidgets, a plain line every few
+seconds in a log, nothing when turned off."""
 
 from __future__ import annotations
 

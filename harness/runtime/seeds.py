@@ -1,4 +1,4 @@
-"""What a plugin sees while it runs: the store, the device, seeds, progress bars, per-item caches."""
+"""Seeds derived from names: stable across runs, machines, process counts and batch composition."""
 
 from __future__ import annotations
 

@@ -1,16 +1,6 @@
-"""Assets: every model and data set a spec needs, fetched once on a networked machine and checked
-before an offline run.
-
-A plugin says what it needs with `assets() -> list[Asset]` (a plugin without it needs nothing):
-hub models and data sets (by id, revision and files), files published at a URL, and local files
-or folders that only the user can provide (prompt lists, PPD folders under the data root).
-`fetch_assets` downloads what is missing into the places the plugins look (the Hugging Face hub
-cache, torch.hub's checkpoints folder, the paths the spec names) and records every file's
-sha256 in `<store>/assets/manifest.json`; `check_offline` verifies, without the network, that
-everything is there, and names every missing asset at once.
-
-Collecting assets instantiates plugins (cheap: weights load on first use) and never resolves
-fingerprints, so it works on a machine where nothing has been downloaded yet."""
+"""The assets a spec needs: every model and data set its entries' plugins name (harness.store.assets),
+merged per asset with the entries that need it; `fetch_assets` downloads what is missing on a
+networked machine, `check_offline` names every missing one before an offline run."""
 
 from __future__ import annotations
 

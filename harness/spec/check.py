@@ -1,8 +1,5 @@
-"""Benchmark specs: YAML files with `include:`, validated by pydantic, every problem reported with its
-YAML path (`methods.dpo.beta: expected a number, got 'high'`) and a did-you-mean for unknown names.
-
-An entry names its plugin (`method: dpo`, `metric: fid`, ...), the other entries it uses
-(`generator: sd15`), and puts the plugin's own parameters inline beside those reserved keys."""
+"""Checks pydantic cannot do: plugin names and parameters, references between entries, plugins named
+inside other plugins' params; every problem with its YAML path and a did-you-mean."""
 
 from __future__ import annotations
 

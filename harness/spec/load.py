@@ -1,8 +1,5 @@
-"""Benchmark specs: YAML files with `include:`, validated by pydantic, every problem reported with its
-YAML path (`methods.dpo.beta: expected a number, got 'high'`) and a did-you-mean for unknown names.
-
-An entry names its plugin (`method: dpo`, `metric: fid`, ...), the other entries it uses
-(`generator: sd15`), and puts the plugin's own parameters inline beside those reserved keys."""
+"""Loading a spec: YAML with unique keys, `include:` (local keys win), `--set` overrides by dotted path,
+the plugin files and modules it names, then validation."""
 
 from __future__ import annotations
 

@@ -115,7 +115,7 @@ def test_cli_lists_plugins_and_runs_a_toy_spec(installed):
     for name in ("mini_diffusion", "ganrm", "fid", "rm_at_k", "mini_conv"):
         assert name in listing
     for f in ("toy_spec.yaml", "toy_plugins.py"):
-        shutil.copy(REPO / "tests" / "core" / f, work / f)
+        shutil.copy(REPO / "tests" / "helpers" / f, work / f)
     _sh([str(bin_dir / "ganrm-bench"), "run", "toy_spec.yaml", "--out", "toy_run"], work, env)
     import pandas as pd
 

@@ -147,7 +147,6 @@ def test_inputs_of_cached_artifacts_are_not_needed_but_are_rechecked_when_a_cons
 
 def test_a_failing_artifact_is_computed_once_and_reported_once_with_its_cells(tmp_path, monkeypatch):
     import tests.helpers.toy_plugins  # noqa: F401  (registers the toy plugins)
-
     from ganrm_bench.harness.plugins.registry import SCORERS
 
     spec = load_spec(HELPERS / "toy_spec.yaml")
