@@ -166,7 +166,6 @@ def diagnostics_table(spec: Any, ctx: Any, ev: Any, row_graphs: dict[int, dict[s
     columns = list(spec.table.columns or [])
     lines = []
     for seed, rows in row_graphs.items():
-        ctx.seed = seed
         res = results[(results["seed"] == seed)].set_index(["row", "column"]) if not results.empty else None
         for row, samples in rows.items():
             for scorer in proxy_scorer_nodes(samples):

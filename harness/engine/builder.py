@@ -156,7 +156,7 @@ class Builder:
         ref = self.images(e.reference) if e.reference else None
         return self.node(
             METRIC,
-            {"metric": self._fingerprint(obj), "convention": obj.convention()},
+            {"metric": self._fingerprint(obj), "convention": obj.convention(), "seed": self.seed},  # its CI's bootstrap seed
             {"samples": samples, "reference": ref},
             label=f"{name}({samples.label})",
             obj=obj,

@@ -126,7 +126,6 @@ class _SpecRun:
 
     def seed(self, seed: int) -> None:
         """Every cell of one seed."""
-        self.ctx.seed = seed
         cells = build_cells(self.spec, Builder(self.spec, self.ctx, seed))
         self.cells += cells
         done: dict[tuple[str, str], _Evaluated] = {}
@@ -148,7 +147,6 @@ class _SpecRun:
 
     def pooled(self, seeds: list[int]) -> None:
         """Each metric once more over the union of every seed's samples (scope "pooled")."""
-        self.ctx.seed = seeds[0]
         b = Builder(self.spec, self.ctx, seeds[0])
         groups = {r: g.name for g in (self.spec.table.groups or []) for r in g.rows}
         cells, done = [], {}
