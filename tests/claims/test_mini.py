@@ -16,16 +16,10 @@ them, `make test` (what CI runs) does not, to keep CI under 30 minutes.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from ganrm_bench.harness.engine.runner import run_spec
-from ganrm_bench.harness.runtime.context import Context
-from ganrm_bench.harness.spec.load import load_spec
-from ganrm_bench.harness.store.artifacts import Store
 from tests.helpers import REPO
 from tests.helpers.paired_claims import check_claim, paired
 
@@ -53,21 +47,10 @@ EXPECTED_TO_FAIL: dict[str, str] = {
 }
 
 
-@pytest.fixture(scope="module")
-def table(tmp_path_factory):
-    """table(name) -> that mini table's RunOutcome over SEEDS, computed once in a shared store (cold;
-    GANRM_CLAIMS_STORE=DIR reuses a store, e.g. the one benchmarks/perf/bench_mini_claims.py filled)."""
-    store = Store(os.environ.get("GANRM_CLAIMS_STORE") or tmp_path_factory.mktemp("mini-store"))
-    done = {}
-
-    def get(name: str):
-        if name not in done:
-            outcome = run_spec(load_spec(MINI / f"{name}.yaml"), Context(store=store), seeds=SEEDS)
-            assert not outcome.failures, outcome.failures
-            done[name] = outcome
-        return done[name]
-
-    return get
+@pytest.fixture
+def table(mini_tables):
+    """table(name) -> that mini table's RunOutcome over SEEDS (tests/claims/conftest.py: one store per session)."""
+    return mini_tables
 
 
 def claim(claim_id: str, holds: bool, measured: str) -> None:
