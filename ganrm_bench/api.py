@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
@@ -26,6 +27,7 @@ from ganrm_bench.harness.app.services import plan as plan_service
 from ganrm_bench.harness.app.services import report as report_service
 from ganrm_bench.harness.app.services import run as run_service
 from ganrm_bench.harness.app.services.specs import open_spec
+from ganrm_bench.harness.report.rundir import load_cards, load_diagnostics, load_units
 from ganrm_bench.harness.report.rundir import load_run as read_run
 from ganrm_bench.harness.runtime.progress import Progress
 from ganrm_bench.harness.spec.schema import Spec
@@ -36,7 +38,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 class Run:
-    """A finished run: its directory, spec, long results table and provenance (run.json)."""
+    """A finished run: its directory, spec, long results table and provenance (run.json); its
+    per-cell units, over-optimisation diagnostics and reward-model report cards load on first use."""
 
     def __init__(self, dir: Path, spec: Spec, results: pd.DataFrame, info: dict[str, Any] | None = None):
         self.dir = Path(dir)
@@ -48,6 +51,24 @@ class Run:
     def failures(self) -> list[str]:
         """Cells that failed (everything else is saved; run again to resume)."""
         return list(self.info.get("failures") or [])
+
+    @cached_property
+    def units(self) -> pd.DataFrame | None:
+        """What each cell's CI resamples (units.parquet: per-prompt sums or leave-one-block-out
+        values, by cell and seed), the input of paired comparisons; None when the run has none."""
+        return load_units(self.dir)
+
+    @cached_property
+    def diagnostics(self) -> pd.DataFrame | None:
+        """The over-optimisation monitor (diagnostics.csv: per row, trained scorer and seed, the
+        proxy reward against held-out PPD, with `flags`); None when no trained scorer judged a row."""
+        return load_diagnostics(self.dir)
+
+    @cached_property
+    def cards(self) -> dict[str, dict[str, Any]]:
+        """The reward-model report cards (scorers/<name>.json: how well each trained scorer
+        separates held-out PPD from generated images), by name; {} when none was trained."""
+        return load_cards(self.dir)
 
     def table(self, format: str = "markdown") -> str:
         """The table as "markdown", "latex" (booktabs), "csv" (the long results) or "html" (the report page)."""
@@ -112,11 +133,15 @@ def check(run: Run | str | Path, baseline: Run | str | Path | pd.DataFrame, tole
 
 
 def plan(spec_or_path: str | Path | Spec, *, seeds: Iterable[int] | None = None, overrides: Mapping[str, Any] | None = None,
-         cache: str | Path | None = None, estimate: bool = False, device: str = "cpu") -> "list[SeedPlan]":
-    """`ganrm-bench plan`: per seed, what a run would compute (nothing is written)."""
+         cache: str | Path | None = None, estimate: bool = False, device: str = "cpu",
+         assume_prompts: int | None = None) -> "list[SeedPlan]":
+    """`ganrm-bench plan`: per seed, what a run would compute (nothing is written, the store is not
+    even created). Sources whose data are not here count as their entry's `expected_count`, prompt
+    sets declaring none as `assume_prompts`; each plan's `.assumed` lists the sizes so assumed."""
     spec, _ = open_spec(spec_or_path, overrides)
-    ctx = run_service.make_context(spec, cache=cache, device=device)
-    return plan_service.plan(spec, ctx, seeds=list(seeds) if seeds is not None else None, with_estimate=estimate)
+    ctx = run_service.make_context(spec, cache=cache, device=device, read_only=True)
+    return plan_service.plan(spec, ctx, seeds=list(seeds) if seeds is not None else None, with_estimate=estimate,
+                             assume_prompts=assume_prompts)
 
 
 def baseline(run: Run | str | Path, out: str | Path) -> list[Path]:

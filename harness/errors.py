@@ -66,7 +66,12 @@ def require(module: str, *, plugin: str, extra: str):
         raise MissingExtraError(plugin, extra, module) from exc
 
 
-def did_you_mean(name: str, known: list[str]) -> str:
-    """The tail of an unknown-name message: the closest known name, else the known ones."""
+def did_you_mean(name: str, known: list[str], *, list_known: bool = True) -> str:
+    """The tail of an unknown-name message: the closest known name, else the known ones (or
+    nothing, without `list_known`: for long lists the caller shows its own way)."""
     close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
-    return f"; did you mean {close[0]!r}?" if close else (f"; defined: {', '.join(known)}" if known else "; none defined")
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    if not list_known:
+        return ""
+    return f"; defined: {', '.join(known)}" if known else "; none defined"

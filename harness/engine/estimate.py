@@ -97,6 +97,9 @@ def item_count(node: Any, peek: Callable[[Any], Any]) -> int | None:
         prompts = peek(pool.inputs["prompts"]) if "prompts" in pool.inputs else None
         return None if prompts is None else len(prompts)
     if op == "images":
+        counted = getattr(peek, "image_count", None)  # a PlanPeek (harness.engine.plan): declared sizes too
+        if counted is not None:
+            return counted(node)
         files = getattr(node.obj, "files", None)
         try:
             return len(files()) if files else None

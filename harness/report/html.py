@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from ganrm_bench.harness.plugins.base import load_media
-from ganrm_bench.harness.report.rundir import load_run
+from ganrm_bench.harness.report.rundir import load_cards, load_run
 from ganrm_bench.harness.report.samples import SAMPLES_FILE, read_samples_manifest
 from ganrm_bench.harness.report.tables import _digits, _fmt, _layout, table_cells
 
@@ -147,7 +147,7 @@ def render_html(run_dir: Path) -> str:
     packages = run_info.pop("packages", {}) or {}
     failures = run_info.pop("failures", []) or []
     human = json.loads((run_dir / "human.json").read_text()) if (run_dir / "human.json").exists() else None
-    cards = [{"name": p.stem, "fields": _flatten(json.loads(p.read_text()))} for p in sorted((run_dir / "scorers").glob("*.json"))]
+    cards = [{"name": name, "fields": _flatten(card)} for name, card in load_cards(run_dir).items()]
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True,
                              trim_blocks=True, lstrip_blocks=True)
     return env.get_template("report.html.j2").render(
