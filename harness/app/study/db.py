@@ -320,6 +320,6 @@ class StudyDB:
         with self.connect() as con:
             con.row_factory = sqlite3.Row
             return [dict(r) for r in con.execute(
-                "SELECT r.name AS rater, p.pair_id, p.prompt_id, p.row_a, p.row_b, p.item_a, p.item_b, s.left_row, s.right_row, "
+                "SELECT r.name AS rater, p.pair_id, s.shown_id, p.prompt_id, p.row_a, p.row_b, p.item_a, p.item_b, s.left_row, s.right_row, "
                 "s.repeat, v.choice, v.winner, v.voted_at FROM votes v JOIN shown s USING (shown_id) JOIN pairs p ON p.pair_id = s.pair_id "
                 "JOIN raters r ON r.rater_id = v.rater_id ORDER BY v.voted_at")]

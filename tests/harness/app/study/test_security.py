@@ -99,7 +99,7 @@ def test_every_response_carries_the_security_headers(alice):
     for r in responses:
         h = r.headers
         assert "default-src 'self'" in h["content-security-policy"] and "frame-ancestors 'none'" in h["content-security-policy"], r.url
-        assert h["x-frame-options"] == "DENY" and h["x-content-type-options"] == "nosniff" and h["referrer-policy"] == "no-referrer"
+        assert h["x-frame-options"] == "DENY" and h["x-content-type-options"] == "nosniff" and h["referrer-policy"] == "same-origin"
     html = client.get("/").text
     assert "<style" not in html and "style=" not in html and "<script>" not in html  # nothing inline for the CSP to block
 
