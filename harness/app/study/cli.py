@@ -34,7 +34,7 @@ def invite(
 ) -> None:
     """Print one invitation link per rater: the link is the rater's only way in (keep it; any browser, any time)."""
     for inv in service.invite(run_dir, names or [], count=count, db=db, url=url):
-        _plain(f"{inv.name}\t{inv.link}")
+        typer.echo(f"{inv.name}\t{inv.link}")  # tab-separated as it is (a script can read it)
 
 
 @app.command()

@@ -236,3 +236,16 @@ def test_clear_errors_for_unknown_rows_and_a_moved_store(toy_run, tmp_path):
     with pytest.raises(UserError, match="sample file\\(s\\) are missing from the store") as exc:
         open_test_study(toy_run, cache=tmp_path / "empty")
     assert "--cache" in exc.value.hint
+
+
+def test_a_database_of_the_old_name_based_study_is_refused_clearly(tmp_path):
+    import sqlite3
+
+    from ganrm_bench.harness.app.study.db import StudyDB
+
+    old = tmp_path / "study.sqlite"
+    with sqlite3.connect(old) as con:
+        con.execute("CREATE TABLE raters (name TEXT PRIMARY KEY, token TEXT NOT NULL UNIQUE, created REAL NOT NULL)")
+    with pytest.raises(UserError, match="an older version") as exc:
+        StudyDB(old)
+    assert "--db" in exc.value.hint

@@ -63,6 +63,23 @@ def test_invitations_print_unguessable_links_and_names_are_display_only(toy_run)
     assert [i.name for i in invite_service(toy_run, ["erin"])] == ["erin"]  # nothing of the refused calls was kept
 
 
+def test_invite_command_prints_a_name_and_a_link_per_line(toy_run, capsys):
+    from tests.helpers.clirun import ganrm
+
+    code, out, err = ganrm(capsys, "study", "invite", toy_run, "alice", "Bob Smith", "--count", "1", "--url", "http://127.0.0.1:9000")
+    assert code == 0, err
+    lines = [ln.split("\t") for ln in out.splitlines()]
+    assert [n for n, _ in lines] == ["alice", "Bob Smith", "rater 1"]
+    study, db = open_test_study(toy_run)
+    client = make_client(study, db)
+    join(client, lines[1][1].removeprefix("http://127.0.0.1:9000/join/"))
+    assert "Bob Smith" in page(client).text
+    code, out, err = ganrm(capsys, "study", "invite", toy_run, "BOB  SMITH")
+    assert code == 2 and "already invited as 'Bob Smith'" in err and "Traceback" not in err
+    code, out, err = ganrm(capsys, "study", "invite", toy_run)
+    assert code == 2 and "--count" in err
+
+
 def test_a_rater_returns_from_another_browser_and_nobody_takes_them_over(toy_run, opened):
     study, db = opened
     tokens = invite(db, "alice", "mallory")
