@@ -224,6 +224,8 @@ def auto_post(action: str, fields: dict) -> str:
 
 
 def test_pages_elsewhere_cannot_vote_log_out_switch_the_rater_or_show_images(toy_run):
+    from selenium.webdriver.support.ui import WebDriverWait
+
     port, evil_port = free_port(), free_port()
     links = invite_cli(toy_run, "alice", "mallory", url=f"http://127.0.0.1:{port}")
     server = Server(toy_run, "base,bright", port, "--max-pairs", "6", "--overlap", "6", "--repeats", "0").start()
@@ -246,14 +248,15 @@ def test_pages_elsewhere_cannot_vote_log_out_switch_the_rater_or_show_images(toy
         for site in (f"http://127.0.0.1:{evil_port}", f"http://localhost:{evil_port}"):  # same site (another port), another site
             for name in ("/vote", "/leave", "/join"):
                 driver.get(site + name)
-                time.sleep(0.5)  # let the auto-submitted form land
+                WebDriverWait(driver, 20).until(lambda d: d.current_url.startswith(study))  # the forged form was posted ...
+                assert "refused" in driver.page_source, (site, name)  # ... and turned down
                 driver.get(study + "/")
                 wait_progress(driver, "0 / 6")
                 assert driver.find_element("id", "rater").text == "alice", (site, name)  # still signed in, as herself
                 assert current_shown(driver) == shown
             driver.get(site + "/img")
-            time.sleep(0.5)
-            assert driver.execute_script("const i = document.getElementById('stolen'); return i.complete && i.naturalWidth") == 0
+            WebDriverWait(driver, 20).until(lambda d: d.execute_script("return document.getElementById('stolen').complete"))
+            assert driver.execute_script("return document.getElementById('stolen').naturalWidth") == 0  # blocked (CORP same-origin)
     finally:
         driver.quit()
         evil.shutdown()
