@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from ganrm_bench.harness.plugins.base import load_media
 from ganrm_bench.harness.report.rundir import load_cards, load_run
 from ganrm_bench.harness.report.samples import SAMPLES_FILE, read_samples_manifest
 from ganrm_bench.harness.report.tables import _digits, _fmt, _layout, table_cells
+
+log = logging.getLogger("ganrm_bench")
 
 GALLERY_PROMPTS = 8  # prompts per gallery row (the same prompts in every row)
 THUMB_PX = 256  # longest side of an embedded gallery image
@@ -33,13 +36,17 @@ def _png_file(path: Path) -> str:
     return _data_uri(path.read_bytes(), "image/png")
 
 
-def _thumbnail(path: str | Path) -> str:
+def _thumbnail(path: str | Path) -> str | None:
     """A gallery image as a data URI: small images as PNG scaled up (nearest) so pixels stay
-    crisp; large ones as JPEG no bigger than THUMB_PX."""
+    crisp; large ones as JPEG no bigger than THUMB_PX. None for a file that does not decode (the
+    gallery shows a dash; the report is still written)."""
     from PIL import Image
 
-
-    im = load_media(path)
+    try:
+        im = load_media(path)
+    except Exception as exc:  # any decoder's error: one unreadable sample must not cost the whole report
+        log.warning("gallery: cannot read %s (%s)", path, type(exc).__name__)
+        return None
     if not isinstance(im, Image.Image):  # a video: its first frame
         im = Image.fromarray(im[0])
     buf = io.BytesIO()
@@ -113,7 +120,8 @@ def gallery_context(run_dir: Path, spec) -> dict[str, Any]:
                 imgs = []
                 for p in prompt_ids:
                     it = by_prompt.get(p)
-                    imgs.append(None if it is None or not Path(it.path).exists() else {"src": _thumbnail(it.path), "alt": f"{row} {p}"})
+                    src = _thumbnail(it.path) if it is not None and Path(it.path).exists() else None
+                    imgs.append({"src": src, "alt": f"{row} {p}"} if src else None)
                 out_rows.append({"label": (spec.methods[row].label or row) if row in spec.methods else row, "images": imgs})
             if any(i for r in out_rows for i in r["images"]):
                 return {"prompts": [prompts.get(p) or p for p in prompt_ids], "rows": out_rows, "pngs": []}
