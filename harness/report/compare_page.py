@@ -124,7 +124,7 @@ def render_compare_html(cmp: Comparison) -> str:
     rows = [{"run": run, "method": methods[(run, row)], "cells": [texts.get((run, row, c)) for c in cmp.columns]}
             for run, row in cmp.leaderboard()]
     runs = [{"label": e.label, "dir": str(e.dir), "spec": e.spec.name, "hash": e.spec.digest, "seeds": e.seeds,
-             "finished": e.info.get("finished", "–"), "device": (e.info.get("numerics") or {}).get("device", "–"),
+             "finished": str(e.info.get("finished", "–"))[:16].replace("T", " "), "device": (e.info.get("numerics") or {}).get("device", "–"),
              "git": str(e.info.get("git_sha") or "–")[:10], "marks": e.marks, "reference": e is cmp.reference,
              "methods": len({r for (run, r) in methods if run == e.label})} for e in cmp.runs]
     forests = [{"name": p.name, "svg": figure_svg(p.fig, p.name), "caption": p.caption, "wide": p.wide} for p in compare_forests(cmp)]

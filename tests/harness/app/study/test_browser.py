@@ -2,35 +2,15 @@
 chromium-driver): two raters vote by click and by keyboard, reload, survive a server restart; the
 SQLite rows and the results table are checked."""
 
-import shutil
-import time
-
 import pytest
 
 pytest.importorskip("uvicorn")
-webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -e '.[study]')")
+pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -e '.[study]')")
 
+from tests.helpers.browser import CHROMEDRIVER, CHROMIUM, MISSING, chromium  # noqa: E402
 from tests.helpers.study_helpers import Server, free_port  # noqa: E402
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
-                                reason="no chromium/chromedriver on PATH (apt-get install chromium chromium-driver; .ci/run does)")
-
-
-def chromium(width=900, height=900):
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    opts = Options()
-    opts.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", f"--window-size={width},{height}"):
-        opts.add_argument(arg)
-    try:
-        return webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
-    except Exception:  # a cold first start of Chromium (font cache, profile) can miss the driver's deadline once
-        time.sleep(1)
-        return webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason=MISSING)
 
 
 def progress(driver) -> str:
