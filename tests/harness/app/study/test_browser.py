@@ -18,9 +18,12 @@ def progress(driver) -> str:
 
 
 def wait_progress(driver, text: str, timeout: float = 20) -> None:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(driver, timeout).until(lambda d: d.find_elements("id", "done") or progress(d).startswith(text))
+    # the page swaps its progress line when a vote lands: a line found just before is stale, look again
+    WebDriverWait(driver, timeout, ignored_exceptions=(StaleElementReferenceException,)).until(
+        lambda d: d.find_elements("id", "done") or progress(d).startswith(text))
 
 
 def current_pair(driver) -> str:
