@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from ganrm_bench.harness.plugins.base import load_media
-from ganrm_bench.harness.report.figures import Plot, compute_plot, figure_svg, metric_label, metric_plots, row_label
+from ganrm_bench.harness.report.figures import ARROW, Plot, compute_plot, figure_svg, metric_label, metric_plots, row_label
 from ganrm_bench.harness.report.forest import delta_points, forest_plots
 from ganrm_bench.harness.report.rundir import load_run
 from ganrm_bench.harness.report.samples import SAMPLES_FILE, read_samples_manifest
@@ -77,7 +77,7 @@ def decision_context(results: pd.DataFrame, spec: Spec, forests: list[Plot]) -> 
             continue
         points = delta_points(results, spec, col)
         against = list(dict.fromkeys(p.against for p in points))
-        groups = {v: [p.label for p in points if p.verdict == v] for v in ("better", "worse", "no difference detected")}
+        groups = {v: [p.label for p in points if p.verdict == v] for v in ("better", "worse", "no difference detected", "no interval")}
         direction = points[0].direction if points else ""
         out.append({"metric": metric_label(spec, col), "direction": direction, "against": " / ".join(against),
                     "groups": [(v, labels) for v, labels in groups.items() if labels], "svg": figure_svg(plot.fig, plot.name),
@@ -112,7 +112,7 @@ def table_context(results: pd.DataFrame, spec: Spec) -> dict[str, Any]:
     several = len(set(against.values())) > 1
     head = []
     for c in cols:
-        head.append({"label": f"{labels_c[c]} {ARROWS.get(direction.get(c, ''), '')}".strip(), "kind": "value"})
+        head.append({"label": f"{labels_c[c]} {ARROW.get(direction.get(c, ''), '')}".strip(), "kind": "value"})
         if c in delta_cols:
             vs = next(iter(set(against.values()))) if not several else "comparison row"
             head.append({"label": f"Δ {labels_c[c]} vs {vs}", "kind": "delta"})
@@ -136,9 +136,6 @@ def table_context(results: pd.DataFrame, spec: Spec) -> dict[str, Any]:
         "seeds": sorted(set(int(s) for s in results["seed"] if int(s) >= 0)) if not results.empty else spec.seeds,
         "pooled": bool(not results.empty and "scope" in results and (results["scope"] == "pooled").any()),
     }
-
-
-ARROWS = {"higher": "↑", "lower": "↓"}
 
 
 def _against(results: pd.DataFrame, spec: Spec) -> dict[str, str]:
