@@ -119,7 +119,7 @@ def _units_of(units: pd.DataFrame | None, row: str, column: str, seed: int) -> U
     return Units.from_rows(part) if len(part) else None
 
 
-def _unpaired(c: pd.Series, b: pd.Series, level: float) -> Difference:
+def unpaired_difference(c: pd.Series, b: pd.Series, level: float) -> Difference:
     """Difference from two independent CIs (normal approximation of each half-width)."""
     from scipy import stats
 
@@ -171,7 +171,7 @@ def check_against_baseline(results: pd.DataFrame, baseline: pd.DataFrame, *, tol
         if ub is not None and uc is not None and ub.prompts_key == uc.prompts_key and ub.kind == uc.kind:
             d = difference(uc, ub, level=2 * confidence - 1)
         else:
-            d = _unpaired(c, b, 2 * confidence - 1)
+            d = unpaired_difference(c, b, 2 * confidence - 1)
         # a margin of float rounding (1e-9 of the value): a re-run that differs in the last bits is no regression
         floor = 1e-9 * max(1.0, abs(float(b["value"])))
         verdict = regression_test(d, b["direction"], max(tolerance.get(col, 0.0), floor), confidence=confidence)

@@ -31,7 +31,7 @@ def test_public_names_import_lazily():
     code = "import sys, ganrm_bench as gb; assert gb.__all__; print(sorted(m for m in ('torch', 'pandas') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
-    assert set(gb.__all__) == {"run", "load_run", "check", "plan", "baseline", "Run", "GanRM", "__version__"}
+    assert set(gb.__all__) == {"run", "load_run", "check", "compare", "plan", "baseline", "Run", "GanRM", "__version__"}
     assert all(getattr(gb, name) is not None for name in gb.__all__)
     with pytest.raises(AttributeError):
         gb.not_a_name  # noqa: B018

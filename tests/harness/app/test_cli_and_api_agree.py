@@ -39,6 +39,21 @@ def test_report_renders_the_same(two_runs, capsys, fmt):
     assert code == 0 and out == gb.load_run(cli_dir).table(fmt)
 
 
+def test_compare_writes_the_same_page_and_tables(two_runs, capsys, tmp_path):
+    """`report RUN RUN --out` and `gb.compare(..., out=)`: the same files, byte for byte; `-o -` prints
+    what `.table()` returns. The two runs computed the same samples: every Δ is a paired 0."""
+    cli_dir, api = two_runs
+    code, _, err = ganrm(capsys, "report", cli_dir, api.dir, "--out", tmp_path / "c_cli")
+    assert code == 0, err
+    compared = gb.compare(cli_dir, api, out=tmp_path / "c_api")
+    for name in ("compare.html", "compare.csv", "compare.md", "compare.tex"):
+        assert (tmp_path / "c_cli" / name).read_bytes() == (tmp_path / "c_api" / name).read_bytes(), name
+    code, out, _ = ganrm(capsys, "report", cli_dir, api.dir, "-o", "-")
+    assert code == 0 and out == compared.table("markdown")
+    other = compared.frame[compared.frame["run"] == "api"]
+    assert len(other) == 3 and (other["delta"] == 0).all() and other["paired"].all()
+
+
 def test_baseline_writes_the_same_files(two_runs, capsys, tmp_path):
     cli_dir, _ = two_runs
     assert ganrm(capsys, "baseline", cli_dir, "--out", tmp_path / "b_cli")[0] == 0
