@@ -69,6 +69,9 @@ class _RankedJSON(PairFileSource):
     def prompt_id(self, n: int, entry: dict[str, Any]) -> str:
         return f"{self.name}{n:05d}"
 
+    def count_images(self) -> int | None:
+        return sum(len(set(e.get(self.files_field) or [])) for e in self.entries())
+
     def rows(self, ctx: Any) -> list[PairRow]:
         root, what = self.images_root(), f"pair set {self.name} ({self.annotation_path()})"
         out = []
@@ -180,6 +183,15 @@ class _HubPairs(PairFileSource):
         if self.params.path:
             return super().require_annotations()
         return self.annotation_path()
+
+    def count_images(self) -> int | None:
+        """Two per row of local parquet (before dropping unlabelled rows); hub sets: unknown until loaded."""
+        if not self.params.path:
+            return None
+        import pyarrow.parquet as pq
+
+        rows = sum(pq.read_metadata(f).num_rows for f in self.parquet_files())
+        return 2 * (min(rows, self.params.limit) if self.params.limit else rows)
 
     def parquet_files(self) -> list[Path]:
         root = self.annotation_path()

@@ -62,6 +62,11 @@ class PairFileSource(PairSource):
     def rows(self, ctx: Any) -> list[PairRow]:
         raise NotImplementedError
 
+    def count_images(self) -> int | None:
+        """How many images (each image once per prompt) the set holds, read cheaply from the
+        annotations for `plan --estimate`; None: not without loading the data."""
+        return None
+
     # -- identity: the annotations' bytes, not their path -------------------------------------------
     def fingerprint(self, ctx: Any = None) -> dict[str, Any]:
         fp = super().fingerprint()
@@ -140,6 +145,9 @@ class PairTable(PairFileSource):
 
     def annotation_path(self) -> Path:
         return Path(self.params.path).expanduser()
+
+    def count_images(self) -> int | None:
+        return len({(prompt, path) for path_a, path_b, _, prompt, _, _ in self.rows(None) for path in (path_a, path_b)})
 
     def rows(self, ctx: Any) -> list[PairRow]:
         p, table = self.params, self.annotation_path()

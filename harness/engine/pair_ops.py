@@ -34,12 +34,21 @@ class PairsOp(Op):
         return dataclasses.replace(pairs, key=node.key)
 
     def planned_items(self, node: Node, peek: Any) -> int | None:
-        """Images to score, for `plan --estimate`: the size the entry declares (`expected_images`),
-        listed among the plan's assumed sizes when its data are not here."""
+        """Images to score, for `plan --estimate`: counted from the annotations when they are here
+        and the source can count cheaply (`count_images()`), else the size the entry declares
+        (`expected_images`), listed among the plan's assumed sizes when its data are not here."""
+        missing = absent_data(node.obj)
+        counter = getattr(node.obj, "count_images", None)
+        if not missing and callable(counter):
+            try:
+                counted = counter()
+            except Exception:  # noqa: BLE001 - unreadable: `validate --inputs` says why; plan with the declared size
+                counted = None
+            if counted is not None:
+                return int(counted)
         declared = getattr(getattr(node.obj, "params", None), "expected_images", None)
         if declared is None:
             return None
-        missing = absent_data(node.obj)
         assumed = getattr(peek, "assumed", None)
         if missing and isinstance(assumed, dict):
             assumed[node.key] = Assumed(node.label, int(declared), "images", "expected_images", missing[0])

@@ -24,7 +24,7 @@ prompts:
 images: {{ppd: {{source: toy_images}}}}
 pairs:
   labelled: {{source: labelled_pairs, generator: gen, prompts: judge, labeller: bright, k: 3}}
-  table: {{source: pair_table, path: {table}, expected_images: 4}}
+  table: {{source: pair_table, path: {table}, expected_images: 7}}
 scorers:
   bright: {{scorer: toy_brightness}}
   dark: {{scorer: toy_darkness}}
@@ -106,25 +106,25 @@ def test_judge_rows_pool_over_seeds(spec_path, tmp_path):
 
 
 def test_pair_set_plans_without_its_file_and_counts_scoring(spec_path, tmp_path, monkeypatch):
-    """The pair table is absent: validate passes, plan gives it a provisional identity, the estimate
-    counts its declared images and lists the size it assumed."""
+    """The estimate counts a pair table's images from the file when it is here (4: two prompts x two
+    images), else from its declared size (7), listed as assumed; validate and plan never need it."""
+    import ganrm_bench.harness.engine.estimate as est
     from ganrm_bench.harness.app.services.plan import plan
     from ganrm_bench.harness.app.services.run import make_context
     from ganrm_bench.harness.app.services.specs import open_spec
     from ganrm_bench.harness.engine.estimate import UnitCost
 
-    (tmp_path / "pairs.csv").unlink()
+    monkeypatch.setattr(est, "UnitCosts", lambda ctx: (lambda obj: UnitCost(1.0, "image")))  # one second per unit, nothing timed
     spec, _ = open_spec(spec_path, {"methods.j_table": {"method": "judge", "scorer": "bright", "pairs": "table"}})
     ctx = make_context(spec, cache=tmp_path / "nostore", device="cpu", read_only=True)
-
-    import ganrm_bench.harness.engine.estimate as est
-
-    monkeypatch.setattr(est, "UnitCosts", lambda ctx: (lambda obj: UnitCost(1.0, "image")))  # one second per unit, nothing timed
-    (p,) = plan(spec, ctx, with_estimate=True)
-    rows = {(r.op, r.label): r for r in p.estimate.rows}
-    assert rows[("scores", "bright(table)")].units == 4
-    assert rows[("scores", "bright(labelled)")].units == 24  # 8 prompts x 3 samples
-    assert any(a.entry == "table" and a.count == 4 and a.why == "expected_images" for a in p.assumed)
+    for present, images in ((True, 4), (False, 7)):
+        if not present:
+            (tmp_path / "pairs.csv").unlink()
+        (p,) = plan(spec, ctx, with_estimate=True)
+        rows = {(r.op, r.label): r for r in p.estimate.rows}
+        assert rows[("scores", "bright(table)")].units == images
+        assert rows[("scores", "bright(labelled)")].units == 24  # 8 prompts x 3 samples
+        assert any(a.entry == "table" and a.count == 7 and a.why == "expected_images" for a in p.assumed) == (not present)
     assert not (tmp_path / "nostore").exists()
 
 

@@ -114,6 +114,7 @@ def test_hpdv2_test_json_schema(tmp_path, ctx):
     # every two images of a prompt; the lower (better) rank is preferred, equal ranks tie
     assert got == {"hpdv200000:0-1": PREFERRED_B, "hpdv200000:0-2": TIE, "hpdv200000:1-2": PREFERRED_A, "hpdv200001:0-1": PREFERRED_A}
     assert pairs.describe() == {"pairs": 4, "images": 5, "prompts": 2, "ties": 1}
+    assert src.count_images() == 5  # what `plan --estimate` counts, from test.json alone
     kinds = {a.kind for a in src.assets()}
     assert kinds == {"local"} and any(a.dest.endswith("hpdv2/test") for a in src.assets())
 
@@ -133,7 +134,7 @@ def test_imagereward_test_json_schema(tmp_path, ctx):
                                                  "ranking": [1, 2, 1, 4]}]))
     src = ImageRewardDBPairs({"path": str(root / "test.json")})
     pairs = src.load(ctx)
-    assert pairs.n_pairs == 6 and set(pairs.pair_prompt_ids()) == {"005658-0040"}
+    assert pairs.n_pairs == 6 and set(pairs.pair_prompt_ids()) == {"005658-0040"} and src.count_images() == 4
     got = {pid: p for pid, (_, _, p) in _pairs_by_id(pairs).items()}
     assert got["005658-0040:0-2"] == TIE and got["005658-0040:0-1"] == PREFERRED_A and got["005658-0040:1-2"] == PREFERRED_B
     assert {a.kind for a in src.assets()} == {"url", "local"}  # test.json is downloadable, the images are not
@@ -157,6 +158,7 @@ def test_pickapic_parquet_schema(tmp_path, ctx):
     pq.write_table(pa.table(rows), tmp_path / "test_unique-00000.parquet")
     src = PickAPicPairs({"path": str(tmp_path)})
     src.check_inputs(ctx)
+    assert src.count_images() == 8 and PickAPicPairs({}).count_images() is None  # 2 per parquet row; a hub set: unknown
     pairs = src.load(ctx)
     assert pairs.preference == (PREFERRED_A, TIE, PREFERRED_B)  # the unlabelled row is dropped, as PickScore does
     assert pairs.pair_ids == ("0", "1", "2")
