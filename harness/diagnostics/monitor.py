@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ganrm_bench.harness.diagnostics.pair_cards import add_pair_accuracies
 from ganrm_bench.harness.diagnostics.scorecard import render_cards_markdown
 from ganrm_bench.harness.engine.builder import Builder
 from ganrm_bench.harness.engine.cells import build_cells, comparison_rows
@@ -69,10 +70,13 @@ def trained_scorer_nodes(samples: Node) -> list[Node]:
 
 def proxy_scorer_nodes(samples: Node) -> list[Node]:
     """The scorers whose scores chose or trained this row's samples: the `scorer` input of every
-    `scores` node in its graph (selection, fine-tuning data, per-round reward statistics)."""
+    `scores` node in its graph (selection, fine-tuning data, per-round reward statistics), except
+    scores that only judge (an op with `judges_scores`: a scorer judged on human pairs, a labeller)."""
+    nodes = list(samples.walk())
+    judging = {c.key for n in nodes if getattr(n.op, "judges_scores", False) for c in n.inputs.values() if c.op.name == "scores"}
     out: dict[str, Node] = {}
-    for n in samples.walk():
-        if n.op.name == "scores":
+    for n in nodes:
+        if n.op.name == "scores" and n.key not in judging:
             out.setdefault(n.inputs["scorer"].key, n.inputs["scorer"])
     return list(out.values())
 
@@ -251,6 +255,7 @@ def monitor_run(spec: Any, ctx: Any, ev: Any, row_graphs: dict[int, dict[str, No
     by_key: dict[str, dict] = {}
     try:
         out.cards, by_key = collect_cards(ev, row_graphs, out.errors)
+        add_pair_accuracies(spec, ctx, ev, row_graphs, by_key, out.errors)  # cards gain agreement with people
     except Exception as exc:
         out.errors.append(f"report cards: {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
     try:

@@ -205,6 +205,22 @@ def render_cards_markdown(cards: dict[str, dict[str, Any]]) -> str:
         lines.append("- reward-model held-out AUC by PPD size: " + "; ".join(
             f"N={n} ({name}) {_num(c.get('heldout_auc'))} [{_num((c.get('heldout_auc_ci') or [None])[0])}, "
             f"{_num((c.get('heldout_auc_ci') or [None, None])[1])}]" for n, name, c in by_n))
+    lines += [line for name, c in cards.items() for line in pair_accuracy_lines(name, c)]
     lines += [f"- ECE: {ECE_BINNING}. Cards, training curves and score histograms: `scorers/`."]
     lines += [f"- {name}: {c['note']}" for name, c in cards.items() if c.get("note")]
     return "\n".join(lines) + "\n"
+
+
+def pair_accuracy_lines(name: str, card: dict[str, Any]) -> list[str]:
+    """A card's agreement with people on each pair set of the spec (harness.diagnostics.pair_cards)."""
+    out = []
+    for pairs, s in (card.get("pair_accuracy") or {}).items():
+        lo, hi = (s.get("accuracy_ties_excluded_ci") or [None, None])[:2]
+        counted = int(s.get("pairs", 0)) - int(s.get("label_ties", 0))
+        out.append(f"- {name} vs people on `{pairs}`: {_pct(s.get('accuracy_ties_excluded'))} [{_pct(lo)}, {_pct(hi)}] of {counted} "
+                   f"pairs (ties excluded); {_pct(s.get('accuracy_tie_calibrated'))} tie-calibrated over all {s.get('pairs', 0)}")
+    return out
+
+
+def _pct(x: Any) -> str:
+    return "–" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{float(x):.1f}%"

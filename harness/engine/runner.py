@@ -200,6 +200,9 @@ class _SpecRun:
                 d = difference(e.units, base.units, seed=derive_seed(0, "delta", cell.row, cell.column, seed))
                 row.update(compare_to=self.against[cell.row], delta=d.estimate, delta_ci_low=d.ci_low, delta_ci_high=d.ci_high,
                            p_value=d.p_value, paired=d.paired, delta_method=d.method)
+                exact = _exact_test(e, base)
+                if exact is not None:  # the metric's own exact paired test (pair metrics: McNemar) gives the p-value
+                    row.update(p_value=exact[0], delta_method=f"{d.method}; p: {exact[1]}")
             self.rows.append(row)
             if e.units is not None:
                 self.units_rows.extend({"row": cell.row, "column": cell.column, "seed": seed, **u} for u in e.units.to_rows())
@@ -221,6 +224,13 @@ class _SpecRun:
         return RunOutcome(pd.DataFrame(self.rows, columns=RESULT_COLUMNS), self.failures, self.ev.computed, self.ev.loaded,
                           dict(self.ctx.counters), self.samples, pd.DataFrame(self.records), units=pd.DataFrame(self.units_rows),
                           failure_groups=group_failures(self.failed), evaluator=self.ev, row_graphs=self.row_graphs, cells=self.cells)
+
+
+def _exact_test(e: _Evaluated, base: _Evaluated) -> tuple[float, str] | None:
+    """(p, how) from the metric's optional `paired_test(result, base_result)`, for metrics whose
+    cells pair outcome by outcome (pairwise accuracy: McNemar's exact test); None otherwise."""
+    test = getattr(e.metric, "paired_test", None)
+    return test(e.result, base.result) if callable(test) else None
 
 
 def _seed_text(seed: int) -> str:

@@ -44,6 +44,14 @@ class ImagesEntry(_Entry):
     source: str
 
 
+class PairsEntry(_Entry):
+    """A set of preference pairs (prompt, image a, image b, people's choice): `source` names the
+    pair source plugin (harness.plugins.preference.PairSource)."""
+
+    source: str
+    label: str | None = None
+
+
 class PoolRef(_Strict):
     """Samples from a generator: `k` per prompt (the pool's first k)."""
 
@@ -128,6 +136,7 @@ class Spec(_Strict):
     generators: dict[str, GeneratorEntry] = Field(default_factory=dict)
     prompts: dict[str, PromptsEntry] = Field(default_factory=dict)
     images: dict[str, ImagesEntry] = Field(default_factory=dict)
+    pairs: dict[str, PairsEntry] = Field(default_factory=dict)  # preference pair sets that judge scorers
     scorers: dict[str, ScorerEntry] = Field(default_factory=dict)
     methods: dict[str, MethodEntry] = Field(default_factory=dict)
     metrics: dict[str, MetricEntry] = Field(default_factory=dict)
@@ -147,4 +156,7 @@ class Spec(_Strict):
 
     @property
     def digest(self) -> str:
-        return hashlib.sha256(canonical_json(self.model_dump(mode="json")).encode()).hexdigest()[:16]
+        dumped = self.model_dump(mode="json")
+        if not dumped.get("pairs"):  # specs without pair sets keep the digest they had before the section existed
+            dumped.pop("pairs", None)
+        return hashlib.sha256(canonical_json(dumped).encode()).hexdigest()[:16]
