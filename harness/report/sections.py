@@ -85,6 +85,10 @@ def card_facts(card: dict[str, Any], labels: dict[str, str]) -> list[tuple[str, 
             facts.append((what, str(card[key]), ""))
     if card.get("used_by"):
         facts.append(("used by", ", ".join(labels.get(r, r) for r in card["used_by"]), ""))
+    for pairs, s in (card.get("pair_accuracy") or {}).items():  # agreement with people (harness.diagnostics.pair_cards)
+        counted = int(s.get("pairs", 0)) - int(s.get("label_ties", 0))
+        facts.append((f"agrees with people on {pairs} [95% CI]", _with_ci(s.get("accuracy_ties_excluded"), s.get("accuracy_ties_excluded_ci")) + " %",
+                      f"{counted} pairs, ties excluded; tie-calibrated {sig(s.get('accuracy_tie_calibrated'))}% over all {s.get('pairs', 0)}"))
     for key, value in card.items():  # anything else a scorer reports, if it is one number or word
         if key not in SHOWN and not isinstance(value, (list, dict)) and value is not None:
             facts.append((key.replace("_", " "), sig(value) if isinstance(value, float) else str(value), ""))

@@ -84,7 +84,10 @@ def test_judge_rows_run_compare_and_fill_the_cards(spec_path, tmp_path, counters
     assert run.diagnostics is None or run.diagnostics.empty
     table_md = (tmp_path / "run" / "table.md").read_text()
     assert "rm vs people on `labelled`" in table_md
-    assert "pair_accuracy.labelled.accuracy_ties_excluded" in run.table("html")
+    html = run.table("html")  # the card in the report page: its agreement with people, with the CI
+    from ganrm_bench.harness.report.sections import sig
+
+    assert "agrees with people on labelled [95% CI]" in html and f"{sig(mine['accuracy_ties_excluded'])} [" in html
     # a second run computes nothing: scores are cached per image, the rest per node
     before = count(counters, "scored")
     again = gb.run(spec_path, cache=tmp_path / "store", out=tmp_path / "run2")
