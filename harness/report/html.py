@@ -85,12 +85,12 @@ def table_context(results: pd.DataFrame, spec) -> dict[str, Any]:
             })
         body.append({"group": group_of.get(r, ""), "label": labels_r[r], "extra": [spec.table.extra_columns[e].get(r, "") for e in extra],
                      "cells": out_cells})
-    tol = ", ".join(f"{labels_c.get(c, c)} ±{t}" for c, t in spec.reference.tolerance.items())
+    band = ", ".join(f"{labels_c.get(c, c)} ±{t}" for c, t in spec.reference.band.items())
     return {
         "title": spec.table.title or spec.name, "grouped": bool(spec.table.groups), "group_header": spec.table.group_header,
         "extra": extra, "columns": [f"{labels_c[c]} {arrow.get(direction.get(c, ''), '')}".strip() for c in cols], "rows": body,
         "conventions": [(labels_c[c], conventions[c]) for c in cols if c in conventions],
-        "paper": spec.reference.source or ("reference values" if spec.reference.values else None), "tolerance": tol,
+        "paper": spec.reference.source or ("reference values" if spec.reference.values else None), "band": band,
         "notes": list(spec.reference.notes), "has_delta": bool(deltas),
         "seeds": sorted(set(int(s) for s in results["seed"])) if not results.empty else spec.seeds,
     }

@@ -161,8 +161,8 @@ def test_regression_test_direction_and_detectable():
     from ganrm_bench.harness.stats.paired import Difference
 
     d = Difference(2.0, 1.0, 3.0, 0.5, math.inf, 0.0, True, "x")
-    fid = regression_test(d, "lower", tolerance=0.5)  # FID up by 2: worse
-    acc = regression_test(d, "higher", tolerance=0.5)  # accuracy up by 2: better
+    fid = regression_test(d, "lower", margin=0.5)  # FID up by 2: worse
+    acc = regression_test(d, "higher", margin=0.5)  # accuracy up by 2: better
     assert fid.failed and fid.lower_bound == pytest.approx(2.0 - 1.6449 * 0.5, abs=1e-3)
     assert not acc.failed and acc.regression == -2.0
     assert fid.detectable == pytest.approx(0.5 + (1.6449 + 0.8416) * 0.5, abs=1e-3)
