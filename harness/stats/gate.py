@@ -57,8 +57,8 @@ def one_sided_p(diff: Difference, value: float, *, upper: bool) -> float:
     if not (math.isfinite(diff.se) and diff.se > 0):
         return 0.0 if (diff.estimate > value if upper else diff.estimate < value) else 1.0
     z = (diff.estimate - value) / diff.se
-    dist = stats.norm if math.isinf(diff.df) else stats.t(diff.df)
-    return float(dist.sf(z) if upper else dist.cdf(z))
+    dist, args = (stats.norm, ()) if math.isinf(diff.df) else (stats.t, (diff.df,))
+    return float(dist.sf(z, *args) if upper else dist.cdf(z, *args))
 
 
 def regression_test(diff: Difference, direction: str, margin: float, *, confidence: float = 0.95, power: float = 0.8,

@@ -25,7 +25,7 @@ import pandas as pd
 
 from ganrm_bench.harness.errors import UserError
 from ganrm_bench.harness.stats.paired import Difference, difference, finish, nan_difference, welch_df
-from ganrm_bench.harness.stats.twolevel import across_seeds, conditional, frame_units, training_variance, with_training_variance
+from ganrm_bench.harness.stats.twolevel import UnitsIndex, across_seeds, conditional, training_variance, with_training_variance
 
 POOLED = -1
 
@@ -68,12 +68,12 @@ class Sides:
 
     cand: pd.DataFrame
     base: pd.DataFrame
-    cand_units: pd.DataFrame | None
-    base_units: pd.DataFrame | None
+    cand_units: UnitsIndex
+    base_units: UnitsIndex
 
     @staticmethod
     def of(results: pd.DataFrame, baseline: pd.DataFrame, units: pd.DataFrame | None, baseline_units: pd.DataFrame | None) -> "Sides":
-        return Sides(normalise(results), normalise(baseline), units, baseline_units)
+        return Sides(normalise(results), normalise(baseline), UnitsIndex(units), UnitsIndex(baseline_units))
 
     def columns(self) -> list[str]:
         return list(dict.fromkeys(self.base["column"]))
@@ -126,8 +126,9 @@ def match_cells(sides: Sides, *, level: float, numerics_comparable: bool = True)
         raise UserError(f"the run has seeds {seeds_text(out.run_seeds)} and the baseline {seeds_text(out.base_seeds)}: "
                         "no seed in common, so no cell pairs", hint=f"run with --seed {min(out.base_seeds, default=0)}")
     unknown_trained = False
+    cand = {key: part for key, part in sides.cand.groupby(["row", "column"], sort=False)}
     for (row, column), b_cells in sides.base.groupby(["row", "column"], sort=False):
-        c_cells = sides.cand[(sides.cand["row"] == row) & (sides.cand["column"] == column)]
+        c_cells = cand.get((row, column), sides.cand.iloc[:0])
         trained, known = _trained(c_cells, b_cells)
         unknown_trained |= not known
         cell = _CellPair(row, column, c_cells, b_cells, sides, level)
@@ -214,8 +215,8 @@ class _CellPair:
         on the same prompts, else from the cells' stored se and df."""
         c = self.c_pool if seed == POOLED else self.c_seed[seed]
         b = self.b_pool if seed == POOLED else self.b_seed[seed]
-        uc = frame_units(self.sides.cand_units, self.row, self.column, seed)
-        ub = frame_units(self.sides.base_units, self.row, self.column, seed)
+        uc = self.sides.cand_units.get(self.row, self.column, seed)
+        ub = self.sides.base_units.get(self.row, self.column, seed)
         if uc is not None and ub is not None and uc.kind == ub.kind and uc.prompts_key == ub.prompts_key:
             return difference(uc, ub, level=self.level, seed=max(seed, 0))
         return unpaired(c, b, self.level)
@@ -227,8 +228,8 @@ class _CellPair:
             against = b.get("compare_to")
             if against is None or (isinstance(against, float) and math.isnan(against)):
                 continue
-            ua = frame_units(self.sides.base_units, self.row, self.column, s)
-            ub = frame_units(self.sides.base_units, str(against), self.column, s)
+            ua = self.sides.base_units.get(self.row, self.column, s)
+            ub = self.sides.base_units.get(str(against), self.column, s)
             out.append(difference(ua, ub, level=self.level, seed=s) if ua is not None and ub is not None else _stored_delta(b, self.level))
         return out
 

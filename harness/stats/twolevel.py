@@ -13,9 +13,12 @@ trained models and never varies the model. Three rules (docs/statistics.md, "Tra
 - ``conditional`` (one seed): the within-seed paired interval, said to be conditional on this
   trained model.
 - ``training`` (one seed, compared across numerics classes, where the other side's model is another
-  draw of training): the within-seed variance plus twice the training variance τ̂² estimated from a
-  run with several seeds, τ̂² = max(0, var_s(Δ_s) − mean_s se(Δ_s)²) over its per-seed differences
-  Δ_s of the same row against its comparison row; Welch–Satterthwaite degrees of freedom.
+  draw of training): the within-seed variance plus 2·τ̂², τ̂² = var_s(Δ_s) the between-seed variance of
+  the baseline's per-seed differences Δ_s of the same row against its comparison row (S − 1 df;
+  Welch–Satterthwaite degrees of freedom for the sum). var_s(Δ_s) holds the training variance and the
+  within-seed sampling variance of Δ, so it errs wide: subtracting the latter (floored at 0) made an
+  unchanged commit retrained elsewhere fail 11 % of the time at a nominal 5 %, this rule 4 %
+  (benchmarks/perf/coverage_two_level.py).
 """
 
 from __future__ import annotations
@@ -60,13 +63,11 @@ def conditional(d: Difference) -> Difference:
 
 def training_variance(deltas: Sequence[Difference]) -> tuple[float, int]:
     """(τ̂², its degrees of freedom S − 1) from a row's per-seed differences against its comparison
-    row: between-seed variance minus the mean within-seed variance, floored at 0. NaN below 2 seeds."""
-    ok = [d for d in deltas if math.isfinite(d.estimate) and math.isfinite(d.se)]
+    row: their between-seed variance (module docstring). NaN below 2 seeds."""
+    ok = [d.estimate for d in deltas if math.isfinite(d.estimate)]
     if len(ok) < 2:
         return math.nan, 0
-    between = float(np.var([d.estimate for d in ok], ddof=1))
-    within = float(np.mean([d.se ** 2 for d in ok]))
-    return max(0.0, between - within), len(ok) - 1
+    return float(np.var(ok, ddof=1)), len(ok) - 1
 
 
 def with_training_variance(d: Difference, tau2: float, tau_df: int, *, level: float = 0.95) -> Difference:
@@ -97,24 +98,36 @@ def row_difference(per_seed: Sequence[Difference], pooled: Difference | None, *,
     return conditional(one) if one is not None else nan_difference("no difference", level)
 
 
-def frame_units(units: pd.DataFrame | None, row: str, column: str, seed: int) -> Units | None:
-    """One cell's units from a run's long units table (None when it has none)."""
-    if units is None or units.empty:
-        return None
-    part = units[(units["row"] == row) & (units["column"] == column) & (units["seed"] == seed)]
-    return Units.from_rows(part) if len(part) else None
+class UnitsIndex:
+    """A run's long units table, split once by (row, column, seed): `get` gives one cell's Units."""
+
+    def __init__(self, units: pd.DataFrame | None):
+        self.parts: dict[tuple[str, str, int], pd.DataFrame] = {}
+        if units is not None and not units.empty:
+            for (row, column, seed), part in units.groupby(["row", "column", "seed"], sort=False):
+                self.parts[(str(row), str(column), int(seed))] = part
+        self.memo: dict[tuple[str, str, int], Units] = {}
+
+    def get(self, row: str, column: str, seed: int) -> Units | None:
+        key = (str(row), str(column), int(seed))
+        if key not in self.memo and key in self.parts:
+            self.memo[key] = Units.from_rows(self.parts[key])
+        return self.memo.get(key)
+
+    def seeds(self) -> list[int]:
+        return sorted({s for _, _, s in self.parts if s >= 0})
 
 
-def rows_difference(units: pd.DataFrame, row: str, against: str, column: str, *, trained: bool, level: float = 0.95,
-                    seed: int = 0) -> Difference:
+def rows_difference(units: pd.DataFrame | UnitsIndex, row: str, against: str, column: str, *, trained: bool,
+                    level: float = 0.95, seed: int = 0) -> Difference:
     """value(row) − value(against) in one run, from its units table, by `row_difference`: the seeds
     both rows have (seed ≥ 0), and the pooled cells (seed −1) when both have them."""
-    seeds = sorted(int(s) for s in set(units["seed"]) if int(s) >= 0)
+    index = units if isinstance(units, UnitsIndex) else UnitsIndex(units)
     per_seed = []
-    for s in seeds:
-        a, b = frame_units(units, row, column, s), frame_units(units, against, column, s)
+    for s in index.seeds():
+        a, b = index.get(row, column, s), index.get(against, column, s)
         if a is not None and b is not None:
             per_seed.append(difference(a, b, level=level, seed=seed + s))
-    a, b = frame_units(units, row, column, -1), frame_units(units, against, column, -1)
+    a, b = index.get(row, column, -1), index.get(against, column, -1)
     pooled = difference(a, b, level=level, seed=seed) if a is not None and b is not None else None
     return row_difference(per_seed, pooled, trained=trained, level=level)
