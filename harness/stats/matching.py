@@ -45,7 +45,7 @@ def normalise(results: pd.DataFrame) -> pd.DataFrame:
     """A results table with scope, seed, seeds, trained and n filled in (older tables lack some):
     a pooled cell without `seeds` pools the seeds of the seed cells of its (row, column)."""
     r = results.copy()
-    r["scope"] = r["scope"].fillna("seed") if "scope" in r else "seed"
+    r["scope"] = r["scope"].astype(object).where(r["scope"].notna(), "seed") if "scope" in r else "seed"
     r["seed"] = r["seed"].fillna(0).astype(int) if "seed" in r else np.where(r["scope"] == "pooled", POOLED, 0)
     for col, empty in (("trained", None), ("n", math.nan), ("se", math.nan), ("df", math.nan), ("compare_to", None)):
         if col not in r:

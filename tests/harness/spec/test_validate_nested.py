@@ -59,7 +59,7 @@ def problems(path: Path) -> list[str]:
         ("scorers:\n  ganrm: {train: {positives: ppdd}}\n",
          "scorers.ganrm.train.positives: no images entry named 'ppdd'; did you mean 'ppd'?"),
         ("reference:\n  tolerance: {fidd: 1.0}\n",
-         "reference.tolerance.fidd: no metric named 'fidd'; did you mean 'fid'?"),
+         "reference.band.fidd: no metric named 'fidd'; did you mean 'fid'?"),
         ("reference:\n  values: {bsae: {fid: 50.0}}\n",
          "reference.values.bsae: no method named 'bsae'; did you mean 'base'?"),
         ("reference:\n  values: {base: {alig: 0.5}}\n",
