@@ -17,12 +17,11 @@ import pandas as pd
 from ganrm_bench.harness.plugins.base import load_media
 from ganrm_bench.harness.report.rundir import load_run
 from ganrm_bench.harness.report.samples import SAMPLES_FILE, read_samples_manifest
-from ganrm_bench.harness.report.tables import _digits, _fmt, _layout, table_cells
+from ganrm_bench.harness.report.tables import CONDITIONAL_NOTE, _digits, _fmt, _layout, table_cells
 
 GALLERY_PROMPTS = 8  # prompts per gallery row (the same prompts in every row)
 THUMB_PX = 256  # longest side of an embedded gallery image
 MAX_TABLE_ROWS = 200  # rows of records/diagnostics shown (the CSV beside the report has all)
-DELTA_COLUMNS = ("delta", "delta_ci_low", "delta_ci_high")
 
 
 def _data_uri(data: bytes, mime: str) -> str:
@@ -51,18 +50,9 @@ def _thumbnail(path: str | Path) -> str:
     return _data_uri(buf.getvalue(), "image/jpeg")
 
 
-def _mean_deltas(results: pd.DataFrame) -> dict[tuple[str, str], tuple[float, float, float]]:
-    """Paired Δ (and its CI) per cell, averaged over seeds, when the results carry them."""
-    if not set(DELTA_COLUMNS) <= set(results.columns) or results.empty:
-        return {}
-    agg = results.groupby(["row", "column"], sort=False)[list(DELTA_COLUMNS)].mean()
-    return {k: tuple(float(x) for x in v) for k, v in agg.iterrows() if not math.isnan(float(v["delta"]))}
-
-
 def table_context(results: pd.DataFrame, spec) -> dict[str, Any]:
     cells = table_cells(results, spec)
     rows, cols, labels_r, labels_c, direction, group_of, conventions = _layout(spec, results)
-    deltas = _mean_deltas(results)
     arrow = {"higher": "↑", "lower": "↓"}
     digits = {c: _digits([cells[(r, c)].value for r in rows if (r, c) in cells]) for c in cols}
     extra = list(spec.table.extra_columns)
@@ -76,12 +66,13 @@ def table_context(results: pd.DataFrame, spec) -> dict[str, Any]:
                 continue
             d = digits[c]
             ci = None if math.isnan(cell.ci_low) else f"[{_fmt(cell.ci_low, d)}, {_fmt(cell.ci_high, d)}]"
-            delta = deltas.get((r, c))
+            has_delta = math.isfinite(cell.delta)  # the shown cell's Δ: pooled (two-level for trained rows) or one seed's
             out_cells.append({
                 "value": _fmt(cell.value, d), "best": cell.best, "ci": ci,
                 "paper": None if cell.paper is None else _fmt(cell.paper, d), "ok": cell.ok,
-                "delta": None if delta is None else f"{delta[0]:+.{d}f}",
-                "delta_ci": None if delta is None or math.isnan(delta[1]) else f"[{delta[1]:+.{d}f}, {delta[2]:+.{d}f}]",
+                "delta": f"{cell.delta:+.{d}f}" if has_delta else None,
+                "delta_ci": f"[{cell.delta_ci_low:+.{d}f}, {cell.delta_ci_high:+.{d}f}]" if has_delta and math.isfinite(cell.delta_ci_low) else None,
+                "conditional": cell.conditional,
             })
         body.append({"group": group_of.get(r, ""), "label": labels_r[r], "extra": [spec.table.extra_columns[e].get(r, "") for e in extra],
                      "cells": out_cells})
@@ -91,7 +82,8 @@ def table_context(results: pd.DataFrame, spec) -> dict[str, Any]:
         "extra": extra, "columns": [f"{labels_c[c]} {arrow.get(direction.get(c, ''), '')}".strip() for c in cols], "rows": body,
         "conventions": [(labels_c[c], conventions[c]) for c in cols if c in conventions],
         "paper": spec.reference.source or ("reference values" if spec.reference.values else None), "band": band,
-        "notes": list(spec.reference.notes), "has_delta": bool(deltas),
+        "notes": list(spec.reference.notes), "has_delta": any(math.isfinite(c.delta) for c in cells.values()),
+        "conditional": CONDITIONAL_NOTE if any(c.conditional for c in cells.values()) else None,
         "seeds": sorted(set(int(s) for s in results["seed"])) if not results.empty else spec.seeds,
     }
 
