@@ -125,15 +125,18 @@ def load_run(path: str | Path) -> Run:
     return Run(Path(path), spec, results, info)
 
 
-def check(run: Run | str | Path, baseline: Run | str | Path | pd.DataFrame, tolerance: Mapping[str, float] | None = None,
-          confidence: float = 0.95) -> "CheckReport":
+def check(run: Run | str | Path, baseline: Run | str | Path | pd.DataFrame, margin: Mapping[str, float] | None = None,
+          confidence: float = 0.95, *, correction: bool = True, tolerance: Mapping[str, float] | None = None) -> "CheckReport":
     """`ganrm-bench check`: the regression gate of `run` against `baseline` (a Run, a run directory, a
-    committed baseline folder, a results .csv/.json/.parquet, or a DataFrame). `tolerance`
-    ({column: margin}) adds to and overrides the spec's reference tolerances. The report's
-    `.passed` is the command's exit status, `.failures` its failing cells, `.lines()` its output."""
+    committed baseline folder, a results .csv/.json/.parquet, or a DataFrame). `margin` ({column:
+    regression margin}; `tolerance` is its old name) adds to and overrides the spec's `gate.margins`;
+    `correction=False` is `--no-correction`. The report's `.passed` is the command's exit status,
+    `.failures` its failing cells, `.lines()` its output (header: matching, margins, correction),
+    `.familywise_error` the rate the decisions keep; a cell's `.conditional` marks a trained row
+    compared on one seed (its interval is conditional on the trained model)."""
     run_dir = run.dir if isinstance(run, Run) else Path(run)
     base = baseline.dir if isinstance(baseline, Run) else baseline
-    return check_service.check(run_dir, base, tolerance=tolerance, confidence=confidence)
+    return check_service.check(run_dir, base, margin=margin, confidence=confidence, correction=correction, tolerance=tolerance)
 
 
 def plan(spec_or_path: str | Path | Spec, *, seeds: Iterable[int] | None = None, overrides: Mapping[str, Any] | None = None,

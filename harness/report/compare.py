@@ -26,7 +26,7 @@ from ganrm_bench.harness.report.rundir import load_run, load_units
 from ganrm_bench.harness.report.tables import aggregate
 from ganrm_bench.harness.runtime.numerics import numerics_mismatch
 from ganrm_bench.harness.spec.schema import Spec
-from ganrm_bench.harness.stats.gate import unpaired_difference
+from ganrm_bench.harness.stats.matching import unpaired
 from ganrm_bench.harness.stats.paired import Difference, Units, difference
 
 FRAME_COLUMNS = ["run", "row", "method", "column", "metric", "value", "ci_low", "ci_high", "direction", "vs_run", "vs_row",
@@ -194,7 +194,7 @@ def cell_difference(a: RunEntry, row_a: str, b: RunEntry, row_b: str, col: str) 
     ua, ub = _units(a, row_a, col, str(ca["scope"])), _units(b, row_b, col, str(cb["scope"]))
     if ua is not None and ub is not None and ua.kind == ub.kind:
         return difference(ua, ub)
-    return unpaired_difference(ca, cb, 0.95)
+    return unpaired(ca, cb, 0.95)
 
 
 def _reference_row(e: RunEntry, ref: RunEntry, row: str, against: str | None) -> str | None:

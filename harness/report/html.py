@@ -24,7 +24,7 @@ from ganrm_bench.harness.report.forest import delta_points, forest_plots
 from ganrm_bench.harness.report.rundir import load_run
 from ganrm_bench.harness.report.samples import SAMPLES_FILE, read_samples_manifest
 from ganrm_bench.harness.report.sections import cards_context, diagnostics_context, records_context
-from ganrm_bench.harness.report.tables import _digits, _fmt, _layout, comparison_note, not_heldout_cells, table_cells
+from ganrm_bench.harness.report.tables import CONDITIONAL_NOTE, _digits, _fmt, _layout, comparison_note, not_heldout_cells, table_cells
 from ganrm_bench.harness.spec.schema import Spec
 
 log = logging.getLogger("ganrm_bench")
@@ -106,7 +106,7 @@ def _delta_cell(cell, digits: int, direction: str, against: str, several: bool) 
     verdict = None if not cell.significant else "better" if (cell.delta > 0) == (direction == "higher") else "worse"
     ci = f"[{cell.delta_ci_low:+.{digits}f}, {cell.delta_ci_high:+.{digits}f}]" if math.isfinite(cell.delta_ci_low) else None
     return {"delta": f"{cell.delta:+.{digits}f}", "sort": cell.delta, "ci": ci, "dagger": cell.significant,
-            "verdict": verdict, "against": against if several else None}
+            "verdict": verdict, "against": against if several else None, "conditional": cell.conditional}
 
 
 def table_context(results: pd.DataFrame, spec: Spec) -> dict[str, Any]:
@@ -134,12 +134,13 @@ def table_context(results: pd.DataFrame, spec: Spec) -> dict[str, Any]:
                 out_cells.append(_delta_cell(cell, digits[c], direction.get(c, ""), against.get(r, ""), several))
         body.append({"group": group_of.get(r, ""), "label": labels_r[r], "extra": [spec.table.extra_columns[e].get(r, "") for e in spec.table.extra_columns],
                      "cells": out_cells})
-    tol = ", ".join(f"{labels_c.get(c, c)} ±{t}" for c, t in spec.reference.tolerance.items())
+    band = ", ".join(f"{labels_c.get(c, c)} ±{t}" for c, t in spec.reference.band.items())
     return {
         "title": spec.table.title or spec.name, "grouped": bool(spec.table.groups), "group_header": spec.table.group_header,
         "extra": list(spec.table.extra_columns), "head": head, "rows": body,
         "conventions": [(labels_c[c], conventions[c]) for c in cols if c in conventions],
-        "paper": spec.reference.source or ("reference values" if spec.reference.values else None), "tolerance": tol,
+        "paper": spec.reference.source or ("reference values" if spec.reference.values else None), "band": band,
+        "conditional": CONDITIONAL_NOTE if any(c.conditional for c in cells.values()) else None,
         "notes": list(spec.reference.notes), "delta_note": comparison_note(results, spec) if delta_cols else None, "own": bool(own),
         "seeds": sorted(set(int(s) for s in results["seed"] if int(s) >= 0)) if not results.empty else spec.seeds,
         "pooled": bool(not results.empty and "scope" in results and (results["scope"] == "pooled").any()),

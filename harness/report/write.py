@@ -47,6 +47,14 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+def run_seeds(results: pd.DataFrame) -> list[int]:
+    """The seeds a run computed (its seed cells'), as run.json records them: `run --seed 0 --seed 1`
+    overrides the spec's `seeds`."""
+    if results.empty or "seed" not in results:
+        return []
+    return sorted({int(s) for s in results["seed"] if int(s) >= 0})
+
+
 def write_run(run_dir: Path, spec: Spec, spec_path: str, results: pd.DataFrame, info: dict[str, Any],
               samples: dict[str, Any] | None = None, records: pd.DataFrame | None = None,
               units: pd.DataFrame | None = None, monitor: Any = None) -> None:
@@ -73,7 +81,7 @@ def write_run(run_dir: Path, spec: Spec, spec_path: str, results: pd.DataFrame, 
     results.to_json(run_dir / "results.json", orient="records", indent=1)
     (run_dir / "spec.json").write_text(json.dumps(spec.model_dump(mode="json"), indent=1))
     run_info = {
-        "spec": spec.name, "spec_path": spec_path, "spec_hash": spec.digest, "seeds": spec.seeds, "git_sha": git_sha(),
+        "spec": spec.name, "spec_path": spec_path, "spec_hash": spec.digest, "seeds": run_seeds(results) or spec.seeds, "git_sha": git_sha(),
         "python": sys.version.split()[0], "platform": platform.platform(), "packages": package_versions(),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **info,
     }

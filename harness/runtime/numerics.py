@@ -138,6 +138,25 @@ def run_info_near(path: str | Path) -> dict[str, Any]:
         return {}
 
 
+def comparable_numerics(run_info: dict[str, Any], baseline_info: dict[str, Any]) -> tuple[bool, str]:
+    """Whether a run's trained artifacts can be taken as the baseline's own draw of training:
+    (True, "") when both run.json files carry a numerics record and it matches; else (False, the
+    one line `check` prints). Across numerics classes, training makes other models from the same
+    seed, so `check` gives trained cells the training-variance rule (harness.stats.twolevel). The
+    one place that decides: later CPU fields (model, ISA, BLAS) belong in `COMPARED`/here."""
+    if not baseline_info.get("numerics"):
+        return False, ("the baseline's run.json has no numerics record, so whether it was computed like this run is unknown: "
+                       "trained cells with one shared seed carry the baseline's training variance")
+    if not run_info.get("numerics"):
+        return False, ("the run's run.json has no numerics record: trained cells with one shared seed carry the baseline's "
+                       "training variance")
+    diffs = numerics_mismatch(run_info, baseline_info)
+    if diffs:
+        return False, (f"run and baseline were computed under different numerics (run vs baseline: {'; '.join(diffs)}): "
+                       "trained cells with one shared seed carry the baseline's training variance")
+    return True, ""
+
+
 def mismatch_warning(run_dir: str | Path, baseline: str | Path) -> str | None:
     """One line for `check`: the run and its baseline were computed under different numerics."""
     diffs = numerics_mismatch(run_info_near(run_dir), run_info_near(baseline))

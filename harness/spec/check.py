@@ -159,8 +159,10 @@ class _SpecChecker:
             ref("table.compare", spec.table.compare, table_rows, "table row")
         for i, g in enumerate(spec.table.groups or []):
             ref(f"table.groups[{i}].compare", g.compare, {r: None for r in g.rows}, "row in this group")
-        for col in spec.reference.tolerance:
-            ref(f"reference.tolerance.{col}", col, spec.metrics, "metric")
+        for col in spec.reference.band:
+            ref(f"reference.band.{col}", col, spec.metrics, "metric")
+        for col in spec.gate.margins:
+            ref(f"gate.margins.{col}", col, spec.metrics, "metric")
 
 
 _ENTRY_WORDS = {"generators": "generator", "prompts": "prompt set", "images": "images entry", "pairs": "pair set",

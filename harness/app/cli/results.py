@@ -63,25 +63,35 @@ def _compare(runs: list[Path], format: str, out: Optional[str], against: Optiona
 def check(
     run_dir: Path = typer.Argument(..., help="A run directory."),
     baseline: Path = typer.Option(..., "--baseline", help="A run directory or committed baseline folder (results + units.parquet), or a results file."),
-    tolerance: Optional[list[str]] = typer.Option(None, help="COLUMN=VALUE non-inferiority margin in the metric's units (repeatable; default: the spec's reference.tolerance, else 0)."),
-    confidence: float = typer.Option(0.95, help="One-sided confidence of the test."),
+    margin: Optional[list[str]] = typer.Option(
+        None, "--margin", "--tolerance",
+        help="COLUMN=VALUE regression margin in the metric's units: a regression up to it passes (repeatable; default: the spec's "
+             "gate.margins, else 0: any significant worsening fails). --tolerance is its old name."),
+    confidence: float = typer.Option(0.95, help="One-sided family-wise confidence of the test."),
+    no_correction: bool = typer.Option(False, "--no-correction", help="Test each cell at 1 − confidence, without Holm's correction across cells."),
 ) -> None:
-    """Exit 1 when a cell is worse than the baseline by more than its tolerance, with the given confidence.
+    """Exit 1 when a cell is worse than the baseline by more than its margin, with the given confidence.
 
-    Per cell: R = how much worse the run is than the baseline. FAIL when the one-sided lower
-    confidence bound of R exceeds the column's tolerance. Paired (same prompts: per-prompt bootstrap,
-    or block jackknife for FID/KID) when both sides have units.parquet, else unpaired from the two CIs
-    (said per cell). Each line also gives the smallest regression the comparison detects (80% power).
+    Per cell: R = how much worse the run is than the baseline; p = the one-sided p-value of R ≤ margin.
+    FAIL when Holm's adjusted p ≤ 1 − confidence (family-wise over the cells; --no-correction: each p).
+    Cells match seed by seed on the seeds both sides share; pooled cells only with equal seeds and N.
+    Trained rows: a t across the shared seeds' differences (one seed: conditional on the trained model,
+    or with the baseline's training variance when the numerics differ). Paired (same prompts: per-prompt
+    bootstrap, or block jackknife for FID/KID) when both sides have units, else unpaired (said per cell).
+    The header names the matching, the margins and the correction.
     """
-    result = check_service.check(run_dir, baseline, tolerance=check_service.parse_tolerances(tolerance), confidence=confidence)
+    result = check_service.check(run_dir, baseline, margin=check_service.parse_margins(margin), confidence=confidence,
+                                 correction=not no_correction)
     for warning in result.warnings:
         err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
     for line in result.lines():
         print_plain([line], err if line.startswith("FAIL") else out_console)
+    rule = (f"Holm, family-wise error ≤ {result.familywise_error:.0%}" if result.correction == "holm"
+            else f"no correction, family-wise error up to {result.familywise_error:.0%}")
     if result.failures:
-        err.print(f"[red]{len(result.failures)} regression(s)[/red] against {baseline} (one-sided {confidence:.0%})")
+        err.print(f"[red]{len(result.failures)} regression(s)[/red] against {baseline} (one-sided {confidence:.0%}; {rule})")
         raise typer.Exit(1)
-    out_console.print(f"[green]no regression[/green] against {baseline} (one-sided {confidence:.0%}, {len(result.cells)} cells)")
+    out_console.print(f"[green]no regression[/green] against {baseline} (one-sided {confidence:.0%}, {len(result.cells)} cells; {rule})")
 
 
 def baseline(

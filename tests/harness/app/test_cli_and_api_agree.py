@@ -70,7 +70,7 @@ def test_check_gives_the_same_verdicts_cell_for_cell(two_runs, capsys, tmp_path)
     code, out, err = ganrm(capsys, "check", cli_dir, "--baseline", api.dir)
     report = gb.check(cli_dir, api.dir)
     assert code == 0 and report.passed and "no regression" in out
-    assert [line for line in (out + err).splitlines() if line.startswith(("ok ", "FAIL"))] == report.lines()
+    assert out.splitlines()[:len(report.lines())] == report.lines()  # the header (matching, margins, correction), then the cells
     brighter = gb.run(TOY, out=tmp_path / "brighter", cache=tmp_path / "cache", seeds=[0, 1],
                       overrides={"generators.gen.brightness": 30}).dir
     code, out, err = ganrm(capsys, "check", cli_dir, "--baseline", brighter)
