@@ -24,12 +24,13 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree that was never installed
     __version__ = "0+unknown"
 
-__all__ = ["run", "load_run", "check", "plan", "baseline", "Run", "GanRM", "__version__"]
+__all__ = ["run", "load_run", "check", "compare", "plan", "baseline", "Run", "GanRM", "__version__"]
 
 _LAZY = {
     "run": "ganrm_bench.api",
     "load_run": "ganrm_bench.api",
     "check": "ganrm_bench.api",
+    "compare": "ganrm_bench.api",
     "plan": "ganrm_bench.api",
     "baseline": "ganrm_bench.api",
     "Run": "ganrm_bench.api",

@@ -58,6 +58,14 @@ class MissingWeightsError(UserError):
         super().__init__(f"weights for {model} are not available ({tried})", hint=how)
 
 
+class MissingDataError(MissingWeightsError):
+    """A data file a plugin's identity digests (a pair set's annotations) that is not on this
+    machine: a plan stands in for it with a provisional identity, as for absent weights."""
+
+    def __init__(self, message: str, *, hint: str | None = None):
+        UserError.__init__(self, message, hint=hint)
+
+
 def require(module: str, *, plugin: str, extra: str):
     """Import an optional dependency or raise MissingExtraError naming the extra to install."""
     try:
@@ -66,7 +74,12 @@ def require(module: str, *, plugin: str, extra: str):
         raise MissingExtraError(plugin, extra, module) from exc
 
 
-def did_you_mean(name: str, known: list[str]) -> str:
-    """The tail of an unknown-name message: the closest known name, else the known ones."""
+def did_you_mean(name: str, known: list[str], *, list_known: bool = True) -> str:
+    """The tail of an unknown-name message: the closest known name, else the known ones (or
+    nothing, without `list_known`: for long lists the caller shows its own way)."""
     close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
-    return f"; did you mean {close[0]!r}?" if close else (f"; defined: {', '.join(known)}" if known else "; none defined")
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    if not list_known:
+        return ""
+    return f"; defined: {', '.join(known)}" if known else "; none defined"

@@ -1,7 +1,7 @@
 """A study run by two simulated raters in headless Chromium, then `study results` and a screenshot
-of report.html — how docs/img/report.png was made:
+of report.html (with its human-study section):
 
-    python benchmarks/study/simulated_study.py reports/runs/<mini table1 run> --rows base,dpo --pairs 40 --shot docs/img/report.png
+    python benchmarks/study/simulated_study.py reports/runs/<mini table1 run> --rows base,dpo --pairs 40 --shot study-report.png
 
 The raters are bots, not people: each picks the sample with more contrast (pixel standard deviation
 in a canvas); bob answers at random 20% of the time. Needs the `study` extra and Debian's chromium
@@ -38,14 +38,13 @@ def chromium(width: int = 1000, height: int = 1250):
         return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
 
 
-def vote_all(url: str, name: str, flip: float) -> int:
+def vote_all(link: str, name: str, flip: float) -> int:
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.keys import Keys
 
     rng, d, votes = random.Random(name), chromium(), 0
     try:
-        d.get(url + "/")
-        d.find_element("id", "name").send_keys(name)
+        d.get(link)  # the rater's invitation link
         d.find_element("id", "start").click()
         while not d.find_elements("id", "done"):
             left, right = d.execute_script(CONTRAST_JS)
@@ -78,7 +77,10 @@ def main() -> None:
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}"
     cli = [sys.executable, "-m", "ganrm_bench.harness.app.cli.main", "study"]
-    server = subprocess.Popen([*cli, "serve", str(args.run), "--rows", args.rows, "--port", str(port), "--max-pairs", args.pairs])
+    invited = subprocess.run([*cli, "invite", str(args.run), "alice", "bob", "--url", url], check=True, capture_output=True, text=True)
+    links = dict(line.split("\t") for line in invited.stdout.splitlines() if "\t" in line)
+    server = subprocess.Popen([*cli, "serve", str(args.run), "--rows", args.rows, "--port", str(port), "--max-pairs", args.pairs,
+                               "--overlap", args.pairs])
     try:
         for _ in range(600):
             try:
@@ -87,7 +89,7 @@ def main() -> None:
             except httpx.HTTPError:
                 time.sleep(0.1)
         for name, flip in (("alice", 0.0), ("bob", 0.2)):
-            print(name, vote_all(url, name, flip), "votes")
+            print(name, vote_all(links[name], name, flip), "votes")
     finally:
         server.terminate()
         server.wait()

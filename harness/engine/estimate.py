@@ -97,11 +97,17 @@ def item_count(node: Any, peek: Callable[[Any], Any]) -> int | None:
         prompts = peek(pool.inputs["prompts"]) if "prompts" in pool.inputs else None
         return None if prompts is None else len(prompts)
     if op == "images":
+        counted = getattr(peek, "image_count", None)  # a PlanPeek (harness.engine.plan): declared sizes too
+        if counted is not None:
+            return counted(node)
         files = getattr(node.obj, "files", None)
         try:
             return len(files()) if files else None
         except Exception:  # absent folder: unknown (validate --inputs says why)
             return None
+    planned = getattr(node.op, "planned_items", None)  # ops whose size their own inputs or source decide (pair sets)
+    if callable(planned):
+        return planned(node, peek)
     counts = [item_count(n, peek) for n in node.inputs.values() if n.op.name in ("pool", "select", "images", "union", "with_records")]
     if op in ("union", "with_records") and counts and None not in counts:
         return sum(counts) if op == "union" else counts[0]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Annotated, Any, Literal, Sequence
 
 import numpy as np
 import pandas as pd
@@ -65,7 +65,8 @@ def check_media_file(path: Path, full: bool = True) -> None:
 
 def file_key(path: Path, ctx: Any, *, full_check: bool = True) -> str:
     """sha256 of the file's bytes after checking it decodes; memoized in the store by
-    (resolved path, size, mtime, check level) so a file is read and decoded once."""
+    (resolved path, size, mtime, check level) so a file is read and decoded once (unless the
+    store is read-only)."""
     path = path.resolve()
     st = path.stat()
     memo = hash_key({"file-key": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "full": full_check})
@@ -74,7 +75,8 @@ def file_key(path: Path, ctx: Any, *, full_check: bool = True) -> str:
         return memo_path.read_text().strip()
     check_media_file(path, full=full_check)
     digest = file_digest(path)
-    ctx.store.put_item(memo, "sha256", lambda p: p.write_text(digest))
+    if not getattr(ctx.store, "read_only", False):  # `validate --inputs` writes nothing: its checks are not memoized
+        ctx.store.put_item(memo, "sha256", lambda p: p.write_text(digest))
     return digest
 
 
@@ -166,10 +168,27 @@ def _cell(value: Any) -> str | None:
     return text if text != "" else None
 
 
+# -- declared sizes -----------------------------------------------------------------------------
+
+ExpectedCount = Annotated[int | None, Field(ge=1)]  # items the file or folder holds, for `plan` before the data are here
+
+
+class DeclaredSize:
+    """A source whose spec entry may declare `expected_count`: how many items its file or folder
+    holds, so `plan` (and `--estimate`) can count the work before the data are on this machine
+    (harness.engine.plan). Not part of the identity: the data decide what the source yields, so a
+    declared size never moves a cache key."""
+
+    def fingerprint(self) -> dict[str, Any]:
+        fp = super().fingerprint()  # type: ignore[misc]
+        fp["params"].pop("expected_count", None)
+        return fp
+
+
 # -- image sources ------------------------------------------------------------------------------
 
 
-class FolderImages(ImageSource):
+class FolderImages(DeclaredSize, ImageSource):
     """Images (png/jpg/jpeg/webp) in a folder, sorted by relative path; recursive on request."""
 
     version = "1"
@@ -181,6 +200,7 @@ class FolderImages(ImageSource):
         limit: int | None = Field(None, ge=1)  # the first N files in sorted order
         skip_bad: bool = False
         check: Literal["full", "header"] = "full"  # decode every file once (memoized) or only verify headers
+        expected_count: ExpectedCount = None  # files in the folder (before `limit`), for planning
 
     def assets(self) -> list:
         """The folder (under the data root; provided by the user) (harness.store.assets)."""
@@ -416,7 +436,7 @@ def _unique_ids(prompts: list[Prompt], what: str) -> list[Prompt]:
     return prompts
 
 
-class TextFilePrompts(PromptSource):
+class TextFilePrompts(DeclaredSize, PromptSource):
     """Prompts from a text file, one per line (blank lines skipped); ids are the 0-based index."""
 
     version = "1"
@@ -425,6 +445,7 @@ class TextFilePrompts(PromptSource):
         path: str
         limit: int | None = Field(None, ge=1)
         encoding: str = "utf-8"
+        expected_count: ExpectedCount = None  # prompts in the file (before `limit`), for planning
 
     def assets(self) -> list:
         """The prompt file (harness.store.assets)."""
@@ -446,7 +467,7 @@ class TextFilePrompts(PromptSource):
         self.load(ctx)
 
 
-class TablePrompts(PromptSource):
+class TablePrompts(DeclaredSize, PromptSource):
     """Prompts from a CSV/TSV/parquet/JSONL table with id and text columns."""
 
     version = "1"
@@ -456,6 +477,7 @@ class TablePrompts(PromptSource):
         text_column: str = "text"
         id_column: str | None = "id"  # None (or absent from the table): the 0-based row index
         limit: int | None = Field(None, ge=1)
+        expected_count: ExpectedCount = None  # rows in the table (before `limit`), for planning
 
     def assets(self) -> list:
         """The prompt table (harness.store.assets)."""

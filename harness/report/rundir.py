@@ -1,9 +1,11 @@
-"""Reading run directories and committed baselines: results, spec and per-cell units, in the files
-`harness.report.write` wrote (or a baseline's text copies)."""
+"""Reading run directories and committed baselines: results, spec, per-cell units, the
+over-optimisation diagnostics and reward-model report cards, in the files `harness.report.write`
+wrote (or a baseline's text copies)."""
 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -30,6 +32,29 @@ def load_units(run_dir: Path) -> pd.DataFrame | None:
     if (run_dir / "units.csv").is_file():
         return pd.read_csv(run_dir / "units.csv", dtype={"unit": str, "prompts_key": str})
     return None
+
+
+def load_diagnostics(run_dir: Path) -> pd.DataFrame | None:
+    """A run's over-optimisation monitor (diagnostics.csv: one line per row, trained scorer and
+    seed, with its flags), or None when the run wrote none (no trained scorer judged a row)."""
+    path = Path(run_dir) / "diagnostics.csv"
+    return pd.read_csv(path) if path.is_file() else None
+
+
+def load_cards(run_dir: Path) -> dict[str, dict]:
+    """A run's reward-model report cards (scorers/<name>.json), by file name without .json; {}
+    when it has none. An unreadable card is left out (and logged): a report is written without it."""
+    folder = Path(run_dir) / "scorers"
+    cards = {}
+    for p in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            card = json.loads(p.read_text())
+        except (OSError, ValueError) as exc:
+            logging.getLogger("ganrm_bench").warning("report card %s: unreadable (%s)", p, exc)
+            continue
+        if isinstance(card, dict):
+            cards[p.stem] = card
+    return cards
 
 
 BASELINE_FILES = ("results.csv", "spec.json", "run.json")

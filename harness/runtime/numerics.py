@@ -148,12 +148,27 @@ def run_info_near(path: str | Path) -> dict[str, Any]:
         return {}
 
 
-def mismatch_warning(run_dir: str | Path, baseline: str | Path) -> str | None:
-    """One line for `check`: the run and its baseline were computed under different numerics."""
-    diffs = numerics_mismatch(run_info_near(run_dir), run_info_near(baseline))
-    if not diffs:
-        return None
-    return f"run and baseline were computed under different numerics (run vs baseline: {'; '.join(diffs)}): differences may come from that, not from the model"
+def comparable_numerics(run_info: dict[str, Any], baseline_info: dict[str, Any]) -> tuple[bool, str]:
+    """Whether a run's trained artifacts can be taken as the baseline's own draw of training:
+    (True, note) when both computed under one numerics class — then the same keys mean the same bytes
+    (the pinned CPU class is the same on every x86-64-v3 machine, whatever its model); else (False,
+    the one line `check` prints), and `check` gives trained cells the training-variance rule
+    (harness.stats.twolevel). The note names machine facts that differ without changing the bytes."""
+    if not baseline_info.get("numerics"):
+        return False, ("the baseline's run.json has no numerics record, so whether it was computed like this run is unknown: "
+                       "trained cells with one shared seed carry the baseline's training variance")
+    if not run_info.get("numerics"):
+        return False, ("the run's run.json has no numerics record: trained cells with one shared seed carry the baseline's "
+                       "training variance")
+    diffs = numerics_mismatch(run_info, baseline_info)
+    same = same_numerics_class(run_info, baseline_info)
+    if same:
+        return True, (f"run and baseline share the numerics class {run_info['numerics']['class']} (same keys, same bytes); "
+                      f"they differ only in {'; '.join(diffs)}") if diffs else ""
+    if diffs or same is False:
+        return False, (f"run and baseline were computed under different numerics (run vs baseline: {'; '.join(diffs)}): "
+                       "trained cells with one shared seed carry the baseline's training variance")
+    return True, ""
 
 
 def same_numerics_class(run_info_a: dict[str, Any], run_info_b: dict[str, Any]) -> bool | None:

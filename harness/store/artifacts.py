@@ -87,15 +87,25 @@ class StoreError(UserError):
 
 
 class Store:
-    def __init__(self, root: str | Path | None = None, *, create: bool = True):
+    def __init__(self, root: str | Path | None = None, *, create: bool = True, read_only: bool = False):
         """With create=False (commands that inspect a store), refuse a directory that is not one
-        rather than turning it into one."""
+        rather than turning it into one. With read_only (commands that "write nothing": plan,
+        validate, fetch-assets --dry-run) nothing is created or written: an absent store reads as
+        an empty one, weights digests are memoized in memory only, and a write raises."""
         self.root = Path(root) if root is not None else default_root()
+        self.read_only = read_only
+        self._digests: dict[str, list[str]] = {}  # read_only: the weights-digest memo, in memory
         if not create and not (self.root / "objects").is_dir():
             what = "does not exist" if not self.root.exists() else "is not a ganrm-bench store (no objects/ folder)"
             raise StoreError(f"{self.root} {what}", hint="give the --cache folder a run used (or $GANRM_BENCH_CACHE)")
+        if read_only:
+            return
         for sub in ("objects", "items", "locks", "tmp"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
+
+    def _writable(self, what: str) -> None:
+        if self.read_only:
+            raise RuntimeError(f"{what} in a read-only store ({self.root}): a command that writes nothing tried to write")
 
     # -- artifacts (directories) ---------------------------------------------------------------
     def path(self, key: str) -> Path:
@@ -114,6 +124,9 @@ class Store:
 
     @contextlib.contextmanager
     def lock(self, key: str, timeout: float = -1) -> Iterator[None]:
+        if self.read_only:  # nothing is written, so there is nothing to guard (and no locks/ folder)
+            yield
+            return
         with self.file_lock(key).acquire(timeout=timeout):
             yield
 
@@ -124,6 +137,7 @@ class Store:
         On an exception (or a kill) the temp dir is left behind for `cache gc` and the artifact
         stays absent, so nothing half-written ever looks complete.
         """
+        self._writable(f"writing artifact {key}")
         tmp = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=self.root / "tmp"))
         yield tmp
         files = {p.relative_to(tmp).as_posix(): file_signature(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
@@ -146,6 +160,7 @@ class Store:
         """Write one item through `write(tmp_path)` and put it into place atomically. The first
         writer wins (a key names the same bytes): an item another process published meanwhile keeps
         its size and mtime, which manifests record (`file_stat_signature`)."""
+        self._writable(f"writing item {key}.{ext}")
         final = self.item_path(key, ext)
         final.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f"{key}.", suffix=f".{ext}", dir=self.root / "tmp")
@@ -192,10 +207,12 @@ class Store:
     # -- weights digests -----------------------------------------------------------------------
     def weights_digest(self, path: str | Path) -> str:
         """Content digest of a weights file (or a directory of them), memoized on disk by path, size
-        and mtime (`harness.store.digests.tree_digest`: the recipe every weights identity uses)."""
+        and mtime (`harness.store.digests.tree_digest`: the recipe every weights identity uses).
+        A read-only store reads the memo on disk and keeps what it adds in memory."""
         memo_path = self.root / "digests.json"
         with self.lock("digests"):
             memo = json.loads(memo_path.read_text()) if memo_path.exists() else {}
+            memo.update(self._digests)
 
             def digest_of(f: Path) -> str:
                 st = f.stat()
@@ -206,6 +223,9 @@ class Store:
                 return entry[1]
 
             digest = tree_digest(path, digest_of)
+            if self.read_only:
+                self._digests = memo
+                return digest
             tmp = memo_path.with_suffix(".tmp")
             tmp.write_text(json.dumps(memo))
             os.replace(tmp, memo_path)

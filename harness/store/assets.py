@@ -338,19 +338,31 @@ class AssetReport:
             out[e.status] = out.get(e.status, 0) + 1
         return out
 
+    NOTHING_TO_FETCH = "nothing to fetch: the spec needs no downloadable assets"
+
+    def summary(self) -> str:
+        """The counts per status, or that there is nothing to download at all."""
+        counts = ", ".join(f"{v} {k}" for k, v in self.counts().items())
+        if any(e.asset.kind != "local" for e in self.entries):
+            return counts
+        return f"{counts}; {self.NOTHING_TO_FETCH}" if counts else self.NOTHING_TO_FETCH
+
     def __str__(self) -> str:
         lines = [f"assets of {self.spec}:"]
         for e in self.entries:
             lines.append(f"  [{e.status}] {e.asset.kind} {e.asset.describe()} — {e.asset.what or '?'} "
                          f"(needed by {', '.join(e.needed_by)})" + (f": {e.detail}" if e.detail else ""))
-        lines.append("  " + ", ".join(f"{v} {k}" for k, v in self.counts().items()))
+        lines.append("  " + self.summary())
         return "\n".join(lines)
 
     def __rich__(self):
         from rich.markup import escape
         from rich.table import Table
 
-        table = Table(title=f"assets of {self.spec}" + (" (dry run)" if self.dry_run else ""), title_justify="left")
+        title = f"assets of {self.spec}" + (" (dry run)" if self.dry_run else "")
+        if not self.entries:  # an empty table says nothing
+            return f"{escape(title)}: {self.NOTHING_TO_FETCH}"
+        table = Table(title=title, title_justify="left")
         for col in ("status", "kind", "asset", "what", "needed by"):
             table.add_column(col, overflow="fold")
         style = {"present": "green", "fetched": "green", "to fetch": "yellow", "missing": "red", "failed": "red"}
@@ -358,7 +370,7 @@ class AssetReport:
             s = style[e.status]
             text = escape(e.asset.describe() + (f" — {e.detail}" if e.status == "failed" else ""))
             table.add_row(f"[{s}]{e.status}[/{s}]", e.asset.kind, text, escape(e.asset.what), escape(", ".join(e.needed_by)))
-        table.caption = ", ".join(f"{v} {k}" for k, v in self.counts().items())
+        table.caption = self.summary()
         return table
 
 

@@ -199,7 +199,7 @@ def score(
             items.extend(found)
     if not items:
         raise UserError("no readable images to score")
-    scores = rm.score(list(item_set(items).items), ctx).tolist()
+    scores = rm.score_tensor(list(item_set(items).items), ctx).tolist()
     if csv is not None:
         pd.DataFrame({"path": [it.path for it in items], "score": scores}).to_csv(csv, index=False)
         typer.echo(f"wrote {len(scores)} scores to {csv}")

@@ -1,16 +1,19 @@
 """`GanRM`: the Python API — train on images or features, score, save, load.
 
     rm = GanRM.train(ppd_items, generated_items, backbone="openclip", ctx=ctx, variant="bootstrap")
-    rewards = rm.score(images)          # torch.Tensor [N], P(preference proxy data) in [0, 1]
+    rewards = rm.score(images)          # pandas Series: P(preference proxy data) in [0, 1], by file path
+    rm.score_tensor(images)             # the same rewards as a torch.Tensor [N]
     rm.save("ckpt/");  rm = GanRM.load("ckpt/")
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 
 from ganrm_bench.harness.errors import UserError
@@ -52,6 +55,27 @@ def image_inputs(images: Any, ctx: Any) -> list[Any]:
             x = np.repeat(x, 3, axis=-1)
         return [np.ascontiguousarray(im[..., :3]) for im in x]
     return list(images)
+
+
+def image_path(image: Any) -> str | None:
+    """The file an image input came from (an Item or a path), else None."""
+    if isinstance(image, (str, Path)):
+        return str(image)
+    path = getattr(image, "path", None)
+    return str(path) if isinstance(path, (str, Path)) else None
+
+
+def default_variant(cfg: TrainConfig, n_positives: int, n_negatives: int, has_unlabeled: bool) -> TrainConfig:
+    """The variant when the caller chose none: bootstrap (the paper's default) when it has
+    generator outputs to rank — `unlabeled` ones, or negatives left over by class balancing —
+    else naive, with a warning (bootstrap would stop with "needs more generator outputs")."""
+    left = n_negatives - min(n_positives, n_negatives) if cfg.balance else 0
+    if cfg.variant != "bootstrap" or has_unlabeled or left >= 2:
+        return cfg
+    warnings.warn(f"GanRM.train: variant 'naive', as there are no generator outputs to rank for the paper's bootstrap "
+                  f"({n_positives} PPD and {n_negatives} generated leave {left} over): pass unlabeled=<more generated "
+                  "images> for it, or variant='naive' to silence this", UserWarning, stacklevel=3)
+    return cfg.model_copy(update={"variant": "naive"})
 
 
 def backbone_spec(backbone: Backbone) -> dict[str, Any]:
@@ -108,13 +132,18 @@ class GanRM:
     ) -> "GanRM":
         """Train on images: folders, image batches [N, C, H, W], or sequences of Items / ItemSets
         (features cached in the store), paths, PIL images or arrays. `overrides` are TrainConfig
-        fields (variant, epochs, seed, ...)."""
+        fields (variant, epochs, seed, ...). Without a chosen variant: bootstrap (the paper's) when
+        there are generator outputs to rank (`unlabeled`, or negatives beyond the PPD count), else
+        naive, with a warning saying so."""
         cfg = (config or TrainConfig()).model_copy(update=overrides) if overrides else (config or TrainConfig())
         cfg = TrainConfig(**cfg.model_dump())  # validate overrides
+        chosen = "variant" in overrides or (config is not None and "variant" in config.model_fields_set)
         bb = build_backbone(backbone, backbone_params) if isinstance(backbone, str) else backbone
         ctx = default_context(ctx)
         feats = [features_of(bb, image_inputs(s, ctx), ctx, batch_size=batch_size) if s is not None else None
                  for s in (positives, negatives, unlabeled)]
+        if not chosen:
+            cfg = default_variant(cfg, len(feats[0]), len(feats[1]), feats[2] is not None)
         result = fit_features(feats[0], feats[1], cfg, unlabeled=feats[2])
         return cls.from_fit(result, cfg, backbone=bb, backbone_fp=plugin_fingerprint(bb, ctx))
 
@@ -157,7 +186,20 @@ class GanRM:
         self._check_backbone(ctx)
         return features_of(self.backbone, list(images), ctx, batch_size=batch_size)
 
-    def score(self, images: Sequence[Any], ctx: Any = None, *, batch_size: int = 32) -> torch.Tensor:
+    def score(self, images: Any, ctx: Any = None, *, batch_size: int = 32) -> pd.Series:
+        """Rewards in [0, 1] (P(preference proxy data)) as a pandas Series named "reward", one per
+        image in input order, indexed by file path when every image has one (a folder: its files
+        in sorted order; paths; Items), else by position. `.to_numpy()` gives the array,
+        `score_tensor` the same values as a torch.Tensor. Images: as `score_tensor` takes them."""
+        if isinstance(images, (str, Path)):
+            images = image_inputs(images, default_context(ctx))
+        images = image_inputs(images, ctx)
+        values = self.score_tensor(images, ctx, batch_size=batch_size).numpy()
+        paths = [image_path(im) for im in images]
+        index = pd.Index(paths, name="path") if paths and None not in paths else pd.RangeIndex(len(values), name="image")
+        return pd.Series(values, index=index, name="reward")
+
+    def score_tensor(self, images: Any, ctx: Any = None, *, batch_size: int = 32) -> torch.Tensor:
         """Rewards [N] in [0, 1] for images: a folder, an image batch [N, C, H, W], or a sequence of
         PIL images, H×W×3 arrays, videos for video backbones, paths, or Items (whose features come
         from the store cache when a Context is given)."""
@@ -167,6 +209,19 @@ class GanRM:
         if len(images) == 0:
             return torch.zeros(0)
         return self.score_features(self.features(images, ctx, batch_size=batch_size))
+
+    def __repr__(self) -> str:
+        training = self.config.get("training") or {}
+        backbone = (self.config.get("backbone") or {}).get("name") or (self.backbone.name if self.backbone is not None else None)
+        m = self.metrics
+        parts = [f"variant={training.get('variant', '?')!r}", f"backbone={backbone!r}" if backbone else "backbone=None (features)",
+                 f"features={self.in_dim}", f"models={len(self.models)}"]
+        if "n_positives_given" in m:
+            parts.append(f"trained on {m['n_positives_given']} PPD / {m['n_negatives_given']} generated")
+        auc = m.get("heldout_auc")
+        if isinstance(auc, (int, float)) and auc == auc:
+            parts.append(f"held-out AUC {auc:.3f}")
+        return f"GanRM({', '.join(parts)})"
 
     # -- persistence -------------------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:

@@ -140,4 +140,4 @@ class GanRMScorer(TrainableScorer):
     def score(self, images: Sequence[Any], prompts: Sequence[str | None], ctx: Any) -> np.ndarray:
         """Rewards in [0, 1]; prompts are ignored (GAN-RM judges the image alone)."""
         model = self._require_model()
-        return model.score(list(images), ctx, batch_size=self.params.feature_batch_size).numpy().astype(np.float64)
+        return model.score_tensor(list(images), ctx, batch_size=self.params.feature_batch_size).numpy().astype(np.float64)

@@ -1,39 +1,69 @@
-"""Helpers for the study tests: a study app over the toy run, and reading the current pair off a page."""
+"""Helpers for the study tests: a study over the toy run, invited raters, a TestClient that posts
+from the study's own origin, reading the current page, and `study serve` in a subprocess."""
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
-PAIR_RE = re.compile(r'name="pair" value="([0-9a-f]+)"')
-IMG_RE = re.compile(r'src="/img/([0-9a-f]+)"')
+SHOWN_RE = re.compile(r'name="shown" value="([^"]+)"')
+CSRF_RE = re.compile(r'name="csrf" value="([^"]+)"')
+IMG_RE = re.compile(r'src="/img/([^"]+)"')
+PROGRESS_RE = re.compile(r'id="progress-text">(\d+) / (\d+)<')
+ORIGIN = "http://testserver"
 
 
-def make_study(run_dir: Path, rows=("base", "bright"), max_pairs=None):
-    from ganrm_bench.harness.app.study.pairs import Study
-    from ganrm_bench.harness.report.samples import read_samples_manifest
+def open_test_study(run_dir: Path, rows=("base", "bright"), max_pairs=6, overlap=0, repeats=0, db=None, cache=None):
+    """(Study, StudyDB) through the service `study serve` uses."""
+    from ganrm_bench.harness.app.services.study import open_study
 
-    return Study.from_samples(read_samples_manifest(run_dir), list(rows), max_pairs)
+    return open_study(run_dir, list(rows), max_pairs=max_pairs, overlap=overlap, repeats=repeats, db=db, cache=cache)
 
 
-def make_client(run_dir: Path, study, db_path: Path | None = None):
+def make_client(study, db, *, origin: str | None = ORIGIN, admin_token=None, admin_view=None):
+    """A browser-like client of the study app (Host testserver); its POSTs carry `origin`."""
     from starlette.testclient import TestClient
 
     from ganrm_bench.harness.app.study.app import create_app
-    from ganrm_bench.harness.app.study.db import StudyDB
 
-    db = StudyDB(db_path or run_dir / "study.sqlite")
-    return TestClient(create_app(study, db), follow_redirects=False), db
+    app = create_app(study, db, hosts={"testserver"}, admin_token=admin_token, admin_view=admin_view)
+    return TestClient(app, follow_redirects=False, headers={"Origin": origin} if origin else {})
 
 
-def login(client, name: str):
-    r = client.post("/login", data={"name": name})
+def invite(db, *names: str) -> dict[str, str]:
+    """{name: invitation token} of newly invited raters."""
+    return dict(db.invite(list(names)))
+
+
+def join(client, token: str):
+    """Open an invitation link and press Start, as a rater would; returns the POST's response."""
+    page = client.get(f"/join/{token}")
+    assert page.status_code == 200, page.text
+    r = client.post("/join", data={"invite": token, "csrf": CSRF_RE.search(page.text).group(1)})
     assert r.status_code == 303, r.text
     return r
 
 
-def current_pair(client) -> tuple[str | None, list[str]]:
-    page = client.get("/").text
-    m = PAIR_RE.search(page)
-    return (m.group(1) if m else None), IMG_RE.findall(page)
+@dataclass
+class Page:
+    text: str
+    shown: str | None
+    csrf: str | None
+    images: list[str]
+    done: int | None
+    total: int | None
+
+
+def page(client) -> Page:
+    text = client.get("/").text
+    shown, csrf, prog = SHOWN_RE.search(text), CSRF_RE.search(text), PROGRESS_RE.search(text)
+    return Page(text, shown and shown.group(1), csrf and csrf.group(1), IMG_RE.findall(text),
+                prog and int(prog.group(1)), prog and int(prog.group(2)))
+
+
+def vote(client, choice: str, p: Page | None = None):
+    """Vote on the current (or the given) page's pair."""
+    p = p or page(client)
+    return client.post("/vote", data={"shown": p.shown, "choice": choice, "csrf": p.csrf})
 
 
 def free_port() -> int:
@@ -42,6 +72,13 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def invite_cli(run_dir: Path, *names: str, url: str | None = None) -> dict[str, str]:
+    """{name: link} from `ganrm-bench study invite` (the service it calls)."""
+    from ganrm_bench.harness.app.services.study import invite as invite_service
+
+    return {inv.name: inv.link for inv in invite_service(run_dir, list(names), url=url)}
 
 
 class Server:
@@ -69,7 +106,7 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited: {self.proc.stdout.read().decode()}")
             try:
-                if httpx.get(self.url + "/", timeout=2).status_code == 200:
+                if httpx.get(self.url + "/", timeout=2).status_code < 500:  # 401 without a session: it is up
                     return self
             except httpx.HTTPError:
                 time.sleep(0.1)

@@ -63,8 +63,8 @@ def cache_gc(
 def fetch_assets_cmd(
     spec: Path = typer.Argument(..., help="A benchmark spec (YAML)."),
     cache: Optional[Path] = CacheOpt,
-    dry_run: bool = typer.Option(False, "--dry-run", help="Only list the assets and whether they are present."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only list the assets and whether they are present (writes nothing)."),
 ) -> None:
     """Download every model and data set a spec needs into the cache (on a networked machine)."""
     s, _ = spec_from(spec)
-    out.print(fetch_assets(s, Store(cache), dry_run=dry_run))
+    out.print(fetch_assets(s, Store(cache, read_only=dry_run), dry_run=dry_run))  # a dry run creates no store

@@ -11,7 +11,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from ganrm_bench.harness.app.services.specs import open_spec
+from ganrm_bench.harness.app.services.specs import DEFAULT_SPEC, open_spec
 from ganrm_bench.harness.runtime.distributed import rank_and_world
 from ganrm_bench.harness.runtime.progress import Progress
 from ganrm_bench.harness.spec.schema import Spec
@@ -26,8 +26,15 @@ SetOpt = typer.Option(None, "--set", help="PATH=VALUE: override a spec value by 
 
 
 def spec_from(path: Optional[Path], sets: Optional[list[str]] = None) -> tuple[Spec, str]:
-    """The spec a command names (default: the miniature world's Table 1), with its --set overrides."""
+    """The spec a command names (default: the miniature world's Table 1, said on stderr), with its --set overrides."""
+    say_default_spec(path)
     return open_spec(path, list(sets or []))
+
+
+def say_default_spec(path: Optional[Path]) -> None:
+    """A command given no spec runs the default one: say which, and where it is."""
+    if path is None:
+        err.print(f"no spec given: using the default, the miniature world's Table 1 ({DEFAULT_SPEC})", highlight=False, soft_wrap=True)
 
 
 def progress_for(enabled: bool = True) -> Progress:

@@ -25,11 +25,14 @@ def plan(
     estimate: bool = typer.Option(False, "--estimate", help="Time a few units of each kind of work on this machine "
                                   "(random-init real-size models) and estimate the uncached work's total."),
     device: str = typer.Option("cpu", help="Device to time on with --estimate: cpu, cuda, auto."),
+    assume_prompts: Optional[int] = typer.Option(None, "--assume-prompts", metavar="N",
+                                                 help="Count a prompt set whose file is not here (and whose entry declares no "
+                                                 "expected_count) as N prompts; the plan lists every size it assumed."),
 ) -> None:
     """Show the artifact graph: what is cached, what must be computed, and what is shared (writes nothing)."""
     s, _ = spec_from(spec, sets)
-    ctx = make_context(s, cache=cache, device=device if estimate else "cpu")
-    print_plans(s.name, plan_spec(s, ctx, seeds=seed or None, with_estimate=estimate))
+    ctx = make_context(s, cache=cache, device=device if estimate else "cpu", read_only=True)
+    print_plans(s.name, plan_spec(s, ctx, seeds=seed or None, with_estimate=estimate, assume_prompts=assume_prompts))
 
 
 def print_plans(name: str, plans: list[SeedPlan]) -> None:
@@ -41,6 +44,10 @@ def print_plans(name: str, plans: list[SeedPlan]) -> None:
         out.print(f"{counted_noun(p.cached, 'artifacts')} cached, {p.to_compute} to compute: {summary}")
         if p.estimate is not None:
             print_plain(estimate_lines(p.estimate, p.estimate_seconds))
+    assumed = sorted({a for p in plans for a in p.assumed})
+    if assumed:
+        out.print("[yellow]assumed sizes[/yellow] (their data are not on this machine; the counts above rest on them):", soft_wrap=True)
+        print_plain([f"  {a.line()}" for a in assumed])
 
 
 def validate(
@@ -52,7 +59,7 @@ def validate(
     """Check a spec: schema, plugin names and parameters, references between entries; warn about
     cells judged by the row's own selector (not held-out)."""
     s, path = spec_from(spec, sets)
-    result = validate_spec(s, make_context(s, cache=cache, device="cpu"), inputs=inputs)
+    result = validate_spec(s, make_context(s, cache=cache, device="cpu", read_only=True), inputs=inputs)
     out.print(f"[green]ok[/green] {escape(str(spec or path))}: {counted_noun(len(s.methods), 'methods')}, "
               f"{counted_noun(len(s.metrics), 'metrics')}, seeds {s.seeds}", highlight=False, soft_wrap=True)
     if inputs:

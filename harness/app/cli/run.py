@@ -8,11 +8,12 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
-from ganrm_bench.harness.app.cli.common import CacheOpt, SetOpt, SpecArg, err, out, progress_for, setup_logging, spec_from
+from ganrm_bench.harness.app.cli.common import CacheOpt, SetOpt, SpecArg, err, out, progress_for, say_default_spec, setup_logging
 from ganrm_bench.harness.app.cli.plan import print_plans
 from ganrm_bench.harness.app.services.plan import plan as plan_spec
 from ganrm_bench.harness.app.services.run import as_random_weights_run, make_context
 from ganrm_bench.harness.app.services.run import run as run_spec
+from ganrm_bench.harness.app.services.specs import open_spec
 from ganrm_bench.harness.report.tables import render_markdown
 from ganrm_bench.harness.runtime import random_weights as rw
 from ganrm_bench.harness.spec.assets import check_offline
@@ -37,6 +38,7 @@ def run(
 ) -> None:
     """Compute what is missing for a spec, then write results and tables to a run directory."""
     setup_logging(verbose)
+    say_default_spec(spec)
     if dry_run:
         _dry_run(spec, sets, cache, device, seed, random_weights, limit_prompts, offline)
         return
@@ -66,8 +68,8 @@ def run(
 
 
 def _dry_run(spec, sets, cache, device: str, seeds, random_weights: bool, limit_prompts, offline: bool) -> None:
-    s, _ = spec_from(spec, sets)
-    ctx = make_context(s, cache=cache, device=device, limit_prompts=limit_prompts)
+    s, _ = open_spec(spec, list(sets or []))  # the default was announced by `run`
+    ctx = make_context(s, cache=cache, device=device, limit_prompts=limit_prompts, read_only=True)
     if offline:
         go_offline()
         if not random_weights:

@@ -11,8 +11,7 @@ from ganrm_bench.harness.diagnostics.monitor import heldout_warnings
 from ganrm_bench.harness.engine.builder import Builder
 from ganrm_bench.harness.engine.cells import build_cells
 from ganrm_bench.harness.engine.estimate import Estimate, estimate
-from ganrm_bench.harness.engine.evaluator import Evaluator
-from ganrm_bench.harness.engine.plan import PlanEntry, plan_totals
+from ganrm_bench.harness.engine.plan import Assumed, PlanEntry, PlanPeek, plan_totals
 from ganrm_bench.harness.engine.plan import plan as plan_nodes
 from ganrm_bench.harness.engine.preflight import InputCheck, require_inputs
 from ganrm_bench.harness.errors import UserError
@@ -30,6 +29,7 @@ class SeedPlan:
     totals: dict[str, int]  # work summed over the plan (shared items once)
     estimate: Estimate | None = None
     estimate_seconds: float | None = None  # how long timing the estimate took
+    assumed: list[Assumed] = field(default_factory=list)  # sizes of absent data the counts rest on
 
     @property
     def cached(self) -> int:
@@ -40,14 +40,18 @@ class SeedPlan:
         return sum(e.status == "compute" for e in self.entries)
 
 
-def plan(spec: Spec, ctx: Context, *, seeds: list[int] | None = None, with_estimate: bool = False) -> list[SeedPlan]:
+def plan(spec: Spec, ctx: Context, *, seeds: list[int] | None = None, with_estimate: bool = False,
+         assume_prompts: int | None = None) -> list[SeedPlan]:
     """The artifact graph of each seed: cached or to compute, the work it takes, the rows it serves.
     Nothing is written. `with_estimate` times a few units of each kind of work on `ctx.device`
-    (random-init real-size models) and estimates the uncached work's total."""
+    (random-init real-size models) and estimates the uncached work's total. Sources whose data are
+    not here count as the size their entry declares (`expected_count`), prompt sets declaring none
+    as `assume_prompts`; `SeedPlan.assumed` lists each size so assumed."""
     out = []
+    peek = PlanPeek(ctx, assume_prompts)
     for seed in seeds or spec.seeds:
         cells = build_cells(spec, Builder(spec, ctx, seed, planning=True))
-        entries = plan_nodes([c.node for c in cells], ctx)
+        entries = plan_nodes([c.node for c in cells], ctx, peek)
         users: dict[str, set[str]] = defaultdict(set)
         for c in cells:
             for n in c.node.walk():
@@ -55,8 +59,9 @@ def plan(spec: Spec, ctx: Context, *, seeds: list[int] | None = None, with_estim
         p = SeedPlan(seed, entries, dict(users), plan_totals(entries))
         if with_estimate:
             t0 = time.time()
-            p.estimate = estimate(entries, ctx, Evaluator(ctx).peek)
+            p.estimate = estimate(entries, ctx, peek)
             p.estimate_seconds = time.time() - t0
+        p.assumed = sorted(peek.assumed.values())
         out.append(p)
     return out
 

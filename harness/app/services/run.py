@@ -32,15 +32,16 @@ from ganrm_bench.harness.store.offline import go_offline
 
 
 def make_context(spec: Spec, *, cache: str | Path | None = None, device: str = "auto", batch_size: int | None = None,
-                 progress: Progress | None = None, limit_prompts: int | None = None) -> Context:
+                 progress: Progress | None = None, limit_prompts: int | None = None, read_only: bool = False) -> Context:
     """The run context: device `auto` defers to the spec's runtime.device, resolved once per process
     (cuda:LOCAL_RANK, made current); the batch size falls back to the spec's runtime.batch_size;
-    `limit_prompts` truncates every prompt set (harness.runtime.limits)."""
+    `limit_prompts` truncates every prompt set (harness.runtime.limits). `read_only`: for the
+    commands that write nothing (plan, validate): the store is neither created nor written."""
     if batch_size is not None and batch_size < 1:
         raise UserError(f"--batch-size {batch_size}: must be a positive number of samples per batch")
     device = process_device(spec.runtime.device if device == "auto" else device)
     workers = spec.runtime.loader_workers
-    return Context(store=Store(Path(cache).expanduser() if cache is not None else None), device=device,
+    return Context(store=Store(Path(cache).expanduser() if cache is not None else None, read_only=read_only), device=device,
                    progress=progress or Progress(False), batch_size=batch_size or spec.runtime.batch_size,
                    loader_workers=default_loader_workers(device) if workers is None else workers,
                    limit_prompts=check_limit(limit_prompts))

@@ -11,7 +11,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any, Mapping
 
-from ganrm_bench.harness.errors import SpecError
+from ganrm_bench.harness.errors import SpecError, UserError, did_you_mean
 from ganrm_bench.harness.spec.check import check_spec
 from ganrm_bench.harness.spec.load import apply_overrides, load_spec, parse_overrides
 from ganrm_bench.harness.spec.schema import Spec
@@ -39,8 +39,8 @@ def bundled_specs() -> list[str]:
 
 def resolve_spec_path(spec: str | Path) -> Path:
     """A spec file: the path itself (or with .yaml added) when it exists, else a shipped spec of
-    that name (`mini/table1` or `mini/table1.yaml`); otherwise the path unchanged, so loading it
-    reports the missing file."""
+    that name (`mini/table1` or `mini/table1.yaml`); otherwise an error with the closest spec file
+    beside the path or shipped spec name (`mini/tabel1`: did you mean 'mini/table1'?)."""
     path = Path(spec)
     name = path if path.suffix in (".yaml", ".yml") else path.with_name(path.name + ".yaml")
     for candidate in (path, name):
@@ -48,7 +48,18 @@ def resolve_spec_path(spec: str | Path) -> Path:
             return candidate
     if not name.is_absolute() and (SPECS_DIR / name).is_file():
         return SPECS_DIR / name
-    return path
+    suffix = path.suffix if path.suffix in (".yaml", ".yml") else ""  # suggestions written as the path was
+    known = nearby_specs(path, suffix) + [n + suffix for n in bundled_specs()]
+    raise UserError(f"{spec}: spec file not found{did_you_mean(str(path), known, list_known=False)}",
+                    hint=f"give a spec file, or a shipped spec by name: {', '.join(bundled_specs())}")
+
+
+def nearby_specs(path: Path, suffix: str = "") -> list[str]:
+    """The YAML files in the folder a missing spec path names (with `suffix` for theirs)."""
+    folder = path.parent
+    if not folder.is_dir():
+        return []
+    return sorted(str(folder / (p.stem + suffix)) for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
 
 
 Overrides = Mapping[str, Any] | list[str] | tuple[str, ...] | None

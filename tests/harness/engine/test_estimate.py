@@ -97,3 +97,23 @@ def test_finetune_is_forwards_per_training_sample():
     assert [r.units for r in rows] == [80, 80]
     assert [r.seconds for r in rows] == pytest.approx([80 * 0.5 * TRAIN_FORWARDS["sft"], 80 * 0.5 * TRAIN_FORWARDS["dpo"]])
     assert TRAIN_FORWARDS == {"sft": 3.0, "dpo": 8.0}
+
+
+def test_absent_data_are_counted_at_their_declared_sizes(tmp_path, costs, monkeypatch):
+    """Before the data are here (a fresh clone): the eval prompt table and the PPD folder count as
+    the sizes their entries declare, each listed in the plan; the units are those of the same spec
+    with the data present (the toy's 6 eval prompts, 5 PPD images)."""
+    from ganrm_bench.harness.app.services.plan import plan as plan_service
+
+    monkeypatch.chdir(tmp_path)
+    absent = {"prompts.eval": {"source": "table", "path": "data/eval.tsv", "expected_count": 6},
+              "images.ppd_dummy": {"source": "folder", "path": "data/ppd", "expected_count": 5}}
+    spec = load_spec(HELPERS / "toy_spec.yaml", absent)
+    [p] = plan_service(spec, Context(store=Store(tmp_path / "store", read_only=True)), with_estimate=True)
+    rows = {op: [r for r in p.estimate.rows if r.op == op] for op in ("pool", "train_scorer", "metric")}
+    assert sum(r.units for r in rows["pool"]) == 30  # as the toy: 6 × K=4 eval + 3 × K=2 negatives
+    assert [r.units for r in rows["train_scorer"]] == [5 + 6]  # declared PPD + the negatives' pool
+    assert [r.units for r in rows["metric"]] == [6, 6, 6]
+    assert [a.line() for a in p.assumed] == ["eval: 6 prompts (expected_count; data/eval.tsv is not here)",
+                                             "ppd_dummy: 5 images (expected_count; data/ppd is not here)"]
+    assert not (tmp_path / "store").exists()

@@ -75,3 +75,36 @@ def test_weights_digest_follows_content_not_path(tmp_path):
     w.write_bytes(b"b" * 100)
     os.utime(w, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))
     assert store.weights_digest(w) != d1
+
+
+def test_a_read_only_store_creates_and_writes_nothing(tmp_path, monkeypatch):
+    """plan / validate / fetch-assets --dry-run: an absent store reads as empty and stays absent;
+    an existing one is read (artifacts, the digest memo) and left as it was."""
+    from ganrm_bench.harness.store import digests
+
+    w = tmp_path / "w.safetensors"
+    w.write_bytes(b"a" * 100)
+    absent = Store(tmp_path / "none", read_only=True)
+    assert not absent.has("k1") and absent.weights_digest(w) == Store(tmp_path / "ref").weights_digest(w)
+    with pytest.raises(RuntimeError, match="read-only store"):
+        absent.put_item("i1", "bin", lambda p: p.write_bytes(b"x"))
+    with pytest.raises(RuntimeError, match="read-only store"):
+        with absent.writing("k1", {}):
+            pass
+    assert not (tmp_path / "none").exists()
+
+    store = Store(tmp_path / "cache")
+    with store.writing("k1", {"producer": "test"}) as d:
+        (d / "data.bin").write_bytes(b"hello")
+    digest = store.weights_digest(w)
+    before = sorted((p, p.stat().st_mtime_ns) for p in (tmp_path / "cache").rglob("*"))
+    reader = Store(tmp_path / "cache", read_only=True)
+    calls = []
+    monkeypatch.setattr("ganrm_bench.harness.store.artifacts.file_digest", lambda f: calls.append(f) or digests.file_digest(f))
+    assert reader.has("k1") and reader.weights_digest(w) == digest and calls == []  # the memo on disk, read
+    other = tmp_path / "other.safetensors"
+    other.write_bytes(b"b" * 100)
+    reader.weights_digest(other)
+    reader.weights_digest(other)
+    assert calls == [other]  # a new file: digested once, memoized in memory only
+    assert sorted((p, p.stat().st_mtime_ns) for p in (tmp_path / "cache").rglob("*")) == before

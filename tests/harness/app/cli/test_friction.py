@@ -113,3 +113,46 @@ def test_offline_asset_error_is_one_line_per_asset():
     assert len(lines) == 1 + 1 + 6 + 1  # title, header, one per asset, the failure's reason
     assert all(f"data/d{i}" in lines[2 + i] and "(+1)" in lines[2 + i] for i in range(5))
     assert "org/model" in lines[7] and lines[8].strip() == "failed: HTTPError 401"
+
+
+def test_run_without_a_spec_says_which_spec_it_runs(tmp_path, capsys, monkeypatch):
+    from ganrm_bench.harness.app.services.specs import DEFAULT_SPEC
+
+    monkeypatch.chdir(tmp_path)  # another directory: the default is the installed package's spec
+    for args in (("run", "--dry-run"), ("plan",), ("validate",)):
+        code, out, err = ganrm(capsys, *args, "--cache", tmp_path / "cache")
+        assert code == 0, (args, err)
+        assert f"no spec given: using the default, the miniature world's Table 1 ({DEFAULT_SPEC})" in " ".join(err.split()), args
+    code, out, err = ganrm(capsys, "validate", "mini/table1")
+    assert code == 0 and "no spec given" not in err
+
+
+def test_a_mistyped_spec_gets_a_did_you_mean(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = ganrm(capsys, "run", "mini/tabel1")
+    assert code == 2 and "mini/tabel1: spec file not found; did you mean 'mini/table1'?" in err
+    assert "Traceback" not in err and not (tmp_path / "reports").exists()
+    (tmp_path / "specs").mkdir()
+    spec(tmp_path / "specs", name="mine")
+    code, out, err = ganrm(capsys, "validate", "specs/mien.yaml")  # a file beside it, written as it was given
+    assert code == 2 and "did you mean 'specs/mine.yaml'?" in err
+    code, out, err = ganrm(capsys, "validate", "zzz_nothing_like_it")
+    assert code == 2 and "did you mean" not in err and "a shipped spec by name: " in err and "mini/table1" in err
+
+
+def test_fetch_assets_dry_run_of_a_spec_without_downloads_says_so(tmp_path, capsys):
+    cache = tmp_path / "cache"
+    code, out, err = ganrm(capsys, "fetch-assets", "mini/table1", "--dry-run", "--cache", cache)
+    assert code == 0, err
+    assert "nothing to fetch: the spec needs no downloadable assets" in " ".join(out.split())
+    assert not cache.exists()  # a dry run writes nothing
+
+
+def test_validate_inputs_prints_no_ok_before_an_error(tmp_path, capsys):
+    p = spec(tmp_path)
+    p.write_text(p.read_text().replace("{source: toy_prompts}", f"{{source: text_file, path: {tmp_path / 'absent.txt'}}}"))
+    code, out, err = ganrm(capsys, "validate", p)
+    assert code == 0 and out.startswith("ok ")  # the spec itself is sound
+    code, out, err = ganrm(capsys, "validate", p, "--inputs")
+    assert code == 2 and "absent.txt does not exist" in err
+    assert "ok" not in out  # nothing claimed fine before the error

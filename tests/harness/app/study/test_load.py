@@ -1,9 +1,8 @@
-"""Four raters voting concurrently over HTTP (500 votes in all) against a real uvicorn server on
+"""Four invited raters voting concurrently over HTTP (500 votes in all) against a real uvicorn server on
 127.0.0.1, which is killed with SIGKILL mid-study and restarted: no acknowledged vote is lost, no
 vote is doubled, and no request gets a 5xx."""
 
 import random
-import re
 import threading
 import time
 
@@ -12,23 +11,27 @@ import pytest
 pytest.importorskip("uvicorn")
 pytest.importorskip("httpx")
 
-from tests.helpers.study_helpers import PAIR_RE, Server, free_port  # noqa: E402
+from tests.helpers.study_helpers import CSRF_RE, PROGRESS_RE, SHOWN_RE, Server, free_port, invite_cli  # noqa: E402
 
-PROGRESS_RE = re.compile(r'id="progress-text">(\d+) / (\d+)<')
 PER_RATER = 125
 
 
-def rater_loop(url: str, name: str, acked: list, errors: list, stop: threading.Event) -> None:
+def join(client, link: str) -> None:
+    page = client.get(link)
+    r = client.post("/join", data={"invite": link.rsplit("/", 1)[1], "csrf": CSRF_RE.search(page.text).group(1)})
+    assert r.status_code == 303, r.status_code
+
+
+def rater_loop(url: str, name: str, link: str, acked: list, errors: list, stop: threading.Event) -> None:
     import httpx
 
     rng = random.Random(name)
-    client = httpx.Client(base_url=url, follow_redirects=False, timeout=10)
+    client = httpx.Client(base_url=url, follow_redirects=False, timeout=10, headers={"Origin": url})
     logged_in = False
     while not stop.is_set():
         try:
             if not logged_in:
-                r = client.post("/login", data={"name": name})
-                assert r.status_code == 303, r.status_code
+                join(client, link)
                 logged_in = True
             page = client.get("/")
             if page.status_code >= 500:
@@ -36,11 +39,11 @@ def rater_loop(url: str, name: str, acked: list, errors: list, stop: threading.E
             done = int(PROGRESS_RE.search(page.text).group(1))
             if done >= PER_RATER:
                 return
-            pair = PAIR_RE.search(page.text).group(1)
+            shown, csrf = SHOWN_RE.search(page.text).group(1), CSRF_RE.search(page.text).group(1)
             choice = rng.choice(["left", "right", "tie"])
-            r = client.post("/vote", data={"pair": pair, "choice": choice})
+            r = client.post("/vote", data={"shown": shown, "choice": choice, "csrf": csrf})
             if r.status_code == 303:
-                acked.append((name, pair, choice))
+                acked.append((name, shown, choice))
             elif r.status_code != 409:  # 409: the vote of a request cut by the kill was stored
                 errors.append((name, "POST", r.status_code))
         except (httpx.TransportError, AttributeError):  # the server is down (killed): retry shortly
@@ -53,9 +56,10 @@ def test_four_raters_500_votes_survive_sigkill(toy_run):
     from ganrm_bench.harness.app.study.db import StudyDB
 
     port = free_port()
+    links = invite_cli(toy_run, *(f"rater{i}" for i in range(4)), url=f"http://127.0.0.1:{port}")
     server = Server(toy_run, "base,bright", port).start()
     acked, errors, stop = [], [], threading.Event()
-    threads = [threading.Thread(target=rater_loop, args=(server.url, f"rater{i}", acked, errors, stop)) for i in range(4)]
+    threads = [threading.Thread(target=rater_loop, args=(server.url, name, link, acked, errors, stop)) for name, link in links.items()]
     try:
         for t in threads:
             t.start()
@@ -74,8 +78,9 @@ def test_four_raters_500_votes_survive_sigkill(toy_run):
     assert errors == []
     votes = StudyDB(toy_run / "study.sqlite").votes()
     assert len(votes) == 4 * PER_RATER
-    stored = {(v["rater"], v["pair_id"]): v["choice"] for v in votes}
-    assert len(stored) == len(votes)  # no pair voted twice by one rater
-    for rater, pair, choice in acked:
-        assert stored[(rater, pair)] == choice  # every acknowledged vote is there, unchanged
+    stored = {(v["rater"], v["shown_id"]): v["choice"] for v in votes}
+    assert len(stored) == len(votes)  # no presentation voted twice
+    assert len({(v["rater"], v["pair_id"], v["repeat"]) for v in votes}) == len(votes)  # no pair voted twice by one rater (checks aside)
+    for rater, shown, choice in acked:
+        assert stored[(rater, shown)] == choice  # every acknowledged vote is there, unchanged
     assert len(acked) >= 4 * PER_RATER - 4  # at most one vote per rater in flight at the kill went unacknowledged
