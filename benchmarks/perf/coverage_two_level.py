@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+import ganrm_bench  # noqa: F401,I001  (first, before numpy and torch: pins the CPU kernels, as the CLI does)
 from ganrm_bench.harness.stats.gate import regression_test
 from ganrm_bench.harness.stats.paired import Difference, Units, difference
 from ganrm_bench.harness.stats.twolevel import across_seeds, training_variance, with_training_variance
