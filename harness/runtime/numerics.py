@@ -102,7 +102,7 @@ def numerics_record(device: str | None = None) -> dict[str, Any]:
 
     dev = device_type(device)
     record: dict[str, Any] = {
-        "class": numerics_class(dev), "device": dev, "torch_threads": torch.get_num_threads(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "class": numerics_class(dev, rank_and_world()[1]), "device": dev, "torch_threads": torch.get_num_threads(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(), "world_size": rank_and_world()[1],
         "default_dtype": str(torch.get_default_dtype()).removeprefix("torch."), "torch": torch.__version__,
         # GPU defaults (docs/scaling.md): generators' `dtype: auto` is in each generator's key as resolved
@@ -121,9 +121,9 @@ def numerics_record(device: str | None = None) -> dict[str, Any]:
     return record
 
 
-# Fields whose difference can change results (the numerics class sums them up: it is what keys carry),
-# and the machine facts behind it. Thread counts are not here: every op that depends on them fixes them itself.
-COMPARED = ("class", "device", "world_size", "default_dtype", "torch", "cpu_pin", "cpu_vendor", "cpu_model", "aten_capability", "blas",
+# Fields whose difference can change results (the numerics class, compared apart, sums them up: it is
+# what keys carry), and the machine facts behind it. Thread counts are not here: every op that depends on them fixes them itself.
+COMPARED = ("device", "world_size", "default_dtype", "torch", "cpu_pin", "cpu_vendor", "cpu_model", "aten_capability", "blas",
             "gpu", "cuda", "cudnn_deterministic", "tf32_matmul", "tf32_cudnn")
 
 

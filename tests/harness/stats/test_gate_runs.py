@@ -84,7 +84,7 @@ def test_an_unchanged_commit_from_another_numerics_class_passes(runs, tmp_path):
     other = tmp_path / "other"
     shutil.copytree(runs("seed0", [0]), other)
     info = json.loads((other / "run.json").read_text())
-    info["numerics"] = {**info["numerics"], "device": "cuda", "gpu": "H100"}
+    info["numerics"] = {**info["numerics"], "class": "cuda+tf32", "device": "cuda", "gpu": "H100"}  # a CUDA run's record
     (other / "run.json").write_text(json.dumps(info))
     rep = check(other, runs.baseline)
     assert rep.passed, rep.lines()
