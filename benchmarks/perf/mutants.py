@@ -35,7 +35,8 @@ REPO = Path(__file__).resolve().parents[2]
 #: group -> (modules to mutate, the group's fast tests, functions left out: presentation, not decisions).
 GROUPS: dict[str, tuple[list[str], list[str], list[str]]] = {
     "stats": (["harness/stats/gate.py", "harness/stats/paired.py"],
-              ["tests/harness/stats/test_gate_decisions.py", "tests/harness/stats/test_paired.py"], ["line", "lines"]),
+              ["tests/harness/stats/test_gate_decisions.py", "tests/harness/stats/test_paired_edges.py",
+               "tests/harness/stats/test_paired.py"], ["line", "lines"]),
     "monitor": (["harness/diagnostics/monitor.py"],
                 ["tests/harness/diagnostics/test_monitor_decisions.py", "tests/harness/diagnostics/test_monitor.py"],
                 ["write_round_figure", "render_diagnostics_markdown", "run_extras_markdown", "_n", "heldout_warnings"]),
