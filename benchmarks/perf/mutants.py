@@ -127,6 +127,17 @@ def outcomes(session: Path) -> list[dict]:
     return out
 
 
+def has_work(session: Path) -> bool:
+    """A session file that cosmic-ray initialised (not missing, not an empty file)."""
+    if not session.is_file():
+        return False
+    db = sqlite3.connect(session)
+    try:
+        return bool(db.execute("SELECT name FROM sqlite_master WHERE name = 'mutation_specs'").fetchall())
+    finally:
+        db.close()
+
+
 def skip_functions(session: Path, functions: list[str]) -> None:
     """Mark the mutants inside `functions` (presentation code) as skipped, as cosmic-ray's filters do."""
     if not functions:
@@ -153,7 +164,7 @@ def run_group(name: str, tree: Path, work: Path, env: dict) -> list[dict]:
     seconds = baseline_seconds(tests, tree, env)
     cfg, session = work / f"{name}.toml", work / f"{name}.sqlite"
     limit = max(60.0, 3 * seconds)
-    if not session.exists():
+    if not has_work(session):
         cfg.write_text(config_text(modules, tests, limit))
         init_session(name, cfg, session, tree, env)
     pending = sum(r["outcome"] == "pending" for r in outcomes(session))
