@@ -264,13 +264,14 @@ def client_stop(sock: Path) -> None:
 
 
 def summary(results: dict[str, list[dict]]) -> str:
-    lines = ["| group | mutants | killed | survived | score |", "|---|---|---|---|---|"]
+    lines = ["| group | mutants run | killed | survived | score | not run yet |", "|---|---|---|---|---|---|"]
     survivors = []
     for name, rows in results.items():
         judged = [r for r in rows if r["outcome"] in ("killed", "survived")]
         alive = [r for r in judged if r["outcome"] == "survived"]
         score = f"{100 * (1 - len(alive) / len(judged)):.0f} %" if judged else "–"
-        lines.append(f"| {name} | {len(judged)} | {len(judged) - len(alive)} | {len(alive)} | {score} |")
+        pending = sum(r["outcome"] == "pending" for r in rows)
+        lines.append(f"| {name} | {len(judged)} | {len(judged) - len(alive)} | {len(alive)} | {score} | {pending} |")
         survivors += [f"- {name}: {r['module']}:{r['line']} {r['operator'].removeprefix('core/')}" for r in alive]
     return "\n".join(lines + ["", "Survivors:"] + (survivors or ["- none"])) + "\n"
 
@@ -285,9 +286,14 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=REPO / ".cache" / "mutants", help="scratch copy, sessions and summary")
     ap.add_argument("--fresh", action="store_true", help="start new sessions (default: resume unfinished ones)")
     ap.add_argument("--list", action="store_true", help="count the mutants per group and stop")
+    ap.add_argument("--report", action="store_true", help="summarise the sessions in --work as they stand (nothing run)")
     args = ap.parse_args()
     groups = args.group or list(GROUPS)
     work = args.work.resolve()
+    if args.report:
+        sessions = {name: work / f"{name}.sqlite" for name in groups}
+        print(summary({name: outcomes(path) for name, path in sessions.items() if has_work(path)}))
+        return
     if args.fresh and work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)

@@ -31,7 +31,7 @@ def test_summary_counts_killed_and_survivors():
     rows = [{"module": "a.py", "line": 3, "operator": "core/AddNot", "outcome": o} for o in ("killed", "killed", "killed", "survived")]
     rows.append({"module": "a.py", "line": 9, "operator": "core/NumberReplacer", "outcome": "skipped"})
     text = m.summary({"stats": rows})
-    assert "| stats | 4 | 3 | 1 | 75 % |" in text and "- stats: a.py:3 AddNot" in text and "a.py:9" not in text
+    assert "| stats | 4 | 3 | 1 | 75 % | 0 |" in text and "- stats: a.py:3 AddNot" in text and "a.py:9" not in text
 
 
 def test_every_group_names_existing_modules_and_tests():
