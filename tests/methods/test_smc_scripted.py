@@ -7,6 +7,7 @@ The table is chosen so that a bug shows: the three potentials draw different anc
 history that did not follow the ancestors would draw others again (both are checked as
 preconditions, so the tests cannot pass vacuously)."""
 
+import json
 import math
 
 import numpy as np
@@ -117,3 +118,35 @@ def test_a_row_per_potential_draws_the_stated_ancestors_and_returns_the_best_fin
             pick = finals.index(max(finals))  # the first best particle
             assert item.k == pick and np.asarray(item.load().convert("L")).reshape(-1)[1] % K == lineage[pick]
             assert items.trajectories[item.prompt_id] == [3.0, 3.0, max(finals)]  # best x̂0 reward at each step, then the pick's
+
+
+def test_the_scripted_rows_cost_and_chunks(tmp_path):
+    """NFE: particles × the generator's NFE per sample (3 steps); scorer calls: particles × (resample
+    steps + the final samples); prompts go 2 to a denoising pass (batch 6 // 3 particles)."""
+    spec = _spec(tmp_path)
+    ctx = Context(store=Store(tmp_path / "store"))
+    b = Builder(spec, ctx, 0)
+    node = b.method("smc_sum")
+    value = Evaluator(ctx).value(node)
+    assert ctx.counters["scorer calls on x0"] == 5 * K * len(AT) and ctx.counters["images generated"] == 5 * K
+    assert node.op.cost(node, value) == {"nfe": 5 * K * 3, "scorer_calls": 5 * K * (len(AT) + 1)}
+    assert node.op.chunk_size(b.generator("script").obj, node.params) == 2
+
+
+@pytest.mark.parametrize("at,ok", [("[1]", True), ("[0, 1]", True), ("[2]", False), ("[1, 0]", False), ("[-1]", False),
+                                   ("[0, 0]", False)])
+def test_resample_steps_must_be_increasing_and_before_the_last_step(tmp_path, at, ok):
+    from ganrm_bench.harness.errors import UserError
+
+    _spec(tmp_path)  # the spec's file, with one more row
+    path = tmp_path / "smc.yaml"
+    path.write_text(path.read_text().replace("metrics: {}", f"  bad: {{method: smc_search, generator: script, prompts: eval, "
+                                                             f"scorer: table, particles: 2, resample_at: {at}}}\nmetrics: {{}}"))
+    spec = load_spec(path)
+    b = Builder(spec, Context(store=Store(tmp_path / "s")), 0)
+    if ok:
+        assert b.method("bad").params["resample_at"] == json.loads(at)
+    else:
+        with pytest.raises(UserError, match=r"resample_at .* \(3 steps\)") as err:
+            b.method("bad")
+        assert "from 0 to 1" in err.value.hint
