@@ -9,7 +9,7 @@ import math
 import pytest
 
 from ganrm_bench.harness.app.services.run import evaluate as run_spec
-from ganrm_bench.harness.diagnostics.monitor import judge_line
+from ganrm_bench.harness.diagnostics.monitor import is_diversity_metric, judge_line
 from ganrm_bench.harness.runtime.context import Context
 from ganrm_bench.harness.spec.load import load_spec
 from ganrm_bench.harness.stats.paired import Difference
@@ -37,6 +37,21 @@ def test_proxy_up_needs_its_interval_above_zero():
     assert judge_line(None, UP_OVERLAPPING, WORSE) == ([], ["fid"])  # held-out worse, the proxy not shown up
     assert judge_line(None, delta(-0.1, -0.18, -0.02), WORSE) == ([], ["fid"])
     assert judge_line(None, None, WORSE) == ([], ["fid"])  # no comparison row
+    assert judge_line(None, delta(0.1, 0.0, 0.2), WORSE) == ([], ["fid"])  # touching 0 is not above it
+
+
+class _Metric:
+    def __init__(self, name, direction="higher", **attrs):
+        self.name, self.direction = name, direction
+        self.__dict__.update(attrs)
+
+
+def test_which_columns_are_diversity_columns():
+    assert is_diversity_metric(_Metric("mini_diversity")) and is_diversity_metric(_Metric("lpips"))
+    assert is_diversity_metric(_Metric("mon_texture", diversity=True))
+    assert not is_diversity_metric(_Metric("mon_contrast")) and not is_diversity_metric(_Metric("fid", "lower"))
+    assert not is_diversity_metric(_Metric("lpips", "lower"))  # LPIPS in reference mode: a distance, not diversity
+    assert not is_diversity_metric(_Metric("x", "lower", diversity=True))
 
 
 @pytest.mark.parametrize("direction,low,high,worse", [
@@ -44,6 +59,8 @@ def test_proxy_up_needs_its_interval_above_zero():
     ("lower", -4.0, -1.5, False),  # FID down: better
     ("lower", -1.0, 3.0, False),  # FID up on the estimate, CI holds 0: not shown
     ("lower", 0.0, 3.0, False),  # touching 0
+    ("lower", 0.5, 3.0, True),  # just above 0
+    ("higher", -3.0, -0.5, True),  # just below 0
     ("higher", -4.0, -1.5, True),  # a higher-is-better column down: worse
     ("higher", 1.5, 4.0, False),
     ("higher", -3.0, 1.0, False),
