@@ -1,11 +1,13 @@
 """The Python API, for notebooks and scripts: run a spec, load a run, check it against a baseline,
-plan a spec, write a baseline.
+compare runs, plan a spec, write a baseline.
 
     import ganrm_bench as gb
     r = gb.run("mini/table1", overrides={"generators.mini.steps": 4})
     r.results          # the long DataFrame (one row per cell and seed)
     print(r.table())   # Markdown (or "latex", "csv", "html")
     gb.check(r, "reports/baselines/mini-table1").passed   # True when nothing regressed
+    c = gb.compare("reports/runs/last-week", r, out="reports/compare/today")  # several runs, one page
+    c.frame            # one line per (run, method, metric): value, CI, Δ vs the first run, paired or not
 
 Each function is the service the matching `ganrm-bench` command calls (harness.app.services), with
 the same store: a second `run` computes nothing that is already cached, and `check` gives the
@@ -23,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 import pandas as pd
 
 from ganrm_bench.harness.app.services import check as check_service
+from ganrm_bench.harness.app.services import compare as compare_service
 from ganrm_bench.harness.app.services import plan as plan_service
 from ganrm_bench.harness.app.services import report as report_service
 from ganrm_bench.harness.app.services import run as run_service
@@ -34,6 +37,7 @@ from ganrm_bench.harness.spec.schema import Spec
 
 if TYPE_CHECKING:  # pragma: no cover
     from ganrm_bench.harness.app.services.plan import SeedPlan
+    from ganrm_bench.harness.report.compare import Comparison
     from ganrm_bench.harness.stats.gate import CheckReport
 
 
@@ -121,15 +125,18 @@ def load_run(path: str | Path) -> Run:
     return Run(Path(path), spec, results, info)
 
 
-def check(run: Run | str | Path, baseline: Run | str | Path | pd.DataFrame, tolerance: Mapping[str, float] | None = None,
-          confidence: float = 0.95) -> "CheckReport":
+def check(run: Run | str | Path, baseline: Run | str | Path | pd.DataFrame, margin: Mapping[str, float] | None = None,
+          confidence: float = 0.95, *, correction: bool = True, tolerance: Mapping[str, float] | None = None) -> "CheckReport":
     """`ganrm-bench check`: the regression gate of `run` against `baseline` (a Run, a run directory, a
-    committed baseline folder, a results .csv/.json/.parquet, or a DataFrame). `tolerance`
-    ({column: margin}) adds to and overrides the spec's reference tolerances. The report's
-    `.passed` is the command's exit status, `.failures` its failing cells, `.lines()` its output."""
+    committed baseline folder, a results .csv/.json/.parquet, or a DataFrame). `margin` ({column:
+    regression margin}; `tolerance` is its old name) adds to and overrides the spec's `gate.margins`;
+    `correction=False` is `--no-correction`. The report's `.passed` is the command's exit status,
+    `.failures` its failing cells, `.lines()` its output (header: matching, margins, correction),
+    `.familywise_error` the rate the decisions keep; a cell's `.conditional` marks a trained row
+    compared on one seed (its interval is conditional on the trained model)."""
     run_dir = run.dir if isinstance(run, Run) else Path(run)
     base = baseline.dir if isinstance(baseline, Run) else baseline
-    return check_service.check(run_dir, base, tolerance=tolerance, confidence=confidence)
+    return check_service.check(run_dir, base, margin=margin, confidence=confidence, correction=correction, tolerance=tolerance)
 
 
 def plan(spec_or_path: str | Path | Spec, *, seeds: Iterable[int] | None = None, overrides: Mapping[str, Any] | None = None,
@@ -147,3 +154,55 @@ def plan(spec_or_path: str | Path | Spec, *, seeds: Iterable[int] | None = None,
 def baseline(run: Run | str | Path, out: str | Path) -> list[Path]:
     """`ganrm-bench baseline`: write a run's committed baseline folder; returns the files written."""
     return report_service.baseline(run.dir if isinstance(run, Run) else run, out)
+
+
+
+class Compared:
+    """Several runs side by side (`compare`): `.frame` is the long DataFrame (one line per run,
+    method and metric: value, CI, Δ against the reference, its CI, paired or not — compare.csv),
+    `.wide()` the (run, method) × metric table in leaderboard order, `.runs[i].marks` how run i
+    differs from the first, `.table(format)` markdown, latex, csv or html (the page)."""
+
+    def __init__(self, comparison: "Comparison"):
+        self.comparison = comparison
+
+    @property
+    def runs(self) -> list:
+        return self.comparison.runs
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        return self.comparison.frame
+
+    def wide(self) -> pd.DataFrame:
+        return self.comparison.wide()
+
+    def leaderboard(self) -> list[tuple[str, str]]:
+        return self.comparison.leaderboard()
+
+    def table(self, format: str = "markdown") -> str:
+        return compare_service.render(self.comparison, format)
+
+    def write(self, out: str | Path | None = None) -> list[Path]:
+        """compare.html, .csv, .md and .tex in `out` (default reports/compare/<time>), as the command."""
+        return compare_service.write(self.comparison, out)
+
+    def _repr_markdown_(self) -> str:
+        return self.table("markdown")
+
+    def __repr__(self) -> str:
+        return f"Compared({[e.label for e in self.runs]}, {len(self.frame)} lines)"
+
+
+def compare(*runs: Run | str | Path, against: str | None = None, sort_by: str | None = None,
+            out: str | Path | None = None) -> Compared:
+    """`ganrm-bench report RUN RUN ...`: several runs side by side, the first the reference. Each
+    (run, method) gets a Δ per metric against the first run's same method (or its row `against`),
+    paired where the runs share prompts (their units.parquet), else unpaired and said so; runs
+    whose spec, seeds, prompts or numerics differ from the first are marked. `sort_by`: the
+    leaderboard's metric column (default the first). With `out`, writes the command's files there."""
+    dirs = [r.dir if isinstance(r, Run) else Path(r) for r in runs]
+    result = Compared(compare_service.compare(dirs, against=against, sort_by=sort_by))
+    if out is not None:
+        result.write(out)
+    return result

@@ -58,6 +58,14 @@ class MissingWeightsError(UserError):
         super().__init__(f"weights for {model} are not available ({tried})", hint=how)
 
 
+class MissingDataError(MissingWeightsError):
+    """A data file a plugin's identity digests (a pair set's annotations) that is not on this
+    machine: a plan stands in for it with a provisional identity, as for absent weights."""
+
+    def __init__(self, message: str, *, hint: str | None = None):
+        UserError.__init__(self, message, hint=hint)
+
+
 def require(module: str, *, plugin: str, extra: str):
     """Import an optional dependency or raise MissingExtraError naming the extra to install."""
     try:

@@ -19,5 +19,9 @@ PLUGINS = {
         "multi_round": "ganrm_bench.methods.multi_round:MultiRound",
         "noise_search": "ganrm_bench.methods.search:NoiseSearch",
         "smc_search": "ganrm_bench.methods.smc_search:SMCSearch",
+        "judge": "ganrm_bench.methods.judge:Judge",
+    },
+    "pairs": {
+        "labelled_pairs": "ganrm_bench.methods.labelled_pairs:LabelledPairs",
     },
 }

@@ -286,6 +286,18 @@ class SetMetric(Metric):
         d = difference(units[0], units[1], level=level)
         return d.estimate, d.ci_low, d.ci_high
 
+    def units(self, result: MetricResult, samples: ItemSet):
+        """The leave-one-block-out values with each block's size: from the result (`block_n`), or, for a
+        value stored before sizes were kept, counted from the samples' prompt ids (every sample enters
+        FID/KID; when the counts do not add up to the value's N, e.g. FVD's clip cap, sizes stay unknown)."""
+        loo = result.extras.get("block_loo")
+        if loo is not None and result.extras.get("block_n") is None:
+            ids = self.block_ids(list(samples.items), None, len(loo))
+            sizes = np.bincount(ids, minlength=len(loo)) if len(ids) else np.zeros(len(loo))
+            if int(sizes.sum()) == int(result.n):
+                result.extras = {**result.extras, "block_n": sizes.tolist()}
+        return super().units(result, samples)
+
     def sample_blocks(self, samples: ItemSet, ctx: Any) -> BlockStats:
         items = self.select(list(samples.items), ctx, "samples")
         blocks: BlockStats | None = None
@@ -328,5 +340,6 @@ class SetMetric(Metric):
             lo, hi = cimod.set_interval(boot, value, self.params.ci)
         return MetricResult(value, lo, hi, n=total.n, convention=self.convention(), extras={
             "n_reference": ref.n, "dim": int(ref.s.shape[0]), "block_loo": None if loo is None else loo.tolist(),
+            "block_n": blocks.n.tolist(),
             "ci": cimod.describe(self.params.ci, f"{self.params.ci.blocks} blocks of samples (reference fixed)"),
         })

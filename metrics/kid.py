@@ -156,7 +156,7 @@ class KID(SetMetric):
         if self.params.ci.method != "none" and loo is not None:  # KID can be negative: no floor at 0
             lo, hi = cimod.jackknife_interval(loo[np.isfinite(loo)], value, self.params.ci.level, floor=None)
         return MetricResult(value, lo, hi, n=int(kb.n.sum()), convention=self.convention(), extras={
-            "n_reference": kb.m, "block_loo": None if loo is None else loo.tolist(),
+            "n_reference": kb.m, "block_loo": None if loo is None else loo.tolist(), "block_n": kb.n.tolist(),
             "ci": cimod.describe(self.params.ci.model_copy(update={"method": "jackknife"}),
                                  f"{self.params.ci.blocks} prompt blocks of samples (reference fixed)"),
         })

@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ganrm_bench.methods.ganrm.rpl import PortableDropout  # the same dropout masks on every CPU vendor
+
 NUM_CLASSES = 10
 NULL_CLASS = 10  # the "no digit" label used for classifier-free guidance (label dropout)
 
@@ -54,10 +56,10 @@ class MetricNet(nn.Module):
             nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(),
             nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Dropout(0.25),
+            nn.Flatten(), PortableDropout(0.25),
             nn.Linear(64 * 4 * 4, self.feature_dim), nn.ReLU(),
         )  # fmt: skip
-        self.head = nn.Sequential(nn.Dropout(0.25), nn.Linear(self.feature_dim, NUM_CLASSES))
+        self.head = nn.Sequential(PortableDropout(0.25), nn.Linear(self.feature_dim, NUM_CLASSES))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body((x - 0.5) / 0.5)
@@ -75,7 +77,7 @@ class AnnotatorNet(nn.Module):
         self.net = nn.Sequential(
             nn.Conv2d(1, 16, 5, padding=2), nn.GELU(), nn.AvgPool2d(2),
             nn.Conv2d(16, 32, 5, padding=2), nn.GELU(), nn.AvgPool2d(2),
-            nn.Flatten(), nn.Linear(32 * 4 * 4, 64), nn.GELU(), nn.Dropout(0.2),
+            nn.Flatten(), nn.Linear(32 * 4 * 4, 64), nn.GELU(), PortableDropout(0.2),
             nn.Linear(64, NUM_CLASSES),
         )  # fmt: skip
 

@@ -1,4 +1,4 @@
-"""Test-wide settings: offline hub, one torch thread, no progress bars, an isolated cache."""
+"""Test-wide settings: pinned CPU kernels, offline hub, one torch thread, no progress bars, an isolated cache."""
 
 import os
 
@@ -9,6 +9,8 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 os.environ["GANRM_BENCH_PROGRESS"] = "0"
 
 import pytest  # noqa: E402
+
+import ganrm_bench  # noqa: E402, F401  (before numpy and torch: pins the CPU kernels, as the CLI does)
 
 try:
     import torch

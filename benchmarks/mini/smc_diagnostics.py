@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+import ganrm_bench  # noqa: F401,I001  (first, before numpy and torch: pins the CPU kernels, as the CLI does)
+
 MINI = Path(__file__).resolve().parent
 
 

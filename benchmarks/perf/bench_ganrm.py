@@ -15,6 +15,8 @@ import os
 import tempfile
 import time
 
+import ganrm_bench  # noqa: F401,I001  (first, before numpy and torch: pins the CPU kernels, as the CLI does)
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 

@@ -12,6 +12,8 @@ import argparse
 import time
 from pathlib import Path
 
+import ganrm_bench  # noqa: F401,I001  (first, before numpy and torch: pins the CPU kernels, as the CLI does)
+
 REPO = Path(__file__).resolve().parents[2]
 TABLES = ("table1", "fig2", "table8", "table4", "table7", "table9")  # the order the claims test first asks for them
 
@@ -30,6 +32,7 @@ def main() -> None:
     from ganrm_bench.harness.engine.runner import run_spec
     from ganrm_bench.harness.report.write import write_run
     from ganrm_bench.harness.runtime.context import Context
+    from ganrm_bench.harness.runtime.numerics import numerics_record
     from ganrm_bench.harness.spec.load import load_spec
     from ganrm_bench.harness.store.artifacts import Store
 
@@ -42,7 +45,8 @@ def main() -> None:
         dt = time.perf_counter() - t0
         total += dt
         write_run(Path(args.out) / name, spec, str(path.relative_to(REPO)), out.results,
-                  {"seconds": round(dt, 2), "computed": dict(out.computed), "counters": out.counters, "failures": out.failures},
+                  {"seconds": round(dt, 2), "computed": dict(out.computed), "counters": out.counters, "failures": out.failures,
+                   "numerics": numerics_record("cpu")},  # what `check` compares a run with (a baseline needs it)
                   out.samples, out.records, out.units, out.monitor)
         print(f"{name}: {dt:.1f} s, images generated {out.counters.get('images generated', 0)}, computed {dict(out.computed)}, "
               f"failures {len(out.failures)}", flush=True)

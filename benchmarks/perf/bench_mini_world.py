@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import ganrm_bench  # noqa: F401,I001  (first, before numpy and torch: pins the CPU kernels, as the CLI does)
+
 REPO = Path(__file__).resolve().parents[2]
 
 

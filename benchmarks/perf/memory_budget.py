@@ -15,6 +15,8 @@ from __future__ import annotations
 import torch
 from accelerate import init_empty_weights
 
+import ganrm_bench  # noqa: F401,I001  (first, before numpy and torch: pins the CPU kernels, as the CLI does)
+
 GB = 1e9
 
 SD15_UNET = dict(cross_attention_dim=768, attention_head_dim=8)

@@ -32,6 +32,8 @@ import sys
 import time
 from pathlib import Path
 
+import ganrm_bench  # noqa: F401,I001  (first, before numpy and torch: pins the CPU kernels, as the CLI does)
+
 REPO = Path(__file__).resolve().parents[2]
 SD15_ROWS = ["sd15_base", "sd15_diffusion_dpo", "sd15_rm10", "sd15_sft", "sd15_dpo_round3"]
 SDXL_ROWS = ["sdxl_base", "sdxl_diffusion_dpo", "sdxl_rm10", "sdxl_sft", "sdxl_dpo_round3"]

@@ -1,7 +1,7 @@
 """A study run by two simulated raters in headless Chromium, then `study results` and a screenshot
-of report.html — how docs/img/report.png was made:
+of report.html (with its human-study section):
 
-    python benchmarks/study/simulated_study.py reports/runs/<mini table1 run> --rows base,dpo --pairs 40 --shot docs/img/report.png
+    python benchmarks/study/simulated_study.py reports/runs/<mini table1 run> --rows base,dpo --pairs 40 --shot study-report.png
 
 The raters are bots, not people: each picks the sample with more contrast (pixel standard deviation
 in a canvas); bob answers at random 20% of the time. Needs the `study` extra and Debian's chromium

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ganrm_bench.harness.diagnostics.pair_cards import add_pair_accuracies
 from ganrm_bench.harness.diagnostics.scorecard import render_cards_markdown
 from ganrm_bench.harness.engine.builder import Builder
 from ganrm_bench.harness.engine.cells import build_cells, comparison_rows
@@ -69,10 +70,13 @@ def trained_scorer_nodes(samples: Node) -> list[Node]:
 
 def proxy_scorer_nodes(samples: Node) -> list[Node]:
     """The scorers whose scores chose or trained this row's samples: the `scorer` input of every
-    `scores` node in its graph (selection, fine-tuning data, per-round reward statistics)."""
+    `scores` node in its graph (selection, fine-tuning data, per-round reward statistics), except
+    scores that only judge (an op with `judges_scores`: a scorer judged on human pairs, a labeller)."""
+    nodes = list(samples.walk())
+    judging = {c.key for n in nodes if getattr(n.op, "judges_scores", False) for c in n.inputs.values() if c.op.name == "scores"}
     out: dict[str, Node] = {}
-    for n in samples.walk():
-        if n.op.name == "scores":
+    for n in nodes:
+        if n.op.name == "scores" and n.key not in judging:
             out.setdefault(n.inputs["scorer"].key, n.inputs["scorer"])
     return list(out.values())
 
@@ -185,7 +189,6 @@ def diagnostics_table(spec: Any, ctx: Any, ev: Any, row_graphs: dict[int, dict[s
     columns = list(spec.table.columns or [])
     lines = []
     for seed, rows in row_graphs.items():
-        ctx.seed = seed
         res = results[(results["seed"] == seed)].set_index(["row", "column"]) if not results.empty else None
         for row, samples in rows.items():
             for scorer in proxy_scorer_nodes(samples):
@@ -260,6 +263,7 @@ def monitor_run(spec: Any, ctx: Any, ev: Any, row_graphs: dict[int, dict[str, No
     by_key: dict[str, dict] = {}
     try:
         out.cards, by_key = collect_cards(ev, row_graphs, out.errors)
+        add_pair_accuracies(spec, ctx, ev, row_graphs, by_key, out.errors)  # cards gain agreement with people
     except Exception as exc:
         out.errors.append(f"report cards: {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
     try:
@@ -288,6 +292,25 @@ def _n(x: Any, digits: int = 3) -> str:
     return f"{x:.{digits}f}" if math.isfinite(x) else "–"
 
 
+#: what each flag of the over-optimisation table means, in one line
+FLAG_MEANINGS = {
+    "beyond_ppd": "the proxy's mean on the row is significantly above its level on held-out PPD images",
+    "proxy_up_heldout_down": "the proxy rose vs the comparison row while a held-out metric got significantly worse (paired Δ CIs)",
+    "collapse": "a within-prompt diversity metric fell significantly vs the comparison row",
+}
+
+
+def flag_reason(flag: str, record: dict[str, Any]) -> str:
+    """Why a line of diagnostics.csv raised `flag`, with its numbers (one line)."""
+    if flag == "beyond_ppd":
+        return f"proxy mean {_n(record.get('proxy_mean'))} is significantly above the held-out PPD's {_n(record.get('ppd_proxy_mean'))}"
+    if flag == "proxy_up_heldout_down":
+        return f"the proxy rose vs {record.get('compare_to')} while held-out {str(record.get('worse_heldout')).replace(';', ', ')} got significantly worse"
+    if flag == "collapse":
+        return "within-prompt diversity fell significantly"
+    return FLAG_MEANINGS.get(flag, flag)
+
+
 def render_diagnostics_markdown(diag: pd.DataFrame, labels: dict[str, str] | None = None) -> str:
     """The over-optimisation table with its flags as a marked note under it."""
     if diag is None or diag.empty:
@@ -307,13 +330,7 @@ def render_diagnostics_markdown(diag: pd.DataFrame, labels: dict[str, str] | Non
         lines.append(f"| {row} | {r['seed']} | {r['scorer']} | {_n(r['proxy_mean'])} [{_n(r['proxy_ci_low'])}, {_n(r['proxy_ci_high'])}] | "
                      f"{_n(r['ppd_proxy_mean'])} | {_n(r['proxy_var'], 4)} | {dp} | {('⚠ ' + flags) if flags else ''} |")
         for flag in filter(None, flags.split(";")):
-            if flag == "beyond_ppd":
-                why = f"proxy mean {_n(r['proxy_mean'])} is significantly above the held-out PPD's {_n(r['ppd_proxy_mean'])}"
-            elif flag == "proxy_up_heldout_down":
-                why = f"the proxy rose vs {r.get('compare_to')} while held-out {r.get('worse_heldout')} got significantly worse"
-            else:
-                why = "within-prompt diversity fell significantly"
-            notes.append(f"- ⚠ **{flag}** — {row} / {r['scorer']} (seed {r['seed']}): {why}.")
+            notes.append(f"- ⚠ **{flag}** — {row} / {r['scorer']} (seed {r['seed']}): {flag_reason(flag, r)}.")
     lines += ["", "Flags: `beyond_ppd` proxy mean significantly above its level on held-out PPD; `proxy_up_heldout_down` "
               "proxy up vs the comparison row while a held-out metric got significantly worse (paired Δ CIs); `collapse` "
               "a diversity metric fell significantly. Full table: `diagnostics.csv`."]
@@ -350,7 +367,7 @@ def write_round_figure(run_dir: Path, spec: Any, results: pd.DataFrame, records:
     per_round = recs.groupby("round").agg(mean=("mean", "mean"), var=("var", "mean")).sort_index()
     ax = axes[0][0]
     ax.errorbar(per_round.index, per_round["mean"], yerr=np.sqrt(per_round["var"]), marker="o", capsize=3)
-    ax.set_title("proxy reward (round's RM, own samples)", fontsize=8)
+    ax.set_title("proxy reward (round's RM, own samples)")
     ax.set_xlabel("round")
     ax.set_xticks(list(per_round.index))
     for ax, col in zip(axes[0][1:], columns):
@@ -361,7 +378,7 @@ def write_round_figure(run_dir: Path, spec: Any, results: pd.DataFrame, records:
             ax.errorbar(x, v, yerr=[v - lo, hi - v], marker="s", color="tab:red", capsize=3)
             ax.set_xticks(sorted(set(x.tolist())))
         label = spec.metrics[col].label if col in spec.metrics and spec.metrics[col].label else col
-        ax.set_title(f"held-out {label}", fontsize=8)
+        ax.set_title(f"held-out {label}")
         ax.set_xlabel("rounds of post-training")
     fig.tight_layout()
     out = Path(run_dir) / "figures"

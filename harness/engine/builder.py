@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ganrm_bench.harness.engine.nodes import Node, Op
 from ganrm_bench.harness.engine.ops import IMAGES, METRIC, PLUGIN, POOL, PROMPTS, SCORES, SELECT, TRAIN_SCORER, UNION
+from ganrm_bench.harness.engine.pair_ops import JUDGE, PAIRS
 from ganrm_bench.harness.errors import MissingWeightsError, UserError, did_you_mean
 from ganrm_bench.harness.plugins.builtins import register_builtins
 from ganrm_bench.harness.plugins.fingerprint import plugin_fingerprint
@@ -100,8 +101,27 @@ class Builder:
         return self.node(POOL, {"k": int(k), "seed": self.seed}, {"generator": g, "prompts": p}, label=f"{g.label}×{p.label}×{k}")
 
     def union(self, parts: list[Node], label: str = "") -> Node:
-        """One item set holding the items of `parts` in order (e.g. a row's samples over seeds)."""
-        return self.node(UNION, {}, {f"s{i:03d}": p for i, p in enumerate(parts)}, label=label or "+".join(p.label for p in parts))
+        """One item set holding the items of `parts` in order (e.g. a row's samples over seeds).
+        Parts of one op that says how its values pool (`union_op`: judged pair sets) use that op."""
+        op = getattr(parts[0].op, "union_op", None) if parts and all(p.op is parts[0].op for p in parts) else None
+        return self.node(op or UNION, {}, {f"s{i:03d}": p for i, p in enumerate(parts)}, label=label or "+".join(p.label for p in parts))
+
+    def pairs(self, name: str | Node) -> Node:
+        """A pair set entry: read by its source, or made on the graph by it (`PairSource.build`)."""
+        if isinstance(name, Node):
+            return name
+        e = self.entry("pairs", name)
+        obj = self.plugin("pairs", e.source, e.params)
+        built = obj.build(self, name)
+        if built is not None:
+            return built
+        return self.node(PAIRS, {"source": self._fingerprint(obj)}, label=name, obj=obj)
+
+    def judged(self, scorer: str | Node, pairs: str | Node) -> Node:
+        """A scorer's judgement of a pair set: the pairs with its per-image scores (a `scores` node,
+        cached per image), for pair metrics (pairwise accuracy)."""
+        s, p = self.scorer(scorer), self.pairs(pairs)
+        return self.node(JUDGE, {}, {"pairs": p, "scores": self.scores(s, p)}, label=f"{s.label} on {p.label}")
 
     def scorer(self, name: str | Node) -> Node:
         """A scorer entry: pretrained scorers as-is; trainable ones (GAN-RM) trained as the entry says."""
@@ -156,7 +176,7 @@ class Builder:
         ref = self.images(e.reference) if e.reference else None
         return self.node(
             METRIC,
-            {"metric": self._fingerprint(obj), "convention": obj.convention()},
+            {"metric": self._fingerprint(obj), "convention": obj.convention(), "seed": self.seed},  # its CI's bootstrap seed
             {"samples": samples, "reference": ref},
             label=f"{name}({samples.label})",
             obj=obj,

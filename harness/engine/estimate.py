@@ -105,6 +105,9 @@ def item_count(node: Any, peek: Callable[[Any], Any]) -> int | None:
             return len(files()) if files else None
         except Exception:  # absent folder: unknown (validate --inputs says why)
             return None
+    planned = getattr(node.op, "planned_items", None)  # ops whose size their own inputs or source decide (pair sets)
+    if callable(planned):
+        return planned(node, peek)
     counts = [item_count(n, peek) for n in node.inputs.values() if n.op.name in ("pool", "select", "images", "union", "with_records")]
     if op in ("union", "with_records") and counts and None not in counts:
         return sum(counts) if op == "union" else counts[0]

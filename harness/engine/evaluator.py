@@ -82,7 +82,7 @@ class Evaluator:
                     if exclusive or rank == 0:  # computed together: rank 0 alone publishes (hashes, copies)
                         meta = {"producer": op.name, "op_version": op.version, "label": node.label, "params": node.params,
                                 "inputs": {k: n.key for k, n in node.inputs.items()},
-                                "numerics": {"class": node.numerics, **numerics_record(self.ctx.device)}}
+                                "numerics": {**numerics_record(self.ctx.device), "class": node.numerics}}
                         with store.writing(node.key, meta) as tmp:
                             extra = op.save(value, tmp, node) or {}
                             meta.update(extra)

@@ -195,7 +195,8 @@ class TrainScorerOp(Op):
     def compute(self, node, ctx, inputs):
         scorer = type(node.obj)(node.obj.params)
         t0 = time.time()
-        metrics = scorer.fit(inputs["positives"], inputs["negatives"], ctx, unlabeled=inputs.get("unlabeled"))
+        with ctx.seeded(node.params["seed"]):  # the fit's seed is the one in the key
+            metrics = scorer.fit(inputs["positives"], inputs["negatives"], ctx, unlabeled=inputs.get("unlabeled"))
         scorer.training_metrics = {**(metrics or {}), "train_seconds": round(time.time() - t0, 3)}
         ctx.count("models trained")
         return scorer
@@ -297,7 +298,8 @@ class MetricOp(Op):
         return rank_and_world()[1] == 1 or not getattr(node.obj, "shards_items", False)
 
     def compute(self, node, ctx, inputs):
-        result = node.obj.compute(inputs["samples"], ctx, reference=inputs.get("reference"))
+        with ctx.seeded(node.params.get("seed", ctx.seed)):  # bootstrap draws from the seed in the key
+            result = node.obj.compute(inputs["samples"], ctx, reference=inputs.get("reference"))
         if not result.convention:
             result.convention = node.params["convention"]
         return result

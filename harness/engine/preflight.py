@@ -50,7 +50,7 @@ def needed_nodes(target: Node, ctx: Context) -> Iterator[Node]:
 
 def entry_path(node: Node) -> str:
     """Where the spec names a node's plugin (`images.ppd`, `scorers.ganrm`, `metrics.fid`)."""
-    if node.op.name in ("images", "prompts"):
+    if node.op.name in ("images", "prompts", "pairs"):
         return f"{node.op.name}.{node.label}"
     if node.op.name == "metric":
         return f"metrics.{node.label.split('(')[0]}"

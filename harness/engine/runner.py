@@ -27,16 +27,21 @@ from ganrm_bench.harness.runtime.distributed import (
 )
 from ganrm_bench.harness.runtime.seeds import derive_seed
 from ganrm_bench.harness.spec.schema import Spec
-from ganrm_bench.harness.stats.paired import difference
+from ganrm_bench.harness.stats.paired import Difference, difference
+from ganrm_bench.harness.stats.twolevel import conditional, row_difference
 
 log = logging.getLogger("ganrm_bench")
 
 
 RESULT_COLUMNS = [
-    "spec", "group", "row", "row_label", "column", "column_label", "metric", "seed", "scope", "value", "ci_low", "ci_high",
-    "n", "direction", "convention", "key", "compare_to", "delta", "delta_ci_low", "delta_ci_high", "p_value", "paired",
-    "delta_method", "heldout", *COST_COLUMNS,
+    "spec", "group", "row", "row_label", "column", "column_label", "metric", "seed", "seeds", "scope", "value", "ci_low", "ci_high",
+    "se", "df", "n", "value_inf", "direction", "convention", "key", "trained", "compare_to", "delta", "delta_ci_low", "delta_ci_high",
+    "delta_se", "delta_df", "p_value", "paired", "delta_method", "delta_basis", "delta_inf", "heldout", *COST_COLUMNS,
 ]
+# seeds: the seeds a cell covers ("0", pooled "0+1+2"); se, df: the standard error and t degrees of freedom of
+# the cell's own interval (inf: normal); value_inf: set metrics' jackknife bias-corrected value (N → ∞, a
+# sensitivity column; harness.stats.paired); trained: the row's graph trains a model (Op.trains); delta_basis:
+# what the Δ interval's variance includes (prompts | seeds | conditional; harness.stats.twolevel)
 
 
 POOLED_SEED = -1  # the `seed` of pooled cells (scope "pooled": the union of every seed's samples)
@@ -118,6 +123,9 @@ class _SpecRun:
         self.row_graphs: dict[int, dict[str, Node]] = {}  # seed -> row -> its samples node (for the monitor)
         self.cells: list[Cell] = []
         self.cost_memo: dict[str, dict[str, float]] = {}
+        self.trained: dict[str, bool] = {}  # row -> its samples' graph holds a training op
+        self.seed_deltas: dict[tuple[str, str], list[Difference]] = {}  # (row, column) -> its per-seed Δ
+        self.pooled_seeds: list[int] = []
 
     @property
     def stopped(self) -> bool:
@@ -126,7 +134,6 @@ class _SpecRun:
 
     def seed(self, seed: int) -> None:
         """Every cell of one seed."""
-        self.ctx.seed = seed
         cells = build_cells(self.spec, Builder(self.spec, self.ctx, seed))
         self.cells += cells
         done: dict[tuple[str, str], _Evaluated] = {}
@@ -139,6 +146,8 @@ class _SpecRun:
             done[(cell.row, cell.column)] = e
             samples = cell.node.inputs["samples"]
             self.row_graphs.setdefault(seed, {}).setdefault(cell.row, samples)
+            if cell.row not in self.trained:
+                self.trained[cell.row] = any(n.op.trains for n in samples.walk())
             if cell.row not in self.samples:  # for galleries: a cheap load when the metric itself was cached
                 self.samples[cell.row] = e.samples
                 self.records += [{"row": cell.row, "seed": seed, "op": n.op.name, "label": n.label, **self.ev.value(n)}
@@ -148,7 +157,7 @@ class _SpecRun:
 
     def pooled(self, seeds: list[int]) -> None:
         """Each metric once more over the union of every seed's samples (scope "pooled")."""
-        self.ctx.seed = seeds[0]
+        self.pooled_seeds = list(seeds)
         b = Builder(self.spec, self.ctx, seeds[0])
         groups = {r: g.name for g in (self.spec.table.groups or []) for r in g.rows}
         cells, done = [], {}
@@ -189,7 +198,7 @@ class _SpecRun:
         return self.cost_memo[samples.key]
 
     def emit(self, cells: list[Cell], done: dict[tuple[str, str], _Evaluated], seed: int) -> None:
-        """The table rows (and units) of evaluated cells, each with its paired Δ against its comparison row."""
+        """The table rows (and units) of evaluated cells, each with its Δ against its comparison row."""
         for cell in cells:
             e = done.get((cell.row, cell.column))
             if e is None:
@@ -197,23 +206,42 @@ class _SpecRun:
             row = self.result_row(cell, e, seed)
             base = done.get((self.against.get(cell.row), cell.column))
             if base is not None and e.units is not None and base.units is not None:
-                d = difference(e.units, base.units, seed=derive_seed(0, "delta", cell.row, cell.column, seed))
+                d = self.delta(cell, e, base, seed)
                 row.update(compare_to=self.against[cell.row], delta=d.estimate, delta_ci_low=d.ci_low, delta_ci_high=d.ci_high,
-                           p_value=d.p_value, paired=d.paired, delta_method=d.method)
+                           delta_se=d.se, delta_df=d.df, p_value=d.p_value, paired=d.paired, delta_method=d.method,
+                           delta_basis=d.basis, delta_inf=d.estimate_inf)
+                exact = _exact_test(e, base)
+                if exact is not None:  # the metric's own exact paired test (pair metrics: McNemar) gives the p-value
+                    row.update(p_value=exact[0], delta_method=f"{d.method}; p: {exact[1]}")
             self.rows.append(row)
             if e.units is not None:
                 self.units_rows.extend({"row": cell.row, "column": cell.column, "seed": seed, **u} for u in e.units.to_rows())
 
+    def delta(self, cell: Cell, e: _Evaluated, base: _Evaluated, seed: int) -> Difference:
+        """The paired Δ of a cell against its comparison row (harness.stats.twolevel): when either row
+        is trained, a seed's Δ is conditional on its trained models, and the pooled Δ of several seeds
+        has a t interval across the per-seed Δs (training variance included)."""
+        d = difference(e.units, base.units, seed=derive_seed(0, "delta", cell.row, cell.column, seed))
+        trained = self.trained.get(cell.row, False) or self.trained.get(self.against[cell.row], False)
+        if seed != POOLED_SEED:
+            self.seed_deltas.setdefault((cell.row, cell.column), []).append(d)
+            return conditional(d) if trained else d
+        return row_difference(self.seed_deltas.get((cell.row, cell.column), []), d, trained=trained)
+
     def result_row(self, cell: Cell, e: _Evaluated, seed: int) -> dict[str, Any]:
         metric_entry, method_entry = self.spec.metrics[cell.column], self.spec.methods[cell.row]
+        se, df = e.units.se_df() if e.units is not None else (math.nan, math.nan)
         return {
             "spec": self.spec.name, "group": cell.group, "row": cell.row, "row_label": method_entry.label or cell.row,
             "column": cell.column, "column_label": metric_entry.label or cell.column, "metric": metric_entry.metric,
-            "seed": seed, "scope": "pooled" if seed == POOLED_SEED else "seed", "value": float(e.result.value),
-            "ci_low": _f(e.result.ci_low), "ci_high": _f(e.result.ci_high), "n": int(e.result.n), "direction": cell.node.obj.direction,
-            "convention": e.result.convention, "key": cell.node.key, "compare_to": None, "delta": math.nan,
-            "delta_ci_low": math.nan, "delta_ci_high": math.nan, "p_value": math.nan, "paired": None, "delta_method": None,
-            "heldout": True,
+            "seed": seed, "seeds": "+".join(map(str, self.pooled_seeds)) if seed == POOLED_SEED else str(seed),
+            "scope": "pooled" if seed == POOLED_SEED else "seed", "value": float(e.result.value),
+            "ci_low": _f(e.result.ci_low), "ci_high": _f(e.result.ci_high), "se": se, "df": df, "n": int(e.result.n),
+            "value_inf": e.units.bias_corrected() if e.units is not None else math.nan, "direction": cell.node.obj.direction,
+            "convention": e.result.convention, "key": cell.node.key, "trained": self.trained.get(cell.row, False),
+            "compare_to": None, "delta": math.nan, "delta_ci_low": math.nan, "delta_ci_high": math.nan, "delta_se": math.nan,
+            "delta_df": math.nan, "p_value": math.nan, "paired": None, "delta_method": None, "delta_basis": None,
+            "delta_inf": math.nan, "heldout": True,
             **self.row_costs(cell.node.inputs["samples"], len(e.samples)),
         }
 
@@ -221,6 +249,13 @@ class _SpecRun:
         return RunOutcome(pd.DataFrame(self.rows, columns=RESULT_COLUMNS), self.failures, self.ev.computed, self.ev.loaded,
                           dict(self.ctx.counters), self.samples, pd.DataFrame(self.records), units=pd.DataFrame(self.units_rows),
                           failure_groups=group_failures(self.failed), evaluator=self.ev, row_graphs=self.row_graphs, cells=self.cells)
+
+
+def _exact_test(e: _Evaluated, base: _Evaluated) -> tuple[float, str] | None:
+    """(p, how) from the metric's optional `paired_test(result, base_result)`, for metrics whose
+    cells pair outcome by outcome (pairwise accuracy: McNemar's exact test); None otherwise."""
+    test = getattr(e.metric, "paired_test", None)
+    return test(e.result, base.result) if callable(test) else None
 
 
 def _seed_text(seed: int) -> str:

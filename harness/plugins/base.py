@@ -279,7 +279,8 @@ class Metric(Plugin):
             return Units.from_samples(result.per_sample, ids)
         loo = result.extras.get("block_loo")
         if loo is not None and sum(1 for x in loo if x == x) >= 2:  # x == x: not nan
-            return Units.from_jackknife(result.value, loo, ids)
+            sizes = result.extras.get("block_n")  # samples per block: the weighted jackknife (None: equal)
+            return Units.from_jackknife(result.value, loo, ids, sizes if sizes is not None and len(sizes) == len(loo) else None)
         return None
 
 

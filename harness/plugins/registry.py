@@ -22,6 +22,7 @@ from ganrm_bench.harness.plugins.base import (
     PromptSource,
     Scorer,
 )
+from ganrm_bench.harness.plugins.preference import PairSource
 
 T = TypeVar("T")
 log = logging.getLogger("ganrm_bench")
@@ -140,6 +141,7 @@ BACKBONES: Registry = Registry("backbone", Backbone)
 PROMPT_SOURCES: Registry = Registry("prompt source", PromptSource)
 IMAGE_SOURCES: Registry = Registry("image source", ImageSource)
 FEATURES: Registry = Registry("feature extractor", FeatureExtractor)
+PAIR_SOURCES: Registry = Registry("pair source", PairSource)
 
 REGISTRIES: dict[str, Registry] = {
     "generator": GENERATORS,
@@ -150,4 +152,5 @@ REGISTRIES: dict[str, Registry] = {
     "prompts": PROMPT_SOURCES,
     "images": IMAGE_SOURCES,
     "features": FEATURES,
+    "pairs": PAIR_SOURCES,
 }

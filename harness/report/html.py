@@ -1,7 +1,10 @@
-"""`<run>/report.html`: one self-contained page of a run that a browser (or a phone) opens — the
-table with CIs, paired differences and the paper's values, the figures, the galleries, records,
-reward-model report cards, diagnostics, human-study results and provenance. Images are embedded as
-base64, no script or style is fetched; the table comes from the same cells as the Markdown table."""
+"""`<run>/report.html`: one self-contained page of a run that a browser (or a phone) opens, in the
+order a reader decides: first which rows beat their comparison row on which metric (a line per
+metric and a forest plot of the paired Δs), then the table (sortable, Δ and † in their own
+columns), the figures, the galleries, the human study, the reward-model report cards and the
+over-optimisation monitor as tables, records and provenance. Figures are inline SVG drawn from
+the results (text stays text), images are embedded as base64, nothing is fetched; the table comes
+from the same cells as the Markdown table, so their † agree."""
 
 from __future__ import annotations
 
@@ -16,16 +19,19 @@ from typing import Any
 import pandas as pd
 
 from ganrm_bench.harness.plugins.base import load_media
-from ganrm_bench.harness.report.rundir import load_cards, load_run
+from ganrm_bench.harness.report.figures import ARROW, Plot, compute_plot, figure_svg, metric_label, metric_plots, row_label
+from ganrm_bench.harness.report.forest import delta_points, forest_plots
+from ganrm_bench.harness.report.rundir import load_run
 from ganrm_bench.harness.report.samples import SAMPLES_FILE, read_samples_manifest
-from ganrm_bench.harness.report.tables import _digits, _fmt, _layout, table_cells
+from ganrm_bench.harness.report.sections import cards_context, diagnostics_context, records_context
+from ganrm_bench.harness.report.tables import CONDITIONAL_NOTE, _digits, _fmt, _layout, comparison_note, not_heldout_cells, table_cells
+from ganrm_bench.harness.spec.schema import Spec
 
 log = logging.getLogger("ganrm_bench")
 
 GALLERY_PROMPTS = 8  # prompts per gallery row (the same prompts in every row)
 THUMB_PX = 256  # longest side of an embedded gallery image
-MAX_TABLE_ROWS = 200  # rows of records/diagnostics shown (the CSV beside the report has all)
-DELTA_COLUMNS = ("delta", "delta_ci_low", "delta_ci_high")
+TEMPLATES = Path(__file__).parent / "templates"
 
 
 def _data_uri(data: bytes, mime: str) -> str:
@@ -58,49 +64,99 @@ def _thumbnail(path: str | Path) -> str | None:
     return _data_uri(buf.getvalue(), "image/jpeg")
 
 
-def _mean_deltas(results: pd.DataFrame) -> dict[tuple[str, str], tuple[float, float, float]]:
-    """Paired Δ (and its CI) per cell, averaged over seeds, when the results carry them."""
-    if not set(DELTA_COLUMNS) <= set(results.columns) or results.empty:
-        return {}
-    agg = results.groupby(["row", "column"], sort=False)[list(DELTA_COLUMNS)].mean()
-    return {k: tuple(float(x) for x in v) for k, v in agg.iterrows() if not math.isnan(float(v["delta"]))}
+def jinja_env():
+    import jinja2
+
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, trim_blocks=True, lstrip_blocks=True)
 
 
-def table_context(results: pd.DataFrame, spec) -> dict[str, Any]:
+# ---------------------------------------------------------------------------------------------
+# The decision view and the table.
+
+
+def decision_context(results: pd.DataFrame, spec: Spec, forests: list[Plot]) -> list[dict[str, Any]]:
+    """Per metric with Δs: which rows are better, worse, or not distinguishable from their
+    comparison row, and its forest plot."""
+    by_name = {p.name: p for p in forests}
+    out = []
+    for col in spec.table.columns or []:
+        plot = by_name.get(f"forest_{col}")
+        if plot is None:
+            continue
+        points = delta_points(results, spec, col)
+        against = list(dict.fromkeys(p.against for p in points))
+        groups = {v: [p.label for p in points if p.verdict == v] for v in ("better", "worse", "no difference detected", "no interval")}
+        direction = points[0].direction if points else ""
+        out.append({"metric": metric_label(spec, col), "direction": direction, "against": " / ".join(against),
+                    "groups": [(v, labels) for v, labels in groups.items() if labels], "svg": figure_svg(plot.fig, plot.name),
+                    "caption": plot.caption, "name": plot.name})
+    return out
+
+
+def _value_cell(cell, digits: int, own: bool) -> dict[str, Any]:
+    ci = None if math.isnan(cell.ci_low) else f"[{_fmt(cell.ci_low, digits)}, {_fmt(cell.ci_high, digits)}]"
+    return {"value": _fmt(cell.value, digits), "sort": cell.value, "best": cell.best, "ci": ci, "own": own,
+            "paper": None if cell.paper is None else _fmt(cell.paper, digits), "ok": cell.ok}
+
+
+def _delta_cell(cell, digits: int, direction: str, against: str, several: bool) -> dict[str, Any]:
+    """Δ [CI] with its † (the CI excludes 0, as in table.md) and whether that is better or worse."""
+    if cell is None or not math.isfinite(cell.delta):
+        return {"delta": None}
+    verdict = None if not cell.significant else "better" if (cell.delta > 0) == (direction == "higher") else "worse"
+    ci = f"[{cell.delta_ci_low:+.{digits}f}, {cell.delta_ci_high:+.{digits}f}]" if math.isfinite(cell.delta_ci_low) else None
+    return {"delta": f"{cell.delta:+.{digits}f}", "sort": cell.delta, "ci": ci, "dagger": cell.significant,
+            "verdict": verdict, "against": against if several else None, "conditional": cell.conditional}
+
+
+def table_context(results: pd.DataFrame, spec: Spec) -> dict[str, Any]:
     cells = table_cells(results, spec)
+    own = not_heldout_cells(results)
     rows, cols, labels_r, labels_c, direction, group_of, conventions = _layout(spec, results)
-    deltas = _mean_deltas(results)
-    arrow = {"higher": "↑", "lower": "↓"}
+    against = _against(results, spec)
+    show_delta = spec.table.delta != "none"
+    delta_cols = [c for c in cols if show_delta and any(k[1] == c and math.isfinite(v.delta) for k, v in cells.items())]
     digits = {c: _digits([cells[(r, c)].value for r in rows if (r, c) in cells]) for c in cols}
-    extra = list(spec.table.extra_columns)
+    several = len(set(against.values())) > 1
+    head = []
+    for c in cols:
+        head.append({"label": f"{labels_c[c]} {ARROW.get(direction.get(c, ''), '')}".strip(), "kind": "value"})
+        if c in delta_cols:
+            vs = next(iter(set(against.values()))) if not several else "comparison row"
+            head.append({"label": f"Δ {labels_c[c]} vs {vs}", "kind": "delta"})
     body = []
     for r in rows:
         out_cells = []
         for c in cols:
             cell = cells.get((r, c))
-            if cell is None:
-                out_cells.append({"missing": "(failed)" if not results.empty else "–"})
-                continue
-            d = digits[c]
-            ci = None if math.isnan(cell.ci_low) else f"[{_fmt(cell.ci_low, d)}, {_fmt(cell.ci_high, d)}]"
-            delta = deltas.get((r, c))
-            out_cells.append({
-                "value": _fmt(cell.value, d), "best": cell.best, "ci": ci,
-                "paper": None if cell.paper is None else _fmt(cell.paper, d), "ok": cell.ok,
-                "delta": None if delta is None else f"{delta[0]:+.{d}f}",
-                "delta_ci": None if delta is None or math.isnan(delta[1]) else f"[{delta[1]:+.{d}f}, {delta[2]:+.{d}f}]",
-            })
-        body.append({"group": group_of.get(r, ""), "label": labels_r[r], "extra": [spec.table.extra_columns[e].get(r, "") for e in extra],
+            out_cells.append(_value_cell(cell, digits[c], (r, c) in own) if cell else {"missing": "(failed)" if not results.empty else "–"})
+            if c in delta_cols:
+                out_cells.append(_delta_cell(cell, digits[c], direction.get(c, ""), against.get(r, ""), several))
+        body.append({"group": group_of.get(r, ""), "label": labels_r[r], "extra": [spec.table.extra_columns[e].get(r, "") for e in spec.table.extra_columns],
                      "cells": out_cells})
-    tol = ", ".join(f"{labels_c.get(c, c)} ±{t}" for c, t in spec.reference.tolerance.items())
+    band = ", ".join(f"{labels_c.get(c, c)} ±{t}" for c, t in spec.reference.band.items())
     return {
         "title": spec.table.title or spec.name, "grouped": bool(spec.table.groups), "group_header": spec.table.group_header,
-        "extra": extra, "columns": [f"{labels_c[c]} {arrow.get(direction.get(c, ''), '')}".strip() for c in cols], "rows": body,
+        "extra": list(spec.table.extra_columns), "head": head, "rows": body,
         "conventions": [(labels_c[c], conventions[c]) for c in cols if c in conventions],
-        "paper": spec.reference.source or ("reference values" if spec.reference.values else None), "tolerance": tol,
-        "notes": list(spec.reference.notes), "has_delta": bool(deltas),
-        "seeds": sorted(set(int(s) for s in results["seed"])) if not results.empty else spec.seeds,
+        "paper": spec.reference.source or ("reference values" if spec.reference.values else None), "band": band,
+        "conditional": CONDITIONAL_NOTE if any(c.conditional for c in cells.values()) else None,
+        "notes": list(spec.reference.notes), "delta_note": comparison_note(results, spec) if delta_cols else None, "own": bool(own),
+        "seeds": sorted(set(int(s) for s in results["seed"] if int(s) >= 0)) if not results.empty else spec.seeds,
+        "pooled": bool(not results.empty and "scope" in results and (results["scope"] == "pooled").any()),
     }
+
+
+def _against(results: pd.DataFrame, spec: Spec) -> dict[str, str]:
+    """row -> its comparison row's label, as the results record it."""
+    if results.empty or "compare_to" not in results:
+        return {}
+    part = results.dropna(subset=["compare_to"])
+    return {str(r): row_label(spec, str(a)) for r, a in zip(part["row"], part["compare_to"]) if str(a) not in ("", "nan", "None")}
+
+
+# ---------------------------------------------------------------------------------------------
+# Galleries, figures, the whole page.
 
 
 def gallery_context(run_dir: Path, spec) -> dict[str, Any]:
@@ -122,20 +178,23 @@ def gallery_context(run_dir: Path, spec) -> dict[str, Any]:
                     it = by_prompt.get(p)
                     src = _thumbnail(it.path) if it is not None and Path(it.path).exists() else None
                     imgs.append({"src": src, "alt": f"{row} {p}"} if src else None)
-                out_rows.append({"label": (spec.methods[row].label or row) if row in spec.methods else row, "images": imgs})
+                out_rows.append({"label": row_label(spec, row), "images": imgs})
             if any(i for r in out_rows for i in r["images"]):
                 return {"prompts": [prompts.get(p) or p for p in prompt_ids], "rows": out_rows, "pngs": []}
     pngs = ([run_dir / "gallery.png"] if (run_dir / "gallery.png").exists() else []) + sorted((run_dir / "gallery").glob("*.png"))
     return {"prompts": [], "rows": [], "pngs": [{"name": p.stem, "src": _png_file(p)} for p in pngs]}
 
 
-def _csv_table(path: Path) -> dict[str, Any] | None:
-    if not path.exists():
-        return None
-    df = pd.read_csv(path)
-    shown = df.head(MAX_TABLE_ROWS)
-    return {"name": path.name, "columns": list(df.columns), "rows": shown.astype(object).where(shown.notna(), "").values.tolist(),
-            "total": len(df)}
+def figures_context(run_dir: Path, plots: list[Plot]) -> list[dict[str, Any]]:
+    """The drawn figures (not the forest plots, shown first) as SVG, then any other PNG the run
+    left in figures/ (e.g. the monitor's rounds.png), full width."""
+    drawn = {p.name for p in plots}
+    out = [{"name": p.name, "svg": figure_svg(p.fig, p.name), "caption": p.caption, "wide": p.wide}
+           for p in plots if not p.name.startswith("forest_")]
+    for path in sorted((run_dir / "figures").glob("*.png")):
+        if path.stem not in drawn and not path.stem.startswith("forest_"):
+            out.append({"name": path.stem, "src": _png_file(path), "caption": f"{path.stem} (figures/{path.name})", "wide": True})
+    return out
 
 
 def _flatten(obj: Any, prefix: str = "") -> list[tuple[str, str]]:
@@ -145,30 +204,33 @@ def _flatten(obj: Any, prefix: str = "") -> list[tuple[str, str]]:
     return [(prefix.rstrip("."), text if len(text) <= 300 else text[:300] + "…")]
 
 
-def render_html(run_dir: Path) -> str:
-    """The report page of a run directory, as one string."""
-    import jinja2
+def report_plots(spec: Spec, results: pd.DataFrame) -> list[Plot]:
+    """Every figure the report draws from the results: forest plots, per-metric plots, compute."""
+    compute = compute_plot(spec, results)
+    return forest_plots(spec, results) + metric_plots(spec, results) + ([compute] if compute else [])
 
+
+def render_html(run_dir: Path, plots: list[Plot] | None = None) -> str:
+    """The report page of a run directory, as one string (`plots`: already drawn `report_plots`)."""
     run_dir = Path(run_dir)
     results, spec = load_run(run_dir)
+    plots = report_plots(spec, results) if plots is None else plots
     run_info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
     packages = run_info.pop("packages", {}) or {}
     failures = run_info.pop("failures", []) or []
     human = json.loads((run_dir / "human.json").read_text()) if (run_dir / "human.json").exists() else None
-    cards = [{"name": name, "fields": _flatten(card)} for name, card in load_cards(run_dir).items()]
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True,
-                             trim_blocks=True, lstrip_blocks=True)
-    return env.get_template("report.html.j2").render(
-        spec=spec, table=table_context(results, spec),
-        figures=[{"name": p.stem, "src": _png_file(p)} for p in sorted((run_dir / "figures").glob("*.png"))],
-        gallery=gallery_context(run_dir, spec), records=_csv_table(run_dir / "records.csv"),
-        diagnostics=_csv_table(run_dir / "diagnostics.csv"), cards=cards, human=human,
-        provenance=_flatten(run_info), packages=sorted(packages.items()), failures=failures,
-        labels={r: m.label or r for r, m in spec.methods.items()},
+    labels = {r: m.label or r for r, m in spec.methods.items()}
+    metric_labels = {c: metric_label(spec, c) for c in spec.metrics}
+    return jinja_env().get_template("report.html.j2").render(
+        spec=spec, table=table_context(results, spec), decision=decision_context(results, spec, plots),
+        figures=figures_context(run_dir, plots), gallery=gallery_context(run_dir, spec),
+        records=records_context(run_dir / "records.csv"), diagnostics=diagnostics_context(run_dir, labels, metric_labels),
+        cards=cards_context(run_dir, labels), human=human, provenance=_flatten(run_info), packages=sorted(packages.items()),
+        failures=failures, labels=labels,
     )
 
 
-def write_html_report(run_dir: Path) -> Path:
+def write_html_report(run_dir: Path, plots: list[Plot] | None = None) -> Path:
     out = Path(run_dir) / "report.html"
-    out.write_text(render_html(run_dir), encoding="utf-8")
+    out.write_text(render_html(run_dir, plots), encoding="utf-8")
     return out

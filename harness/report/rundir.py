@@ -5,6 +5,7 @@ wrote (or a baseline's text copies)."""
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -42,9 +43,18 @@ def load_diagnostics(run_dir: Path) -> pd.DataFrame | None:
 
 def load_cards(run_dir: Path) -> dict[str, dict]:
     """A run's reward-model report cards (scorers/<name>.json), by file name without .json; {}
-    when it has none."""
+    when it has none. An unreadable card is left out (and logged): a report is written without it."""
     folder = Path(run_dir) / "scorers"
-    return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))} if folder.is_dir() else {}
+    cards = {}
+    for p in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            card = json.loads(p.read_text())
+        except (OSError, ValueError) as exc:
+            logging.getLogger("ganrm_bench").warning("report card %s: unreadable (%s)", p, exc)
+            continue
+        if isinstance(card, dict):
+            cards[p.stem] = card
+    return cards
 
 
 BASELINE_FILES = ("results.csv", "spec.json", "run.json")

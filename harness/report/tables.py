@@ -30,22 +30,27 @@ class CellValue:
     ci_low: float
     ci_high: float
     paper: float | None
-    ok: bool | None  # within the paper's tolerance
+    ok: bool | None  # within the paper band
     best: bool = False
     delta: float = math.nan  # paired Δ vs the comparison row
     delta_ci_low: float = math.nan
     delta_ci_high: float = math.nan
+    conditional: bool = False  # a trained row shown from one seed: its intervals leave out retraining (‡)
 
     @property
     def significant(self) -> bool:
         return bool(self.delta_ci_low > 0 or self.delta_ci_high < 0)
 
 
-DELTA_FIELDS = ("compare_to", "delta", "delta_ci_low", "delta_ci_high", "p_value", "paired", "delta_method")
+DELTA_FIELDS = ("compare_to", "delta", "delta_ci_low", "delta_ci_high", "p_value", "paired", "delta_method", "delta_basis")
 
 
 _NO_DELTA = {"compare_to": None, "delta": math.nan, "delta_ci_low": math.nan, "delta_ci_high": math.nan, "p_value": math.nan,
-             "paired": None, "delta_method": None}
+             "paired": None, "delta_method": None, "delta_basis": None}
+
+CONDITIONAL_MARK = "‡"
+CONDITIONAL_NOTE = ("‡ trained row from one seed: its intervals are conditional on this trained model (another seed retrains it; "
+                    "with two or more seeds the Δ interval includes training variance).")
 
 
 def aggregate(results: pd.DataFrame) -> pd.DataFrame:
@@ -54,13 +59,13 @@ def aggregate(results: pd.DataFrame) -> pd.DataFrame:
     back to the mean over seeds with a t-interval (scope "across-seeds")."""
     from scipy import stats
 
-    cols = ["row", "column", "value", "ci_low", "ci_high", "seeds", "scope", "direction", "convention", *DELTA_FIELDS]
+    cols = ["row", "column", "value", "ci_low", "ci_high", "seeds", "scope", "direction", "convention", "trained", *DELTA_FIELDS]
     if results.empty:
         return pd.DataFrame(columns=cols)
     results = results.copy()
     if "scope" not in results:
         results["scope"] = "seed"
-    for f, empty in _NO_DELTA.items():
+    for f, empty in {**_NO_DELTA, "trained": None}.items():
         if f not in results:
             results[f] = empty
     out = []
@@ -71,13 +76,13 @@ def aggregate(results: pd.DataFrame) -> pd.DataFrame:
             r = (pooled if len(pooled) else g).iloc[0]
             out.append({"row": row, "column": col, "value": r["value"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
                         "seeds": max(seeds, 1), "scope": "pooled" if len(pooled) else "seed", "direction": r["direction"],
-                        "convention": r["convention"], **{f: r[f] for f in DELTA_FIELDS}})
+                        "convention": r["convention"], "trained": r["trained"], **{f: r[f] for f in DELTA_FIELDS}})
             continue
         v = g["value"].to_numpy(dtype=float)
         half = stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v))
         out.append({"row": row, "column": col, "value": v.mean(), "ci_low": v.mean() - half, "ci_high": v.mean() + half,
                     "seeds": len(v), "scope": "across-seeds", "direction": g["direction"].iloc[0],
-                    "convention": g["convention"].iloc[0], **_NO_DELTA})
+                    "convention": g["convention"].iloc[0], "trained": g["trained"].iloc[0], **_NO_DELTA})
     return pd.DataFrame(out, columns=cols)
 
 
@@ -86,10 +91,12 @@ def table_cells(results: pd.DataFrame, spec: Spec) -> dict[tuple[str, str], Cell
     cells: dict[tuple[str, str], CellValue] = {}
     for r in agg.itertuples():
         paper = spec.reference.values.get(r.row, {}).get(r.column)
-        tol = spec.reference.tolerance.get(r.column)
+        tol = spec.reference.band.get(r.column)
         ok = None if paper is None or tol is None else abs(r.value - paper) <= tol
+        one_seed_trained = r.scope == "seed" and str(r.trained).lower() in ("true", "1")
         cells[(r.row, r.column)] = CellValue(r.value, r.ci_low, r.ci_high, paper, ok, delta=_num(r.delta),
-                                             delta_ci_low=_num(r.delta_ci_low), delta_ci_high=_num(r.delta_ci_high))
+                                             delta_ci_low=_num(r.delta_ci_low), delta_ci_high=_num(r.delta_ci_high),
+                                             conditional=one_seed_trained or r.delta_basis == "conditional")
     # best per column (within each row group), by the metric's direction
     directions = dict(zip(agg["column"], agg["direction"]))
     groups = [g.rows for g in spec.table.groups] if spec.table.groups else [spec.table.rows or []]
@@ -134,8 +141,11 @@ def comparison_note(results: pd.DataFrame, spec: Spec) -> str | None:
     labels = [(spec.methods[a].label or a) if a in spec.methods else a for a in against]
     shown = "Δ is" if spec.table.delta == "column" else "† marks"
     what = ("the paired difference to " if spec.table.delta == "column" else "a paired difference to ")
+    two_level = "delta_basis" in results and bool((results["delta_basis"] == "seeds").any())
+    trained = ("; rows with a trained model, over several seeds: a t interval across the seeds' paired Δs (training variance "
+               "included)") if two_level else ""
     return (f"{shown} {what}{' / '.join(labels)} on the same prompts and seeds (per-sample metrics: bootstrap over prompts; "
-            f"FID-like metrics: delete-one-block jackknife over prompt blocks), with its 95% CI; † the CI excludes 0.")
+            f"FID-like metrics: delete-one-block jackknife over prompt blocks{trained}), with its 95% CI; † the CI excludes 0.")
 
 
 def _fmt(x: float, digits: int) -> str:
@@ -165,7 +175,7 @@ def _delta_text(cell: CellValue | None, digits: int) -> str:
     text = f"{cell.delta:+.{digits}f}"
     if math.isfinite(cell.delta_ci_low):
         text += f" [{cell.delta_ci_low:+.{digits}f}, {cell.delta_ci_high:+.{digits}f}]"
-    return text + ("†" if cell.significant else "")
+    return text + ("†" if cell.significant else "") + (CONDITIONAL_MARK if cell.conditional else "")
 
 
 def _ci_note(spec: Spec, cols: list[str]) -> str:
@@ -224,6 +234,8 @@ def _markdown_cell(cell: CellValue, digits: int, spec: Spec, *, own: bool, paper
         text += f" ± {_fmt((cell.ci_high - cell.ci_low) / 2, digits)}"
     if spec.table.delta == "mark" and cell.significant:
         text += "†"
+    if spec.table.delta != "column" and cell.conditional:
+        text += CONDITIONAL_MARK
     if own:
         text += "*"
     if paper and cell.paper is not None:
@@ -248,19 +260,21 @@ def _markdown_notes(results: pd.DataFrame, spec: Spec, cols: list[str], labels_c
         if c in conventions:
             lines.append(f"- {labels_c[c]}: {conventions[c]}")
     if spec.reference.values:
-        tol = ", ".join(f"{labels_c.get(c, c)} ±{t}" for c, t in spec.reference.tolerance.items())
-        lines.append(f"- paper: {spec.reference.source or 'reference values'}" + (f"; ✓/✗ within tolerance ({tol})" if tol else ""))
+        band = ", ".join(f"{labels_c.get(c, c)} ±{t}" for c, t in spec.reference.band.items())
+        lines.append(f"- paper: {spec.reference.source or 'reference values'}" + (f"; ✓/✗ within the paper band ({band})" if band else ""))
     lines += [f"- note: {n}" for n in spec.reference.notes]
     if own:
         lines.append("- \\* not held-out: the column's metric is the scorer (same fingerprint) that selected or trained "
                      "this row, so it is not evidence for the row.")
+    if any(c.conditional for c in table_cells(results, spec).values()):
+        lines.append(f"- {CONDITIONAL_NOTE}")
     return lines
 
 
 _LATEX_ESCAPES = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}", "\\": r"\textbackslash{}",
                   "≥": r"$\geq$", "≤": r"$\leq$", "×": r"$\times$", "·": r"$\cdot$", "±": r"$\pm$", "↑": r"$\uparrow$",
                   "↓": r"$\downarrow$", "√": r"$\surd$", "–": "--", "—": "---", "≈": r"$\approx$", "α": r"$\alpha$", "β": r"$\beta$",
-                  "Δ": r"$\Delta$", "†": r"$^\dagger$", "³": r"$^3$", "²": r"$^2$"}
+                  "Δ": r"$\Delta$", "†": r"$^\dagger$", "‡": r"$^\ddagger$", "³": r"$^3$", "²": r"$^2$"}
 
 
 def latex_escape(text: str) -> str:
@@ -326,6 +340,8 @@ def _latex_cell(cell: CellValue, digits: int, spec: Spec, *, own: bool) -> str:
         text += f"{{\\scriptsize$\\pm${_fmt((cell.ci_high - cell.ci_low) / 2, digits)}}}"
     if spec.table.delta == "mark" and cell.significant:
         text += "$^\\dagger$"
+    if spec.table.delta != "column" and cell.conditional:
+        text += "$^\\ddagger$"
     if own:
         text += "$^*$"
     if cell.paper is not None:
@@ -338,12 +354,14 @@ def _latex_caption(results: pd.DataFrame, spec: Spec, cols: list[str], labels_c:
                    own: set[tuple[str, str]], any_paper: bool) -> list[str]:
     caption = (spec.table.caption or spec.table.title or spec.name).rstrip(".")
     parts = [f"{latex_escape(caption)}.", f"Ours ($\\pm$ half-width of the {latex_escape(_ci_note(spec, cols))} CI)"
-             + (", with the paper's value in parentheses (\\checkmark{} within tolerance)." if any_paper else ".")]
+             + (", with the paper's value in parentheses (\\checkmark{} within the paper band)." if any_paper else ".")]
     note = comparison_note(results, spec)
     if note:
         parts.append(latex_escape(note))
     if own:
         parts.append("$^*$ not held-out: the column's metric is the scorer that selected or trained the row.")
+    if any(c.conditional for c in table_cells(results, spec).values()):
+        parts.append(latex_escape(CONDITIONAL_NOTE))
     footnote = "; ".join(f"{labels_c[c]}: {conventions[c]}" for c in cols if c in conventions)
     if footnote:
         parts.append(latex_escape(footnote))

@@ -17,8 +17,8 @@ import pandas as pd
 
 from ganrm_bench.harness.diagnostics.monitor import write_round_figure
 from ganrm_bench.harness.diagnostics.scorecard import write_cards
-from ganrm_bench.harness.report.figures import write_compute_curves, write_galleries, write_metric_plots
-from ganrm_bench.harness.report.html import write_html_report
+from ganrm_bench.harness.report.figures import figure_style, save_png, write_galleries
+from ganrm_bench.harness.report.html import report_plots, write_html_report
 from ganrm_bench.harness.report.samples import write_samples_manifest
 from ganrm_bench.harness.report.tables import _run_extras, render_latex, render_markdown
 from ganrm_bench.harness.spec.schema import Spec
@@ -47,6 +47,14 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+def run_seeds(results: pd.DataFrame) -> list[int]:
+    """The seeds a run computed (its seed cells'), as run.json records them: `run --seed 0 --seed 1`
+    overrides the spec's `seeds`."""
+    if results.empty or "seed" not in results:
+        return []
+    return sorted({int(s) for s in results["seed"] if int(s) >= 0})
+
+
 def write_run(run_dir: Path, spec: Spec, spec_path: str, results: pd.DataFrame, info: dict[str, Any],
               samples: dict[str, Any] | None = None, records: pd.DataFrame | None = None,
               units: pd.DataFrame | None = None, monitor: Any = None) -> None:
@@ -59,11 +67,11 @@ def write_run(run_dir: Path, spec: Spec, spec_path: str, results: pd.DataFrame, 
     diagnostics_errors = list(getattr(monitor, "errors", []) or [])
     if monitor is not None:
         try:
-            write_cards(run_dir, monitor.cards)
-            if not monitor.diagnostics.empty:
-                monitor.diagnostics.to_csv(run_dir / "diagnostics.csv", index=False)
-
-            write_round_figure(run_dir, spec, results, records)
+            with figure_style():
+                write_cards(run_dir, monitor.cards)
+                if not monitor.diagnostics.empty:
+                    monitor.diagnostics.to_csv(run_dir / "diagnostics.csv", index=False)
+                write_round_figure(run_dir, spec, results, records)
         except Exception as exc:  # the table matters more than its diagnostics
             diagnostics_errors.append(f"writing report cards / diagnostics: {type(exc).__name__}: {exc}")
     if units is not None and not units.empty:
@@ -73,7 +81,7 @@ def write_run(run_dir: Path, spec: Spec, spec_path: str, results: pd.DataFrame, 
     results.to_json(run_dir / "results.json", orient="records", indent=1)
     (run_dir / "spec.json").write_text(json.dumps(spec.model_dump(mode="json"), indent=1))
     run_info = {
-        "spec": spec.name, "spec_path": spec_path, "spec_hash": spec.digest, "seeds": spec.seeds, "git_sha": git_sha(),
+        "spec": spec.name, "spec_path": spec_path, "spec_hash": spec.digest, "seeds": run_seeds(results) or spec.seeds, "git_sha": git_sha(),
         "python": sys.version.split()[0], "platform": platform.platform(), "packages": package_versions(),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **info,
     }
@@ -85,14 +93,15 @@ def write_run(run_dir: Path, spec: Spec, spec_path: str, results: pd.DataFrame, 
     if records is not None and not records.empty:
         records.to_csv(run_dir / "records.csv", index=False)
 
-    write_metric_plots(run_dir, spec, results)
-    write_compute_curves(run_dir, spec, results)
+    plots = report_plots(spec, results)  # drawn once: PNGs under figures/ for papers, SVG in the report
+    for plot in plots:
+        save_png(plot, run_dir / "figures")
     if samples:
         write_galleries(run_dir, spec, samples)
 
         write_samples_manifest(run_dir, samples, info.get("cache"), int(results["seed"].iloc[0]) if not results.empty else spec.seeds[0])
 
-    write_html_report(run_dir)
+    write_html_report(run_dir, plots)
 
 
 #: what `write_run` puts in a run directory (a re-run into the same folder clears these first)

@@ -9,6 +9,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from ganrm_bench.harness.plugins.base import Item
+from ganrm_bench.harness.runtime import cpu_pin
 from ganrm_bench.harness.runtime.devices import resolve_device
 from ganrm_bench.harness.runtime.distributed import rank_and_world, wait_for_files
 from ganrm_bench.harness.runtime.numerics import key_part, numerics_class
@@ -32,7 +33,18 @@ class Context:
     limit_prompts: int | None = None  # run --limit-prompts: every prompt set truncated to its first N (graph.Builder.prompts)
 
     def __post_init__(self) -> None:
+        cpu_pin.activate()  # before any torch op a plugin runs for this context (harness.runtime.cpu_pin)
         self.device = resolve_device(self.device)  # "auto"/"cuda" → this rank's cuda:N: models are cached by it
+
+    @contextlib.contextmanager
+    def seeded(self, seed: int) -> Iterator[None]:
+        """The body runs with `ctx.seed = seed`: an op sets the seed its key carries (a metric's
+        bootstrap, a scorer's fit), whichever seed the caller was on."""
+        before, self.seed = self.seed, seed
+        try:
+            yield
+        finally:
+            self.seed = before
 
     @contextlib.contextmanager
     def sharding(self, on: bool) -> Iterator[None]:

@@ -25,6 +25,11 @@ class NeededAsset:
     needed_by: list[str] = field(default_factory=list)
 
 
+#: spec sections in the order their assets are listed: (section, registry kind, the key naming the plugin)
+_PLUGIN_SECTIONS = (("generators", "generator", "generator"), ("prompts", "prompts", "source"), ("images", "images", "source"),
+                    ("pairs", "pairs", "source"), ("scorers", "scorer", "scorer"), ("methods", "", ""), ("metrics", "metric", "metric"))
+
+
 def spec_assets(spec: "Spec", store: "Store | None" = None) -> list[NeededAsset]:
     """Every asset of every entry of the spec, merged by key, with the entries that need it."""
     register_builtins()
@@ -43,18 +48,13 @@ def spec_assets(spec: "Spec", store: "Store | None" = None) -> list[NeededAsset]
     def make(kind: str, plugin: str, params: dict[str, Any]):
         return REGISTRIES[kind].get(plugin)(params)
 
-    for name, e in spec.generators.items():
-        add(plugin_assets(make("generator", e.generator, e.params), store), f"generators.{name}")
-    for name, e in spec.prompts.items():
-        add(plugin_assets(make("prompts", e.source, e.params), store), f"prompts.{name}")
-    for name, e in spec.images.items():
-        add(plugin_assets(make("images", e.source, e.params), store), f"images.{name}")
-    for name, e in spec.scorers.items():
-        add(plugin_assets(make("scorer", e.scorer, e.params), store), f"scorers.{name}")
-    for name, e in spec.methods.items():
-        add(_method_generator_assets(spec, e, make, store), f"methods.{name}")
-    for name, e in spec.metrics.items():
-        add(plugin_assets(make("metric", e.metric, e.params), store), f"metrics.{name}")
+    for section, kind, field_name in _PLUGIN_SECTIONS:
+        if section == "methods":
+            for name, e in spec.methods.items():
+                add(_method_generator_assets(spec, e, make, store), f"methods.{name}")
+            continue
+        for name, e in getattr(spec, section).items():
+            add(plugin_assets(make(kind, getattr(e, field_name), e.params), store), f"{section}.{name}")
     return list(found.values())
 
 

@@ -11,7 +11,16 @@ from pydantic import BaseModel, ValidationError
 from ganrm_bench.harness.errors import UnknownPluginError, UserError, did_you_mean
 from ganrm_bench.harness.plugins.base import EntryRef, TrainableScorer, field_refs
 from ganrm_bench.harness.plugins.builtins import register_builtins
-from ganrm_bench.harness.plugins.registry import GENERATORS, IMAGE_SOURCES, METHODS, METRICS, PROMPT_SOURCES, REGISTRIES, SCORERS
+from ganrm_bench.harness.plugins.registry import (
+    GENERATORS,
+    IMAGE_SOURCES,
+    METHODS,
+    METRICS,
+    PAIR_SOURCES,
+    PROMPT_SOURCES,
+    REGISTRIES,
+    SCORERS,
+)
 from ganrm_bench.harness.spec.schema import Spec, _Entry
 
 _MESSAGES = {
@@ -96,6 +105,8 @@ class _SpecChecker:
             self.plugin(PROMPT_SOURCES, "prompts", name, "source", e)
         for name, e in spec.images.items():
             self.plugin(IMAGE_SOURCES, "images", name, "source", e)
+        for name, e in spec.pairs.items():
+            self.plugin(PAIR_SOURCES, "pairs", name, "source", e)
         for name, e in spec.scorers.items():
             self.scorer(name, e)
         for name, e in spec.methods.items():
@@ -148,12 +159,14 @@ class _SpecChecker:
             ref("table.compare", spec.table.compare, table_rows, "table row")
         for i, g in enumerate(spec.table.groups or []):
             ref(f"table.groups[{i}].compare", g.compare, {r: None for r in g.rows}, "row in this group")
-        for col in spec.reference.tolerance:
-            ref(f"reference.tolerance.{col}", col, spec.metrics, "metric")
+        for col in spec.reference.band:
+            ref(f"reference.band.{col}", col, spec.metrics, "metric")
+        for col in spec.gate.margins:
+            ref(f"gate.margins.{col}", col, spec.metrics, "metric")
 
 
-_ENTRY_WORDS = {"generators": "generator", "prompts": "prompt set", "images": "images entry", "scorers": "scorer",
-                "methods": "method", "metrics": "metric"}
+_ENTRY_WORDS = {"generators": "generator", "prompts": "prompt set", "images": "images entry", "pairs": "pair set",
+                "scorers": "scorer", "methods": "method", "metrics": "metric"}
 
 
 def check_plugin(registry, plugin: Any, params: dict[str, Any], name_path: str, params_path: str, spec: Spec,

@@ -63,7 +63,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 # The key naming an entry's plugin, per section: an including file that names another plugin for an
 # entry replaces the entry (its params belong to the other plugin) instead of merging into it.
-PLUGIN_KEYS = {"generators": "generator", "prompts": "source", "images": "source", "scorers": "scorer",
+PLUGIN_KEYS = {"generators": "generator", "prompts": "source", "images": "source", "pairs": "source", "scorers": "scorer",
                "methods": "method", "metrics": "metric"}
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ganrm_bench.harness.runtime.devices import check_device
 from ganrm_bench.harness.store.keys import canonical_json
@@ -42,6 +42,14 @@ class PromptsEntry(_Entry):
 
 class ImagesEntry(_Entry):
     source: str
+
+
+class PairsEntry(_Entry):
+    """A set of preference pairs (prompt, image a, image b, people's choice): `source` names the
+    pair source plugin (harness.plugins.preference.PairSource)."""
+
+    source: str
+    label: str | None = None
 
 
 class PoolRef(_Strict):
@@ -99,12 +107,37 @@ class TableSpec(_Strict):
 
 
 class ReferenceSpec(_Strict):
-    """The paper's numbers: values[row][column], tolerances per column (absolute)."""
+    """The paper's numbers: values[row][column], and per column the *paper band* (absolute): a cell
+    within it of the paper's value gets ✓ in the tables. The band says whether we reproduce the
+    paper; it is not a regression margin (`gate.margins` is). `tolerance` is the band's old name."""
 
     source: str = ""
     values: dict[str, dict[str, float | None]] = Field(default_factory=dict)
-    tolerance: dict[str, float] = Field(default_factory=dict)
+    band: dict[str, float] = Field(default_factory=dict, validation_alias=AliasChoices("band", "tolerance"))
     notes: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _band_once(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "band" in data and "tolerance" in data:
+            raise ValueError("give the paper band once, as `band` (`tolerance` is its old name)")
+        return data
+
+
+class GateSpec(_Strict):
+    """What `ganrm-bench check` allows: per column, the regression margin in the metric's units (a
+    cell fails only when the run is worse than the baseline by more than it, with confidence).
+    A column without one has margin 0: any significant worsening fails."""
+
+    margins: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("margins")
+    @classmethod
+    def _non_negative(cls, value: dict[str, float]) -> dict[str, float]:
+        for col, m in value.items():
+            if not (m >= 0 and m != float("inf")):
+                raise ValueError(f"the margin of {col!r} is {m}: a margin is a regression allowed, ≥ 0 and finite")
+        return value
 
 
 class RuntimeSpec(_Strict):
@@ -128,11 +161,13 @@ class Spec(_Strict):
     generators: dict[str, GeneratorEntry] = Field(default_factory=dict)
     prompts: dict[str, PromptsEntry] = Field(default_factory=dict)
     images: dict[str, ImagesEntry] = Field(default_factory=dict)
+    pairs: dict[str, PairsEntry] = Field(default_factory=dict)  # preference pair sets that judge scorers
     scorers: dict[str, ScorerEntry] = Field(default_factory=dict)
     methods: dict[str, MethodEntry] = Field(default_factory=dict)
     metrics: dict[str, MetricEntry] = Field(default_factory=dict)
     table: TableSpec = Field(default_factory=TableSpec)
     reference: ReferenceSpec = Field(default_factory=ReferenceSpec)
+    gate: GateSpec = Field(default_factory=GateSpec)
     runtime: RuntimeSpec = Field(default_factory=RuntimeSpec)
 
     @model_validator(mode="after")
@@ -147,4 +182,7 @@ class Spec(_Strict):
 
     @property
     def digest(self) -> str:
-        return hashlib.sha256(canonical_json(self.model_dump(mode="json")).encode()).hexdigest()[:16]
+        dumped = self.model_dump(mode="json")
+        if not dumped.get("pairs"):  # specs without pair sets keep the digest they had before the section existed
+            dumped.pop("pairs", None)
+        return hashlib.sha256(canonical_json(dumped).encode()).hexdigest()[:16]

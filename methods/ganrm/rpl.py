@@ -23,6 +23,28 @@ def pool_tokens(tokens: torch.Tensor) -> torch.Tensor:
     return torch.cat([tokens[:, 0], tokens.mean(dim=1)], dim=1)
 
 
+class PortableDropout(nn.Module):
+    """nn.Dropout whose mask is the same on every CPU. torch's CPU `bernoulli_(p)` (inside nn.Dropout)
+    draws from MKL's VSL stream on Intel CPUs and from torch's own generator elsewhere, so the same
+    seed drops other units on an AMD CPU; here the mask comes from `torch.rand`, torch's own generator
+    on every vendor (docs/reproducibility.md). Same distribution and scaling as nn.Dropout."""
+
+    def __init__(self, p: float = 0.5):
+        super().__init__()
+        if not 0 <= p < 1:
+            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        keep = torch.rand(x.shape, dtype=x.dtype, device=x.device) >= self.p
+        return x * keep / (1.0 - self.p)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
 class RewardProjectionLayer(nn.Module):
     """Table 6 rows 5–13: Linear(d→1.5d) → ReLU → BN → Dropout → Linear(1.5d→d) → ReLU → BN →
     + residual → Linear(d→2). With d = 1536 (ViT-B/32 CLS ⊕ mean) it has 7,092,482 parameters."""
@@ -35,7 +57,7 @@ class RewardProjectionLayer(nn.Module):
             nn.Linear(in_dim, hidden_dim),  # (5)
             nn.ReLU(),  # (6)
             nn.BatchNorm1d(hidden_dim),  # (7)
-            nn.Dropout(dropout),  # (8)
+            PortableDropout(dropout),  # (8)
             nn.Linear(hidden_dim, in_dim),  # (9)
             nn.ReLU(),  # (10)
             nn.BatchNorm1d(in_dim),  # (11)

@@ -26,7 +26,7 @@ from ganrm_bench.metrics.estimate import call_cost, openclip_image_cost, probe_i
 class GanRMScorer(TrainableScorer):
     """GAN-RM: P(preference proxy data) from an MLP on frozen CLIP-Vision features (Liu et al.)."""
 
-    version = "2"  # 2: the RPL fit runs with one thread (its weights no longer depend on the core count)
+    version = "3"  # 2: the RPL fit runs with one thread; 3: its dropout masks no longer depend on the CPU vendor
 
     class Params(TrainConfig):
         backbone: Annotated[str, PluginRef("backbone", params="backbone_params")] = "openclip"

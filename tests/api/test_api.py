@@ -31,7 +31,7 @@ def test_public_names_import_lazily():
     code = "import sys, ganrm_bench as gb; assert gb.__all__; print(sorted(m for m in ('torch', 'pandas') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
-    assert set(gb.__all__) == {"run", "load_run", "check", "plan", "baseline", "Run", "GanRM", "__version__"}
+    assert set(gb.__all__) == {"run", "load_run", "check", "compare", "plan", "baseline", "Run", "GanRM", "__version__"}
     assert all(getattr(gb, name) is not None for name in gb.__all__)
     with pytest.raises(AttributeError):
         gb.not_a_name  # noqa: B018
@@ -95,12 +95,13 @@ def test_check_finds_a_planted_regression(toy_run):
     assert gb.check(toy_run, toy_run.dir).passed
     assert gb.check(toy_run.dir, toy_run.dir / "results.csv").passed
     better = toy_run.results.copy()
-    better.loc[better["row"] == "best4", "value"] += 10.0  # the baseline was 10 brighter: we regressed by 10 > tolerance 5
-    report = gb.check(toy_run, better)
+    better.loc[better["row"] == "best4", "value"] += 10.0  # the baseline was 10 brighter: we regressed by 10
+    report = gb.check(toy_run, better)  # no margin: the paper band (5) is not one
     problems = [c.line() for c in report.failures]
     assert not report.passed and len(problems) == 1
-    assert problems[0].startswith("FAIL best4 × brightness") and "tolerance 5" in problems[0]
-    assert gb.check(toy_run, better, tolerance={"brightness": 20}).passed
+    assert problems[0].startswith("FAIL best4 × brightness") and "vs margin 0;" in problems[0]
+    assert gb.check(toy_run, better, margin={"brightness": 20}).passed
+    assert gb.check(toy_run, better, tolerance={"brightness": 20}).passed  # the old name
 
 
 def test_run_accepts_a_loaded_spec_with_overrides(tmp_path):

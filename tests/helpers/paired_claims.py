@@ -1,26 +1,20 @@
-"""What the claims tests share: a paired difference of two rows over the pooled seeds, and a claim
+"""What the claims tests share: a family of registered claims judged on one run (one-sided paired
+tests, a t across seeds for trained rows, Holm within the family: harness.stats.claims), and a claim
 that is asserted, or strictly expected to fail with the live numbers in the reason."""
 
 from __future__ import annotations
 
 import pytest
 
-from ganrm_bench.harness.engine.runner import POOLED_SEED
-from ganrm_bench.harness.stats.paired import Units, difference
+from ganrm_bench.harness.stats.claims import ClaimVerdict, judge_claims
 
 
-def pooled_units(outcome, row: str, column: str) -> Units:
-    u = outcome.units
-    part = u[(u["row"] == row) & (u["column"] == column) & (u["seed"] == POOLED_SEED)]
-    assert len(part), f"no pooled units for {row} × {column}"
-    return Units.from_rows(part)
-
-
-def paired(outcome, row: str, against: str, column: str):
-    """value(row) − value(against), pooled over the run's seeds, with its two-sided 90% interval."""
-    d = difference(pooled_units(outcome, row, column), pooled_units(outcome, against, column), level=0.90)
-    assert d.paired, d.method
-    return d
+def judge_family(outcome, claims) -> dict[str, ClaimVerdict]:
+    """Every claim of one family on a run outcome (results and units), Holm-corrected together."""
+    verdicts = judge_claims(outcome.results, outcome.units, claims)
+    for v in verdicts.values():
+        assert v.difference.paired, f"{v.claim.id}: {v.difference.method}"
+    return verdicts
 
 
 def check_claim(claim_id: str, holds: bool, measured: str, expected_to_fail: dict[str, str]) -> None:
@@ -31,3 +25,7 @@ def check_claim(claim_id: str, holds: bool, measured: str, expected_to_fail: dic
             pytest.fail(f"[XPASS(strict)] {claim_id} now holds ({measured}): remove it from EXPECTED_TO_FAIL")
         pytest.xfail(f"{claim_id} does not hold here: {measured} ({expected_to_fail[claim_id]})")
     assert holds, f"{claim_id} does not hold: {measured}"
+
+
+def check_verdict(verdict: ClaimVerdict, expected_to_fail: dict[str, str]) -> None:
+    check_claim(verdict.claim.id, verdict.holds, verdict.measured(), expected_to_fail)

@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image
 
 from ganrm_bench.harness.plugins.base import (
+    FeatureExtractor,
     Generator,
     ImageSource,
     Item,
@@ -24,7 +25,7 @@ from ganrm_bench.harness.plugins.base import (
     PromptSource,
     TrainableScorer,
 )
-from ganrm_bench.harness.plugins.registry import GENERATORS, IMAGE_SOURCES, METHODS, METRICS, PROMPT_SOURCES, SCORERS
+from ganrm_bench.harness.plugins.registry import FEATURES, GENERATORS, IMAGE_SOURCES, METHODS, METRICS, PROMPT_SOURCES, SCORERS
 
 
 def tick(what: str, n: int = 1) -> None:
@@ -67,6 +68,36 @@ class ToyImages(ImageSource):
             path = ctx.store.put_item(key, "png", lambda p, a=arr: Image.fromarray(a).save(p, format="PNG"))
             items.append(Item(key, str(path)))
         return ItemSet("", tuple(items))
+
+
+@IMAGE_SOURCES.register("toy_noise_images")
+class ToyNoiseImages(ImageSource):
+    """N random 8×8 patterns drawn like `toy_pattern`'s (pixels uniform in [0, 200) + brightness): a
+    reference set for FID over `toy_rows` features."""
+
+    class Params(PluginParams):
+        n: int = 200
+        brightness: float = 0.0
+
+    def load(self, ctx):
+        items = []
+        for i in range(self.params.n):
+            key = f"toynoise{self.params.brightness:g}-{i:05d}"
+            rng = np.random.default_rng(10_000 + i)
+            arr = np.clip(rng.integers(0, 200, size=(8, 8, 3)) + self.params.brightness, 0, 255).astype(np.uint8)
+            path = ctx.store.put_item(key, "png", lambda p, a=arr: Image.fromarray(a).save(p, format="PNG"))
+            items.append(Item(key, str(path)))
+        return ItemSet("", tuple(items))
+
+
+@FEATURES.register("toy_rows")
+class ToyRows(FeatureExtractor):
+    """8-d features: each pixel row's mean value / 10 (a brightness shift b moves FID by about 8·(b/10)²)."""
+
+    dim = 8
+
+    def features(self, images, ctx=None):
+        return np.stack([np.asarray(im, dtype=np.float64).mean(axis=(1, 2)) / 10.0 for im in images])
 
 
 @GENERATORS.register("toy_pattern")

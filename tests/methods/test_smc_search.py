@@ -193,7 +193,9 @@ def test_diffusers_particle_hook_exposes_x0_and_resamples(tiny_sd, tmp_path):
     for a, b in zip(plain, _pixels_of(gen.generate_from_noise(reqs, noise, ctx))):
         np.testing.assert_array_equal(a, b)
     copied = _pixels_of(gen.denoise_particles(reqs, noise, ctx, at=[0], on_x0=lambda i, im: [1, 1, 1]))
-    assert all(np.array_equal(c, copied[0]) for c in copied)
+    for c in copied:  # one particle, three copies; ±1 level: CPU kernels round batch rows alike only up to the last bit
+        np.testing.assert_allclose(c.astype(float), copied[0].astype(float), atol=1)
+    assert max(np.abs(a.astype(float) - plain[0].astype(float)).max() for a in plain[1:]) > 10  # rows that were not copied differ
     np.testing.assert_allclose(copied[1].astype(float), plain[1].astype(float), atol=1)  # row 1 as it would have been
     noisy = _pixels_of(gen.denoise_particles(reqs, noise, ctx, at=[0], on_x0=lambda i, im: [1, 1, 1], eta=1.0))
     assert len({a.tobytes() for a in noisy}) == 3  # η = 1 goes to the pipeline: each copy's own step noise

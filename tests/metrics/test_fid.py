@@ -218,7 +218,8 @@ def test_block_jackknife_interval_covers_the_expected_fid_about_95_percent():
 
 def test_paired_difference_is_the_jackknife_of_leave_one_block_out_differences(ctx, write_items):
     """FID(a) − FID(b) on the same prompts: its interval comes from the differences of the closed-form
-    FIDs with each prompt block left out (computed here with numpy/scipy only)."""
+    FIDs with each prompt block left out, by the delete-a-group jackknife weighted by the blocks'
+    sizes (Busing et al. 1999; computed here with numpy/scipy only)."""
     import math
 
     from scipy import stats
@@ -232,9 +233,13 @@ def test_paired_difference_is_the_jackknife_of_leave_one_block_out_differences(c
     blocks = fid.block_ids(list(a.items), ctx, 5)
     x_a, x_b, ref = TABLE[list(range(0, 90))], TABLE[list(range(5, 95))], TABLE[list(range(100, 200))]
     assert delta == pytest.approx(closed_form_fid(x_a, ref) - closed_form_fid(x_b, ref), rel=1e-6)
-    loo = np.array([closed_form_fid(x_a[blocks != k], ref) - closed_form_fid(x_b[blocks != k], ref)
-                    for k in range(5) if (blocks == k).any()])
-    se = math.sqrt((len(loo) - 1) / len(loo) * ((loo - loo.mean()) ** 2).sum())
+    used = [k for k in range(5) if (blocks == k).any()]
+    loo = np.array([closed_form_fid(x_a[blocks != k], ref) - closed_form_fid(x_b[blocks != k], ref) for k in used])
+    m = np.array([(blocks == k).sum() for k in used], dtype=float)
+    assert len(set(m)) > 1  # unequal blocks: the weighted formula matters
+    g, h = len(used), len(blocks) / m
+    centre = g * delta - np.sum((1 - m / len(blocks)) * loo)
+    se = math.sqrt(np.sum((h * delta - (h - 1) * loo - centre) ** 2 / (h - 1)) / g)
     half = stats.t.ppf(0.95, len(loo) - 1) * se
     assert lo == pytest.approx(delta - half, rel=1e-4) and hi == pytest.approx(delta + half, rel=1e-4)
 

@@ -11,6 +11,8 @@ from ganrm_bench.harness.report.rundir import load_run, write_baseline
 from ganrm_bench.harness.report.tables import TABLE_FORMATS, render_table
 
 FORMATS = (*TABLE_FORMATS, "html")
+#: the file a format is written to inside a folder given as --out (html: the run's own report.html)
+FILE_NAMES = {"markdown": "table.md", "latex": "table.tex", "csv": "results.csv", "html": "report.html"}
 
 
 def render(run_dir: str | Path, format: str = "markdown") -> str:
@@ -29,6 +31,24 @@ def write_report_page(run_dir: str | Path) -> Path:
     """(Re)write `<run>/report.html` and return its path."""
     load_run(Path(run_dir))  # a clear error when it is not a run directory
     return write_html_report(Path(run_dir))
+
+
+def write_report(run_dir: str | Path, format: str, out: str | Path | None) -> Path:
+    """Write a run's rendering to a file and return its path: `out` a file, or a folder (then
+    FILE_NAMES[format] inside it); without `out`, html rewrites `<run>/report.html`."""
+    if out is None:
+        if format != "html":
+            raise UserError(f"--format {format}: give --out FILE (or - for standard output)")
+        return write_report_page(run_dir)
+    path = Path(out)
+    if path.is_dir():
+        path = path / FILE_NAMES.get(format, "report")
+    if path.resolve() == (Path(run_dir) / "report.html").resolve():
+        return write_report_page(run_dir)
+    text = render(run_dir, format)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
 
 
 def baseline(run_dir: str | Path, out: str | Path) -> list[Path]:

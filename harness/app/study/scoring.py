@@ -31,7 +31,6 @@ def scorer_scores(run_dir: Path, items: list[Item], store: Store, *, compute_mis
         import_plugins(spec.plugins, base=Path(run_info["spec_path"]).resolve().parent, source=str(run_info["spec_path"]))
     ctx = Context(store=store)
     seed = (run_info.get("seeds") or spec.seeds or [0])[0]
-    ctx.seed = seed
     b = Builder(spec, ctx, seed)
     ev = Evaluator(ctx)
     out: dict[str, dict[str, float] | str] = {}

@@ -11,6 +11,7 @@ from ganrm_bench.harness.engine.ops import POOL, PROMPTS
 from ganrm_bench.harness.engine.plan import plan
 from ganrm_bench.harness.engine.runner import run_spec
 from ganrm_bench.harness.plugins.base import Item
+from ganrm_bench.harness.runtime import cpu_pin
 from ganrm_bench.harness.runtime.context import Context
 from ganrm_bench.harness.runtime.numerics import numerics_class, numerics_mismatch, numerics_record
 from ganrm_bench.harness.spec.load import load_spec
@@ -29,19 +30,21 @@ def counters(tmp_path, monkeypatch):
 
 def test_numerics_class_names_device_type_and_process_count(monkeypatch):
     monkeypatch.setenv("GANRM_BENCH_TF32", "0")
-    assert numerics_class("cpu") == "cpu" and numerics_class("cuda:1") == "cuda" and numerics_class("cuda", 4) == "cuda×4"
+    cpu = cpu_pin.cpu_class()  # cpu-pin1-v3 on an x86-64-v3 machine (tests run pinned), else this machine's class
+    assert numerics_class("cpu") == cpu and numerics_class("cpu", 2) == f"{cpu}×2"
+    assert numerics_class("cuda:1") == "cuda" and numerics_class("cuda", 4) == "cuda×4"
     monkeypatch.delenv("GANRM_BENCH_TF32")  # the default: TF32 for generation and fine-tuning is part of the CUDA class
     assert numerics_class("cuda:1") == "cuda+tf32" and numerics_class("cuda", 4) == "cuda+tf32×4"
 
 
-def test_cpu_keys_are_the_keys_without_numerics_and_cuda_keys_differ(tmp_path):
+def test_cpu_keys_carry_the_cpu_class_and_cuda_keys_differ(tmp_path):
     spec = load_spec(HELPERS / "toy_spec.yaml")
     cpu = Builder(spec, Context(store=Store(tmp_path), device="cpu"), 0)
     cuda = Builder(spec, Context(store=Store(tmp_path), device="cuda"), 0)
     p_cpu, p_cuda = cpu.pool("gen", "eval", 2), cuda.pool("gen", "eval", 2)
-    legacy = hash_key({"op": "pool", "version": POOL.version, "params": p_cpu.params,
-                       "inputs": {k: n.key for k, n in sorted(p_cpu.inputs.items())}})
-    assert p_cpu.key == legacy and p_cuda.key != legacy
+    unkeyed = {"op": "pool", "version": POOL.version, "params": p_cpu.params, "inputs": {k: n.key for k, n in sorted(p_cpu.inputs.items())}}
+    assert p_cpu.key == hash_key({**unkeyed, "numerics": cpu_pin.cpu_class()})  # a pinned CPU's bytes are not the old unpinned ones
+    assert p_cuda.key == hash_key({**unkeyed, "numerics": numerics_class("cuda")}) != p_cpu.key
     assert cpu.prompts("eval").key == cuda.prompts("eval").key and not PROMPTS.numerics_sensitive  # a prompt list has no numerics
     reqs = [type("R", (), {"prompt": type("P", (), {"id": "a", "text": "t"})(), "k": 0, "seed": 1})()]
     assert POOL.item_keys(p_cpu, reqs) != POOL.item_keys(p_cuda, reqs)  # a CUDA sample is another item
@@ -53,7 +56,7 @@ def test_a_cuda_run_recomputes_what_a_cpu_run_stored_and_manifests_say_how(tmp_p
     assert not run_spec(spec, Context(store=store, device="cpu")).failures
     manifests = [a.manifest for a in store.artifacts()]
     assert manifests and all(m["numerics"]["device"] == "cpu" and "torch_threads" in m["numerics"] for m in manifests)
-    assert {m["numerics"]["class"] for m in manifests} == {None, "cpu"}  # prompt sets: None; pools, models, metrics: cpu
+    assert {m["numerics"]["class"] for m in manifests} == {None, cpu_pin.cpu_class()}  # prompt sets: None; pools, models, metrics: the CPU's
 
     def status(device):
         ctx = Context(store=store, device=device)

@@ -59,11 +59,21 @@ def problems(path: Path) -> list[str]:
         ("scorers:\n  ganrm: {train: {positives: ppdd}}\n",
          "scorers.ganrm.train.positives: no images entry named 'ppdd'; did you mean 'ppd'?"),
         ("reference:\n  tolerance: {fidd: 1.0}\n",
-         "reference.tolerance.fidd: no metric named 'fidd'; did you mean 'fid'?"),
+         "reference.band.fidd: no metric named 'fidd'; did you mean 'fid'?"),
         ("reference:\n  values: {bsae: {fid: 50.0}}\n",
          "reference.values.bsae: no method named 'bsae'; did you mean 'base'?"),
         ("reference:\n  values: {base: {alig: 0.5}}\n",
          "reference.values.base.alig: no metric named 'alig'; did you mean 'align'?"),
+        ("reference:\n  band: {fidd: 1.0}\n",
+         "reference.band.fidd: no metric named 'fidd'; did you mean 'fid'?"),
+        ("reference:\n  band: {fid: 1.0}\n  tolerance: {fid: 1.0}\n",
+         "reference: value error, give the paper band once, as `band` (`tolerance` is its old name)"),
+        ("gate:\n  margins: {fidd: 1.0}\n",
+         "gate.margins.fidd: no metric named 'fidd'; did you mean 'fid'?"),
+        ("gate:\n  margins: {fid: -1.0}\n",
+         "gate.margins: value error, the margin of 'fid' is -1.0: a margin is a regression allowed, ≥ 0 and finite"),
+        ("gate:\n  margin: {fid: 1.0}\n",
+         "gate.margin: unknown key; did you mean 'margins'?"),
     ],
 )
 def test_nested_plugin_references_are_validated(tmp_path, body, expected):
@@ -159,3 +169,10 @@ def test_deep_merge_rules():
     assert out["methods"]["m"] == {"method": "dpo", "generator": "h", "beta": 1}
     assert out["scorers"]["s"] == {"scorer": "ganrm", "backbone": "b", "lr": 1}
     assert base["images"]["ppd"] == {"source": "mini_digits", "split": "ppd"}  # inputs untouched
+
+
+def test_gate_margins_and_the_paper_band_load(tmp_path):
+    """`gate.margins` is the regression margin `check` uses; the paper band keeps its old name `tolerance`."""
+    spec = load_spec(spec_over_mini(tmp_path, "gate:\n  margins: {fid: 2.0, align: 0.01}\nreference:\n  tolerance: {fid: 1.5}\n"))
+    assert spec.gate.margins == {"fid": 2.0, "align": 0.01} and spec.reference.band == {"fid": 1.5}
+    assert spec.model_dump()["reference"]["band"] == {"fid": 1.5}

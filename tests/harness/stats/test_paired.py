@@ -161,8 +161,108 @@ def test_regression_test_direction_and_detectable():
     from ganrm_bench.harness.stats.paired import Difference
 
     d = Difference(2.0, 1.0, 3.0, 0.5, math.inf, 0.0, True, "x")
-    fid = regression_test(d, "lower", tolerance=0.5)  # FID up by 2: worse
-    acc = regression_test(d, "higher", tolerance=0.5)  # accuracy up by 2: better
+    fid = regression_test(d, "lower", margin=0.5)  # FID up by 2: worse
+    acc = regression_test(d, "higher", margin=0.5)  # accuracy up by 2: better
     assert fid.failed and fid.lower_bound == pytest.approx(2.0 - 1.6449 * 0.5, abs=1e-3)
     assert not acc.failed and acc.regression == -2.0
     assert fid.detectable == pytest.approx(0.5 + (1.6449 + 0.8416) * 0.5, abs=1e-3)
+
+
+# ---------------------------------------------------------------------------------------------
+# The weighted delete-a-group jackknife, blocks paired by id, the bias-corrected value.
+
+
+def group_means(rng, sizes, shift=0.0):
+    """A mean over unequal groups: its leave-one-group-out values and the estimate."""
+    g = np.repeat(np.arange(len(sizes)), sizes)
+    y = rng.normal(shift, 1.0, int(np.sum(sizes)))
+    loo = np.array([(y.sum() - y[g == j].sum()) / (len(y) - sizes[j]) for j in range(len(sizes))])
+    return y, g, loo
+
+
+SIZES = np.array([4, 6, 10, 15, 25, 40, 60, 90, 130, 220])
+
+
+def test_weighted_jackknife_of_a_mean_has_the_group_means_as_pseudo_values():
+    """For a mean, the pseudo-value h_j·θ̂ − (h_j − 1)·θ̂_(j) is group j's mean (algebra), so the
+    weighted variance is (1/g)·Σ (ȳ_j − ȳ)²/(h_j − 1) and θ̂_J = θ̂."""
+    y, g, loo = group_means(np.random.default_rng(5), SIZES)
+    u = Units.from_jackknife(y.mean(), loo, ["a"], SIZES)
+    h = SIZES.sum() / SIZES
+    ybar = np.array([y[g == j].mean() for j in range(len(SIZES))])
+    assert u.se_df()[0] ** 2 == pytest.approx(np.sum((ybar - y.mean()) ** 2 / (h - 1)) / len(SIZES))
+    assert u.se_df()[1] == len(SIZES) - 1 and u.bias_corrected() == pytest.approx(y.mean())
+
+
+def test_weighted_jackknife_is_unbiased_for_unequal_blocks_where_the_unweighted_is_not():
+    rng = np.random.default_rng(6)
+    estimates, weighted, unweighted = [], [], []
+    for _ in range(1500):
+        y, _, loo = group_means(rng, SIZES)
+        estimates.append(y.mean())
+        weighted.append(Units.from_jackknife(y.mean(), loo, ["a"], SIZES).se_df()[0] ** 2)
+        unweighted.append(Units.from_jackknife(y.mean(), loo, ["a"]).se_df()[0] ** 2)
+    truth = 1.0 / SIZES.sum()  # the variance of a mean of n unit-variance samples
+    assert np.mean(weighted) == pytest.approx(truth, rel=0.06)
+    assert np.mean(unweighted) > 1.1 * truth
+
+
+def test_equal_blocks_give_the_unweighted_formulas():
+    loo = np.array([10.0, 11.0, 9.5, 10.5, 10.2])
+    a = Units.from_jackknife(10.3, loo, ["p"], np.full(5, 7.0))
+    b = Units.from_jackknife(10.3, loo, ["p"])
+    assert a.se_df() == pytest.approx(b.se_df())
+    assert a.bias_corrected() == pytest.approx(5 * 10.3 - 4 * loo.mean())
+
+
+def test_blocks_pair_by_id_not_by_position():
+    loo_a = np.array([10.0, 11.0, 9.5, 10.5, 10.2])
+    loo_b = loo_a - np.array([2.0, 2.1, 1.9, 2.05, 1.95])
+    a = Units.from_jackknife(10.3, loo_a, ["p"])
+    b = Units.from_jackknife(8.3, loo_b, ["p"])
+    order = [3, 0, 4, 1, 2]
+    shuffled = Units("blocks", 8.3, b.prompts_key, [b.ids[i] for i in order], loo=loo_b[order])
+    assert difference(a, shuffled).se == pytest.approx(difference(a, b).se)
+    assert difference(a, shuffled).se < 0.2 * difference(a, Units("blocks", 8.3, b.prompts_key, list(b.ids), loo=loo_b[order])).se
+
+
+def test_block_sizes_round_trip_and_old_rows_read_as_equal():
+    u = Units.from_jackknife(3.0, [2.9, 3.1, 3.2], ["p"], [10, 20, 30])
+    back = Units.from_rows(pd.DataFrame(u.to_rows()))
+    assert list(back.sizes) == [10.0, 20.0, 30.0]
+    old = pd.DataFrame(u.to_rows()).assign(count=math.nan)  # units written before sizes were kept
+    assert Units.from_rows(old).sizes is None
+
+
+def test_bias_corrected_fid_removes_the_small_sample_bias():
+    """FID of N samples is biased upward by about tr(Σ)/N and more; the jackknife's bias-corrected
+    value (extrapolated to N → ∞) is close to the population distance, also for a Δ of lost
+    diversity (variance 0.6 vs 1: equal-N Δs under-count it)."""
+    from ganrm_bench.metrics.frechet import BlockStats, GaussianStats, block_jackknife, frechet_distance
+
+    rng, d, n, blocks = np.random.default_rng(7), 16, 200, 10
+    ref = GaussianStats.of(rng.normal(0, 1, (20000, d)))
+    mu_r, cov_r = ref.mean_cov()
+
+    def fid_units(scale):
+        x = rng.normal(0, 1, (n, d)) * math.sqrt(scale)
+        ids = rng.integers(0, blocks, n)
+        bs = BlockStats(blocks, d)
+        bs.update(x, ids)
+        mu, cov = bs.total().mean_cov()
+        return Units.from_jackknife(frechet_distance(mu, cov, mu_r, cov_r), block_jackknife(bs, ref), ["p"], bs.n)
+
+    def population(scale):  # both Gaussians centred: Fréchet = d·(√scale − 1)² (up to the reference's own noise)
+        return frechet_distance(np.zeros(d), scale * np.eye(d), mu_r, cov_r)
+
+    raw, corrected, d_raw, d_inf = [], [], [], []
+    for _ in range(60):
+        a, b = fid_units(0.6), fid_units(1.0)
+        raw.append(a.value)
+        corrected.append(a.bias_corrected())
+        d_raw.append(a.value - b.value)
+        d_inf.append(a.bias_corrected() - b.bias_corrected())
+    truth = population(0.6)
+    assert abs(np.mean(corrected) - truth) < 0.25 * abs(np.mean(raw) - truth)
+    delta = truth - population(1.0)
+    assert abs(np.mean(d_inf) - delta) < 0.5 * abs(np.mean(d_raw) - delta)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from scipy import stats
 
 from tests.helpers import HELPERS
 
@@ -35,13 +36,26 @@ def test_pooled_cells_cover_every_seed_and_get_paired_deltas(tmp_path):
     for row in pooled.index:
         seeds = r[(r["row"] == row) & (r["scope"] == "seed")]["value"]
         assert pooled.loc[row, "value"] == pytest.approx(seeds.mean())
-    # Δ against the first row (base), paired by prompt; base itself has none
+    assert set(pooled["seeds"]) == {"0+1+2"} and set(single["seeds"]) == {"0"}
+    # best-of-K selects with a trained reward model: a trained row; base is not
+    assert not pooled.loc["base", "trained"] and pooled.loc["best4", "trained"] and single.loc["best4", "trained"]
+    # Δ against the first row (base); base itself has none. A seed's Δ is paired by prompt and, the row
+    # being trained, conditional on that seed's reward model
     assert math.isnan(pooled.loc["base", "delta"]) and pooled.loc["best4", "compare_to"] == "base"
-    assert pooled.loc["best4", "paired"] and "paired bootstrap over 40 prompts" == pooled.loc["best4", "delta_method"]
-    assert pooled.loc["best4", "delta"] == pytest.approx(pooled.loc["best4", "value"] - pooled.loc["base", "value"])
-    # more seeds, narrower: the pooled Δ interval is narrower than seed 0's
-    width = lambda x: x["delta_ci_high"] - x["delta_ci_low"]  # noqa: E731
-    assert width(pooled.loc["best4"]) < width(single.loc["best4"])
+    assert single.loc["best4", "paired"] and single.loc["best4", "delta_basis"] == "conditional"
+    assert single.loc["best4", "delta_method"].startswith("paired bootstrap over 40 prompts")
+    assert "conditional on this trained model" in single.loc["best4", "delta_method"]
+    # the pooled Δ of a trained row: centred on the pooled difference, a t interval (2 df) across the seeds' Δs
+    per_seed = r[(r["row"] == "best4") & (r["scope"] == "seed")]["delta"].to_numpy()
+    best4 = pooled.loc["best4"]
+    assert best4["delta"] == pytest.approx(best4["value"] - pooled.loc["base", "value"])
+    assert best4["delta_basis"] == "seeds" and best4["delta_df"] == 2
+    assert best4["delta_se"] == pytest.approx(per_seed.std(ddof=1) / math.sqrt(3))
+    half = stats.t.ppf(0.975, 2) * per_seed.std(ddof=1) / math.sqrt(3)
+    assert best4["delta_ci_high"] - best4["delta"] == pytest.approx(half)
+    # each cell's own se: the standard error of a mean over prompts (one sample a prompt and seed)
+    base0 = r[(r["row"] == "base") & (r["seed"] == 0)].iloc[0]
+    assert base0["se"] == pytest.approx((base0["ci_high"] - base0["ci_low"]) / 2 / 1.96, rel=0.05) and math.isinf(base0["df"])
     # units for every cell and scope
     assert set(zip(out.units["row"], out.units["seed"])) >= {(row, s) for row in pooled.index for s in (0, 1, 2, -1)}
 

@@ -2,7 +2,7 @@
 
 import torch
 
-from ganrm_bench.methods.ganrm.rpl import PPD_CLASS, RewardProjectionLayer, pool_tokens
+from ganrm_bench.methods.ganrm.rpl import PPD_CLASS, PortableDropout, RewardProjectionLayer, pool_tokens
 
 
 def test_layer_order_and_sizes_match_table6():
@@ -12,7 +12,7 @@ def test_layer_order_and_sizes_match_table6():
         ("Linear", 1536, 2304),  # (5)
         ("ReLU", None, None),  # (6)
         ("BatchNorm1d", None, 2304),  # (7)
-        ("Dropout", None, None),  # (8)
+        ("PortableDropout", None, None),  # (8)
         ("Linear", 2304, 1536),  # (9)
         ("ReLU", None, None),  # (10)
         ("BatchNorm1d", None, 1536),  # (11)
@@ -44,3 +44,18 @@ def test_forward_is_head_of_residual_sum():
 def test_pool_tokens_is_cls_then_mean_over_all_tokens():
     tokens = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [5.0, 9.0]]])  # B=1, L=3, D=2
     assert torch.equal(pool_tokens(tokens), torch.tensor([[1.0, 2.0, 3.0, 5.0]]))
+
+
+def test_portable_dropout_is_dropout_with_a_mask_from_torch_rand():
+    """Same distribution and scaling as nn.Dropout (kept units ×1/(1−p), about p dropped, identity in
+    eval), and the mask is exactly torch.rand's under the same seed: no bernoulli_, whose CPU stream
+    depends on the vendor (MKL's VSL on Intel)."""
+    x = torch.ones(400, 50)
+    d = PortableDropout(0.2)
+    torch.manual_seed(3)
+    y = d(x)
+    assert set(torch.unique(y).tolist()) == {0.0, 1.25}
+    assert abs((y == 0).float().mean().item() - 0.2) < 0.01
+    torch.manual_seed(3)
+    assert torch.equal(y, (torch.rand(x.shape) >= 0.2) * x / 0.8)
+    assert torch.equal(d.eval()(x), x) and torch.equal(PortableDropout(0.0).train()(x), x)

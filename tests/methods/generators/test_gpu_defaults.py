@@ -45,7 +45,7 @@ def test_auto_keys_as_resolved(tmp_path):
 def test_tf32_is_in_the_cuda_numerics_class(monkeypatch):
     monkeypatch.delenv(numerics.TF32_ENV, raising=False)
     assert numerics.numerics_class("cuda") == "cuda+tf32" and numerics.numerics_class("cuda", 2) == "cuda+tf32×2"
-    assert numerics.numerics_class("cpu") == "cpu"  # CPU keys unchanged
+    assert "tf32" not in numerics.numerics_class("cpu")  # TF32 is a CUDA policy
     monkeypatch.setenv(numerics.TF32_ENV, "0")
     assert numerics.numerics_class("cuda") == "cuda"
 

@@ -144,6 +144,7 @@ def test_two_processes_shard_a_pool_like_one(tmp_path, env):
     r1 = pd.read_csv(tmp_path / "r1" / "results.csv")
     assert pd.read_csv(tmp_path / "r2_0" / "results.csv")["value"].tolist() == r1["value"].tolist()
     assert not (tmp_path / "r2_1").exists()  # process 0 alone writes the run directory
-    same = cli("check", tmp_path / "r2_0", "--baseline", tmp_path / "r1", env=env)  # equal values, other numerics: a warning
-    assert same.returncode == 0 and "run vs baseline: world_size: 2 vs 1" in " ".join(same.stderr.split()), same.stderr
-    assert "numerics" not in cli("check", tmp_path / "r1", "--baseline", tmp_path / "r1", env=env).stderr
+    same = cli("check", tmp_path / "r2_0", "--baseline", tmp_path / "r1", env=env)  # equal values, other numerics: said in one line
+    assert same.returncode == 0 and "numerics: run and baseline were computed under different numerics (run vs baseline: world_size: 2 vs 1)" \
+        in " ".join(same.stdout.split()), same.stdout
+    assert "numerics:" not in cli("check", tmp_path / "r1", "--baseline", tmp_path / "r1", env=env).stdout

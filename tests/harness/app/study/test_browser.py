@@ -7,23 +7,19 @@ nor show the study's images."""
 
 import http.server
 import re
-import shutil
 import sqlite3
 import threading
-import time
 
 import pytest
 
 pytest.importorskip("uvicorn")
-webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -e '.[study]')")
+pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -e '.[study]')")
 
+from tests.helpers.browser import CHROMEDRIVER, CHROMIUM, MISSING, chromium  # noqa: E402
 from tests.helpers.clirun import ganrm  # noqa: E402
 from tests.helpers.study_helpers import Server, free_port, invite_cli  # noqa: E402
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
-                                reason="no chromium/chromedriver on PATH (apt-get install chromium chromium-driver; .ci/run does)")
+pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason=MISSING)
 
 #: each image's mean grey level, read from a canvas as a rater's eye would
 MEAN_JS = """return [...document.images].map(i=>{const c=document.createElement('canvas');c.width=i.naturalWidth;c.height=i.naturalHeight;
@@ -32,31 +28,17 @@ for(let k=0;k<d.length;k+=4){s+=(d[k]+d[k+1]+d[k+2])/3;}return s/(d.length/4);})
 KAPPA_RE = re.compile(r"Cohen's κ = (-?[\d.]+) \[(-?[\d.]+), (-?[\d.]+)\] \(bootstrap over pairs\) on (\d+) pairs")
 
 
-def chromium(width=900, height=900, perf_log=False):
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    opts = Options()
-    opts.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", f"--window-size={width},{height}"):
-        opts.add_argument(arg)
-    if perf_log:
-        opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    try:
-        return webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
-    except Exception:  # a cold first start of Chromium (font cache, profile) can miss the driver's deadline once
-        time.sleep(1)
-        return webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
-
-
 def progress(driver) -> str:
     return driver.find_element("id", "progress-text").text
 
 
 def wait_progress(driver, text: str, timeout: float = 30) -> None:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(driver, timeout).until(lambda d: d.find_elements("id", "done") or (d.find_elements("id", "progress-text") and progress(d).startswith(text)))
+    # the page swaps its progress line when a vote lands: a line found just before is stale, look again
+    WebDriverWait(driver, timeout, ignored_exceptions=(StaleElementReferenceException,)).until(
+        lambda d: d.find_elements("id", "done") or (d.find_elements("id", "progress-text") and progress(d).startswith(text)))
 
 
 def current_shown(driver) -> str:
