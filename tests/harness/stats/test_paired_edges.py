@@ -35,10 +35,12 @@ def test_unpaired_jackknife_adds_the_variances():
     a = Units.from_jackknife(10.5, A_LOO, [f"p{i}" for i in range(12)])
     b = Units.from_jackknife(9.8, B_LOO[:4], [f"q{i}" for i in range(12)])  # another prompt set, 4 blocks
     d = difference(a, b)
-    se = math.sqrt(jackknife_se(A_LOO) ** 2 + jackknife_se(B_LOO[:4]) ** 2)
-    assert not d.paired and "unpaired" in d.method and d.df == 3  # the smaller side's blocks − 1
+    va, vb = jackknife_se(A_LOO) ** 2, jackknife_se(B_LOO[:4]) ** 2
+    se = math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va ** 2 / 5 + vb ** 2 / 3)  # Welch–Satterthwaite: 6 and 4 blocks, g − 1 df each
+    assert not d.paired and "unpaired" in d.method and d.df == pytest.approx(df, rel=1e-12)
     assert d.se == pytest.approx(se, rel=1e-12)
-    assert d.ci_high - d.ci_low == pytest.approx(2 * stats.t.ppf(0.975, 3) * se, rel=1e-12)
+    assert d.ci_high - d.ci_low == pytest.approx(2 * stats.t.ppf(0.975, df) * se, rel=1e-12)
 
 
 def test_unpaired_bootstrap_adds_the_variances():
