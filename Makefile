@@ -8,7 +8,7 @@ comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install demo test test-nightly bench extras clean-venv
+.PHONY: install demo test test-nightly bench mutants extras clean-venv
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,19 @@ bench: install
 	$(PY) benchmarks/perf/bench_ganrm.py
 	$(PY) benchmarks/perf/bench_metrics.py
 	$(PY) benchmarks/perf/bench_mini_world.py
+
+## Mutation testing of the decision modules (statistics and gate, monitor, report cards, search/SMC, the
+## study's results): cosmic-ray plants one small bug at a time and runs the module's own tests; the
+## survivors are listed (benchmarks/perf/mutants.py; about an hour on one core: not in CI). cosmic-ray
+## lives in its own venv; the tests run in the project's. `make mutants MUTANTS_ARGS="--group stats"`.
+MUTVENV ?= .mutvenv
+$(MUTVENV)/.installed:
+	$(PYTHON) -m venv $(MUTVENV)
+	$(MUTVENV)/bin/pip install -q --disable-pip-version-check cosmic-ray==8.7.0
+	@touch $@
+
+mutants: install $(MUTVENV)/.installed
+	MUTVENV=$(MUTVENV) $(PY) benchmarks/perf/mutants.py $(MUTANTS_ARGS)
 
 ## Optional reward-model / safety / video metric packages, and the human study's web stack
 ## (`study`). image-reward and hpsv2 pin stale dependencies (timm 0.6, pytest 7, protobuf<4), so they go in with --no-deps; their real run-time

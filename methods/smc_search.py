@@ -74,6 +74,16 @@ def resample_weights(g: np.ndarray, lam: float) -> np.ndarray:
     return w / w.sum()
 
 
+def smc_step(history: np.ndarray, rewards: np.ndarray, kind: str, lam: float, u: float) -> tuple[np.ndarray, np.ndarray]:
+    """One resample step of a prompt's K particles: append this step's rewards to each particle's
+    history [K, steps so far], weigh by softmax(λ·G) of the potential, draw the ancestors
+    systematically with the uniform u. Returns (ancestors, the histories the particles now carry:
+    each its ancestor's, so a copy's later potential builds on the rewards of the path it took)."""
+    history = np.concatenate([history, np.asarray(rewards, dtype=np.float64).reshape(-1, 1)], axis=1)
+    ancestors = systematic_resample(resample_weights(potential(kind, history), lam), u)
+    return ancestors, history[ancestors]
+
+
 class SMCSearchOp(PromptSearchOp):
     """K particles per prompt, resampled on the scorer's x̂0 rewards (see the module docstring); the
     trajectory of a prompt is the best x̂0 reward at each resample step, then the chosen sample's."""
@@ -107,12 +117,9 @@ class SMCSearchOp(PromptSearchOp):
             for pi, prompt in enumerate(prompts):  # one scorer call per prompt: its rewards do not depend on the chunk
                 rows = images[pi * k : (pi + 1) * k]
                 r = np.asarray(scorer.score(rows, [prompt.text] * k, ctx), dtype=np.float64).reshape(k)
-                history[pi] = np.concatenate([history[pi], r[:, None]], axis=1)
                 best_x0[pi].append(float(r.max()))
-                w = resample_weights(potential(p["potential"], history[pi]), lam)
                 u = np.random.default_rng(derive_seed(seed, prompt.id, self.name, step)).random()
-                a = systematic_resample(w, u)
-                history[pi] = history[pi][a]
+                a, history[pi] = smc_step(history[pi], r, p["potential"], lam, u)
                 ancestors.extend(int(pi * k + j) for j in a)
             ctx.count("scorer calls on x0", len(images))
             return ancestors

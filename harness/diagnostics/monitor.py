@@ -38,7 +38,7 @@ from ganrm_bench.harness.engine.cells import build_cells, comparison_rows
 from ganrm_bench.harness.engine.nodes import Node
 from ganrm_bench.harness.engine.ops import SCORES
 from ganrm_bench.harness.runtime.seeds import derive_seed
-from ganrm_bench.harness.stats.paired import Units, difference, mean_interval
+from ganrm_bench.harness.stats.paired import Difference, Units, difference, mean_interval
 
 log = logging.getLogger("ganrm_bench")
 
@@ -160,7 +160,26 @@ def _units(scores: np.ndarray, items: Any) -> Units:
 
 
 def _worse(direction: str, lo: float, hi: float) -> bool:
+    """A held-out Δ's CI lies wholly on the worse side of 0: below it for a higher-is-better column,
+    above it for a lower-is-better one (FID, KID)."""
     return bool(hi < 0) if direction == "higher" else bool(lo > 0)
+
+
+def judge_line(beyond_ppd: Difference | None, proxy_delta: Difference | None, heldout: dict[str, tuple[str, float, float]],
+               diversity: set[str] = frozenset()) -> tuple[list[str], list[str]]:
+    """(flags, worse held-out columns) of one line, decided on intervals, never point estimates:
+    `beyond_ppd` when the proxy's Δ vs the held-out PPD has its CI above 0; `proxy_up_heldout_down`
+    when the proxy's paired Δ vs the comparison row has its CI above 0 and some held-out column's
+    Δ CI (column -> (direction, ci_low, ci_high)) is wholly on its worse side; `collapse` when such
+    a column is a diversity column."""
+    flags = ["beyond_ppd"] if beyond_ppd is not None and beyond_ppd.ci_low > 0 else []
+    proxy_up = proxy_delta is not None and bool(proxy_delta.ci_low > 0)
+    worse = [col for col, (direction, lo, hi) in heldout.items() if _worse(direction, lo, hi)]
+    if proxy_up and worse:
+        flags.append("proxy_up_heldout_down")
+    if any(col in diversity for col in worse):
+        flags.append("collapse")
+    return flags, worse
 
 
 def diagnostics_table(spec: Any, ctx: Any, ev: Any, row_graphs: dict[int, dict[str, Node]], results: pd.DataFrame,
@@ -201,21 +220,17 @@ def _line(ev: Any, seed: int, row: str, samples: Node, scorer: Node, base_sample
         "proxy_var": float(np.var(scores, ddof=1)) if scores.size > 1 else math.nan, "compare_to": base_row,
         "proxy_delta": math.nan, "proxy_delta_ci_low": math.nan, "proxy_delta_ci_high": math.nan,
     }
-    flags = []
+    beyond = proxy_delta = None
     ppd = ((card or {}).get("heldout_scores") or {}).get("ppd")
     if ppd:
         ppd_units = Units.from_samples(ppd, [f"ppd{i}" for i in range(len(ppd))])
-        d = difference(units, ppd_units, seed=derive_seed(0, "beyond-ppd", row, scorer.key))
-        line.update(ppd_proxy_mean=ppd_units.value, beyond_ppd_ci_low=d.ci_low)
-        if d.ci_low > 0:
-            flags.append("beyond_ppd")
-    proxy_up = False
+        beyond = difference(units, ppd_units, seed=derive_seed(0, "beyond-ppd", row, scorer.key))
+        line.update(ppd_proxy_mean=ppd_units.value, beyond_ppd_ci_low=beyond.ci_low)
     if base_samples is not None:
         base_scores, base_items = _scores(ev, scorer, base_samples)
-        d = difference(units, _units(base_scores, base_items), seed=derive_seed(0, "proxy-delta", row, scorer.key))
-        line.update(proxy_delta=d.estimate, proxy_delta_ci_low=d.ci_low, proxy_delta_ci_high=d.ci_high)
-        proxy_up = bool(d.ci_low > 0)
-    worse, collapsed = [], []
+        proxy_delta = difference(units, _units(base_scores, base_items), seed=derive_seed(0, "proxy-delta", row, scorer.key))
+        line.update(proxy_delta=proxy_delta.estimate, proxy_delta_ci_low=proxy_delta.ci_low, proxy_delta_ci_high=proxy_delta.ci_high)
+    heldout: dict[str, tuple[str, float, float]] = {}
     for col in columns:
         r = res.loc[(row, col)] if res is not None and (row, col) in res.index else None
         if isinstance(r, pd.DataFrame):
@@ -227,14 +242,8 @@ def _line(ev: Any, seed: int, row: str, samples: Node, scorer: Node, base_sample
         if (row, col) in not_heldout:
             line[f"delta_{col}_heldout"] = False
             continue
-        if _worse(str(r["direction"]), float(vals[1]), float(vals[2])):
-            worse.append(col)
-            if col in diversity:
-                collapsed.append(col)
-    if proxy_up and worse:
-        flags.append("proxy_up_heldout_down")
-    if collapsed:
-        flags.append("collapse")
+        heldout[col] = (str(r["direction"]), float(vals[1]), float(vals[2]))
+    flags, worse = judge_line(beyond, proxy_delta, heldout, diversity)
     line.update(worse_heldout=";".join(worse), flags=";".join(flags))
     return line
 

@@ -5,7 +5,6 @@ network; offline, fetch-assets fails fast naming every missing asset."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ import pytest
 from ganrm_bench.harness.errors import UserError
 from ganrm_bench.harness.store.artifacts import Store
 from ganrm_bench.harness.store.digests import file_digest
+from tests.helpers.network import no_network
 from tests.helpers.paper_fixtures import StubTransport, make_data_root
 
 
@@ -54,16 +54,17 @@ def test_paper_assets_of_table1(specs, world):
                                                      "rm_bootstrap_prompts.tsv", "ppd", "eval_images")}
 
 
+@pytest.mark.timeout(120)
 def test_paper_fetch_assets_offline_fails_fast_listing_every_missing_asset(specs, world, monkeypatch):
     from ganrm_bench.harness.spec.assets import fetch_assets, spec_assets
 
     _, store = world
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     expected = spec_assets(specs["table1"], store)
-    t0 = time.perf_counter()
-    with pytest.raises(UserError) as err:
-        fetch_assets(specs["table1"], store, transport=StubTransport())
-    assert time.perf_counter() - t0 < 10
+    transport = StubTransport()
+    with no_network() as attempts, pytest.raises(UserError) as err:
+        fetch_assets(specs["table1"], store, transport=transport)
+    assert transport.calls == [] and attempts == []  # nothing fetched, nothing tried: it fails before the first download
     message = str(err.value)
     present = {"data/journeydb/eval_prompts.tsv", "data/journeydb/train_prompts.tsv", "data/journeydb/rm_negative_prompts.tsv",
                "data/journeydb/rm_bootstrap_prompts.tsv"}  # make_data_root wrote these
@@ -137,7 +138,8 @@ def test_paper_select_files_prefers_safetensors():
 
 
 def test_paper_cli_fetch_assets_offline_exit_code(tmp_path):
-    """The CLI command: exit 2 and the list on stderr, within seconds, with nothing cached."""
+    """The CLI command: exit 2 and the list on stderr, with nothing cached (a hang ends at the
+    subprocess timeout)."""
     import os
     import subprocess
     import sys
@@ -146,11 +148,9 @@ def test_paper_cli_fetch_assets_offline_exit_code(tmp_path):
 
     env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "TORCH_HOME": str(tmp_path / "torch"), "HF_HUB_OFFLINE": "1",
            "COLUMNS": "200"}
-    t0 = time.perf_counter()
     out = subprocess.run([sys.executable, "-m", "ganrm_bench.harness.app.cli.main", "fetch-assets", str(BENCHMARKS / "table4.yaml"),
                           "--cache", str(tmp_path / "store")], cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 2, out.stdout + out.stderr
-    assert time.perf_counter() - t0 < 60
     for needle in ("stable-diffusion-v1-5/stable-diffusion-v1-5", "timm/vit_base_patch32_clip_224.openai", "data/journeydb/ppd",
                    "inception-2015-12-05.pt"):
         assert needle in out.stderr

@@ -1,7 +1,8 @@
 """Toy plugins for the reward-model monitor: a proxy scorer that rewards brightness (trained on
 bright PPD images, with a held-out split and a report card), a generator whose "fine-tuned"
-variant is brighter and flatter, a held-out contrast metric, a diversity metric, and a metric
-that is the same model as a pretrained selector (not held-out)."""
+variant is brighter and flatter, a held-out contrast metric, a diversity metric, a metric
+that is the same model as a pretrained selector (not held-out), and two lower-is-better held-out
+metrics (one the fine-tune worsens, one it improves)."""
 
 from __future__ import annotations
 
@@ -116,3 +117,24 @@ class MonBrightMetric(_PerSample):
 
     def fingerprint(self):
         return {**super().fingerprint(), **IDENTITY}
+
+
+@METRICS.register("mon_flatness")
+class MonFlatness(_PerSample):
+    """255 − pixel standard deviation: a lower-is-better held-out column (as FID and KID are) that a
+    flatter "fine-tuned" generator makes worse."""
+
+    direction = "lower"
+
+    def value(self, im):
+        return 255.0 - float(np.asarray(im, dtype=float).std())
+
+
+@METRICS.register("mon_darkness")
+class MonDarkness(_PerSample):
+    """1 − mean brightness / 255: a lower-is-better held-out column that a brighter generator improves."""
+
+    direction = "lower"
+
+    def value(self, im):
+        return 1.0 - _mean(im) / 255

@@ -77,12 +77,15 @@ def test_search_beats_best_of_k_at_equal_nfe_and_reruns_compute_nothing(tmp_path
     assert res.loc["base", "nfe"] == STEPS
     assert res.loc["rm8", "nfe"] == 8 * STEPS == res.loc["search8", "nfe"]
     assert res.loc["rm8", "scorer_calls"] == 8 == res.loc["search8", "scorer_calls"]
-    # on these prompts the search's samples are brighter than best-of-8's on average (not on every prompt:
-    # with 4 rounds of 2 instead of 2 rounds of 4 it loses, 88.1 vs 91.1 — local search is no free lunch)
+    # on these prompts the search's samples are brighter than best-of-8's on 4 of the 6 (Δ −8.0, +2.6, +1.3,
+    # +5.1, −0.5, +9.2 on one x86-64 CPU; with 4 rounds of 2 instead of 2 rounds of 4 it loses, 88.1 vs 91.1 —
+    # local search is no free lunch). Another CPU's rounding can flip a near-tied choice and send one
+    # prompt's search elsewhere, so the check is one that survives any one prompt changing: ≥ 3 of 6 wins
+    # (the mean, +1.6, is carried by one prompt and is not checked).
     search = np.array([np.asarray(it.load(), float).mean() for it in cold.samples["search8"]])
     best = np.array([np.asarray(it.load(), float).mean() for it in cold.samples["rm8"]])
     assert [it.prompt_id for it in cold.samples["search8"]] == [it.prompt_id for it in cold.samples["rm8"]]
-    assert search.mean() > best.mean() + 1.0
+    assert (search > best).sum() >= 3
     # it never does worse than its round 0, which is the pool's first four draws (best-of-4)
     pool4 = Evaluator(Context(store=store)).value(Builder(spec, Context(store=store), 0).pool("mini", "eval", 4))
     by_prompt = {}

@@ -120,10 +120,14 @@ def test_lambda_zero_is_best_of_k_and_costs_are_counted(tmp_path):
     assert cold.counters["scorer calls on x0"] == 6 * 4 * 2 * 3  # smc4, smc4_flat, smc4_noisy_flat: 4 particles × 2 steps × 6 prompts
 
     # resampling steers: at the same η = 1, λ = 0.2 ends brighter than λ = 0 (best of 4 stochastic
-    # trajectories). Not brighter than best-of-4 at η = 0, though (80.9 vs 87.6): at 3 steps the
-    # step noise of η = 1 costs more brightness than the steering gains.
+    # trajectories) on 4 of the 6 prompts and level on the other 2 (Δ +0.95, +1.2, +2.7, +4.7, 0, 0 on
+    # one x86-64 CPU). Not brighter than best-of-4 at η = 0, though (80.9 vs 87.6): at 3 steps the step
+    # noise of η = 1 costs more brightness than the steering gains. Another CPU's rounding can flip a
+    # near-tied resampling and change one prompt's particles, so the check survives any one prompt
+    # changing: strictly brighter on ≥ 3 of 6 (λ ignored would make it 0). The exact ancestors are
+    # pinned CPU-independently by tests/methods/test_smc_scripted.py.
     steered, flat = (np.array([a.mean() for a in _pixels(cold.samples[r])]) for r in ("smc4", "smc4_noisy_flat"))
-    assert steered.mean() > flat.mean() + 1.0
+    assert (steered > flat).sum() >= 3
 
     warm = run_spec(spec, Context(store=store))
     assert sum(warm.computed.values()) == 0 and "images generated" not in warm.counters

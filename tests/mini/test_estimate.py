@@ -4,6 +4,10 @@ is what one image's steps are made of."""
 
 from __future__ import annotations
 
+import math
+
+import pytest
+
 from ganrm_bench.harness.app.services.run import make_context
 from ganrm_bench.harness.app.services.specs import resolve_spec_path
 from ganrm_bench.harness.engine.builder import Builder
@@ -14,13 +18,31 @@ from ganrm_bench.harness.engine.plan import plan
 from ganrm_bench.harness.spec.load import load_spec
 
 
-def test_mini_generator_unit_cost(tmp_path):
+@pytest.mark.parametrize("guidance", [1.0, 3.0])
+def test_mini_generator_unit_cost(tmp_path, monkeypatch, guidance):
+    """The estimate's arithmetic on counted work: each timed call "takes" the UNet rows it ran, so an
+    image costs the generator's NFE per sample in forwards of one sample (4 steps, ×2 with guidance)."""
+    import ganrm_bench.mini.generator as mini_generator
     from ganrm_bench.mini.generator import MiniDiffusion
 
-    gen = MiniDiffusion({"steps": 4, "batch_size": 8})
+    gen = MiniDiffusion({"steps": 4, "batch_size": 8, "guidance": guidance})
+    rows = []
+    gen.unet.register_forward_hook(lambda module, args, kwargs, out: rows.append(args[0].shape[0]), with_kwargs=True)
+
+    def counted(fn, **_):
+        rows.clear()
+        fn()
+        return float(sum(rows)), None
+
+    monkeypatch.setattr(mini_generator, "time_call", counted)
     cost = gen.estimate_unit(make_context(load_spec(resolve_spec_path("mini/table1")), cache=tmp_path, device="cpu"))
-    assert cost.unit == "image" and cost.seconds > 0 and 0 < cost.forward_seconds
-    assert cost.forward_seconds * 4 < cost.seconds * 3  # an image is ~4 forwards (+ decoding), not fewer
+    assert cost.unit == "image" and cost.forward_seconds == 8 / 8  # one forward of the batch of 8, per sample
+    assert cost.seconds == pytest.approx(gen.nfe_per_sample() * cost.forward_seconds)
+    assert gen.nfe_per_sample() == 4 * (1 if guidance == 1.0 else 2)
+    real = MiniDiffusion({"steps": 4, "batch_size": 8})
+    monkeypatch.undo()
+    measured = real.estimate_unit(None)
+    assert measured.seconds > 0 and measured.forward_seconds > 0 and math.isfinite(measured.seconds)
 
 
 def test_mini_table1_estimate_covers_every_kind_of_work(tmp_path):

@@ -41,7 +41,7 @@ def test_one_rank_fails_all_stop_promptly_with_the_real_error(tmp_path, env):
     assert rc1 != 0 and "failed on purpose on rank 1" in err1
     assert rc0 != 0, err0
     assert "process 1 of 2 failed" in err0 and "failed on purpose on rank 1" in err0, err0
-    assert max(t0, t1) < 60  # seconds (process start-up included), not the shard timeout
+    assert "timed out" not in err0  # stopped by the peer's failure marker, not by the 240 s shard timeout
 
 
 def test_a_failure_marker_of_an_earlier_launch_does_not_stop_a_rerun(tmp_path, env):
@@ -88,7 +88,6 @@ def test_two_launches_on_one_cache_compute_each_node_once(tmp_path, env):
     second job on the same cache waits and loads (it would otherwise generate and train the same
     nodes at once, into the same checkpoints)."""
     spec = slow_spec(tmp_path, delay=0.05)
-    t0 = time.monotonic()
     jobs = []
     for job in ("a", "b"):
         procs = [subprocess.Popen([sys.executable, "-m", "ganrm_bench.harness.app.cli.main", "run", str(spec), "--out", str(tmp_path / f"{job}{r}")],
@@ -106,4 +105,4 @@ def test_two_launches_on_one_cache_compute_each_node_once(tmp_path, env):
     assert count(Path(env["TOY_COUNTER_DIR"]), "generated") == 56  # every image once, over both jobs
     assert count(Path(env["TOY_COUNTER_DIR"]), "trained") == 1
     a, b = (pd.read_csv(tmp_path / f"{job}0" / "results.csv")["value"].tolist() for job in ("a", "b"))
-    assert a == b and time.monotonic() - t0 < 300
+    assert a == b  # (a hang ends at the 300 s communicate timeout above)

@@ -50,15 +50,43 @@ def test_a_peer_failure_ends_a_wait_with_its_message(tmp_path, monkeypatch):
         wait_for_files([tmp_path / "never"], what="items", timeout=5, root=tmp_path)
 
 
-def test_waits_back_off(tmp_path, monkeypatch):
-    sleeps = []
-    monkeypatch.setattr(distributed.time, "sleep", sleeps.append)
-    with pytest.raises(Exception, match="timed out"):
-        wait_for_files([tmp_path / "never"], what="items", timeout=0.0)
-    sleeps.clear()
+class FakeClock:
+    """time.monotonic / time.sleep on a counter: a wait's schedule is counted, not timed."""
+
+    def __init__(self, on_sleep=lambda n: None):
+        self.now, self.sleeps, self.on_sleep = 1000.0, [], on_sleep
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+        self.on_sleep(len(self.sleeps))
+
+
+def test_waits_back_off_until_the_timeout(tmp_path, monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(distributed.time, "monotonic", clock.monotonic)
+    monkeypatch.setattr(distributed.time, "sleep", clock.sleep)
+    with pytest.raises(Exception, match="timed out waiting for 1 items"):
+        wait_for_files([tmp_path / "never"], what="items", timeout=30.0)
+    # 0.05, 0.075, 0.1125, ... (× 1.5) capped at 5 s, until the clock passes the 30 s deadline
+    expected = [min(0.05 * 1.5**i, 5.0) for i in range(len(clock.sleeps))]
+    assert clock.sleeps == pytest.approx(expected) and clock.sleeps[-1] == 5.0
+    assert sum(clock.sleeps[:-1]) <= 30.0 < sum(clock.sleeps)
     gen = distributed._backoff(0.05, 5.0)
     delays = [next(gen) for _ in range(20)]
     assert delays[0] == 0.05 and delays[-1] == 5.0 and delays == sorted(delays)
+
+
+def test_a_wait_ends_when_the_files_appear(tmp_path, monkeypatch):
+    target = tmp_path / "shard"
+    clock = FakeClock(on_sleep=lambda n: n == 3 and target.write_text("done"))
+    monkeypatch.setattr(distributed.time, "monotonic", clock.monotonic)
+    monkeypatch.setattr(distributed.time, "sleep", clock.sleep)
+    wait_for_files([target], what="items", timeout=30.0)
+    assert len(clock.sleeps) == 3  # looked again after each sleep, went on at the first look that found it
 
 
 def test_a_node_computed_together_is_published_by_process_0_alone(tmp_path, monkeypatch):
@@ -98,6 +126,7 @@ def test_a_node_computed_together_is_published_by_process_0_alone(tmp_path, monk
     assert calls == ["compute", "load"]
 
 
+@pytest.mark.timeout(60)
 def test_a_peer_of_process_0_goes_on_once_the_node_is_published(tmp_path, monkeypatch):
     """Process 0 may find the node already published and load it without a go file: its peers must not wait."""
     from ganrm_bench.harness.runtime.distributed import launch_lock
@@ -107,5 +136,9 @@ def test_a_peer_of_process_0_goes_on_once_the_node_is_published(tmp_path, monkey
     store = Store(tmp_path)
     with store.writing("k1", {"producer": "another job"}) as d:
         (d / "f").write_text("1")
+    waited = []
+    monkeypatch.setattr(distributed.time, "sleep", lambda s: waited.append(s) or pytest.fail("waited for a go file"))
+    entered = False
     with launch_lock(store, "k1"):
-        pass  # returns at once (before the fix: waited for a go file that never came)
+        entered = True  # at once (before the fix: waited for a go file that never came)
+    assert entered and waited == []

@@ -7,6 +7,7 @@ results to one process."""
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import subprocess
 import sys
 import time
@@ -46,26 +47,65 @@ def test_shared_fs_lock_excludes_other_processes(tmp_path):
     assert not (tmp_path / "k.lock").exists()  # released
 
 
-def test_a_dead_holders_lock_is_broken_after_stale_seconds(tmp_path):
+class FakeClock:
+    """The lock module's time.monotonic / time.sleep on a counter: waits counted, not timed. `on_sleep`
+    runs after every sleep (e.g. a holder's heartbeat)."""
+
+    def __init__(self, monkeypatch, on_sleep=lambda now: None):
+        self.now, self.sleeps, self.on_sleep = 1000.0, [], on_sleep
+        monkeypatch.setattr(locks.time, "monotonic", lambda: self.now)
+        monkeypatch.setattr(locks.time, "sleep", self.sleep)
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+        self.on_sleep(self.now)
+
+
+def test_a_dead_holders_lock_is_broken_after_stale_seconds(tmp_path, monkeypatch):
     path = tmp_path / "k.lock"
     path.write_text("otherhost 4242 deadbeef")  # a holder that died on another host: no heartbeat
-    t0 = time.monotonic()
+    clock = FakeClock(monkeypatch)
     with locks.SharedFSLock(path, stale=0.3).acquire():
-        waited = time.monotonic() - t0
         assert "otherhost" not in path.read_text()  # ours now
-    assert 0.3 <= waited < 5 and not path.exists()
+    # the waiter saw the file unchanged for 0.3 s of its clock, polling every 0.05 s: one poll to see it
+    # stale, one to take it (and one of float rounding)
+    waited = sum(clock.sleeps)
+    assert 0.3 <= waited <= 0.3 + 3 * 0.05 and max(clock.sleeps) <= 0.05 and not path.exists()
 
 
-def test_a_live_holder_is_never_broken(tmp_path):
+def test_a_live_holder_is_never_broken(tmp_path, monkeypatch):
+    """A holder whose file changes every stale / 4 s (its heartbeat; simulated on the waiter's clock)
+    is never broken, however long the waiter waits."""
     path = tmp_path / "k.lock"
     holder = locks.SharedFSLock(path, stale=0.2)
+    holder._heartbeat = lambda stop: None  # its beats come from the clock below
     holder.acquire()
+    beats = []
+
+    def heartbeat(now):  # the waiter polls every 0.05 s = stale / 4: a beat between any two polls
+        beats.append(now)
+        os.utime(path, ns=(len(beats) * 10**9,) * 2)  # a new mtime, whatever the file system's resolution
+
+    clock = FakeClock(monkeypatch, on_sleep=heartbeat)
     try:
         with pytest.raises(Timeout):
-            locks.SharedFSLock(path, stale=0.2).acquire(timeout=1.0)  # 5 × stale: the heartbeat keeps it alive
-        assert holder.is_locked and path.exists()
+            locks.SharedFSLock(path, stale=0.2).acquire(timeout=2.0)  # 10 × stale
+        assert holder.is_locked and path.exists() and path.read_text() == holder.token
+        assert sum(clock.sleeps) >= 2.0 and len(beats) == len(clock.sleeps)
     finally:
         holder.release()
+    assert not path.exists()
+
+
+@pytest.mark.timeout(60)
+def test_the_heartbeat_touches_the_lock_file(tmp_path):
+    path = tmp_path / "k.lock"
+    lock = locks.SharedFSLock(path, stale=0.2)  # a beat every 0.05 s
+    with lock.acquire():
+        first = os.stat(path).st_mtime_ns
+        while os.stat(path).st_mtime_ns == first:  # ends at the first beat that the file system records
+            time.sleep(0.05)
     assert not path.exists()
 
 

@@ -1,5 +1,7 @@
 """Same key, same bytes (issue 16): GAN-RM's features, fit and scores do not depend on the torch
-thread count of the process that computes them."""
+thread count of the process that computes them. Each test first shows (a fixture) that without the
+pin (`fixed_threads`) its computation would differ between 1 and 2 threads on this machine, and is
+skipped where it would not: then it could not fail."""
 
 import numpy as np
 import pytest
@@ -10,19 +12,12 @@ from ganrm_bench.harness.runtime.context import Context
 from ganrm_bench.harness.runtime.numerics import fixed_threads
 from ganrm_bench.harness.store.artifacts import Store
 from ganrm_bench.harness.store.digests import file_digest
+from ganrm_bench.methods.ganrm import model as ganrm_model
+from ganrm_bench.methods.ganrm import training
 from ganrm_bench.methods.ganrm.model import GanRM
-from ganrm_bench.methods.ganrm.training import TrainConfig, fit_features, train_rpl
+from ganrm_bench.methods.ganrm.training import TrainConfig, fit_features
 from tests.helpers.ganrm_fixtures import make_scorer
-
-
-def at_threads(n: int, fn):
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        return fn()
-    finally:
-        assert torch.get_num_threads() == n  # whatever ran inside gave the caller's setting back
-        torch.set_num_threads(before)
+from tests.helpers.threads import at_threads, require_thread_dependence
 
 
 def features(seed: int, n: int, shift: float) -> np.ndarray:
@@ -38,31 +33,37 @@ def state_bytes(states) -> list[bytes]:
     return [t.numpy().tobytes() for s in states for t in s.values()]
 
 
-def test_the_data_exposes_thread_dependence_without_fixed_threads():
-    """The precondition of the next test: on these features, plain torch training with 1 and with 2
-    threads ends in different weights (float reduction order) — the bug of issue 16."""
-    x, y = np.concatenate([POS, NEG[:64]]), np.r_[np.ones(64), np.zeros(64)].astype(np.float32)
-    runs = [at_threads(n, lambda: train_rpl(x, y, TrainConfig(epochs=5), seed=3)[0]) for n in (1, 2)]
-    if state_bytes(runs[0]) == state_bytes(runs[1]):
-        pytest.skip("this machine's torch trains the same bytes with 1 and 2 threads: the next test proves nothing here")
+@pytest.fixture(scope="module")
+def training_depends_on_threads():
+    """Precondition: plain torch training of the RPL on these features ends in different weights with
+    1 and 2 threads (float reduction order) — the bug of issue 16 that the pin fixes."""
+    cfg = TrainConfig(variant="naive", epochs=5)
+    require_thread_dependence(lambda: state_bytes(fit_features(POS, NEG, cfg).states), training, what="RPL training")
+
+
+@pytest.fixture(scope="module")
+def scoring_depends_on_threads():
+    model = GanRM.from_fit(fit_features(POS, NEG, TrainConfig(variant="naive", epochs=2)), TrainConfig())
+    x = features(4, 512, 0.2)
+    require_thread_dependence(lambda: model.score_features(x).numpy().tobytes(), ganrm_model, what="GAN-RM scoring")
+    return model, x
 
 
 @pytest.mark.parametrize("variant", ["bootstrap", "voting"])
-def test_fit_is_byte_identical_with_1_and_2_threads(variant):
+def test_fit_is_byte_identical_with_1_and_2_threads(variant, training_depends_on_threads):
     cfg = TrainConfig(variant=variant, epochs=5, n_checkpoints=2)
     one, two = (at_threads(n, lambda: fit_features(POS, NEG, cfg)) for n in (1, 2))
     assert state_bytes(one.states) == state_bytes(two.states)
     assert one.metrics["torch_threads"] == 1 and one.metrics["deterministic_algorithms"]
 
 
-def test_scores_are_byte_identical_with_1_and_2_threads():
-    model = GanRM.from_fit(fit_features(POS, NEG, TrainConfig(variant="naive", epochs=2)), TrainConfig())
-    x = features(4, 512, 0.2)
+def test_scores_are_byte_identical_with_1_and_2_threads(scoring_depends_on_threads):
+    model, x = scoring_depends_on_threads
     one, two = (at_threads(n, lambda: model.score_features(x).numpy().tobytes()) for n in (1, 2))
     assert one == two
 
 
-def test_scorer_artifact_is_byte_identical_with_1_and_2_threads(tmp_path, image_sets):
+def test_scorer_artifact_is_byte_identical_with_1_and_2_threads(tmp_path, image_sets, training_depends_on_threads):
     """The whole fit as the train_scorer op runs it: backbone features (per-item cache), RPL, checkpoint."""
     ppd, gen = image_sets
     digests = []
