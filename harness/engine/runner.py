@@ -211,7 +211,10 @@ class _SpecRun:
                            delta_se=d.se, delta_df=d.df, p_value=d.p_value, paired=d.paired, delta_method=d.method,
                            delta_basis=d.basis, delta_inf=d.estimate_inf)
                 exact = _exact_test(e, base)
-                if exact is not None:  # the metric's own exact paired test (pair metrics: McNemar) gives the p-value
+                if exact is not None and d.basis == "seeds":  # the t across seeds decides; the exact test is conditional
+                    row.update(delta_method=f"{d.method}; p: t across seeds (McNemar's exact p on the pooled pairs, "
+                                            f"conditional on the trained models: {exact[0]:.3g}, {exact[1]})")
+                elif exact is not None:  # the metric's own exact paired test (pair metrics: McNemar) gives the p-value
                     row.update(p_value=exact[0], delta_method=f"{d.method}; p: {exact[1]}")
             self.rows.append(row)
             if e.units is not None:

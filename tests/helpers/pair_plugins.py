@@ -36,3 +36,14 @@ class ToyCardRM(ToyRM):
 
     def report_card(self):
         return {"heldout_auc": 0.5, "n_ppd": 5}
+
+
+@SCORERS.register("toy_midpoint_rm")
+class ToyMidpointRM(ToyCardRM):
+    """A toy RM that prefers the negatives' median brightness: it agrees with brightness on some
+    pairs only, and on a different share for each seed's training images (training variance)."""
+
+    def fit(self, positives, negatives, ctx, *, unlabeled=None):
+        summary = super().fit(positives, negatives, ctx, unlabeled=unlabeled)
+        self.target = float(np.median([np.asarray(im, dtype=float).mean() for im in negatives.load()]))
+        return {**summary, "target": self.target}

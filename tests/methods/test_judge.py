@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pytest
 from PIL import Image
+from scipy import stats
 
 SPEC = """
 spec_version: 1
@@ -106,6 +107,23 @@ def test_judge_rows_pool_over_seeds(spec_path, tmp_path):
     assert math.isfinite(_cell(res, "j_rm", "acc", scope="pooled")["value"])
     assert set(run.cards) == {"rm", "rm-seed1"}  # one RM per seed, each card judged on its own seed's pairs
     assert all(set(c["pair_accuracy"]) == {"labelled", "table"} for c in run.cards.values())
+
+
+def test_a_trained_rows_pooled_p_is_the_t_across_seeds(spec_path, tmp_path):
+    """A trained judge row over several seeds: its Δ's interval is the t across the seeds' Δs, and so
+    is its p (so † and p agree); McNemar's test on the pooled pairs, which treats the seeds' models as
+    one, is only reported beside it."""
+    import ganrm_bench as gb
+
+    spec_path.write_text(spec_path.read_text().replace("scorer: toy_card_rm", "scorer: toy_midpoint_rm"))
+    res = gb.run(spec_path, cache=tmp_path / "store", out=tmp_path / "run", seeds=[0, 1, 2]).results
+    per_seed = [_cell(res[res["seed"] == s], "j_rm", "acc")["delta"] for s in (0, 1, 2)]
+    assert len(set(per_seed)) > 1  # the precondition: retraining moves the row's Δ
+    rm = _cell(res, "j_rm", "acc", scope="pooled")
+    assert rm["delta_basis"] == "seeds" and rm["delta_df"] == 2
+    assert rm["delta_se"] == pytest.approx(np.std(per_seed, ddof=1) / math.sqrt(3), rel=1e-9)
+    assert rm["p_value"] == pytest.approx(2 * stats.t.sf(abs(rm["delta"]) / rm["delta_se"], 2), rel=1e-9)
+    assert "McNemar's exact p on the pooled pairs, conditional on the trained models" in rm["delta_method"]
 
 
 def test_pair_set_plans_without_its_file_and_counts_scoring(spec_path, tmp_path, monkeypatch):
