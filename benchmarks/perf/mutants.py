@@ -98,7 +98,7 @@ def config_text(modules: list[str], tests: list[str], timeout: float, runner: st
 
 
 def cr(tool: str, *args: str, cwd: Path, env: dict, check: bool = True) -> subprocess.CompletedProcess:
-    exe = shutil.which(tool, path=str(Path(os.environ.get("MUTVENV", REPO / ".mutvenv")) / "bin")) or shutil.which(tool)
+    exe = shutil.which(tool, path=str(Path(os.environ.get("MUTVENV", REPO / ".mutvenv")).resolve() / "bin")) or shutil.which(tool)
     if exe is None:
         sys.exit(f"mutants: {tool} not found: `make mutants` installs cosmic-ray in .mutvenv (or set MUTVENV)")
     return subprocess.run([exe, *args], cwd=cwd, env=env, capture_output=True, text=True, check=check)
