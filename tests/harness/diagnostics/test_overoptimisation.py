@@ -13,6 +13,7 @@ import pytest
 from ganrm_bench.harness.app.services.run import evaluate as run_spec
 from ganrm_bench.harness.diagnostics.overoptimisation import best_of_n, best_of_n_curves, curve_fits
 from ganrm_bench.harness.engine.builder import Builder
+from ganrm_bench.harness.report.rundir import load_overoptimisation
 from ganrm_bench.harness.report.write import write_run
 from ganrm_bench.harness.runtime.context import Context
 from ganrm_bench.harness.spec.load import load_spec
@@ -113,6 +114,21 @@ def test_fits_and_peaks_of_the_run(curves):
     assert fits.loc["darkness", "peak_n"] == 16 and fits.loc["proxy", "peak_n"] == 16
     assert fits.loc["darkness", "direction"] == "lower"
     assert (run / "figures" / "overoptimisation.png").stat().st_size > 10_000
+    loaded, loaded_fits = load_overoptimisation(run)  # what ganrm_bench.api's Run.overoptimisation returns
+    pd.testing.assert_frame_equal(loaded, table)
+    pd.testing.assert_frame_equal(loaded_fits.set_index("metric"), fits)
+
+
+def test_no_curve_no_files(tmp_path):
+    """A table with fewer than three n per curve (base and best-of-2 only) writes no curve files."""
+    spec_text = SPEC.replace("HELPERS", str(HELPERS)).replace("rows: [base, best2, best4, best16, other4, bright2]", "rows: [base, best2]")
+    (tmp_path / "spec.yaml").write_text(spec_text)
+    spec = load_spec(tmp_path / "spec.yaml")
+    outcome = run_spec(spec, Context(store=Store(tmp_path / "store")))
+    write_run(tmp_path / "run", spec, "spec.yaml", outcome.results, {}, None, None, None, outcome.monitor)
+    assert outcome.monitor.overoptimisation.empty and not outcome.monitor.errors
+    assert not (tmp_path / "run" / "overoptimisation.csv").exists() and load_overoptimisation(tmp_path / "run") is None
+    assert not (tmp_path / "run" / "figures" / "overoptimisation.png").exists()
 
 
 def test_the_gold_peak_of_an_inverted_u():
