@@ -19,7 +19,7 @@ from ganrm_bench.harness.diagnostics.monitor import write_round_figure
 from ganrm_bench.harness.diagnostics.scorecard import write_cards
 from ganrm_bench.harness.report.figures import figure_style, save_png, write_galleries
 from ganrm_bench.harness.report.html import report_plots, write_html_report
-from ganrm_bench.harness.report.overoptimisation_figure import write_overoptimisation_figure
+from ganrm_bench.harness.report.overoptimisation import write_overoptimisation_figure
 from ganrm_bench.harness.report.samples import write_samples_manifest
 from ganrm_bench.harness.report.tables import _run_extras, render_latex, render_markdown
 from ganrm_bench.harness.spec.schema import Spec

@@ -114,6 +114,8 @@ def test_fits_and_peaks_of_the_run(curves):
     assert fits.loc["darkness", "peak_n"] == 16 and fits.loc["proxy", "peak_n"] == 16
     assert fits.loc["darkness", "direction"] == "lower"
     assert (run / "figures" / "overoptimisation.png").stat().st_size > 10_000
+    md = (run / "table.md").read_text().split("### Over-optimisation curves")[1]
+    assert "| darkness | lower | 16 (1.35) | " in md and f"| contrast | higher | {int(fits.loc['contrast', 'peak_n'])} (" in md
     loaded, loaded_fits = load_overoptimisation(run)  # what ganrm_bench.api's Run.overoptimisation returns
     pd.testing.assert_frame_equal(loaded, table)
     pd.testing.assert_frame_equal(loaded_fits.set_index("metric"), fits)

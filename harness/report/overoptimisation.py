@@ -1,7 +1,7 @@
-"""`figures/overoptimisation.png`: the best-of-n curves of harness.diagnostics.overoptimisation drawn
-as Gao et al. 2022 draw them — proxy and gold against d = √KL, one panel per metric column, the
-fitted R(d) = d(α − βd) dashed and the observed gold peak starred. Presentation only: every number
-comes from `overoptimisation.csv` / `overoptimisation_fits.csv`."""
+"""The best-of-n curves of harness.diagnostics.overoptimisation, presented: `figures/overoptimisation.png`
+drawn as Gao et al. 2022 draw them — proxy and gold against d = √KL, one panel per metric column, the
+fitted R(d) = d(α − βd) dashed and the observed gold peak starred — and the peaks section of
+`table.md`. Presentation only: every number comes from `overoptimisation.csv` / `_fits.csv`."""
 
 from __future__ import annotations
 
@@ -42,6 +42,37 @@ def write_overoptimisation_figure(run_dir: Path, spec: Any, table: pd.DataFrame,
     fig.savefig(out / "overoptimisation.png", dpi=110)
     plt.close(fig)
     return out / "overoptimisation.png"
+
+
+def render_overoptimisation_markdown(fits: pd.DataFrame, spec: Any = None) -> str:
+    """Per curve and seed, where each metric is best (observed and fitted) beside its value at the
+    largest n: the section under the table in `table.md`."""
+    if fits is None or fits.empty:
+        return ""
+    lines = ["### Over-optimisation curves (best-of-n: proxy and gold vs √KL)", ""]
+    for (method, seed), g in fits.groupby(["method", "seed"], sort=False):
+        lines += [f"**{method}**, seed {seed}:", "",
+                  "| metric | better | observed peak: n (√KL) | value at peak | value at largest n | fit d(α − βd): α, β | fitted best n |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in g.to_dict("records"):
+            name = "proxy" if r["metric"] == PROXY else f"{_label(spec, r['metric'])}{'' if r['gold'] else ' (own selector)'}"
+            peak = f"{int(r['peak_n'])} ({r['peak_sqrt_kl']:.2f})" if _finite(r.get("peak_n")) else "–"
+            final = f"{r['final_value']:.4g} (n = {int(r['final_n'])})" if _finite(r.get("final_n")) else "–"
+            fit = f"{r['alpha']:.3g}, {r['beta']:.3g}" if _finite(r.get("alpha")) else "–"
+            best = f"{r['fit_best_n']:.1f}" if _finite(r.get("fit_best_n")) else "none (still improving)" if _finite(r.get("alpha")) else "–"
+            value = f"{r['peak_value']:.4g}" if _finite(r.get("peak_value")) else "–"
+            lines.append(f"| {name} | {r['direction']} | {peak} | {value} | {final} | {fit} | {best} |")
+        lines.append("")
+    lines.append("KL = log n − (n−1)/n (exact for best-of-n); the fit is Gao et al. 2022's best-of-n form through the n = 1 "
+                 "value. Curves: `overoptimisation.csv`, `figures/overoptimisation.png`.")
+    return "\n".join(lines) + "\n"
+
+
+def _finite(x: Any) -> bool:
+    try:
+        return math.isfinite(float(x))
+    except (TypeError, ValueError):
+        return False
 
 
 def _label(spec: Any, col: str) -> str:
