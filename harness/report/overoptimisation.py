@@ -15,6 +15,9 @@ import pandas as pd
 from ganrm_bench.harness.diagnostics.overoptimisation import PROXY
 
 GOLD, PROXY_COLOUR = "tab:red", "tab:blue"
+CAPTION = ("Over-optimisation (best-of-n): each metric column (red, left axis) and the proxy reward that chose the "
+           "samples (blue, right axis) against √KL(π‖π₀), KL = log n − (n−1)/n; dashed: Gao et al.'s fit d(α − βd); "
+           "★: where the column is best (figures/overoptimisation.png)")
 
 
 def write_overoptimisation_figure(run_dir: Path, spec: Any, table: pd.DataFrame, fits: pd.DataFrame) -> Path | None:

@@ -116,6 +116,7 @@ def test_fits_and_peaks_of_the_run(curves):
     assert (run / "figures" / "overoptimisation.png").stat().st_size > 10_000
     md = (run / "table.md").read_text().split("### Over-optimisation curves")[1]
     assert "| darkness | lower | 16 (1.35) | " in md and f"| contrast | higher | {int(fits.loc['contrast', 'peak_n'])} (" in md
+    assert "the proxy reward that chose the samples (blue, right axis) against √KL" in (run / "report.html").read_text()  # its caption
     loaded, loaded_fits = load_overoptimisation(run)  # what ganrm_bench.api's Run.overoptimisation returns
     pd.testing.assert_frame_equal(loaded, table)
     pd.testing.assert_frame_equal(loaded_fits.set_index("metric"), fits)
