@@ -30,7 +30,7 @@ from ganrm_bench.harness.app.services import plan as plan_service
 from ganrm_bench.harness.app.services import report as report_service
 from ganrm_bench.harness.app.services import run as run_service
 from ganrm_bench.harness.app.services.specs import open_spec
-from ganrm_bench.harness.report.rundir import load_cards, load_diagnostics, load_units
+from ganrm_bench.harness.report.rundir import load_cards, load_diagnostics, load_overoptimisation, load_units
 from ganrm_bench.harness.report.rundir import load_run as read_run
 from ganrm_bench.harness.runtime.progress import Progress
 from ganrm_bench.harness.spec.schema import Spec
@@ -67,6 +67,12 @@ class Run:
         """The over-optimisation monitor (diagnostics.csv: per row, trained scorer and seed, the
         proxy reward against held-out PPD, with `flags`); None when no trained scorer judged a row."""
         return load_diagnostics(self.dir)
+
+    @cached_property
+    def overoptimisation(self) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+        """Best-of-n over-optimisation curves (overoptimisation.csv: n, √KL, the proxy and every
+        column with CIs) and their fits and gold peaks (overoptimisation_fits.csv); None without a curve."""
+        return load_overoptimisation(self.dir)
 
     @cached_property
     def cards(self) -> dict[str, dict[str, Any]]:

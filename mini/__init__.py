@@ -15,5 +15,6 @@ PLUGINS = {
     "metric": {
         "mini_alignment": "ganrm_bench.mini.metrics:MiniAlignment",
         "mini_diversity": "ganrm_bench.mini.metrics:MiniDiversity",
+        "mini_annotator": "ganrm_bench.mini.annotator:MiniAnnotatorMetric",
     },
 }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 import torch
@@ -12,6 +12,7 @@ from ganrm_bench.harness.errors import UserError
 from ganrm_bench.harness.plugins.base import PluginParams, Scorer
 from ganrm_bench.harness.runtime.context import Context
 from ganrm_bench.harness.runtime.devices import resolve_device
+from ganrm_bench.metrics.base import PerSampleMetric, PerSampleParams
 from ganrm_bench.metrics.estimate import call_cost, probe_images
 from ganrm_bench.mini.common import ANNOTATOR_FILE, digest, images_to_tensor, load_net, parse_digit, weights_path
 from ganrm_bench.mini.nets import AnnotatorNet
@@ -74,3 +75,42 @@ class MiniAnnotator(Scorer):
             probs = torch.softmax(self.net(x), 1).cpu()
             out.append(probs[torch.arange(len(x)), labels[start : start + len(x)]].numpy())
         return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
+
+
+class MiniAnnotatorMetricParams(PerSampleParams):
+    weights: str | None = Field(None, description="annotator safetensors; default: the shipped file")
+    device: str = "auto"
+    batch_size: int = Field(256, ge=1)
+
+
+class MiniAnnotatorMetric(PerSampleMetric):
+    """Mini world: the annotator's probability of the prompted digit, as a held-out column (the
+    stand-in for a human preference judge: the "gold" reward of over-optimisation curves)."""
+
+    name: ClassVar[str] = "mini_annotator"
+    version: ClassVar[str] = "1"
+    direction: ClassVar[str] = "higher"
+    Params = MiniAnnotatorMetricParams
+    runtime_fields: ClassVar[frozenset[str]] = frozenset({"ci", "batch_size", "device", "weights"})
+
+    def annotator(self) -> MiniAnnotator:
+        """The annotator scorer itself (one per metric object: its net loads once)."""
+        if getattr(self, "_annotator", None) is None:
+            p = self.params
+            self._annotator = MiniAnnotator({"weights": p.weights, "device": p.device, "batch_size": p.batch_size})
+        return self._annotator
+
+    def weights_identity(self, ctx: Any = None) -> dict[str, str]:
+        return {"annotator": self.annotator().fingerprint()["weights_sha256"]}
+
+    def convention(self) -> str:
+        return f"mini_annotator: softmax P(prompted digit) of the mini annotator net {self.weights_identity()['annotator'][:12]}"
+
+    def score_batch(self, images: Sequence[Any], prompts: Sequence[str | None], ctx: Any) -> np.ndarray:
+        return self.annotator().score(list(images), list(prompts), ctx)
+
+    def fingerprint(self, ctx: Any = None) -> dict[str, Any]:
+        fp = super().fingerprint(ctx)
+        for key in ("weights", "device"):  # the digest stands for the file
+            fp["params"].pop(key, None)
+        return fp

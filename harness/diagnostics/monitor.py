@@ -31,12 +31,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ganrm_bench.harness.diagnostics.overoptimisation import column_directions, curve_fits, overoptimisation_table
 from ganrm_bench.harness.diagnostics.pair_cards import add_pair_accuracies
+from ganrm_bench.harness.diagnostics.proxy_values import available, prompt_units, scorer_scores
 from ganrm_bench.harness.diagnostics.scorecard import render_cards_markdown
 from ganrm_bench.harness.engine.builder import Builder
 from ganrm_bench.harness.engine.cells import build_cells, comparison_rows
 from ganrm_bench.harness.engine.nodes import Node
-from ganrm_bench.harness.engine.ops import SCORES
 from ganrm_bench.harness.runtime.seeds import derive_seed
 from ganrm_bench.harness.stats.paired import Difference, Units, difference, mean_interval
 
@@ -58,6 +59,8 @@ class MonitorOutcome:
     diagnostics: pd.DataFrame = field(default_factory=pd.DataFrame)
     not_heldout: dict[tuple[str, str], str] = field(default_factory=dict)  # (row, column) -> the row's own scorer
     errors: list[str] = field(default_factory=list)
+    overoptimisation: pd.DataFrame = field(default_factory=pd.DataFrame)  # best-of-n curves (overoptimisation.csv)
+    overoptimisation_fits: pd.DataFrame = field(default_factory=pd.DataFrame)  # Gao's form and the peaks per curve
 
 
 # ---------------------------------------------------------------------------------------------
@@ -113,12 +116,6 @@ def own_scorer_cells(cells: list[Any]) -> dict[tuple[str, str], str]:
 # Report cards.
 
 
-def _available(ev: Any, node: Node) -> bool:
-    """Whether the node's value is at hand (memoized, stored, or a plugin as-is): the monitor
-    reports on what the run made and never retrains a scorer that the store no longer holds."""
-    return node.key in ev.memo or not node.op.stored or ev.ctx.store.has(node.key)
-
-
 def collect_cards(ev: Any, row_graphs: dict[int, dict[str, Node]], errors: list[str]) -> tuple[dict[str, dict], dict[str, dict]]:
     """Every trained scorer's `report_card()` (duck-typed), as (file name -> card, node key -> card).
     Names: the scorer node's label, suffixed with the seed for seeds after the first."""
@@ -132,7 +129,7 @@ def collect_cards(ev: Any, row_graphs: dict[int, dict[str, Node]], errors: list[
                     if row not in by_key[n.key]["used_by"]:
                         by_key[n.key]["used_by"].append(row)
                     continue
-                if not _available(ev, n):
+                if not available(ev, n):
                     errors.append(f"report card of {n.label} (seed {seed}): its artifact is not in the store (not retrained for a card)")
                     continue
                 try:
@@ -153,10 +150,6 @@ def collect_cards(ev: Any, row_graphs: dict[int, dict[str, Node]], errors: list[
 
 # ---------------------------------------------------------------------------------------------
 # The over-optimisation table.
-
-
-def _units(scores: np.ndarray, items: Any) -> Units:
-    return Units.from_samples(scores, [it.prompt_id or it.key for it in items])
 
 
 def _worse(direction: str, lo: float, hi: float) -> bool:
@@ -201,18 +194,11 @@ def diagnostics_table(spec: Any, ctx: Any, ev: Any, row_graphs: dict[int, dict[s
     return pd.DataFrame(lines)
 
 
-def _scores(ev: Any, scorer: Node, samples: Node) -> tuple[np.ndarray, Any]:
-    if not _available(ev, scorer):
-        raise LookupError(f"the scorer {scorer.label!r} is not in the store (not retrained for diagnostics)")
-    node = Node(SCORES, {}, {"scorer": scorer, "items": samples}, label=f"{scorer.label}({samples.label})")
-    return np.asarray(ev.value(node), dtype=np.float64), ev.value(samples)
-
-
 def _line(ev: Any, seed: int, row: str, samples: Node, scorer: Node, base_samples: Node | None, base_row: str | None,
           res: pd.DataFrame | None, columns: list[str], card: dict | None, not_heldout: dict, diversity: set[str]) -> dict[str, Any]:
     """One line of the table: the proxy on the row's samples, vs the PPD level and the comparison row."""
-    scores, items = _scores(ev, scorer, samples)
-    units = _units(scores, items)
+    scores, items = scorer_scores(ev, scorer, samples)
+    units = prompt_units(scores, items)
     ci = mean_interval(units, seed=derive_seed(0, "proxy", row, scorer.key))
     line: dict[str, Any] = {
         "row": row, "scorer": scorer.label, "seed": seed, "proxy_mean": units.value, "proxy_ci_low": ci.ci_low,
@@ -227,8 +213,8 @@ def _line(ev: Any, seed: int, row: str, samples: Node, scorer: Node, base_sample
         beyond = difference(units, ppd_units, seed=derive_seed(0, "beyond-ppd", row, scorer.key))
         line.update(ppd_proxy_mean=ppd_units.value, beyond_ppd_ci_low=beyond.ci_low)
     if base_samples is not None:
-        base_scores, base_items = _scores(ev, scorer, base_samples)
-        proxy_delta = difference(units, _units(base_scores, base_items), seed=derive_seed(0, "proxy-delta", row, scorer.key))
+        base_scores, base_items = scorer_scores(ev, scorer, base_samples)
+        proxy_delta = difference(units, prompt_units(base_scores, base_items), seed=derive_seed(0, "proxy-delta", row, scorer.key))
         line.update(proxy_delta=proxy_delta.estimate, proxy_delta_ci_low=proxy_delta.ci_low, proxy_delta_ci_high=proxy_delta.ci_high)
     heldout: dict[str, tuple[str, float, float]] = {}
     for col in columns:
@@ -254,7 +240,8 @@ def _line(ev: Any, seed: int, row: str, samples: Node, scorer: Node, base_sample
 
 def monitor_run(spec: Any, ctx: Any, ev: Any, row_graphs: dict[int, dict[str, Node]], results: pd.DataFrame,
                 cells: list[Any]) -> MonitorOutcome:
-    """Cards, diagnostics and held-out marks; every failure recorded in `errors`, none raised."""
+    """Cards, diagnostics, held-out marks and best-of-n over-optimisation curves
+    (harness.diagnostics.overoptimisation); every failure recorded in `errors`, none raised."""
     out = MonitorOutcome()
     try:
         out.not_heldout = own_scorer_cells(cells)
@@ -271,6 +258,12 @@ def monitor_run(spec: Any, ctx: Any, ev: Any, row_graphs: dict[int, dict[str, No
         out.diagnostics = diagnostics_table(spec, ctx, ev, row_graphs, results, by_key, out.not_heldout, out.errors, diversity)
     except Exception as exc:
         out.errors.append(f"diagnostics: {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
+    try:
+        out.overoptimisation = overoptimisation_table(spec, ev, row_graphs, results, out.errors)
+        heldout = {cell: False for cell in out.not_heldout}
+        out.overoptimisation_fits = curve_fits(out.overoptimisation, column_directions(results), heldout)
+    except Exception as exc:
+        out.errors.append(f"over-optimisation curves: {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
     return out
 
 

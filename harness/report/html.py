@@ -21,6 +21,7 @@ import pandas as pd
 from ganrm_bench.harness.plugins.base import load_media
 from ganrm_bench.harness.report.figures import ARROW, Plot, compute_plot, figure_svg, metric_label, metric_plots, row_label
 from ganrm_bench.harness.report.forest import delta_points, forest_plots
+from ganrm_bench.harness.report.overoptimisation import CAPTION as OVEROPTIMISATION_CAPTION
 from ganrm_bench.harness.report.rundir import load_run
 from ganrm_bench.harness.report.samples import SAMPLES_FILE, read_samples_manifest
 from ganrm_bench.harness.report.sections import cards_context, diagnostics_context, records_context
@@ -185,6 +186,10 @@ def gallery_context(run_dir: Path, spec) -> dict[str, Any]:
     return {"prompts": [], "rows": [], "pngs": [{"name": p.stem, "src": _png_file(p)} for p in pngs]}
 
 
+#: captions of the PNGs that diagnostics leave in figures/ (others: their file name)
+FIGURE_CAPTIONS = {"overoptimisation": OVEROPTIMISATION_CAPTION}
+
+
 def figures_context(run_dir: Path, plots: list[Plot]) -> list[dict[str, Any]]:
     """The drawn figures (not the forest plots, shown first) as SVG, then any other PNG the run
     left in figures/ (e.g. the monitor's rounds.png), full width."""
@@ -193,7 +198,8 @@ def figures_context(run_dir: Path, plots: list[Plot]) -> list[dict[str, Any]]:
            for p in plots if not p.name.startswith("forest_")]
     for path in sorted((run_dir / "figures").glob("*.png")):
         if path.stem not in drawn and not path.stem.startswith("forest_"):
-            out.append({"name": path.stem, "src": _png_file(path), "caption": f"{path.stem} (figures/{path.name})", "wide": True})
+            caption = FIGURE_CAPTIONS.get(path.stem, f"{path.stem} (figures/{path.name})")
+            out.append({"name": path.stem, "src": _png_file(path), "caption": caption, "wide": True})
     return out
 
 

@@ -41,6 +41,16 @@ def load_diagnostics(run_dir: Path) -> pd.DataFrame | None:
     return pd.read_csv(path) if path.is_file() else None
 
 
+def load_overoptimisation(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """A run's best-of-n over-optimisation curves and their fits (overoptimisation.csv,
+    overoptimisation_fits.csv; harness.diagnostics.overoptimisation), or None when it has no curve."""
+    path = Path(run_dir) / "overoptimisation.csv"
+    if not path.is_file():
+        return None
+    fits = Path(run_dir) / "overoptimisation_fits.csv"
+    return pd.read_csv(path), (pd.read_csv(fits) if fits.is_file() else pd.DataFrame())
+
+
 def load_cards(run_dir: Path) -> dict[str, dict]:
     """A run's reward-model report cards (scorers/<name>.json), by file name without .json; {}
     when it has none. An unreadable card is left out (and logged): a report is written without it."""

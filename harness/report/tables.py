@@ -12,6 +12,8 @@ import pandas as pd
 
 from ganrm_bench.harness.diagnostics.monitor import run_extras_markdown
 from ganrm_bench.harness.errors import UserError
+from ganrm_bench.harness.report.overoptimisation import render_overoptimisation_markdown
+from ganrm_bench.harness.report.rundir import load_overoptimisation
 from ganrm_bench.harness.spec.schema import Spec
 
 
@@ -19,6 +21,9 @@ def _run_extras(run_dir: Path, spec: Spec) -> str:
     """The report-card and diagnostics sections under the table (harness.diagnostics.monitor), or ""."""
     try:
         extras = run_extras_markdown(run_dir, spec)
+        curves = load_overoptimisation(run_dir)
+        if curves is not None:
+            extras = "\n".join(p for p in (extras, render_overoptimisation_markdown(curves[1], spec)) if p)
     except Exception:  # noqa: BLE001 — a broken extra never loses the table
         return ""
     return "\n" + extras if extras else ""

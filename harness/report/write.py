@@ -19,6 +19,7 @@ from ganrm_bench.harness.diagnostics.monitor import write_round_figure
 from ganrm_bench.harness.diagnostics.scorecard import write_cards
 from ganrm_bench.harness.report.figures import figure_style, save_png, write_galleries
 from ganrm_bench.harness.report.html import report_plots, write_html_report
+from ganrm_bench.harness.report.overoptimisation import write_overoptimisation_figure
 from ganrm_bench.harness.report.samples import write_samples_manifest
 from ganrm_bench.harness.report.tables import _run_extras, render_latex, render_markdown
 from ganrm_bench.harness.spec.schema import Spec
@@ -72,6 +73,7 @@ def write_run(run_dir: Path, spec: Spec, spec_path: str, results: pd.DataFrame, 
                 if not monitor.diagnostics.empty:
                     monitor.diagnostics.to_csv(run_dir / "diagnostics.csv", index=False)
                 write_round_figure(run_dir, spec, results, records)
+                write_overoptimisation(run_dir, spec, monitor)
         except Exception as exc:  # the table matters more than its diagnostics
             diagnostics_errors.append(f"writing report cards / diagnostics: {type(exc).__name__}: {exc}")
     if units is not None and not units.empty:
@@ -104,7 +106,19 @@ def write_run(run_dir: Path, spec: Spec, spec_path: str, results: pd.DataFrame, 
     write_html_report(run_dir, plots)
 
 
+def write_overoptimisation(run_dir: Path, spec: Spec, monitor: Any) -> None:
+    """The best-of-n curves (harness.diagnostics.overoptimisation), when the run has any:
+    `overoptimisation.csv`, `overoptimisation_fits.csv` and `figures/overoptimisation.png`."""
+    table = getattr(monitor, "overoptimisation", None)
+    if table is None or table.empty:
+        return
+    table.to_csv(run_dir / "overoptimisation.csv", index=False)
+    monitor.overoptimisation_fits.to_csv(run_dir / "overoptimisation_fits.csv", index=False)
+    write_overoptimisation_figure(run_dir, spec, table, monitor.overoptimisation_fits)
+
+
 #: what `write_run` puts in a run directory (a re-run into the same folder clears these first)
 RUN_OUTPUTS = ("results.parquet", "results.csv", "results.json", "spec.json", "run.json", "table.md", "table.tex",
                "records.csv", "gallery.png", "gallery", "figures",
-               "units.parquet", "samples.json", "report.html", "scorers", "diagnostics.csv")
+               "units.parquet", "samples.json", "report.html", "scorers", "diagnostics.csv",
+               "overoptimisation.csv", "overoptimisation_fits.csv")

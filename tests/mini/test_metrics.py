@@ -1,4 +1,4 @@
-"""mini_alignment and mini_diversity against independent computations."""
+"""mini_alignment, mini_diversity and mini_annotator against independent computations."""
 
 import numpy as np
 import pytest
@@ -7,9 +7,10 @@ from scipy.spatial.distance import pdist, squareform
 
 from ganrm_bench.harness.errors import UserError
 from ganrm_bench.harness.plugins.base import Item, ItemSet
-from ganrm_bench.mini.common import METRIC_FILE, WEIGHTS_DIR, load_net
+from ganrm_bench.mini.annotator import MiniAnnotatorMetric
+from ganrm_bench.mini.common import ANNOTATOR_FILE, METRIC_FILE, WEIGHTS_DIR, load_net
 from ganrm_bench.mini.metrics import MiniAlignment, MiniDiversity
-from ganrm_bench.mini.nets import MetricNet
+from ganrm_bench.mini.nets import AnnotatorNet, MetricNet
 from ganrm_bench.mini.sources import MiniDigitsImages
 
 
@@ -81,3 +82,16 @@ def test_alignment_as_a_selector_scores_like_the_metric_and_shares_its_identity(
     res = metric.compute(samples, ctx)
     np.testing.assert_allclose(scorer.score(samples.load(), samples.prompts(), ctx), res.per_sample, rtol=1e-6)
     assert _scorer_identity(scorer.fingerprint()) == _scorer_identity(metric.fingerprint()) is not None
+
+
+def test_annotator_metric_is_the_annotator_nets_probability(ctx):
+    samples, digits = _samples(ctx, wrong_every=3)
+    res = MiniAnnotatorMetric(ci={"resamples": 200}, device="cpu").compute(samples, ctx)
+    net = load_net(AnnotatorNet(), WEIGHTS_DIR / ANNOTATOR_FILE, what="annotator")
+    x = torch.from_numpy(np.stack([np.asarray(it.load())[..., 0] for it in samples]).astype(np.float32) / 255)[:, None]
+    with torch.no_grad():
+        expected = torch.softmax(net(x), 1)[torch.arange(len(digits)), torch.from_numpy(digits)].numpy()
+    np.testing.assert_allclose(res.per_sample, expected, rtol=1e-5, atol=1e-6)
+    assert res.value == pytest.approx(expected.mean()) and res.ci_low <= res.value <= res.ci_high
+    assert (res.per_sample[::3] < 0.5).all()  # wrong prompts: the annotator does not see the prompted digit
+    assert "annotator net" in res.convention and MiniAnnotatorMetric.direction == "higher"

@@ -1,0 +1,116 @@
+"""The best-of-n curves of harness.diagnostics.overoptimisation, presented: `figures/overoptimisation.png`
+drawn as Gao et al. 2022 draw them — proxy and gold against d = √KL, one panel per metric column, the
+fitted R(d) = d(α − βd) dashed and the observed gold peak starred — and the peaks section of
+`table.md`. Presentation only: every number comes from `overoptimisation.csv` / `_fits.csv`."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ganrm_bench.harness.diagnostics.overoptimisation import PROXY
+
+GOLD, PROXY_COLOUR = "tab:red", "tab:blue"
+CAPTION = ("Over-optimisation (best-of-n): each metric column (red, left axis) and the proxy reward that chose the "
+           "samples (blue, right axis) against √KL(π‖π₀), KL = log n − (n−1)/n; dashed: Gao et al.'s fit d(α − βd); "
+           "★: where the column is best (figures/overoptimisation.png)")
+
+
+def write_overoptimisation_figure(run_dir: Path, spec: Any, table: pd.DataFrame, fits: pd.DataFrame) -> Path | None:
+    """One panel per metric column, each curve (method, seed) of the table drawn in it; None when
+    the run has no curve."""
+    if table is None or table.empty or fits is None or fits.empty:
+        return None
+    columns = [m for m in fits["metric"].drop_duplicates() if m != PROXY]
+    if not columns:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(columns), figsize=(4.4 * len(columns), 4.6), squeeze=False)
+    for ax, col in zip(axes[0], columns):
+        for (method, seed), g in table.groupby(["method", "seed"], sort=False):
+            g = g.sort_values("n")
+            fit = fits[(fits["method"] == method) & (fits["seed"] == seed)].set_index("metric")
+            _panel(ax, g, fit, col, _label(spec, col), f"{method}, seed {seed}" if table["seed"].nunique() > 1 else method)
+    fig.tight_layout()
+    out = Path(run_dir) / "figures"
+    out.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out / "overoptimisation.png", dpi=110)
+    plt.close(fig)
+    return out / "overoptimisation.png"
+
+
+def render_overoptimisation_markdown(fits: pd.DataFrame, spec: Any = None) -> str:
+    """Per curve and seed, where each metric is best (observed and fitted) beside its value at the
+    largest n: the section under the table in `table.md`."""
+    if fits is None or fits.empty:
+        return ""
+    lines = ["### Over-optimisation curves (best-of-n: proxy and gold vs √KL)", ""]
+    for (method, seed), g in fits.groupby(["method", "seed"], sort=False):
+        lines += [f"**{method}**, seed {seed}:", "",
+                  "| metric | better | observed peak: n (√KL) | value at peak | value at largest n | fit d(α − βd): α, β | fitted best n |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in g.to_dict("records"):
+            name = "proxy" if r["metric"] == PROXY else f"{_label(spec, r['metric'])}{'' if r['gold'] else ' (own selector)'}"
+            peak = f"{int(r['peak_n'])} ({r['peak_sqrt_kl']:.2f})" if _finite(r.get("peak_n")) else "–"
+            final = f"{r['final_value']:.4g} (n = {int(r['final_n'])})" if _finite(r.get("final_n")) else "–"
+            fit = f"{r['alpha']:.3g}, {r['beta']:.3g}" if _finite(r.get("alpha")) else "–"
+            best = f"{r['fit_best_n']:.1f}" if _finite(r.get("fit_best_n")) else "none (still improving)" if _finite(r.get("alpha")) else "–"
+            value = f"{r['peak_value']:.4g}" if _finite(r.get("peak_value")) else "–"
+            lines.append(f"| {name} | {r['direction']} | {peak} | {value} | {final} | {fit} | {best} |")
+        lines.append("")
+    lines.append("KL = log n − (n−1)/n (exact for best-of-n); the fit is Gao et al. 2022's best-of-n form through the n = 1 "
+                 "value. Curves: `overoptimisation.csv`, `figures/overoptimisation.png`.")
+    return "\n".join(lines) + "\n"
+
+
+def _finite(x: Any) -> bool:
+    try:
+        return math.isfinite(float(x))
+    except (TypeError, ValueError):
+        return False
+
+
+def _label(spec: Any, col: str) -> str:
+    entry = getattr(spec, "metrics", {}).get(col) if spec is not None else None
+    return (entry.label if entry is not None and entry.label else None) or col
+
+
+def _panel(ax: Any, g: pd.DataFrame, fit: pd.DataFrame, col: str, label: str, curve: str) -> None:
+    d = g["sqrt_kl"].to_numpy(float)
+    grid = np.linspace(0, d.max() * 1.05, 100)
+    gold = bool(fit.loc[col, "gold"]) if col in fit.index else True
+    _series(ax, d, g[col], g[f"{col}_ci_low"], g[f"{col}_ci_high"], fit, col, grid, GOLD, "s",
+            f"{'gold' if gold else 'own selector'}: {label}")
+    if col in fit.index and math.isfinite(float(fit.loc[col].get("peak_sqrt_kl", math.nan))):
+        r = fit.loc[col]
+        ax.plot([r["peak_sqrt_kl"]], [r["peak_value"]], marker="*", markersize=16, color=GOLD, linestyle="none",
+                label=f"gold peak: n = {int(r['peak_n'])}")
+    ax.set_ylabel(label, color=GOLD)
+    twin = ax.twinx()
+    _series(twin, d, g["proxy_mean"], g["proxy_ci_low"], g["proxy_ci_high"], fit, PROXY, grid, PROXY_COLOUR, "o",
+            f"proxy: {g['proxy'].iloc[0]}")
+    twin.set_ylabel("proxy reward", color=PROXY_COLOUR)
+    ax.set_xticks(d, [f"{x:.2f}\nn={n}" for x, n in zip(d, g["n"])], fontsize=7)
+    ax.set_xlabel("√KL(π‖π₀)  (best-of-n)")
+    ax.set_title(f"{label} vs proxy — {curve}", fontsize=9)
+    handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
+    ax.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2, frameon=False)
+
+
+def _series(ax: Any, d: np.ndarray, value: pd.Series, lo: pd.Series, hi: pd.Series, fit: pd.DataFrame, metric: str,
+            grid: np.ndarray, colour: str, marker: str, label: str) -> None:
+    v, lo, hi = (np.asarray(x, dtype=float) for x in (value, lo, hi))
+    err = np.nan_to_num(np.vstack([v - lo, hi - v]), nan=0.0)
+    ax.errorbar(d, v, yerr=err, marker=marker, color=colour, capsize=3, linestyle="none", label=label)
+    if metric in fit.index and math.isfinite(float(fit.loc[metric, "alpha"])):
+        r = fit.loc[metric]
+        ax.plot(grid, r["r0"] + grid * (r["alpha"] - r["beta"] * grid), linestyle="--", color=colour, alpha=0.7,
+                label=f"d(α − βd): α={r['alpha']:.3g}, β={r['beta']:.3g}")
