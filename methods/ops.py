@@ -138,6 +138,9 @@ class FinetuneOp(Op):
     def cost(self, node, value: FinetuneResult):
         return {"train_steps": training_steps(value.summary)}
 
+    def training_step(self, node):
+        return int(node.params["train"]["steps"])
+
 
 class FinetunedGeneratorOp(Op):
     """The parent generator with a stored fine-tuning result applied (nothing stored itself)."""
@@ -172,6 +175,12 @@ class FinetuneCheckpointOp(Op):
 
     def pending(self, node, store, peek):
         return {}
+
+    def training_step(self, node):
+        return int(node.params["step"])
+
+    def training_run(self, node):
+        return node.inputs["weights"]
 
 
 class RewardStatsOp(Op):

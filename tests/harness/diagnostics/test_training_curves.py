@@ -1,0 +1,99 @@
+"""Over-optimisation curves along training (harness/diagnostics/training_curves.py) in the toy world:
+rows that sample one toy fine-tune's checkpoints, with the untuned generator as step 0, are one
+curve over the step; its proxy means against the proxy computed by hand on the rows' samples, its
+gold column against the results, and its peak against the constructed inverted U (contrast ×
+(1 + 0.02·s·(10 − s)): best at s = 4–6)."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ganrm_bench.harness.app.services.run import evaluate as run_spec
+from ganrm_bench.harness.diagnostics.training_curves import KL_NONE, training_curves, training_point
+from ganrm_bench.harness.engine.builder import Builder
+from ganrm_bench.harness.report.write import write_run
+from ganrm_bench.harness.runtime.context import Context
+from ganrm_bench.harness.spec.load import load_spec
+from ganrm_bench.harness.store.artifacts import Store
+from tests.helpers import HELPERS
+
+STEPS = (2, 4, 6, 8, 10)
+
+
+def spec_text(shape="inverted_u", steps=STEPS):
+    rows = "\n".join(f"  tune{s}: {{method: toy_tune, generator: gen, prompts: eval, scorer: rm, checkpoint: {s}, shape: {shape}}}"
+                     for s in steps)
+    names = ", ".join(f"tune{s}" for s in steps)
+    return f"""
+spec_version: 1
+name: along-training
+plugins: [{HELPERS}/toy_plugins.py, {HELPERS}/monitor_plugins.py, {HELPERS}/training_plugins.py]
+seeds: [0]
+generators:
+  gen: {{generator: mon_gen}}
+prompts:
+  eval: {{source: toy_prompts, n: 24}}
+  train: {{source: toy_prompts, n: 16, prefix: t}}
+images:
+  ppd: {{source: toy_images, n: 16, level: 150}}
+scorers:
+  rm: {{scorer: mon_rm, train: {{positives: ppd, negatives: {{generator: gen, prompts: train, k: 1}}}}}}
+methods:
+  base: {{method: toy_base, generator: gen, prompts: eval}}
+  best2: {{method: toy_best, generator: gen, prompts: eval, scorer: rm, k: 2}}
+  best4: {{method: toy_best, generator: gen, prompts: eval, scorer: rm, k: 4}}
+{rows}
+metrics:
+  contrast: {{metric: mon_contrast}}
+table:
+  rows: [base, best2, best4, {names}]
+  columns: [contrast]
+  compare: base
+"""
+
+
+def run(tmp_path, **kw):
+    (tmp_path / "spec.yaml").write_text(spec_text(**kw))
+    spec = load_spec(tmp_path / "spec.yaml")
+    outcome = run_spec(spec, Context(store=Store(tmp_path / "store")))
+    write_run(tmp_path / "run", spec, "spec.yaml", outcome.results, {}, outcome.samples, outcome.records, outcome.units, outcome.monitor)
+    return spec, outcome, tmp_path / "run"
+
+
+def test_checkpoint_rows_read_as_one_curve_over_the_step(tmp_path):
+    (tmp_path / "spec.yaml").write_text(spec_text())
+    spec = load_spec(tmp_path / "spec.yaml")
+    b = Builder(spec, Context(store=Store(tmp_path / "store")), 0, planning=True)
+    rows = {r: b.method(r) for r in spec.table.rows}
+    assert training_point(rows["tune4"]).step == 4 and training_point(rows["tune10"]).step == 10  # 10: the run itself
+    assert training_point(rows["tune4"]).run.key == training_point(rows["tune10"]).run.key
+    assert training_point(rows["best2"]) is None  # a selection is no pool
+    (curve,) = training_curves(rows, 3)
+    assert curve.scorer.label == "rm" and curve.rows == {"base": 0, **{f"tune{s}": s for s in STEPS}}
+    assert training_curves({r: rows[r] for r in ("base", "tune2")}, 3) == []  # two steps are no curve
+
+
+def test_the_curve_along_training_in_the_table_fits_and_figure(tmp_path):
+    spec, outcome, rundir = run(tmp_path)
+    assert not outcome.failures and not outcome.monitor.errors
+    table = pd.read_csv(rundir / "overoptimisation.csv")
+    along = table[table["step"].notna()].set_index("row")
+    assert list(along.index) == ["base", *[f"tune{s}" for s in STEPS]] and along["step"].tolist() == [0, *STEPS]
+    assert (along["kl_estimator"] == KL_NONE).all() and along["kl"].isna().all() and along["n"].isna().all()
+    assert table[table["n"].notna()]["row"].tolist() == ["base", "best2", "best4"]  # the best-of-n curve beside it
+    for row in along.index:
+        images = outcome.evaluator.value(outcome.row_graphs[0][row]).load()
+        by_hand = np.mean([np.asarray(im, dtype=float).mean() / 255 for im in images])  # the proxy: brightness / 255
+        assert along.loc[row, "proxy_mean"] == pytest.approx(by_hand)
+        contrast = np.mean([np.asarray(im, dtype=float).std() for im in images])
+        assert along.loc[row, "contrast"] == pytest.approx(contrast)
+    assert np.all(np.diff(along["proxy_mean"]) > 0)  # 3·s brighter at step s
+    fits = pd.read_csv(rundir / "overoptimisation_fits.csv")
+    fit = fits[fits["method"].str.contains("along training")].set_index("metric")
+    assert fit.loc["contrast", "peak_step"] in (4, 6) and fit.loc["contrast", "final_step"] == 10
+    assert fit.loc["proxy", "peak_step"] == 10 and math.isnan(fit.loc["contrast", "alpha"])  # no KL, no fit
+    md = (rundir / "table.md").read_text().split("### Over-optimisation curves")[1]
+    assert f"| contrast | higher | step {int(fit.loc['contrast', 'peak_step'])} |" in md
+    assert (rundir / "figures" / "overoptimisation.png").stat().st_size > 10_000
