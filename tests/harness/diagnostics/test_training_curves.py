@@ -97,3 +97,37 @@ def test_the_curve_along_training_in_the_table_fits_and_figure(tmp_path):
     md = (rundir / "table.md").read_text().split("### Over-optimisation curves")[1]
     assert f"| contrast | higher | step {int(fit.loc['contrast', 'peak_step'])} |" in md
     assert (rundir / "figures" / "overoptimisation.png").stat().st_size > 10_000
+
+
+def contrast_per_prompt(outcome, row):
+    items = outcome.evaluator.value(outcome.row_graphs[0][row])
+    return {it.prompt_id: float(np.asarray(im, dtype=float).std()) for it, im in zip(items, items.load())}
+
+
+def test_gold_past_peak_on_the_inverted_u_against_a_hand_paired_difference(tmp_path):
+    from scipy.stats import norm
+
+    _, outcome, rundir = run(tmp_path)
+    fits = pd.read_csv(rundir / "overoptimisation_fits.csv")
+    line = fits[fits["method"].str.contains("along training") & (fits["metric"] == "contrast")].iloc[0]
+    peak = line["peak_row"]
+    final, best = contrast_per_prompt(outcome, "tune10"), contrast_per_prompt(outcome, peak)
+    diffs = np.array([final[p] - best[p] for p in final])  # paired by prompt (one sample each)
+    assert line["final_vs_peak"] == pytest.approx(diffs.mean())
+    z = norm.ppf(1 - 0.05 / 5)  # one-sided 95 %, split over the 5 candidate peaks (steps 0–8)
+    assert line["final_vs_peak_bound"] - line["final_vs_peak"] == pytest.approx(z * diffs.std(ddof=1) / np.sqrt(diffs.size), rel=0.2)
+    assert line["gold_past_peak"] and line["final_vs_peak_bound"] < 0
+    diag = pd.read_csv(rundir / "diagnostics.csv").set_index("row")
+    assert "gold_past_peak" in diag.loc["tune10", "flags"].split(";") and diag.loc["tune10", "past_peak"] == f"contrast ({peak})"
+    assert not any("gold_past_peak" in str(diag.loc[r, "flags"]) for r in ("tune2", "tune4", "tune6", "tune8"))
+    assert "gold_past_peak" in (rundir / "table.md").read_text()
+
+
+def test_no_gold_past_peak_on_a_monotone_curve(tmp_path):
+    _, outcome, rundir = run(tmp_path, shape="monotone")
+    assert not outcome.monitor.errors
+    fits = pd.read_csv(rundir / "overoptimisation_fits.csv")
+    line = fits[fits["method"].str.contains("along training") & (fits["metric"] == "contrast")].iloc[0]
+    assert line["peak_step"] == 10 and not line["gold_past_peak"] and math.isnan(line["final_vs_peak"])
+    diag = pd.read_csv(rundir / "diagnostics.csv")
+    assert not diag["flags"].astype(str).str.contains("gold_past_peak").any()

@@ -5,6 +5,7 @@ one-line errors naming the field."""
 
 import pytest
 
+from ganrm_bench.harness.diagnostics.training_curves import training_curves
 from ganrm_bench.harness.engine.evaluator import Evaluator
 from ganrm_bench.harness.errors import UserError
 from ganrm_bench.methods.finetune.adapters import denoiser_for
@@ -80,7 +81,8 @@ def test_checkpoint_rows_share_one_fine_tune_and_sample_its_checkpoint(tmp_path,
     gens = {"gen": {"generator": "mini_diffusion", "weights": str(mini_weights), "steps": 3, "device": "cpu"}}
     row = {"method": "dpo", "generator": "gen", "prompts": "eval", "scorer": "rm", **TRAIN, "eval_at": [1, 2]}
     spec = write_spec(tmp_path, gens, {"dpo": row, "dpo1": {**row, "checkpoint": 1}, "dpo2": {**row, "checkpoint": 2},
-                                       "plain": {**row, "eval_at": []}})
+                                       "plain": {**row, "eval_at": []},
+                                       "base": {"method": "base", "generator": "gen", "prompts": "eval"}})
     b, ev = builder(spec, ctx), Evaluator(ctx)
     tunes = {name: next(n for n in b.method(name).walk() if n.op is FINETUNE) for name in ("dpo", "dpo1", "dpo2", "plain")}
     assert tunes["dpo"].key == tunes["dpo1"].key == tunes["dpo2"].key  # one training run serves every checkpoint
@@ -88,6 +90,9 @@ def test_checkpoint_rows_share_one_fine_tune_and_sample_its_checkpoint(tmp_path,
     assert b.method("dpo2").key == b.method("dpo").key  # the last step is the fine-tune's own result
     ckpt = next(n for n in b.method("dpo1").walk() if n.op is FINETUNE_CHECKPOINT)
     assert ckpt.params == {"step": 1} and ckpt.inputs["weights"].key == tunes["dpo"].key
+    rows = {r: b.method(r) for r in ("base", "dpo1", "dpo", "dpo2", "plain")}
+    (curve,) = training_curves(rows, 3)  # the over-optimisation curve along training: base is step 0
+    assert curve.rows == {"base": 0, "dpo1": 1, "dpo": 2} and curve.scorer.label == "rm"
     last, first = ev.value(b.method("dpo")), ev.value(b.method("dpo1"))
     assert ctx.counters["models fine-tuned"] == 1
     stored = ctx.store.path(tunes["dpo"].key)
