@@ -257,13 +257,13 @@ def monitor_run(spec: Any, ctx: Any, ev: Any, row_graphs: dict[int, dict[str, No
         add_pair_accuracies(spec, ctx, ev, row_graphs, by_key, out.errors)  # cards gain agreement with people
     except Exception as exc:
         out.errors.append(f"report cards: {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
+    diversity = {c.column for c in cells if is_diversity_metric(c.node.obj)}
     try:
-        diversity = {c.column for c in cells if is_diversity_metric(c.node.obj)}
         out.diagnostics = diagnostics_table(spec, ctx, ev, row_graphs, results, by_key, out.not_heldout, out.errors, diversity)
     except Exception as exc:
         out.errors.append(f"diagnostics: {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
     try:
-        out.overoptimisation = overoptimisation_table(spec, ev, row_graphs, results, out.errors)
+        out.overoptimisation = overoptimisation_table(spec, ev, row_graphs, results, out.errors, diversity)
         heldout = {cell: False for cell in out.not_heldout}
         out.overoptimisation_fits = curve_fits(out.overoptimisation, column_directions(results), heldout)
         out.overoptimisation_fits = past_peak_tests(out.overoptimisation_fits, out.overoptimisation, units)

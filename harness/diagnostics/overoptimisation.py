@@ -101,9 +101,10 @@ def best_of_n_curves(rows: dict[str, Node]) -> list[Curve]:
 
 
 def curve_lines(ev: Any, seed: int, curve: Curve | TrainingCurve, rows: dict[str, Node], results: pd.DataFrame,
-                columns: list[str]) -> list[dict[str, Any]]:
+                columns: list[str], diversity: str | None = None) -> list[dict[str, Any]]:
     """One line per row of a curve: n or step, KL, √KL, the proxy's mean [CI] on the row's samples
-    (the monitor's interval: bootstrap over prompts) and each column's value [CI] from the results."""
+    (the monitor's interval: bootstrap over prompts), each column's value [CI] from the results, and
+    `diversity` [CI]: the value of the table's (first) diversity column, named in `diversity_metric`."""
     cells = results[(results["seed"] == seed) & (results["scope"] == "seed")].set_index(["row", "column"]) if not results.empty else None
     lines = []
     for row, x in curve.rows.items():
@@ -118,20 +119,24 @@ def curve_lines(ev: Any, seed: int, curve: Curve | TrainingCurve, rows: dict[str
                 r = r.iloc[0]
             vals = (r["value"], r["ci_low"], r["ci_high"]) if r is not None else (math.nan,) * 3
             line.update({col: float(vals[0]), f"{col}_ci_low": float(vals[1]), f"{col}_ci_high": float(vals[2])})
+        if diversity is not None and diversity in columns:
+            line.update({"diversity_metric": diversity, **{f"diversity{s}": line[f"{diversity}{s}"] for s in ("", "_ci_low", "_ci_high")}})
         lines.append(line)
     return lines
 
 
 def overoptimisation_table(spec: Any, ev: Any, row_graphs: dict[int, dict[str, Node]], results: pd.DataFrame,
-                           errors: list[str]) -> pd.DataFrame:
+                           errors: list[str], diversity: set[str] = frozenset()) -> pd.DataFrame:
     """`overoptimisation.csv`: every curve's lines over every seed (empty when the spec has none):
-    best-of-n curves (column `n`), then curves along training (column `step`)."""
+    best-of-n curves (column `n`), then curves along training (column `step`); `diversity` columns
+    when the table has a diversity metric (the first of `diversity` in the table's order)."""
     columns = list(spec.table.columns or [])
+    diversity_col = next((c for c in columns if c in diversity), None)
     lines: list[dict[str, Any]] = []
     for seed, rows in row_graphs.items():
         for curve in [*best_of_n_curves(rows), *training_curves(rows, MIN_POINTS)]:
             try:
-                lines += curve_lines(ev, seed, curve, rows, results, columns)
+                lines += curve_lines(ev, seed, curve, rows, results, columns, diversity_col)
             except Exception as exc:  # a curve is a report, never a reason to fail the run
                 errors.append(f"over-optimisation curve {curve.method} (seed {seed}): {type(exc).__name__}: {exc}")
     table = pd.DataFrame(lines)

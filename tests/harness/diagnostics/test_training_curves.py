@@ -22,7 +22,7 @@ from tests.helpers import HELPERS
 STEPS = (2, 4, 6, 8, 10)
 
 
-def spec_text(shape="inverted_u", steps=STEPS):
+def spec_text(shape="inverted_u", steps=STEPS, columns="contrast"):
     rows = "\n".join(f"  tune{s}: {{method: toy_tune, generator: gen, prompts: eval, scorer: rm, checkpoint: {s}, shape: {shape}}}"
                      for s in steps)
     names = ", ".join(f"tune{s}" for s in steps)
@@ -47,9 +47,10 @@ methods:
 {rows}
 metrics:
   contrast: {{metric: mon_contrast}}
+  texture: {{metric: mon_texture}}
 table:
   rows: [base, best2, best4, {names}]
-  columns: [contrast]
+  columns: [{columns}]
   compare: base
 """
 
@@ -83,6 +84,7 @@ def test_the_curve_along_training_in_the_table_fits_and_figure(tmp_path):
     assert list(along.index) == ["base", *[f"tune{s}" for s in STEPS]] and along["step"].tolist() == [0, *STEPS]
     assert (along["kl_estimator"] == KL_NONE).all() and along["kl"].isna().all() and along["n"].isna().all()
     assert table[table["n"].notna()]["row"].tolist() == ["base", "best2", "best4"]  # the best-of-n curve beside it
+    assert "diversity" not in table  # no diversity column in this table
     for row in along.index:
         images = outcome.evaluator.value(outcome.row_graphs[0][row]).load()
         by_hand = np.mean([np.asarray(im, dtype=float).mean() / 255 for im in images])  # the proxy: brightness / 255
@@ -131,3 +133,13 @@ def test_no_gold_past_peak_on_a_monotone_curve(tmp_path):
     assert line["peak_step"] == 10 and not line["gold_past_peak"] and math.isnan(line["final_vs_peak"])
     diag = pd.read_csv(rundir / "diagnostics.csv")
     assert not diag["flags"].astype(str).str.contains("gold_past_peak").any()
+
+
+def test_the_diversity_column_of_a_table_with_a_diversity_metric(tmp_path):
+    _, outcome, rundir = run(tmp_path, columns="contrast, texture")
+    table = pd.read_csv(rundir / "overoptimisation.csv")
+    assert (table["diversity_metric"] == "texture").all()  # mon_texture declares diversity = True
+    for s in ("", "_ci_low", "_ci_high"):
+        assert table[f"diversity{s}"].tolist() == pytest.approx(table[f"texture{s}"].tolist())
+    res = outcome.results[(outcome.results["scope"] == "seed") & (outcome.results["column"] == "texture")].set_index("row")
+    assert table.set_index("row").loc["tune6", "diversity"] == pytest.approx(res.loc["tune6", "value"])
