@@ -28,8 +28,16 @@ from ganrm_bench.harness.runtime.numerics import tf32_where_safe
 from ganrm_bench.harness.runtime.oom import out_of_memory_hint
 from ganrm_bench.harness.runtime.seeds import derive_seed
 from ganrm_bench.methods.finetune.adapters import cannot_finetune, denoiser_for, finetuned_generator
-from ganrm_bench.methods.finetune.train import PreferencePair, Sample, TrainConfig, finetune, make_accelerator
-from ganrm_bench.methods.finetune.weights import read_meta
+from ganrm_bench.methods.finetune.train import (
+    CHECKPOINTS,
+    PreferencePair,
+    Sample,
+    TrainConfig,
+    checkpoint_dir,
+    finetune,
+    make_accelerator,
+)
+from ganrm_bench.methods.finetune.weights import WEIGHTS, read_meta
 
 
 def _rank_and_world() -> tuple[int, int]:
@@ -116,6 +124,8 @@ class FinetuneOp(Op):
         for f in value.directory.iterdir():
             if f.is_file():
                 _link_or_copy(f, directory / f.name)
+            elif f.name == CHECKPOINTS:  # the eval_at weights, checkpoints/step-<s>/
+                shutil.copytree(f, directory / f.name, copy_function=_link_or_copy)
         shutil.rmtree(value.directory.parent, ignore_errors=True)  # only one process saves; the others load the artifact
         return {"training": value.summary}
 
@@ -128,6 +138,9 @@ class FinetuneOp(Op):
     def cost(self, node, value: FinetuneResult):
         return {"train_steps": training_steps(value.summary)}
 
+    def training_step(self, node):
+        return int(node.params["train"]["steps"])
+
 
 class FinetunedGeneratorOp(Op):
     """The parent generator with a stored fine-tuning result applied (nothing stored itself)."""
@@ -136,10 +149,38 @@ class FinetunedGeneratorOp(Op):
     stored = False
 
     def compute(self, node: Node, ctx, inputs):
+        if node.inputs["weights"].op is FINETUNE_CHECKPOINT:
+            return finetuned_generator(inputs["generator"], inputs["weights"].directory)
         return finetuned_generator(inputs["generator"], ctx.store.path(node.inputs["weights"].key))
 
     def pending(self, node, store, peek):
         return {}
+
+
+class FinetuneCheckpointOp(Op):
+    """The weights a stored fine-tune kept after optimizer step `step` (its config's eval_at):
+    nothing stored or trained, so every checkpoint of one fine-tune is a row at the cost of
+    sampling. Keyed by the fine-tune's key and the step."""
+
+    name = "finetune_checkpoint"
+    stored = False
+
+    def compute(self, node: Node, ctx, inputs):
+        step = node.params["step"]
+        directory = checkpoint_dir(ctx.store.path(node.inputs["weights"].key), step)
+        if not (directory / WEIGHTS).is_file():
+            raise UserError(f"{node.label}: the fine-tune in {directory.parent.parent} has no checkpoint at step {step}",
+                            hint="add the step to the fine-tune's eval_at")
+        return FinetuneResult(directory, {"step": step})
+
+    def pending(self, node, store, peek):
+        return {}
+
+    def training_step(self, node):
+        return int(node.params["step"])
+
+    def training_run(self, node):
+        return node.inputs["weights"]
 
 
 class RewardStatsOp(Op):
@@ -190,6 +231,7 @@ class WithRecordsOp(Op):
 
 
 FINETUNE, FINETUNED_GENERATOR, REWARD_STATS, WITH_RECORDS = FinetuneOp(), FinetunedGeneratorOp(), RewardStatsOp(), WithRecordsOp()
+FINETUNE_CHECKPOINT = FinetuneCheckpointOp()
 
 
 # -- builder helpers shared by the methods -------------------------------------------------------------
@@ -233,6 +275,11 @@ def finetune_round(b: Builder, generator: Node, prompts: str | Node, scorer: Nod
         data = {"selected": b.select(pool, scores, "argmax")}
     weights = b.node(FINETUNE, {"train": cfg.identity()}, {"generator": generator, **data}, label=label, obj=cfg)
     return weights, pool, scores
+
+
+def checkpoint_node(b: Builder, weights: Node, step: int) -> Node:
+    """The fine-tune `weights` as it was after optimizer step `step` (one of its eval_at steps)."""
+    return b.node(FINETUNE_CHECKPOINT, {"step": int(step)}, {"weights": weights}, label=f"{weights.label}@{step}")
 
 
 def finetuned_generator_node(b: Builder, generator: Node, weights: Node, label: str) -> Node:

@@ -14,6 +14,8 @@ comparison row (the results' delta columns), and flags:
 - `proxy_up_heldout_down`: the proxy improved significantly vs the comparison row (paired Δ CI above
   0) while a held-out metric got significantly worse (its Δ CI on the worse side of 0).
 - `collapse`: a diversity column (`DIVERSITY_METRICS`) got significantly worse.
+- `gold_past_peak`: the row is the last point of an over-optimisation curve and is significantly
+  worse than the curve's observed peak on a held-out column (harness.diagnostics.past_peak).
 
 Everything here is best-effort: a failure is recorded (run.json `diagnostics_errors`), never fatal.
 """
@@ -33,6 +35,7 @@ import pandas as pd
 
 from ganrm_bench.harness.diagnostics.overoptimisation import column_directions, curve_fits, overoptimisation_table
 from ganrm_bench.harness.diagnostics.pair_cards import add_pair_accuracies
+from ganrm_bench.harness.diagnostics.past_peak import flag_past_peak, past_peak_tests
 from ganrm_bench.harness.diagnostics.proxy_values import available, prompt_units, scorer_scores
 from ganrm_bench.harness.diagnostics.scorecard import render_cards_markdown
 from ganrm_bench.harness.engine.builder import Builder
@@ -239,9 +242,10 @@ def _line(ev: Any, seed: int, row: str, samples: Node, scorer: Node, base_sample
 
 
 def monitor_run(spec: Any, ctx: Any, ev: Any, row_graphs: dict[int, dict[str, Node]], results: pd.DataFrame,
-                cells: list[Any]) -> MonitorOutcome:
-    """Cards, diagnostics, held-out marks and best-of-n over-optimisation curves
-    (harness.diagnostics.overoptimisation); every failure recorded in `errors`, none raised."""
+                cells: list[Any], units: pd.DataFrame | None = None) -> MonitorOutcome:
+    """Cards, diagnostics, held-out marks, over-optimisation curves (harness.diagnostics.overoptimisation)
+    and the `gold_past_peak` test on the results' `units` (harness.diagnostics.past_peak); every
+    failure recorded in `errors`, none raised."""
     out = MonitorOutcome()
     try:
         out.not_heldout = own_scorer_cells(cells)
@@ -253,15 +257,17 @@ def monitor_run(spec: Any, ctx: Any, ev: Any, row_graphs: dict[int, dict[str, No
         add_pair_accuracies(spec, ctx, ev, row_graphs, by_key, out.errors)  # cards gain agreement with people
     except Exception as exc:
         out.errors.append(f"report cards: {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
+    diversity = {c.column for c in cells if is_diversity_metric(c.node.obj)}
     try:
-        diversity = {c.column for c in cells if is_diversity_metric(c.node.obj)}
         out.diagnostics = diagnostics_table(spec, ctx, ev, row_graphs, results, by_key, out.not_heldout, out.errors, diversity)
     except Exception as exc:
         out.errors.append(f"diagnostics: {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
     try:
-        out.overoptimisation = overoptimisation_table(spec, ev, row_graphs, results, out.errors)
+        out.overoptimisation = overoptimisation_table(spec, ev, row_graphs, results, out.errors, diversity)
         heldout = {cell: False for cell in out.not_heldout}
         out.overoptimisation_fits = curve_fits(out.overoptimisation, column_directions(results), heldout)
+        out.overoptimisation_fits = past_peak_tests(out.overoptimisation_fits, out.overoptimisation, units)
+        out.diagnostics = flag_past_peak(out.diagnostics, out.overoptimisation_fits, out.overoptimisation)
     except Exception as exc:
         out.errors.append(f"over-optimisation curves: {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
     return out
@@ -270,7 +276,8 @@ def monitor_run(spec: Any, ctx: Any, ev: Any, row_graphs: dict[int, dict[str, No
 def monitor_outcome(spec: Any, ctx: Any, outcome: Any) -> Any:
     """Judge a finished evaluation (harness.engine.runner.RunOutcome) on the graphs it computed: set
     `outcome.monitor` and mark the cells judged by their own selector as not held-out. Never raises."""
-    outcome.monitor = monitor_run(spec, ctx, outcome.evaluator, outcome.row_graphs, outcome.results, outcome.cells)
+    outcome.monitor = monitor_run(spec, ctx, outcome.evaluator, outcome.row_graphs, outcome.results, outcome.cells,
+                                  getattr(outcome, "units", None))
     results = outcome.results
     for row, column in outcome.monitor.not_heldout:
         results.loc[(results["row"] == row) & (results["column"] == column), "heldout"] = False
@@ -290,6 +297,7 @@ FLAG_MEANINGS = {
     "beyond_ppd": "the proxy's mean on the row is significantly above its level on held-out PPD images",
     "proxy_up_heldout_down": "the proxy rose vs the comparison row while a held-out metric got significantly worse (paired Δ CIs)",
     "collapse": "a within-prompt diversity metric fell significantly vs the comparison row",
+    "gold_past_peak": "the last point of an over-optimisation curve is significantly worse than the curve's peak on a held-out metric (paired Δ)",
 }
 
 
@@ -301,6 +309,8 @@ def flag_reason(flag: str, record: dict[str, Any]) -> str:
         return f"the proxy rose vs {record.get('compare_to')} while held-out {str(record.get('worse_heldout')).replace(';', ', ')} got significantly worse"
     if flag == "collapse":
         return "within-prompt diversity fell significantly"
+    if flag == "gold_past_peak":
+        return f"held-out {str(record.get('past_peak')).replace(';', ', ')} significantly better at the curve's peak than here"
     return FLAG_MEANINGS.get(flag, flag)
 
 

@@ -7,7 +7,9 @@ Best-of-n rows are found on the artifact graph, whatever method built them: a ro
 exact KL log n − (n−1)/n (harness.stats.kl); a row that is a one-sample pool of the same generator
 and prompts is n = 1 (KL 0). Rows sharing generator, prompts and proxy form one curve; a curve needs
 MIN_POINTS distinct n. Per curve, metric and seed, Gao's form R(d) = d(α − βd) is fitted by least
-squares (harness.stats.gao_forms) and the observed best n (the "gold peak") is reported.
+squares (harness.stats.gao_forms) and the observed best n (the "gold peak") is reported. Rows along
+one fine-tune's training (harness.diagnostics.training_curves) are curves over the step, with their
+observed peak and no fit (no KL estimate yet).
 """
 
 from __future__ import annotations
@@ -20,13 +22,15 @@ import numpy as np
 import pandas as pd
 
 from ganrm_bench.harness.diagnostics.proxy_values import prompt_units, scorer_scores
+from ganrm_bench.harness.diagnostics.training_curves import TrainingCurve, training_curves
 from ganrm_bench.harness.engine.nodes import Node
 from ganrm_bench.harness.runtime.seeds import derive_seed
 from ganrm_bench.harness.stats.gao_forms import fit_best_of_n, n_for_kl
 from ganrm_bench.harness.stats.kl import best_of_n_kl
 from ganrm_bench.harness.stats.paired import mean_interval
 
-MIN_POINTS = 3  # distinct n on a curve: a fitted two-parameter form through r0 needs two more points
+AXES = ("n", "step")  # the x of a best-of-n curve, of a curve along training
+MIN_POINTS = 3  # distinct n (or steps) on a curve: a fitted two-parameter form through r0 needs two more points
 PROXY = "proxy"  # the metric name of the proxy's lines in the fits table
 
 
@@ -63,10 +67,15 @@ class Curve:
 
     scorer: Node
     rows: dict[str, int] = field(default_factory=dict)
+    axis = "n"
 
     @property
     def method(self) -> str:
         return f"best-of-n by {self.scorer.label}"
+
+    def point(self, n: int) -> dict[str, Any]:
+        kl = best_of_n_kl(n)
+        return {"n": n, "kl": kl, "sqrt_kl": math.sqrt(kl), "kl_estimator": "best-of-n: log n − (n−1)/n"}
 
 
 def best_of_n_curves(rows: dict[str, Node]) -> list[Curve]:
@@ -91,19 +100,18 @@ def best_of_n_curves(rows: dict[str, Node]) -> list[Curve]:
     return out
 
 
-def curve_lines(ev: Any, seed: int, curve: Curve, rows: dict[str, Node], results: pd.DataFrame,
-                columns: list[str]) -> list[dict[str, Any]]:
-    """One line per row of a curve: n, KL, √KL, the proxy's mean [CI] on the row's samples (the
-    monitor's interval: bootstrap over prompts) and each column's value [CI] from the results."""
+def curve_lines(ev: Any, seed: int, curve: Curve | TrainingCurve, rows: dict[str, Node], results: pd.DataFrame,
+                columns: list[str], diversity: str | None = None) -> list[dict[str, Any]]:
+    """One line per row of a curve: n or step, KL, √KL, the proxy's mean [CI] on the row's samples
+    (the monitor's interval: bootstrap over prompts), each column's value [CI] from the results, and
+    `diversity` [CI]: the value of the table's (first) diversity column, named in `diversity_metric`."""
     cells = results[(results["seed"] == seed) & (results["scope"] == "seed")].set_index(["row", "column"]) if not results.empty else None
     lines = []
-    for row, n in curve.rows.items():
+    for row, x in curve.rows.items():
         scores, items = scorer_scores(ev, curve.scorer, rows[row])
         units = prompt_units(scores, items)
         ci = mean_interval(units, seed=derive_seed(0, "proxy", row, curve.scorer.key))
-        kl = best_of_n_kl(n)
-        line: dict[str, Any] = {"method": curve.method, "proxy": curve.scorer.label, "seed": seed, "row": row, "n": n,
-                                "kl": kl, "sqrt_kl": math.sqrt(kl), "kl_estimator": "best-of-n: log n − (n−1)/n",
+        line: dict[str, Any] = {"method": curve.method, "proxy": curve.scorer.label, "seed": seed, "row": row, **curve.point(x),
                                 "proxy_mean": units.value, "proxy_ci_low": ci.ci_low, "proxy_ci_high": ci.ci_high}
         for col in columns:
             r = cells.loc[(row, col)] if cells is not None and (row, col) in cells.index else None
@@ -111,22 +119,36 @@ def curve_lines(ev: Any, seed: int, curve: Curve, rows: dict[str, Node], results
                 r = r.iloc[0]
             vals = (r["value"], r["ci_low"], r["ci_high"]) if r is not None else (math.nan,) * 3
             line.update({col: float(vals[0]), f"{col}_ci_low": float(vals[1]), f"{col}_ci_high": float(vals[2])})
+        if diversity is not None and diversity in columns:
+            line.update({"diversity_metric": diversity, **{f"diversity{s}": line[f"{diversity}{s}"] for s in ("", "_ci_low", "_ci_high")}})
         lines.append(line)
     return lines
 
 
 def overoptimisation_table(spec: Any, ev: Any, row_graphs: dict[int, dict[str, Node]], results: pd.DataFrame,
-                           errors: list[str]) -> pd.DataFrame:
-    """`overoptimisation.csv`: every curve's lines over every seed (empty when the spec has none)."""
+                           errors: list[str], diversity: set[str] = frozenset()) -> pd.DataFrame:
+    """`overoptimisation.csv`: every curve's lines over every seed (empty when the spec has none):
+    best-of-n curves (column `n`), then curves along training (column `step`); `diversity` columns
+    when the table has a diversity metric (the first of `diversity` in the table's order)."""
     columns = list(spec.table.columns or [])
+    diversity_col = next((c for c in columns if c in diversity), None)
     lines: list[dict[str, Any]] = []
     for seed, rows in row_graphs.items():
-        for curve in best_of_n_curves(rows):
+        for curve in [*best_of_n_curves(rows), *training_curves(rows, MIN_POINTS)]:
             try:
-                lines += curve_lines(ev, seed, curve, rows, results, columns)
+                lines += curve_lines(ev, seed, curve, rows, results, columns, diversity_col)
             except Exception as exc:  # a curve is a report, never a reason to fail the run
                 errors.append(f"over-optimisation curve {curve.method} (seed {seed}): {type(exc).__name__}: {exc}")
-    return pd.DataFrame(lines)
+    table = pd.DataFrame(lines)
+    for axis in AXES:
+        if axis in table:
+            table[axis] = table[axis].astype("Int64")  # whole numbers, empty where the other axis applies
+    return table
+
+
+def curve_axis(g: pd.DataFrame) -> str:
+    """The x of one curve's lines: "step" along training, else "n" (best-of-n)."""
+    return "step" if "step" in g and g["step"].notna().all() else "n"
 
 
 def column_directions(results: pd.DataFrame) -> dict[str, str]:
@@ -146,16 +168,17 @@ def curve_fits(table: pd.DataFrame, directions: dict[str, str], heldout: dict[tu
     out = []
     metrics = [PROXY] + [c for c in directions if c in table.columns]
     for (method, seed), g in table.groupby(["method", "seed"], sort=False):
-        g = g.sort_values("n")
+        axis = curve_axis(g)
+        g = g.sort_values(axis)
         for metric in metrics:
             col = "proxy_mean" if metric == PROXY else metric
             direction = "higher" if metric == PROXY else directions[metric]
-            out.append(_fit_line(method, seed, metric, direction, g, col, heldout or {}))
+            out.append(_fit_line(method, seed, metric, direction, g, col, heldout or {}, axis))
     return pd.DataFrame(out)
 
 
 def _fit_line(method: str, seed: int, metric: str, direction: str, g: pd.DataFrame, col: str,
-              heldout: dict[tuple[str, str], bool]) -> dict[str, Any]:
+              heldout: dict[tuple[str, str], bool], axis: str = "n") -> dict[str, Any]:
     d, v = g["sqrt_kl"].to_numpy(float), g[col].to_numpy(float)
     line: dict[str, Any] = {"method": method, "seed": seed, "metric": metric, "direction": direction,
                             "gold": metric != PROXY and all(heldout.get((r, metric), True) for r in g["row"]),
@@ -164,8 +187,8 @@ def _fit_line(method: str, seed: int, metric: str, direction: str, g: pd.DataFra
     ok = np.isfinite(v)
     if ok.any():
         best = int(np.nanargmax(v) if direction == "higher" else np.nanargmin(v))
-        line.update(peak_n=int(g["n"].iloc[best]), peak_sqrt_kl=float(d[best]), peak_value=float(v[best]),
-                    peak_row=str(g["row"].iloc[best]), final_n=int(g["n"].iloc[-1]), final_value=float(v[-1]))
+        line.update({f"peak_{axis}": int(g[axis].iloc[best]), "peak_sqrt_kl": float(d[best]), "peak_value": float(v[best]),
+                     "peak_row": str(g["row"].iloc[best]), f"final_{axis}": int(g[axis].iloc[-1]), "final_value": float(v[-1])})
     try:
         fit = fit_best_of_n(d[ok], v[ok])
     except ValueError:

@@ -53,6 +53,16 @@ class Op:
         item keys where several nodes may share the same work (pool items)."""
         return {f"{self.name} to compute": 1}
 
+    def training_step(self, node: "Node") -> int | None:
+        """The optimizer step of the weights this node holds: a training op's last step, or the step
+        of a checkpoint of one (None: not weights along training). The over-optimisation curves read
+        rows sampling from one run's checkpoints as a curve over this step."""
+        return None
+
+    def training_run(self, node: "Node") -> "Node":
+        """The training node whose weights this node holds (itself, or the run a checkpoint reads)."""
+        return node
+
     def cost(self, node: "Node", value: Any) -> dict[str, float]:
         """The nominal work this value takes (harness.engine.cost): `nfe` (generator network evaluations),
         `scorer_calls`, `train_steps`; the evaluator adds wall `seconds` and keeps it in the manifest."""

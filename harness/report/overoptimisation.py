@@ -12,12 +12,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ganrm_bench.harness.diagnostics.overoptimisation import PROXY
+from ganrm_bench.harness.diagnostics.overoptimisation import AXES, PROXY, curve_axis
 
 GOLD, PROXY_COLOUR = "tab:red", "tab:blue"
 CAPTION = ("Over-optimisation (best-of-n): each metric column (red, left axis) and the proxy reward that chose the "
            "samples (blue, right axis) against √KL(π‖π₀), KL = log n − (n−1)/n; dashed: Gao et al.'s fit d(α − βd); "
-           "★: where the column is best (figures/overoptimisation.png)")
+           "★: where the column is best; curves along a fine-tune's training (if any) in a row of panels against the "
+           "optimizer step (figures/overoptimisation.png)")
 
 
 def write_overoptimisation_figure(run_dir: Path, spec: Any, table: pd.DataFrame, fits: pd.DataFrame) -> Path | None:
@@ -33,12 +34,16 @@ def write_overoptimisation_figure(run_dir: Path, spec: Any, table: pd.DataFrame,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(columns), figsize=(4.4 * len(columns), 4.6), squeeze=False)
-    for ax, col in zip(axes[0], columns):
-        for (method, seed), g in table.groupby(["method", "seed"], sort=False):
-            g = g.sort_values("n")
-            fit = fits[(fits["method"] == method) & (fits["seed"] == seed)].set_index("metric")
-            _panel(ax, g, fit, col, _label(spec, col), f"{method}, seed {seed}" if table["seed"].nunique() > 1 else method)
+    curves = [(key, g.sort_values(curve_axis(g)), curve_axis(g)) for key, g in table.groupby(["method", "seed"], sort=False)]
+    axes_kinds = [a for a in AXES if any(axis == a for *_, axis in curves)]  # one row of panels per x: n, step
+    fig, axes = plt.subplots(len(axes_kinds), len(columns), figsize=(4.4 * len(columns), 4.6 * len(axes_kinds)), squeeze=False)
+    for axes_row, kind in zip(axes, axes_kinds):
+        for ax, col in zip(axes_row, columns):
+            for (method, seed), g, axis in curves:
+                if axis != kind:
+                    continue
+                fit = fits[(fits["method"] == method) & (fits["seed"] == seed)].set_index("metric")
+                _panel(ax, g, fit, col, _label(spec, col), f"{method}, seed {seed}" if table["seed"].nunique() > 1 else method, axis)
     fig.tight_layout()
     out = Path(run_dir) / "figures"
     out.mkdir(parents=True, exist_ok=True)
@@ -52,22 +57,25 @@ def render_overoptimisation_markdown(fits: pd.DataFrame, spec: Any = None) -> st
     largest n: the section under the table in `table.md`."""
     if fits is None or fits.empty:
         return ""
-    lines = ["### Over-optimisation curves (best-of-n: proxy and gold vs √KL)", ""]
+    lines = ["### Over-optimisation curves (proxy and gold vs √KL for best-of-n, vs the step along training)", ""]
     for (method, seed), g in fits.groupby(["method", "seed"], sort=False):
         lines += [f"**{method}**, seed {seed}:", "",
                   "| metric | better | observed peak: n (√KL) | value at peak | value at largest n | fit d(α − βd): α, β | fitted best n |",
                   "|---|---|---|---|---|---|---|"]
         for r in g.to_dict("records"):
             name = "proxy" if r["metric"] == PROXY else f"{_label(spec, r['metric'])}{'' if r['gold'] else ' (own selector)'}"
-            peak = f"{int(r['peak_n'])} ({r['peak_sqrt_kl']:.2f})" if _finite(r.get("peak_n")) else "–"
-            final = f"{r['final_value']:.4g} (n = {int(r['final_n'])})" if _finite(r.get("final_n")) else "–"
+            peak = (f"{int(r['peak_n'])} ({r['peak_sqrt_kl']:.2f})" if _finite(r.get("peak_n")) else
+                    f"step {int(r['peak_step'])}" if _finite(r.get("peak_step")) else "–")
+            final = (f"{r['final_value']:.4g} (n = {int(r['final_n'])})" if _finite(r.get("final_n")) else
+                     f"{r['final_value']:.4g} (step {int(r['final_step'])})" if _finite(r.get("final_step")) else "–")
             fit = f"{r['alpha']:.3g}, {r['beta']:.3g}" if _finite(r.get("alpha")) else "–"
             best = f"{r['fit_best_n']:.1f}" if _finite(r.get("fit_best_n")) else "none (still improving)" if _finite(r.get("alpha")) else "–"
             value = f"{r['peak_value']:.4g}" if _finite(r.get("peak_value")) else "–"
             lines.append(f"| {name} | {r['direction']} | {peak} | {value} | {final} | {fit} | {best} |")
         lines.append("")
     lines.append("KL = log n − (n−1)/n (exact for best-of-n); the fit is Gao et al. 2022's best-of-n form through the n = 1 "
-                 "value. Curves: `overoptimisation.csv`, `figures/overoptimisation.png`.")
+                 "value. Curves along training have the optimizer step as x (no KL estimate, no fit). "
+                 "Curves: `overoptimisation.csv`, `figures/overoptimisation.png`.")
     return "\n".join(lines) + "\n"
 
 
@@ -83,23 +91,28 @@ def _label(spec: Any, col: str) -> str:
     return (entry.label if entry is not None and entry.label else None) or col
 
 
-def _panel(ax: Any, g: pd.DataFrame, fit: pd.DataFrame, col: str, label: str, curve: str) -> None:
-    d = g["sqrt_kl"].to_numpy(float)
+def _panel(ax: Any, g: pd.DataFrame, fit: pd.DataFrame, col: str, label: str, curve: str, axis: str = "n") -> None:
+    d = g["sqrt_kl" if axis == "n" else "step"].to_numpy(float)
     grid = np.linspace(0, d.max() * 1.05, 100)
     gold = bool(fit.loc[col, "gold"]) if col in fit.index else True
     _series(ax, d, g[col], g[f"{col}_ci_low"], g[f"{col}_ci_high"], fit, col, grid, GOLD, "s",
             f"{'gold' if gold else 'own selector'}: {label}")
-    if col in fit.index and math.isfinite(float(fit.loc[col].get("peak_sqrt_kl", math.nan))):
+    peak_x = "peak_sqrt_kl" if axis == "n" else "peak_step"
+    if col in fit.index and math.isfinite(float(fit.loc[col].get(peak_x, math.nan))):
         r = fit.loc[col]
-        ax.plot([r["peak_sqrt_kl"]], [r["peak_value"]], marker="*", markersize=16, color=GOLD, linestyle="none",
-                label=f"gold peak: n = {int(r['peak_n'])}")
+        ax.plot([r[peak_x]], [r["peak_value"]], marker="*", markersize=16, color=GOLD, linestyle="none",
+                label=f"gold peak: {axis} = {int(r[f'peak_{axis}'])}")
     ax.set_ylabel(label, color=GOLD)
     twin = ax.twinx()
     _series(twin, d, g["proxy_mean"], g["proxy_ci_low"], g["proxy_ci_high"], fit, PROXY, grid, PROXY_COLOUR, "o",
             f"proxy: {g['proxy'].iloc[0]}")
     twin.set_ylabel("proxy reward", color=PROXY_COLOUR)
-    ax.set_xticks(d, [f"{x:.2f}\nn={n}" for x, n in zip(d, g["n"])], fontsize=7)
-    ax.set_xlabel("√KL(π‖π₀)  (best-of-n)")
+    if axis == "n":
+        ax.set_xticks(d, [f"{x:.2f}\nn={n}" for x, n in zip(d, g["n"])], fontsize=7)
+        ax.set_xlabel("√KL(π‖π₀)  (best-of-n)")
+    else:
+        ax.set_xticks(d, [str(int(x)) for x in d], fontsize=7)
+        ax.set_xlabel("optimizer step (no KL estimate)")
     ax.set_title(f"{label} vs proxy — {curve}", fontsize=9)
     handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
     ax.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2, frameon=False)

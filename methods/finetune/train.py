@@ -12,6 +12,13 @@ averages the gradients). Checkpoints
 (safetensors + JSON: trainable weights, optimizer moments, LR schedule, step) are written every
 `checkpoint_every` steps into `work_dir/checkpoints/`. A rerun with the same `work_dir` resumes
 from the last complete checkpoint and reaches the same weights as an uninterrupted run.
+
+Checkpoints along training (`eval_at: [s, ...]`): the trainable weights after each step s are
+written (complete or absent) to `work_dir/evals/` and end up in the result as
+`checkpoints/step-<s>/` in the format of the final weights. Examples and their random draws depend
+only on the stream position, so with an LR schedule that does not depend on `steps` (constant,
+constant_with_warmup) the step-s checkpoint is byte for byte the result of a run with steps = s;
+with one that does (linear, cosine, ...) it is the longer run's state at step s, not that.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from ganrm_bench.harness.errors import UserError
 from ganrm_bench.harness.plugins.base import PluginParams
@@ -107,6 +114,22 @@ class TrainConfig(PluginParams):
                                        "other encoder batches (so it keys the weights)")
     decode_threads: int = Field(2, ge=0, description="background threads decoding the coming micro-batches' images / "
                                 "videos (0: in the training thread); never changes the weights")
+    eval_at: tuple[int, ...] = Field((), description="optimizer steps whose trainable weights are kept in the result "
+                                     "(checkpoints/step-<s>/, the format of the final weights), for rows that evaluate a "
+                                     "fine-tune along training (method param `checkpoint`)")
+
+    @field_validator("eval_at")
+    @classmethod
+    def _eval_steps(cls, value: tuple[int, ...], info: ValidationInfo) -> tuple[int, ...]:
+        """Positive, strictly increasing steps no later than `steps` (a one-line error naming eval_at otherwise)."""
+        steps = info.data.get("steps")
+        if any(s < 1 for s in value):
+            raise ValueError("eval_at steps must be ≥ 1")
+        if list(value) != sorted(set(value)):
+            raise ValueError("eval_at must be strictly increasing")
+        if steps is not None and value and value[-1] > steps:
+            raise ValueError(f"eval_at step {value[-1]} is beyond steps = {steps}")
+        return value
 
     def identity(self) -> dict[str, Any]:
         """What determines the trained weights (checkpoint cadence does not). Options added later
@@ -126,7 +149,8 @@ class TrainConfig(PluginParams):
         return micro, self.grad_accum * (self.batch_size // micro)
 
 
-_LATER_OPTIONS = {"optimizer": "adamw", "micro_batch_size": None, "reference_dtype": "same", "precompute_encodings": False}
+_LATER_OPTIONS = {"optimizer": "adamw", "micro_batch_size": None, "reference_dtype": "same", "precompute_encodings": False,
+                  "eval_at": []}
 
 
 @dataclass
@@ -243,6 +267,8 @@ def train(model: Denoiser, data: Sequence[PreferencePair | Sample], cfg: TrainCo
             log.append(row)
             if accelerator.is_main_process:
                 _append_log(log_path, row, fresh=(step == start and not start))
+            if step + 1 in cfg.eval_at and accelerator.is_main_process:
+                save_eval_checkpoint(unwrapped, cfg, step + 1, work_dir / EVALS)
             if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:  # the result itself follows the last step
                 accelerator.wait_for_everyone()
                 if accelerator.is_main_process:
@@ -377,13 +403,54 @@ def finetune(model: Denoiser, data: Sequence[PreferencePair | Sample], cfg: Trai
         **{f"final_{k}": _finite_mean([r.get(k, math.nan) for r in tail]) for k in ("loss", "implicit_acc", "model_loss")},
     }
     if accelerator.is_main_process:
-        lora = {"rank": cfg.lora_rank, "alpha": cfg.lora_alpha, "targets": list(cfg.lora_targets)} if cfg.finetune == "lora" else None
-        W.save_weights(result.unet, out_dir, kind=cfg.finetune, lora=lora,
+        W.save_weights(result.unet, out_dir, kind=cfg.finetune, lora=_lora_meta(cfg),
                        meta={"train": cfg.identity(), "summary": summary, **(meta or {})})
         if (Path(work_dir) / "log.csv").exists():
             shutil.copyfile(Path(work_dir) / "log.csv", Path(out_dir) / "log.csv")
+        _collect_eval_checkpoints(cfg, Path(work_dir) / EVALS, Path(out_dir))
     accelerator.wait_for_everyone()  # every process returns once the result is complete on disk
     return summary
+
+
+# -- checkpoints along training (eval_at) ------------------------------------------------------------
+
+EVALS = "evals"  # in the work folder: the eval_at weights written during training (they survive a resume)
+CHECKPOINTS = "checkpoints"  # in the result: checkpoints/step-<s>/{weights.safetensors, finetune.json}
+
+
+def checkpoint_dir(result_dir: str | Path, step: int) -> Path:
+    """Where the result of a fine-tune keeps its weights after optimizer step `step` (eval_at)."""
+    return Path(result_dir) / CHECKPOINTS / f"step-{step:08d}"
+
+
+def _lora_meta(cfg: TrainConfig) -> dict[str, Any] | None:
+    return {"rank": cfg.lora_rank, "alpha": cfg.lora_alpha, "targets": list(cfg.lora_targets)} if cfg.finetune == "lora" else None
+
+
+def save_eval_checkpoint(unet: torch.nn.Module, cfg: TrainConfig, step: int, root: Path) -> Path:
+    """The trainable weights after `step`, in the format of the final result (so a row loads them
+    the same way), written to a temp dir and renamed: complete or absent. A resume that replays
+    this step writes the same bytes again."""
+    final = root / f"step-{step:08d}"
+    tmp = root / f".tmp-{step:08d}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    W.save_weights(unet, tmp, kind=cfg.finetune, lora=_lora_meta(cfg), meta={"train": cfg.identity(), "step": step})
+    shutil.rmtree(final, ignore_errors=True)
+    os.rename(tmp, final)
+    return final
+
+
+def _collect_eval_checkpoints(cfg: TrainConfig, evals: Path, out_dir: Path) -> None:
+    """Move the eval_at weights from the work folder into the result; every step must be there."""
+    missing = [s for s in cfg.eval_at if not (evals / f"step-{s:08d}" / W.WEIGHTS).is_file()]
+    if missing:
+        raise UserError(f"fine-tune finished without the eval_at checkpoints of steps {missing} in {evals}",
+                        hint=f"remove {evals.parent} and rerun (its resume checkpoints predate them)")
+    for s in cfg.eval_at:
+        dst = checkpoint_dir(out_dir, s)
+        shutil.rmtree(dst, ignore_errors=True)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(evals / f"step-{s:08d}", dst)
 
 
 def make_optimizer(params: list, cfg: TrainConfig, lr: float):
