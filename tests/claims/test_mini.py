@@ -46,6 +46,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 # - Table 8 (nightly): RM@10 − RM@2 FID −3.5 [−8.0, +0.9], p 0.074; DPO K=10 − K=2 −12.5 [−19.1, −5.8],
 #   p 0.016, Holm 0.032: holds.
 # - Fig. 2: rank 1 − rank 10 FID −75.0 [−90.4, −59.6], Holm p 0.002: holds; Spearman 0.98.
+# - Tables 7 and 9 (nightly): their entries below were measured before the pin and not yet re-measured.
 EXPECTED_TO_FAIL: dict[str, str] = {
     "table8.rm10_vs_k2": "RM@10 does not select significantly better than RM@2 across retrained GAN-RMs",
     "table1.rm10.fid": "RM@10's gain over base varies with retraining GAN-RM: not significant across 3 seeds after Holm",
