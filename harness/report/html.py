@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from ganrm_bench.harness.plugins.base import load_media
+from ganrm_bench.harness.report.cross_reward import CAPTION as CROSS_REWARD_CAPTION
 from ganrm_bench.harness.report.figures import ARROW, Plot, compute_plot, figure_svg, metric_label, metric_plots, row_label
 from ganrm_bench.harness.report.forest import delta_points, forest_plots
 from ganrm_bench.harness.report.overoptimisation import CAPTION as OVEROPTIMISATION_CAPTION
@@ -187,7 +188,7 @@ def gallery_context(run_dir: Path, spec) -> dict[str, Any]:
 
 
 #: captions of the PNGs that diagnostics leave in figures/ (others: their file name)
-FIGURE_CAPTIONS = {"overoptimisation": OVEROPTIMISATION_CAPTION}
+FIGURE_CAPTIONS = {"overoptimisation": OVEROPTIMISATION_CAPTION, "cross_reward": CROSS_REWARD_CAPTION}
 
 
 def figures_context(run_dir: Path, plots: list[Plot]) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ganrm_bench.harness.diagnostics.overoptimisation import AXES, PROXY, curve_axis
+from ganrm_bench.harness.diagnostics.pngs import save_figure
 
 GOLD, PROXY_COLOUR = "tab:red", "tab:blue"
 CAPTION = ("Over-optimisation (best-of-n): each metric column (red, left axis) and the proxy reward that chose the "
@@ -44,12 +45,7 @@ def write_overoptimisation_figure(run_dir: Path, spec: Any, table: pd.DataFrame,
                     continue
                 fit = fits[(fits["method"] == method) & (fits["seed"] == seed)].set_index("metric")
                 _panel(ax, g, fit, col, _label(spec, col), f"{method}, seed {seed}" if table["seed"].nunique() > 1 else method, axis)
-    fig.tight_layout()
-    out = Path(run_dir) / "figures"
-    out.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out / "overoptimisation.png", dpi=110)
-    plt.close(fig)
-    return out / "overoptimisation.png"
+    return save_figure(fig, run_dir, "overoptimisation")
 
 
 def render_overoptimisation_markdown(fits: pd.DataFrame, spec: Any = None) -> str:
