@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+import ganrm_bench as gb
 from ganrm_bench.harness.app.services.run import evaluate as run_spec
 from ganrm_bench.harness.report.cross_reward import CAPTION
 from ganrm_bench.harness.report.overoptimisation import CAPTION as OVEROPTIMISATION_CAPTION
@@ -84,6 +85,7 @@ def test_rows_judges_and_the_diagonal(two_seeds):
     assert not outcome.failures and not outcome.monitor.errors
     m = load_cross_reward(run)
     pd.testing.assert_frame_equal(m, pd.read_csv(run / "cross_reward.csv", dtype={"seeds": str}))
+    pd.testing.assert_frame_equal(gb.load_run(run).cross_reward, m)  # the Python API's Run.cross_reward
     # rows optimised for a proxy (the comparison row is none); judges: the per-sample columns, then the
     # proxy rm (bright is the same model as the brightness column, so it is that column)
     assert list(dict.fromkeys(m["row"])) == ["by_rm", "by_bright"]
@@ -153,7 +155,8 @@ def test_one_proxy_no_matrix(tmp_path, rows, curve):
     over-optimisation figure with its caption exactly when the run drew it (n = 1, 2, 4 is a curve)."""
     outcome, run = _run(tmp_path, rows=rows)
     assert outcome.monitor.cross_reward.empty and not outcome.monitor.errors
-    assert load_cross_reward(run) is None and not (run / "figures" / "cross_reward.png").exists()
+    assert load_cross_reward(run) is None and gb.load_run(run).cross_reward is None
+    assert not (run / "figures" / "cross_reward.png").exists()
     html = (run / "report.html").read_text()
     assert 'id="figure-cross_reward"' not in html and "Cross-reward" not in (run / "table.md").read_text()
     assert (run / "figures" / "overoptimisation.png").exists() is curve
