@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ganrm_bench.harness.diagnostics.pngs import save_figure
+from ganrm_bench.harness.report.rundir import load_cross_reward
 
 CAPTION = ("Cross-reward matrix: each row was optimised for the reward named under it (its selector, or the scorer "
            "that chose its training data); each column judges it — the table's per-sample metric columns, then every "
@@ -22,6 +23,20 @@ CAPTION = ("Cross-reward matrix: each row was optimised for the reward named und
            "(orange) cells are the row judged by its own proxy: what it optimised, no held-out evidence; the others are "
            "held-out verifiers — a row that gains on its proxy but not elsewhere optimised the proxy, not quality "
            "(cross_reward.csv, figures/cross_reward.png)")
+
+
+def figure_caption(run_dir: Path) -> str:
+    """CAPTION, then this run's comparison row, its rows and proxies and how many held-out cells
+    are significantly better or worse."""
+    table = load_cross_reward(run_dir)
+    if table is None or table.empty:
+        return CAPTION
+    held = table[~table["own"].astype(bool)]
+    sign = [(1 if r["direction"] == "higher" else -1) * float(r["delta"]) for r in held.to_dict("records") if significant(r)]
+    rows = "; ".join(f"{r['row_label']} (optimised for {r['optimised_for']})" for r in table.drop_duplicates("row").to_dict("records"))
+    return (f"{CAPTION}. In this run: Δ vs {', '.join(dict.fromkeys(map(str, table['compare_to'])))}; rows {rows}; of "
+            f"{len(held)} held-out cells {sum(s > 0 for s in sign)} are significantly better and {sum(s < 0 for s in sign)} "
+            f"significantly worse.")
 
 
 def significant(r: Any) -> bool:

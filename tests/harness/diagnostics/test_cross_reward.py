@@ -147,6 +147,13 @@ def test_one_seed_scorer_judge_interval(tmp_path):
     assert "| best of 4 by rm | rm |" in md and "(own)_" in md
     html = (run / "report.html").read_text()
     assert 'id="figure-cross_reward"' in html and CAPTION.split(":")[0] in html and CAPTION[-40:] in html
+    m = load_cross_reward(run)
+    held = m[~m["own"]]
+    better = int(((held["delta_ci_low"] > 0) & (held["direction"] == "higher") | (held["delta_ci_high"] < 0) & (held["direction"] == "lower")).sum())
+    worse = int(((held["delta_ci_high"] < 0) & (held["direction"] == "higher") | (held["delta_ci_low"] > 0) & (held["direction"] == "lower")).sum())
+    assert len(held) == 6 and better > 0  # brightness and darkness improve when choosing by brightness
+    assert (f"In this run: Δ vs base; rows best of 4 by rm (optimised for rm); by_bright (optimised for bright); of 6 held-out "
+            f"cells {better} are significantly better and {worse} significantly worse.") in html
 
 
 @pytest.mark.parametrize("rows, curve", [("[base, by_rm]", False), ("[base, by_rm, by_rm2]", True)])
@@ -161,3 +168,4 @@ def test_one_proxy_no_matrix(tmp_path, rows, curve):
     assert 'id="figure-cross_reward"' not in html and "Cross-reward" not in (run / "table.md").read_text()
     assert (run / "figures" / "overoptimisation.png").exists() is curve
     assert ('id="figure-overoptimisation"' in html) is curve and (OVEROPTIMISATION_CAPTION[:60] in html) is curve
+    assert ("In this run — best-of-n by rm, seed 0: gold is best for contrast at n = " in html) is curve  # this run's peaks
