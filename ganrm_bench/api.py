@@ -30,7 +30,7 @@ from ganrm_bench.harness.app.services import plan as plan_service
 from ganrm_bench.harness.app.services import report as report_service
 from ganrm_bench.harness.app.services import run as run_service
 from ganrm_bench.harness.app.services.specs import open_spec
-from ganrm_bench.harness.report.rundir import load_cards, load_diagnostics, load_overoptimisation, load_units
+from ganrm_bench.harness.report.rundir import load_cards, load_cross_reward, load_diagnostics, load_overoptimisation, load_units
 from ganrm_bench.harness.report.rundir import load_run as read_run
 from ganrm_bench.harness.runtime.progress import Progress
 from ganrm_bench.harness.spec.schema import Spec
@@ -73,6 +73,12 @@ class Run:
         """Best-of-n over-optimisation curves (overoptimisation.csv: n, √KL, the proxy and every
         column with CIs) and their fits and gold peaks (overoptimisation_fits.csv); None without a curve."""
         return load_overoptimisation(self.dir)
+
+    @cached_property
+    def cross_reward(self) -> pd.DataFrame | None:
+        """The cross-reward matrix (cross_reward.csv: rows optimised for one proxy judged by every
+        per-sample column and proxy, paired Δ vs the comparison row [CI]); None with fewer than two proxies."""
+        return load_cross_reward(self.dir)
 
     @cached_property
     def cards(self) -> dict[str, dict[str, Any]]:

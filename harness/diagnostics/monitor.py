@@ -33,10 +33,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ganrm_bench.harness.diagnostics.cross_reward import cross_reward_table
 from ganrm_bench.harness.diagnostics.overoptimisation import column_directions, curve_fits, overoptimisation_table
 from ganrm_bench.harness.diagnostics.pair_cards import add_pair_accuracies
 from ganrm_bench.harness.diagnostics.past_peak import flag_past_peak, past_peak_tests
-from ganrm_bench.harness.diagnostics.proxy_values import available, prompt_units, scorer_scores
+from ganrm_bench.harness.diagnostics.pngs import save_figure
+from ganrm_bench.harness.diagnostics.proxy_values import available, prompt_units, proxy_scorer_nodes, scorer_identity, scorer_scores
 from ganrm_bench.harness.diagnostics.scorecard import render_cards_markdown
 from ganrm_bench.harness.engine.builder import Builder
 from ganrm_bench.harness.engine.cells import build_cells, comparison_rows
@@ -64,6 +66,7 @@ class MonitorOutcome:
     errors: list[str] = field(default_factory=list)
     overoptimisation: pd.DataFrame = field(default_factory=pd.DataFrame)  # best-of-n curves (overoptimisation.csv)
     overoptimisation_fits: pd.DataFrame = field(default_factory=pd.DataFrame)  # Gao's form and the peaks per curve
+    cross_reward: pd.DataFrame = field(default_factory=pd.DataFrame)  # rows optimised for X judged by Y (cross_reward.csv)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -74,43 +77,16 @@ def trained_scorer_nodes(samples: Node) -> list[Node]:
     return [n for n in samples.walk() if n.op.name == "train_scorer"]
 
 
-def proxy_scorer_nodes(samples: Node) -> list[Node]:
-    """The scorers whose scores chose or trained this row's samples: the `scorer` input of every
-    `scores` node in its graph (selection, fine-tuning data, per-round reward statistics), except
-    scores that only judge (an op with `judges_scores`: a scorer judged on human pairs, a labeller)."""
-    nodes = list(samples.walk())
-    judging = {c.key for n in nodes if getattr(n.op, "judges_scores", False) for c in n.inputs.values() if c.op.name == "scores"}
-    out: dict[str, Node] = {}
-    for n in nodes:
-        if n.op.name == "scores" and n.key not in judging:
-            out.setdefault(n.inputs["scorer"].key, n.inputs["scorer"])
-    return list(out.values())
-
-
-def _scorer_identity(fp: Any) -> tuple[str, str] | None:
-    """What makes a scorer and a metric "the same model": its weights identity and convention
-    (a selector adapter and its metric share both; see metrics.base.MetricScorer). When only
-    planning, before the weights are fetched, the provisional identity: plugin name and the assets
-    it needs (a backbone that merely shares CLIP weights is not the same scorer)."""
-    if not isinstance(fp, dict):
-        return None
-    if fp.get("unresolved_assets"):  # a selector adapter is registered under its metric's name
-        return f"assets of {fp.get('plugin')}", repr(sorted(fp["unresolved_assets"]))
-    if not fp.get("convention"):
-        return None
-    return repr(fp.get("weights")), str(fp["convention"])
-
-
 def own_scorer_cells(cells: list[Any]) -> dict[tuple[str, str], str]:
     """(row, column) -> scorer label, for the cells whose metric is computed by a scorer (same
     fingerprint) that selected or trained the row: those columns are not held-out evidence."""
     out: dict[tuple[str, str], str] = {}
     for cell in cells:
-        metric_id = _scorer_identity(cell.node.params.get("metric"))
+        metric_id = scorer_identity(cell.node.params.get("metric"))
         if metric_id is None:
             continue
         for s in proxy_scorer_nodes(cell.node.inputs["samples"]):
-            if _scorer_identity(s.params.get("scorer")) == metric_id:
+            if scorer_identity(s.params.get("scorer")) == metric_id:
                 out[(cell.row, cell.column)] = s.label
     return out
 
@@ -243,9 +219,9 @@ def _line(ev: Any, seed: int, row: str, samples: Node, scorer: Node, base_sample
 
 def monitor_run(spec: Any, ctx: Any, ev: Any, row_graphs: dict[int, dict[str, Node]], results: pd.DataFrame,
                 cells: list[Any], units: pd.DataFrame | None = None) -> MonitorOutcome:
-    """Cards, diagnostics, held-out marks, over-optimisation curves (harness.diagnostics.overoptimisation)
-    and the `gold_past_peak` test on the results' `units` (harness.diagnostics.past_peak); every
-    failure recorded in `errors`, none raised."""
+    """Cards, diagnostics, held-out marks, over-optimisation curves (harness.diagnostics.overoptimisation),
+    the `gold_past_peak` test on the results' `units` (harness.diagnostics.past_peak) and the
+    cross-reward matrix (harness.diagnostics.cross_reward); every failure recorded in `errors`, none raised."""
     out = MonitorOutcome()
     try:
         out.not_heldout = own_scorer_cells(cells)
@@ -270,6 +246,10 @@ def monitor_run(spec: Any, ctx: Any, ev: Any, row_graphs: dict[int, dict[str, No
         out.diagnostics = flag_past_peak(out.diagnostics, out.overoptimisation_fits, out.overoptimisation)
     except Exception as exc:
         out.errors.append(f"over-optimisation curves: {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
+    try:
+        out.cross_reward = cross_reward_table(spec, ev, row_graphs, results, units, cells, out.not_heldout, out.errors)
+    except Exception as exc:
+        out.errors.append(f"cross-reward matrix: {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
     return out
 
 
@@ -383,12 +363,7 @@ def write_round_figure(run_dir: Path, spec: Any, results: pd.DataFrame, records:
         label = spec.metrics[col].label if col in spec.metrics and spec.metrics[col].label else col
         ax.set_title(f"held-out {label}")
         ax.set_xlabel("rounds of post-training")
-    fig.tight_layout()
-    out = Path(run_dir) / "figures"
-    out.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out / "rounds.png", dpi=110)
-    plt.close(fig)
-    return out / "rounds.png"
+    return save_figure(fig, run_dir, "rounds")
 
 
 def heldout_warnings(spec: Any, ctx: Any) -> list[str]:

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ganrm_bench.harness.diagnostics.curve_rows import add_point, finished
 from ganrm_bench.harness.diagnostics.proxy_values import prompt_units, scorer_scores
 from ganrm_bench.harness.diagnostics.training_curves import TrainingCurve, training_curves
 from ganrm_bench.harness.engine.nodes import Node
@@ -85,19 +86,12 @@ def best_of_n_curves(rows: dict[str, Node]) -> list[Curve]:
     curves: dict[tuple, Curve] = {}
     for row, b in read.items():
         if b.scorer is not None:
-            curve = curves.setdefault((b.source, b.scorer.key), Curve(b.scorer))
-            if b.n not in curve.rows.values():
-                curve.rows[row] = b.n
+            add_point(curves.setdefault((b.source, b.scorer.key), Curve(b.scorer)), row, b.n)
     for (source, _), curve in curves.items():
         for row, b in read.items():
-            if b.scorer is None and b.source == source and b.n not in curve.rows.values():
-                curve.rows[row] = b.n
-    out = []
-    for curve in curves.values():
-        if len(set(curve.rows.values())) >= MIN_POINTS:
-            curve.rows = dict(sorted(curve.rows.items(), key=lambda kv: kv[1]))
-            out.append(curve)
-    return out
+            if b.scorer is None and b.source == source:
+                add_point(curve, row, b.n)
+    return finished(curves.values(), MIN_POINTS)
 
 
 def curve_lines(ev: Any, seed: int, curve: Curve | TrainingCurve, rows: dict[str, Node], results: pd.DataFrame,

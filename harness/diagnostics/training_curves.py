@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from ganrm_bench.harness.diagnostics.curve_rows import add_point, finished
 from ganrm_bench.harness.engine.nodes import Node
 
 KL_NONE = "none (x = optimizer step)"
@@ -80,16 +81,9 @@ def training_curves(rows: dict[str, Node], min_points: int) -> list[TrainingCurv
         scorer = training_proxy(p.run) if p.run is not None else None
         if scorer is None:
             continue
-        curve = curves.setdefault((p.run.key, p.source), TrainingCurve(scorer, p.run))
-        if p.step not in curve.rows.values():
-            curve.rows[row] = p.step
+        add_point(curves.setdefault((p.run.key, p.source), TrainingCurve(scorer, p.run)), row, p.step)
     for (_, source), curve in curves.items():
         for row, p in read.items():
-            if p.run is None and p.source == source and 0 not in curve.rows.values():
-                curve.rows[row] = 0
-    out = []
-    for curve in curves.values():
-        if len(set(curve.rows.values())) >= min_points:
-            curve.rows = dict(sorted(curve.rows.items(), key=lambda kv: kv[1]))
-            out.append(curve)
-    return out
+            if p.run is None and p.source == source:
+                add_point(curve, row, 0)
+    return finished(curves.values(), min_points)

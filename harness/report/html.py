@@ -19,9 +19,9 @@ from typing import Any
 import pandas as pd
 
 from ganrm_bench.harness.plugins.base import load_media
+from ganrm_bench.harness.report import cross_reward, overoptimisation
 from ganrm_bench.harness.report.figures import ARROW, Plot, compute_plot, figure_svg, metric_label, metric_plots, row_label
 from ganrm_bench.harness.report.forest import delta_points, forest_plots
-from ganrm_bench.harness.report.overoptimisation import CAPTION as OVEROPTIMISATION_CAPTION
 from ganrm_bench.harness.report.rundir import load_run
 from ganrm_bench.harness.report.samples import SAMPLES_FILE, read_samples_manifest
 from ganrm_bench.harness.report.sections import cards_context, diagnostics_context, records_context
@@ -186,11 +186,12 @@ def gallery_context(run_dir: Path, spec) -> dict[str, Any]:
     return {"prompts": [], "rows": [], "pngs": [{"name": p.stem, "src": _png_file(p)} for p in pngs]}
 
 
-#: captions of the PNGs that diagnostics leave in figures/ (others: their file name)
-FIGURE_CAPTIONS = {"overoptimisation": OVEROPTIMISATION_CAPTION}
+#: captions of the PNGs that diagnostics leave in figures/, from the run directory and its spec (others: their file name)
+FIGURE_CAPTIONS = {"overoptimisation": overoptimisation.figure_caption,
+                   "cross_reward": lambda run_dir, spec: cross_reward.figure_caption(run_dir)}
 
 
-def figures_context(run_dir: Path, plots: list[Plot]) -> list[dict[str, Any]]:
+def figures_context(run_dir: Path, plots: list[Plot], spec: Spec | None = None) -> list[dict[str, Any]]:
     """The drawn figures (not the forest plots, shown first) as SVG, then any other PNG the run
     left in figures/ (e.g. the monitor's rounds.png), full width."""
     drawn = {p.name for p in plots}
@@ -198,9 +199,21 @@ def figures_context(run_dir: Path, plots: list[Plot]) -> list[dict[str, Any]]:
            for p in plots if not p.name.startswith("forest_")]
     for path in sorted((run_dir / "figures").glob("*.png")):
         if path.stem not in drawn and not path.stem.startswith("forest_"):
-            caption = FIGURE_CAPTIONS.get(path.stem, f"{path.stem} (figures/{path.name})")
+            caption = _png_caption(path, run_dir, spec)
             out.append({"name": path.stem, "src": _png_file(path), "caption": caption, "wide": True})
     return out
+
+
+def _png_caption(path: Path, run_dir: Path, spec: Spec | None) -> str:
+    """FIGURE_CAPTIONS' caption of a diagnostics PNG; its file name when it has none or the run's
+    CSVs behind it cannot be read (a caption never breaks the report)."""
+    make = FIGURE_CAPTIONS.get(path.stem)
+    if make is not None:
+        try:
+            return make(run_dir, spec)
+        except Exception:  # noqa: BLE001
+            log.debug("caption of %s failed", path, exc_info=True)
+    return f"{path.stem} (figures/{path.name})"
 
 
 def _flatten(obj: Any, prefix: str = "") -> list[tuple[str, str]]:
@@ -229,7 +242,7 @@ def render_html(run_dir: Path, plots: list[Plot] | None = None) -> str:
     metric_labels = {c: metric_label(spec, c) for c in spec.metrics}
     return jinja_env().get_template("report.html.j2").render(
         spec=spec, table=table_context(results, spec), decision=decision_context(results, spec, plots),
-        figures=figures_context(run_dir, plots), gallery=gallery_context(run_dir, spec),
+        figures=figures_context(run_dir, plots, spec), gallery=gallery_context(run_dir, spec),
         records=records_context(run_dir / "records.csv"), diagnostics=diagnostics_context(run_dir, labels, metric_labels),
         cards=cards_context(run_dir, labels), human=human, provenance=_flatten(run_info), packages=sorted(packages.items()),
         failures=failures, labels=labels,

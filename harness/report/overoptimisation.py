@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 
 from ganrm_bench.harness.diagnostics.overoptimisation import AXES, PROXY, curve_axis
+from ganrm_bench.harness.diagnostics.pngs import save_figure
+from ganrm_bench.harness.report.rundir import load_overoptimisation
 
 GOLD, PROXY_COLOUR = "tab:red", "tab:blue"
 CAPTION = ("Over-optimisation (best-of-n): each metric column (red, left axis) and the proxy reward that chose the "
@@ -44,12 +46,30 @@ def write_overoptimisation_figure(run_dir: Path, spec: Any, table: pd.DataFrame,
                     continue
                 fit = fits[(fits["method"] == method) & (fits["seed"] == seed)].set_index("metric")
                 _panel(ax, g, fit, col, _label(spec, col), f"{method}, seed {seed}" if table["seed"].nunique() > 1 else method, axis)
-    fig.tight_layout()
-    out = Path(run_dir) / "figures"
-    out.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out / "overoptimisation.png", dpi=110)
-    plt.close(fig)
-    return out / "overoptimisation.png"
+    return save_figure(fig, run_dir, "overoptimisation")
+
+
+def figure_caption(run_dir: Path, spec: Any = None) -> str:
+    """CAPTION, then per curve its proxy and where each gold column peaks (n or step, value), and
+    which columns flagged `gold_past_peak`: what the figure shows for this run, in words."""
+    fits = load_overoptimisation(run_dir)
+    fits = fits[1] if fits is not None else None
+    if fits is None or fits.empty:
+        return CAPTION
+    parts = []
+    for (method, seed), g in fits.groupby(["method", "seed"], sort=False):
+        peaks = []
+        for r in g[g["gold"].astype(bool)].to_dict("records"):
+            axis = "n" if _finite(r.get("peak_n")) else "step" if _finite(r.get("peak_step")) else None
+            if axis is None:
+                continue
+            last = int(r[f"peak_{axis}"]) == int(r[f"final_{axis}"])
+            peaks.append(f"{_label(spec, r['metric'])} at {axis} = {int(r[f'peak_{axis}'])} ({r['peak_value']:.3g}"
+                         f"{', the last point: not yet past its peak' if last else ''})")
+        flagged = [_label(spec, m) for m in g.loc[g.get("gold_past_peak", pd.Series(False, index=g.index)).fillna(False).astype(bool), "metric"]]
+        parts.append(f"{method}, seed {seed}: gold is best for {'; '.join(peaks) or 'no column'}"
+                     + (f"; the last point is significantly worse than the peak on {', '.join(flagged)} (gold_past_peak)" if flagged else ""))
+    return CAPTION + ". In this run — " + ". ".join(parts) + "."
 
 
 def render_overoptimisation_markdown(fits: pd.DataFrame, spec: Any = None) -> str:

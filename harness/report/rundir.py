@@ -51,6 +51,13 @@ def load_overoptimisation(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame] | 
     return pd.read_csv(path), (pd.read_csv(fits) if fits.is_file() else pd.DataFrame())
 
 
+def load_cross_reward(run_dir: Path) -> pd.DataFrame | None:
+    """A run's cross-reward matrix (cross_reward.csv: one line per row optimised for a proxy and
+    judge, with the paired Δ and CI; harness.diagnostics.cross_reward), or None when it has none."""
+    path = Path(run_dir) / "cross_reward.csv"
+    return pd.read_csv(path, dtype={"seeds": str}) if path.is_file() else None
+
+
 def load_cards(run_dir: Path) -> dict[str, dict]:
     """A run's reward-model report cards (scorers/<name>.json), by file name without .json; {}
     when it has none. An unreadable card is left out (and logged): a report is written without it."""

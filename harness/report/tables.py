@@ -12,8 +12,9 @@ import pandas as pd
 
 from ganrm_bench.harness.diagnostics.monitor import run_extras_markdown
 from ganrm_bench.harness.errors import UserError
+from ganrm_bench.harness.report.cross_reward import render_cross_reward_markdown
 from ganrm_bench.harness.report.overoptimisation import render_overoptimisation_markdown
-from ganrm_bench.harness.report.rundir import load_overoptimisation
+from ganrm_bench.harness.report.rundir import load_cross_reward, load_overoptimisation
 from ganrm_bench.harness.spec.schema import Spec
 
 
@@ -24,6 +25,7 @@ def _run_extras(run_dir: Path, spec: Spec) -> str:
         curves = load_overoptimisation(run_dir)
         if curves is not None:
             extras = "\n".join(p for p in (extras, render_overoptimisation_markdown(curves[1], spec)) if p)
+        extras = "\n".join(p for p in (extras, render_cross_reward_markdown(load_cross_reward(run_dir))) if p)
     except Exception:  # noqa: BLE001 — a broken extra never loses the table
         return ""
     return "\n" + extras if extras else ""

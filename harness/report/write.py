@@ -17,6 +17,7 @@ import pandas as pd
 
 from ganrm_bench.harness.diagnostics.monitor import write_round_figure
 from ganrm_bench.harness.diagnostics.scorecard import write_cards
+from ganrm_bench.harness.report.cross_reward import write_cross_reward_figure
 from ganrm_bench.harness.report.figures import figure_style, save_png, write_galleries
 from ganrm_bench.harness.report.html import report_plots, write_html_report
 from ganrm_bench.harness.report.overoptimisation import write_overoptimisation_figure
@@ -74,6 +75,7 @@ def write_run(run_dir: Path, spec: Spec, spec_path: str, results: pd.DataFrame, 
                     monitor.diagnostics.to_csv(run_dir / "diagnostics.csv", index=False)
                 write_round_figure(run_dir, spec, results, records)
                 write_overoptimisation(run_dir, spec, monitor)
+                write_cross_reward(run_dir, monitor)
         except Exception as exc:  # the table matters more than its diagnostics
             diagnostics_errors.append(f"writing report cards / diagnostics: {type(exc).__name__}: {exc}")
     if units is not None and not units.empty:
@@ -117,8 +119,18 @@ def write_overoptimisation(run_dir: Path, spec: Spec, monitor: Any) -> None:
     write_overoptimisation_figure(run_dir, spec, table, monitor.overoptimisation_fits)
 
 
+def write_cross_reward(run_dir: Path, monitor: Any) -> None:
+    """The cross-reward matrix (harness.diagnostics.cross_reward), when the run has one:
+    `cross_reward.csv` and `figures/cross_reward.png`."""
+    table = getattr(monitor, "cross_reward", None)
+    if table is None or table.empty:
+        return
+    table.to_csv(run_dir / "cross_reward.csv", index=False)
+    write_cross_reward_figure(run_dir, table)
+
+
 #: what `write_run` puts in a run directory (a re-run into the same folder clears these first)
 RUN_OUTPUTS = ("results.parquet", "results.csv", "results.json", "spec.json", "run.json", "table.md", "table.tex",
                "records.csv", "gallery.png", "gallery", "figures",
                "units.parquet", "samples.json", "report.html", "scorers", "diagnostics.csv",
-               "overoptimisation.csv", "overoptimisation_fits.csv")
+               "overoptimisation.csv", "overoptimisation_fits.csv", "cross_reward.csv")

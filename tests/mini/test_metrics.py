@@ -74,14 +74,14 @@ def test_metric_fingerprints_name_the_network():
 
 
 def test_alignment_as_a_selector_scores_like_the_metric_and_shares_its_identity(ctx):
-    from ganrm_bench.harness.diagnostics.monitor import _scorer_identity
+    from ganrm_bench.harness.diagnostics.proxy_values import scorer_identity
     from ganrm_bench.mini.metrics import MiniAlignmentScorer
 
     samples, _ = _samples(ctx, wrong_every=3)
     metric, scorer = MiniAlignment(ci={"resamples": 200}), MiniAlignmentScorer()
     res = metric.compute(samples, ctx)
     np.testing.assert_allclose(scorer.score(samples.load(), samples.prompts(), ctx), res.per_sample, rtol=1e-6)
-    assert _scorer_identity(scorer.fingerprint()) == _scorer_identity(metric.fingerprint()) is not None
+    assert scorer_identity(scorer.fingerprint()) == scorer_identity(metric.fingerprint()) is not None
 
 
 def test_annotator_metric_is_the_annotator_nets_probability(ctx):
