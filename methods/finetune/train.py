@@ -259,16 +259,19 @@ def train(model: Denoiser, data: Sequence[PreferencePair | Sample], cfg: TrainCo
     return result
 
 
-def _trainable_unet(unet, cfg: TrainConfig):
+def _trainable_unet(unet, cfg: TrainConfig, frozen_reference: bool | None = None):
     """The UNet made trainable as the config says (full, or LoRA adapters with a seeded init), the
-    frozen reference copy DPO needs (full fine-tunes), and the trainable parameters in fp32."""
+    frozen reference copy DPO needs (full fine-tunes; `frozen_reference`, default the objective's
+    say), and the trainable parameters in fp32."""
     ref_unet = None
+    if frozen_reference is None:
+        frozen_reference = objective_for(cfg.objective).frozen_reference
     if cfg.finetune == "lora":
         with torch.random.fork_rng(devices=[]):  # a seeded LoRA init, without touching the global RNG
             torch.manual_seed(derive_seed(cfg.seed, "lora-init"))
             W.add_lora(unet, cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets)
     else:
-        if objective_for(cfg.objective).frozen_reference:
+        if frozen_reference:
             ref_unet = copy.deepcopy(unet).requires_grad_(False).eval()
             if cfg.reference_dtype != "same":
                 if cfg.mixed_precision == "no":
@@ -599,16 +602,16 @@ def _finite_mean(values: list[float]) -> float | None:
     return float(np.mean(vals)) if vals else None
 
 
-def _append_log(path: Path, row: dict[str, Any], fresh: bool) -> None:
+def _append_log(path: Path, row: dict[str, Any], fresh: bool, fields: Sequence[str] = LOG_FIELDS) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w" if fresh else "a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=LOG_FIELDS)
+        w = csv.DictWriter(f, fieldnames=list(fields))
         if fresh or f.tell() == 0:
             w.writeheader()
-        w.writerow({k: row.get(k, "") for k in LOG_FIELDS})
+        w.writerow({k: row.get(k, "") for k in fields})
 
 
-def _read_log(path: Path, upto: int, *, rewrite: bool = True) -> list[dict[str, Any]]:
+def _read_log(path: Path, upto: int, *, rewrite: bool = True, fields: Sequence[str] = LOG_FIELDS) -> list[dict[str, Any]]:
     """Rows of steps ≤ upto (rows past the resumed checkpoint are rewritten by the rerun; only by the
     main process, which alone appends to the log)."""
     if not path.exists():
@@ -621,7 +624,7 @@ def _read_log(path: Path, upto: int, *, rewrite: bool = True) -> list[dict[str, 
     if not rewrite:
         return rows
     with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=LOG_FIELDS)
+        w = csv.DictWriter(f, fieldnames=list(fields))
         w.writeheader()
         w.writerows(rows)
     return rows
