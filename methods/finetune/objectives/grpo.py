@@ -31,13 +31,12 @@ def advantages(rewards: Sequence[float], groups: Sequence[str], *, scope: Scope 
     rewards in a group give zero advantage."""
     r = np.asarray(rewards, dtype=np.float64)
     out = np.zeros_like(r)
-    if scope == "batch":
-        out = (r - r.mean()) / (r.std() + eps)
-    else:
-        g = np.asarray(list(groups))
-        for name in dict.fromkeys(g.tolist()):
-            m = g == name
-            out[m] = (r[m] - r[m].mean()) / (r[m].std() + eps)
+    g = np.zeros(len(r), dtype=int) if scope == "batch" else np.asarray(list(groups))
+    for name in dict.fromkeys(g.tolist()):
+        m = g == name
+        std = r[m].std()
+        if std > 0:  # a group of equal rewards stays at zero (whatever eps)
+            out[m] = (r[m] - r[m].mean()) / (std + eps)
     return np.clip(out, -clip, clip)
 
 
