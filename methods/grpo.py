@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, ValidationInfo, field_validator
 
+from ganrm_bench.harness.engine.estimate import EstimateRow
 from ganrm_bench.harness.engine.nodes import Node, Op
 from ganrm_bench.harness.errors import UserError
 from ganrm_bench.harness.plugins.base import EntryRef, Method
@@ -83,6 +84,24 @@ class GRPOOp(Op):
 
     def training_step(self, node):
         return int(node.params["train"]["steps"])
+
+    def estimate_rows(self, node, costs) -> list[EstimateRow]:
+        """plan --estimate: trajectories × (one generated sample + the trained steps' forwards and
+        backwards, 3 forwards each, +1 with the KL reference) from the generator's measured unit cost;
+        the scorer's calls are not timed here (its note says how many)."""
+        cfg = GRPOConfig(**node.params["train"])
+        gen = node.inputs["generator"].obj
+        trajectories = cfg.steps * cfg.prompts_per_step * cfg.group_size
+        nfe = getattr(gen, "nfe_per_sample", lambda: None)()
+        cost = costs(gen) if gen is not None else None
+        note = f"{trajectories} trajectories, {trajectories} scorer calls (not timed), {cfg.updates()} optimizer steps"
+        if cost is None or cost.forward_seconds is None or nfe is None:
+            return [EstimateRow("grpo", node.label, getattr(gen, "name", "?"), trajectories, "trajectory", None, None,
+                                note=f"{note}; the generator gives no sample / forward time")]
+        forwards = nfe * cfg.timestep_fraction * cfg.inner_epochs * (3 + (1 if cfg.kl_beta > 0 else 0))
+        per = cost.seconds + forwards * cost.forward_seconds
+        return [EstimateRow("grpo", node.label, getattr(gen, "name", "?"), trajectories, "trajectory", per, trajectories * per,
+                            cost.peak_bytes, f"{note}; {forwards:g} training forwards per trajectory")]
 
 
 GRPO_OP = GRPOOp()

@@ -147,15 +147,19 @@ class MiniDiffusion(Generator):
         return (unet if unet is not None else self.unet)(x_t, t, class_labels=cond).sample
 
     # -- rollout hooks (methods.finetune.online: trajectories of a stochastic sampler) ----------
-    def sampling_scheduler(self):
+    def rollout_scheduler(self):
         """A fresh sampling scheduler of this generator (its kind and step count)."""
         return make_sampling_scheduler(self.params.scheduler, self.params.steps)
 
-    def latent_shape(self) -> tuple[int, ...]:
+    def rollout_sampler(self) -> str:
+        """The sampling scheduler's class name, known without loading anything (planning)."""
+        return {"ddim": "DDIMScheduler", "ddpm": "DDPMScheduler"}[self.params.scheduler]
+
+    def rollout_shape(self) -> tuple[int, ...]:
         cfg = self.unet.config
         return (cfg.in_channels, cfg.sample_size, cfg.sample_size)
 
-    def decode_samples(self, x: torch.Tensor) -> list:
+    def rollout_decode(self, x: torch.Tensor) -> list:
         """Final states ([-1, 1] pixels) to images, as `generate` returns them."""
         return _to_images(x.clamp(-1, 1))
 

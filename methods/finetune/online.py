@@ -10,9 +10,11 @@ optionally with Flow-GRPO's KL to the frozen reference. Every draw comes from a 
 by (seed, iteration, prompt position, sample), so the same seed gives the same bytes, and a run
 killed after a checkpoint resumes to the same weights (the rollouts depend only on the weights).
 
-The generator is reached through the `Denoiser` protocol plus three rollout hooks on the
-generator plugin (`sampling_scheduler()`, `latent_shape()`, `decode_samples(x)`; guidance from
-`rollout_guidance()`), which the mini world's `mini_diffusion` implements.
+The generator is reached through the `Denoiser` protocol plus rollout hooks on the generator
+plugin: `rollout_sampler()` (the scheduler's class name, without loading), `rollout_scheduler()`
+(a fresh one set to the generator's steps), `rollout_shape()` (one sample's latents),
+`rollout_decode(x)` (final latents to images) and `rollout_guidance()`; the mini world's
+`mini_diffusion` and the diffusers text-to-image generator implement them.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ from ganrm_bench.methods.finetune.train import (
     save_eval_checkpoint,
 )
 
-ROLLOUT_HOOKS = ("sampling_scheduler", "latent_shape", "decode_samples")
+ROLLOUT_HOOKS = ("rollout_sampler", "rollout_scheduler", "rollout_shape", "rollout_decode")
 LOG_FIELDS = ("step", "reward_mean", "reward_std", "policy_loss", "kl", "approx_kl", "clip_fraction", "lr", "grad_norm",
               "seconds")
 
@@ -123,11 +125,17 @@ def cannot_rollout(generator: Any) -> str | None:
     return f"it has no rollout hooks {', '.join(missing)} (methods.finetune.online)" if missing else None
 
 
-def check_sampler(generator: Any, cfg: GRPOConfig) -> None:
-    """A ratio objective needs a stochastic step: refuse DDIM with η = 0 (a one-line error)."""
-    from diffusers import DDIMScheduler
+GAUSSIAN_SAMPLERS = ("DDIMScheduler", "DDPMScheduler")  # whose steps `policy_step` writes as Gaussians
 
-    if isinstance(generator.sampling_scheduler(), DDIMScheduler) and cfg.eta <= 0:
+
+def check_sampler(generator: Any, cfg: GRPOConfig) -> None:
+    """A ratio objective needs a Gaussian step with noise: refuse another sampler, or DDIM with
+    η = 0 (one-line errors, at planning: `rollout_sampler()` names the class without loading)."""
+    name = generator.rollout_sampler()
+    if name not in GAUSSIAN_SAMPLERS:
+        raise UserError(f"grpo: the generator samples with {name or 'its pipeline default scheduler'}, whose steps have no "
+                        "Gaussian log-probability here", hint="set the generator's scheduler: DDIMScheduler (with eta > 0) or DDPMScheduler")
+    if name == "DDIMScheduler" and cfg.eta <= 0:
         raise UserError("grpo: eta = 0 makes DDIM deterministic, so its steps have no log-probability for the ratio",
                         hint="set eta > 0 (DDPO and Flow-GRPO use 1.0) or sample with DDPM")
 
@@ -146,10 +154,10 @@ def rollout(model, hooks: Any, unet, prompts: Sequence[str], seeds: Sequence[int
             groups: Sequence[str]) -> Rollouts:
     """Sample one trajectory per (prompt, seed) with the current `unet`, recording every state and
     each step's log-probability; `seeds[i]` alone draws sample i's initial and step noise."""
-    sched = hooks.sampling_scheduler()
+    sched = hooks.rollout_scheduler()
     device = next(unet.parameters()).device
     gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
-    n, shape = len(seeds), tuple(hooks.latent_shape())
+    n, shape = len(seeds), tuple(hooks.rollout_shape())
     x = (randn_per_example((n, *shape), gens) * sched.init_noise_sigma).to(device)
     cond = model.encode_prompts(list(prompts))
     null = model.encode_prompts([""] * n) if guidance != 1.0 else None
@@ -162,7 +170,7 @@ def rollout(model, hooks: Any, unet, prompts: Sequence[str], seeds: Sequence[int
         stds.append(step.std)
         states.append(x)
     return Rollouts(torch.stack(states), torch.stack(log_probs), stds, [int(t) for t in sched.timesteps], cond, null,
-                    hooks.decode_samples(x), list(prompts), list(groups))
+                    hooks.rollout_decode(x), list(prompts), list(groups))
 
 
 def trained_steps(stds: Sequence[float], fraction: float, seed: int) -> list[int]:
@@ -212,7 +220,7 @@ class _Policy:
 
     def update(self, ro: Rollouts, adv: torch.Tensor, iteration: int) -> dict[str, float]:
         """inner_epochs × minibatches optimizer steps on the rollouts; the mean statistics."""
-        cfg, sched = self.cfg, self.hooks.sampling_scheduler()
+        cfg, sched = self.cfg, self.hooks.rollout_scheduler()
         steps = trained_steps(ro.stds, cfg.timestep_fraction, derive_seed(cfg.seed, "timesteps", iteration))
         stats: list[Any] = []
         norms: list[float] = []
@@ -244,6 +252,14 @@ def _rows(cond: Any, rows: torch.Tensor) -> Any:
 
 
 Score = Callable[[list, list[str]], np.ndarray]
+
+
+def _autocast(cfg: GRPOConfig, device: Any):
+    """The forwards under mixed precision on an accelerator (fp32 trainable weights, as the offline loop)."""
+    kind = torch.device(device).type
+    if cfg.mixed_precision == "no" or kind == "cpu":
+        return contextlib.nullcontext()
+    return torch.autocast(kind, dtype=torch.bfloat16 if cfg.mixed_precision == "bf16" else torch.float16)
 
 
 def iteration_batch(prompts: Sequence[str], cfg: GRPOConfig, iteration: int) -> tuple[list[str], list[int], list[str]]:
@@ -286,11 +302,13 @@ def train_grpo(model, hooks: Any, prompts: Sequence[str], score: Score, cfg: GRP
     unet.eval()  # rollouts and updates run the same network function (no dropout between the two log-probs)
     for it in range(start, cfg.steps):
         ps, seeds, groups = iteration_batch(prompts, cfg, it)
-        ro = rollout(model, hooks, unet, ps, seeds, eta=cfg.eta, guidance=guidance, groups=groups)
+        with _autocast(cfg, device):
+            ro = rollout(model, hooks, unet, ps, seeds, eta=cfg.eta, guidance=guidance, groups=groups)
         rewards = np.asarray(score(ro.images, ps), dtype=np.float64).reshape(len(ps))
         adv = torch.as_tensor(advantages(rewards, groups, scope=cfg.advantage, clip=cfg.adv_clip), dtype=torch.float32,
                               device=ro.states.device)
-        stats = policy.update(ro, adv, it)
+        with _autocast(cfg, device):
+            stats = policy.update(ro, adv, it)
         lr_schedule.step()
         row = {"step": it + 1, "reward_mean": float(rewards.mean()), "reward_std": float(rewards.std()), **stats,
                "lr": lr_schedule.get_last_lr()[0], "seconds": round(time.time() - t0, 3)}
@@ -330,7 +348,7 @@ def grpo_finetune(model, hooks: Any, prompts: Sequence[str], score: Score, cfg: 
 def compute(cfg: GRPOConfig, hooks: Any) -> dict[str, int]:
     """Nominal compute of a run: rollout NFE, training NFE (the trained steps' forwards, ×2 with the
     KL reference), scorer calls; with classifier-free guidance every forward is two."""
-    sched = hooks.sampling_scheduler()
+    sched = hooks.rollout_scheduler()
     per_forward = 1 if float(getattr(hooks, "rollout_guidance", lambda: 1.0)()) == 1.0 else 2
     trajectories = cfg.steps * cfg.prompts_per_step * cfg.group_size
     steps = len(sched.timesteps)

@@ -25,7 +25,7 @@ def finetune_path_kl(model: Any, hooks: Any, tuned_unet: torch.nn.Module, ref_un
     """The trajectory KL of `tuned_unet` against `ref_unet` (both through `model.unet_forward`),
     one trajectory per (prompt, seed), averaged over `prompt_ids`."""
     ro = rollout(model, hooks, tuned_unet, prompts, seeds, eta=eta, guidance=guidance, groups=list(prompt_ids))
-    sched = hooks.sampling_scheduler()
+    sched = hooks.rollout_scheduler()
     noisy = [i for i, s in enumerate(ro.stds) if s > 0]
     tuned, ref = [], []
     for i in noisy:  # means in float64: their difference is small next to them

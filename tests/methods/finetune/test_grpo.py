@@ -71,7 +71,7 @@ def test_rollout_log_probs_are_the_gaussian_steps_of_its_states(mini_generator):
     model = denoiser_for(mini_generator)
     ro = rollout(model, mini_generator, model.unet, PROMPTS, [11, 12], eta=1.0, guidance=1.0, groups=["0", "1"])
     assert ro.states.shape[0] == len(ro.timesteps) + 1 == 5
-    sched = mini_generator.sampling_scheduler()
+    sched = mini_generator.rollout_scheduler()
     for i, t in enumerate(ro.timesteps[:-1]):
         x = ro.states[i]
         eps = model.unet_forward(model.unet, x, torch.full((2,), t), model.encode_prompts(PROMPTS))

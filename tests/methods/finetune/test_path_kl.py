@@ -28,15 +28,15 @@ class ConstantEps(torch.nn.Module):
 class Toy:
     """Denoiser + rollout hooks of a toy generator: a 5-step DDIM without clipping."""
 
-    def sampling_scheduler(self):
+    def rollout_scheduler(self):
         s = DDIMScheduler(num_train_timesteps=1000, clip_sample=False, set_alpha_to_one=False, timestep_spacing="trailing")
         s.set_timesteps(5)
         return s
 
-    def latent_shape(self):
+    def rollout_shape(self):
         return SHAPE
 
-    def decode_samples(self, x):
+    def rollout_decode(self, x):
         return list(x)
 
     def encode_prompts(self, prompts):
@@ -47,7 +47,7 @@ class Toy:
 
 
 def closed_form(delta: float, eta: float) -> float:
-    sched = Toy().sampling_scheduler()
+    sched = Toy().rollout_scheduler()
     a = sched.alphas_cumprod.double().numpy()
     total, d = 0.0, int(np.prod(SHAPE))
     for t in sched.timesteps.tolist():
