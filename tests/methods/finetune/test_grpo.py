@@ -154,3 +154,31 @@ def test_the_row_trains_once_and_samples_its_checkpoints(tmp_path, mini_weights,
     cost = ev.cost(tune)
     assert cost["scorer_calls"] == 12 and cost["train_steps"] == 4 and cost["nfe"] > 0
     assert len(ev.value(b.method("rl1"))) == 3
+
+
+def test_estimate_sizes_the_run_from_the_generators_unit_cost(tmp_path, mini_weights, ctx):
+    from ganrm_bench.harness.engine.estimate import UnitCost
+
+    gens = {"gen": {"generator": "mini_diffusion", "weights": str(mini_weights), "steps": 3, "device": "cpu"}}
+    row = {"method": "grpo", "generator": "gen", "prompts": "eval", "scorer": "rm", **SMALL, "kl_beta": 0.1}
+    tune = next(n for n in builder(write_spec(tmp_path, gens, {"rl": row}), ctx).method("rl").walk() if n.op is GRPO_OP)
+    (est,) = GRPO_OP.estimate_rows(tune, lambda obj: UnitCost(2.0, "image", forward_seconds=0.1))
+    # 2 iterations × 2 prompts × G = 3 = 12 trajectories; per trajectory one sample (2 s) and 3 steps ×
+    # (3 forwards for forward + backward, +1 for the KL reference) × 0.1 s
+    assert est.units == 12 and est.seconds_per_unit == pytest.approx(2.0 + 3 * 4 * 0.1)
+    assert est.seconds == pytest.approx(12 * 3.2)
+
+
+def test_the_paper_scale_row_plans_and_a_non_gaussian_sampler_is_refused(ctx):
+    from ganrm_bench.harness.engine.builder import Builder
+    from ganrm_bench.harness.spec.load import load_spec
+    from tests.helpers.paper_fixtures import BENCHMARKS
+
+    spec = load_spec(BENCHMARKS / "online_rl_sd15.yaml")
+    tune = next(n for n in Builder(spec, ctx, 0, planning=True).method("sd15_grpo").walk() if n.op is GRPO_OP)
+    train = tune.params["train"]
+    assert (train["group_size"], train["prompts_per_step"], train["kl_beta"], train["clip_range"]) == (24, 48, 0.01, 1e-4)
+    assert train["steps"] * train["prompts_per_step"] * train["group_size"] == 200_448
+    other = load_spec(BENCHMARKS / "online_rl_sd15.yaml", {"methods.sd15_grpo.generator": "sd15"})  # PNDM by default
+    with pytest.raises(UserError, match="no Gaussian log-probability"):
+        Builder(other, ctx, 0, planning=True).method("sd15_grpo")
