@@ -182,3 +182,17 @@ def test_the_paper_scale_row_plans_and_a_non_gaussian_sampler_is_refused(ctx):
     other = load_spec(BENCHMARKS / "online_rl_sd15.yaml", {"methods.sd15_grpo.generator": "sd15"})  # PNDM by default
     with pytest.raises(UserError, match="no Gaussian log-probability"):
         Builder(other, ctx, 0, planning=True).method("sd15_grpo")
+
+
+def test_lora_with_the_kl_term_trains_only_the_adapters(mini_generator, tmp_path):
+    cfg = GRPOConfig(**{**SMALL, "finetune": "lora", "lora_targets": ("to_q", "to_k", "conv1"), "lr": 1e-2}, kl_beta=0.5)
+    model = denoiser_for(mini_generator)
+    before = {k: v.clone() for k, v in model.unet.state_dict().items()}
+    summary = grpo_finetune(model, mini_generator, PROMPTS, brightness, cfg, tmp_path / "out", tmp_path / "work")
+    after = model.unet.state_dict()
+    base = {k.replace(".base_layer", ""): v for k, v in after.items() if "lora_" not in k}
+    assert base.keys() == before.keys() and all(torch.equal(before[k], base[k]) for k in before)  # frozen
+    assert any("lora_B" in k and v.abs().sum() > 0 for k, v in after.items())  # B starts at 0: the adapters moved
+    assert summary["train_nfe"] == 2 * 2 * 3 * 3 * 2  # trajectories × trained steps × (policy + reference)
+    log = (tmp_path / "out" / "log.csv").read_text().splitlines()
+    assert len(log) == 3 and float(log[-1].split(",")[4]) > 0  # the KL to the reference grew from 0
