@@ -41,6 +41,7 @@ class GRPOOp(Op):
     version = "1"
     numerics_sensitive = True
     trains = True
+    optimises_scorer = True  # its `scorer` input is the row's proxy (over-optimisation monitor)
 
     def compute(self, node: Node, ctx, inputs):
         cfg: GRPOConfig = node.obj if isinstance(node.obj, GRPOConfig) else GRPOConfig(**node.params["train"])

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from ganrm_bench.harness.diagnostics.monitor import proxy_scorer_nodes
 from ganrm_bench.harness.engine.evaluator import Evaluator
 from ganrm_bench.harness.errors import UserError
 from ganrm_bench.methods.finetune.adapters import denoiser_for
@@ -147,6 +148,7 @@ def test_the_row_trains_once_and_samples_its_checkpoints(tmp_path, mini_weights,
     tune = next(n for n in b.method("rl").walk() if n.op is GRPO_OP)
     ckpt = next(n for n in b.method("rl1").walk() if n.op is FINETUNE_CHECKPOINT)
     assert ckpt.inputs["weights"].key == tune.key
+    assert [s.label for s in proxy_scorer_nodes(b.method("rl"))] == ["rm"]  # the monitor's proxy
     other = write_spec(tmp_path, gens, {"rl": {**row, "advantage": "batch"}}, name="ddpo")
     assert next(n for n in builder(other, ctx).method("rl").walk() if n.op is GRPO_OP).key != tune.key  # keyed by it
     pool = ev.value(b.method("rl"))
