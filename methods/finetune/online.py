@@ -83,6 +83,17 @@ class GRPOConfig(TrainConfig):
     timestep_fraction: float = Field(1.0, gt=0, le=1, description="fraction of the stochastic steps trained per "
                                      "iteration (a seeded random subset; DDPO's timestep_fraction)")
 
+    # offline-loop settings that online RL does not read (kept, with their defaults, so the config is a TrainConfig)
+    beta: float = Field(5000.0, gt=0, description="not used by grpo (Diffusion-DPO's β)")
+    batch_size: int = Field(8, ge=1, description="not used by grpo (trajectories per iteration: prompts_per_step × group_size)")
+    grad_accum: int = Field(2, ge=1, description="not used by grpo (optimizer steps per iteration: inner_epochs × minibatches)")
+    scale_lr: bool = Field(False, description="not used by grpo")
+    empty_prompt_fraction: float = Field(0.0, ge=0, le=1, description="not used by grpo")
+    resolution: int | None = Field(None, description="not used by grpo (rollouts run at the generator's size)")
+    precompute_encodings: bool = Field(False, description="not used by grpo")
+    decode_threads: int = Field(2, ge=0, description="not used by grpo")
+    micro_batch_size: int | None = Field(None, ge=1, description="not used by grpo")
+
     @model_validator(mode="after")
     def _groups(self) -> "GRPOConfig":
         if self.group_size < 2:
