@@ -16,6 +16,7 @@ PLUGINS = {
         "diffusion_dpo": "ganrm_bench.methods.sampling:DiffusionDPO",
         "sft": "ganrm_bench.methods.posttrain:SFT",
         "dpo": "ganrm_bench.methods.posttrain:DPO",
+        "grpo": "ganrm_bench.methods.grpo:GRPO",
         "multi_round": "ganrm_bench.methods.multi_round:MultiRound",
         "noise_search": "ganrm_bench.methods.search:NoiseSearch",
         "smc_search": "ganrm_bench.methods.smc_search:SMCSearch",

@@ -28,10 +28,9 @@ from ganrm_bench.harness.runtime.numerics import tf32_where_safe
 from ganrm_bench.harness.runtime.oom import out_of_memory_hint
 from ganrm_bench.harness.runtime.seeds import derive_seed
 from ganrm_bench.methods.finetune.adapters import cannot_finetune, denoiser_for, finetuned_generator
+from ganrm_bench.methods.finetune.objectives import objective_for
 from ganrm_bench.methods.finetune.train import (
     CHECKPOINTS,
-    PreferencePair,
-    Sample,
     TrainConfig,
     checkpoint_dir,
     finetune,
@@ -48,20 +47,6 @@ def _rank_and_world() -> tuple[int, int]:
 class FinetuneResult:
     directory: Path  # weights.safetensors + finetune.json + log.csv
     summary: dict[str, Any]
-
-
-def preference_pairs(winners: ItemSet, losers: ItemSet) -> tuple[list[PreferencePair], int]:
-    """(best, worst) per prompt, joined on prompt id; prompts whose best is their worst (K = 1 or
-    tied scores) carry no preference and are dropped. Returns the pairs and the dropped count."""
-    best = {it.prompt_id or it.key: it for it in winners}
-    pairs, dropped = [], 0
-    for lo in losers:
-        hi = best.get(lo.prompt_id or lo.key)
-        if hi is None or hi.key == lo.key:
-            dropped += 1
-            continue
-        pairs.append(PreferencePair(hi.prompt or "", hi.path, lo.path))
-    return pairs, dropped
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
@@ -92,10 +77,7 @@ class FinetuneOp(Op):
 
     def compute(self, node: Node, ctx, inputs):
         cfg: TrainConfig = node.obj if isinstance(node.obj, TrainConfig) else TrainConfig(**node.params["train"])
-        if cfg.objective == "dpo":
-            data, dropped = preference_pairs(inputs["winners"], inputs["losers"])
-        else:
-            data, dropped = [Sample(it.prompt or "", it.path) for it in inputs["selected"]], 0
+        data, dropped = objective_for(cfg.objective).examples(inputs)
         if not data:
             raise UserError(f"{node.label}: no training examples ({dropped} prompts without a preference)",
                             hint="use k ≥ 2 samples per prompt, and a scorer that separates them")
@@ -269,10 +251,7 @@ def finetune_round(b: Builder, generator: Node, prompts: str | Node, scorer: Nod
     selected data, the fine-tuning. Returns (fine-tuning node, pool, scores)."""
     pool = b.pool(generator, prompts, k)
     scores = b.scores(scorer, pool)
-    if cfg.objective == "dpo":
-        data = {"winners": b.select(pool, scores, "argmax"), "losers": b.select(pool, scores, "argmin")}
-    else:
-        data = {"selected": b.select(pool, scores, "argmax")}
+    data = {name: b.select(pool, scores, rule) for name, rule in objective_for(cfg.objective).selection.items()}
     weights = b.node(FINETUNE, {"train": cfg.identity()}, {"generator": generator, **data}, label=label, obj=cfg)
     return weights, pool, scores
 

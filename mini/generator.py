@@ -19,7 +19,7 @@ from ganrm_bench.harness.runtime.context import Context
 from ganrm_bench.harness.runtime.devices import resolve_device
 from ganrm_bench.mini.common import GENERATOR_FILE, digest, images_to_tensor, load_state, parse_digit, weights_path
 from ganrm_bench.mini.nets import NULL_CLASS, SCHEDULER_CONFIG, build_unet
-from ganrm_bench.mini.sampling import initial_noise, sample, sample_particles, to_uint8
+from ganrm_bench.mini.sampling import initial_noise, make_sampling_scheduler, sample, sample_particles, to_uint8
 
 
 class MiniDiffusionParams(PluginParams):
@@ -145,6 +145,26 @@ class MiniDiffusion(Generator):
     def unet_forward(self, x_t: torch.Tensor, t: torch.Tensor | int, cond: torch.Tensor, unet: torch.nn.Module | None = None) -> torch.Tensor:
         """ε prediction of this generator's UNet, or of `unet` (e.g. a trainable copy) when given."""
         return (unet if unet is not None else self.unet)(x_t, t, class_labels=cond).sample
+
+    # -- rollout hooks (methods.finetune.online: trajectories of a stochastic sampler) ----------
+    def rollout_scheduler(self):
+        """A fresh sampling scheduler of this generator (its kind and step count)."""
+        return make_sampling_scheduler(self.params.scheduler, self.params.steps)
+
+    def rollout_sampler(self) -> str:
+        """The sampling scheduler's class name, known without loading anything (planning)."""
+        return {"ddim": "DDIMScheduler", "ddpm": "DDPMScheduler"}[self.params.scheduler]
+
+    def rollout_shape(self) -> tuple[int, ...]:
+        cfg = self.unet.config
+        return (cfg.in_channels, cfg.sample_size, cfg.sample_size)
+
+    def rollout_decode(self, x: torch.Tensor) -> list:
+        """Final states ([-1, 1] pixels) to images, as `generate` returns them."""
+        return _to_images(x.clamp(-1, 1))
+
+    def rollout_guidance(self) -> float:
+        return float(self.params.guidance)
 
     # -- generation -----------------------------------------------------------------------------
     def nfe_per_sample(self) -> int:

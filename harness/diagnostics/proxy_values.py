@@ -36,13 +36,14 @@ def prompt_units(scores: np.ndarray, items: Any) -> Units:
 
 def proxy_scorer_nodes(samples: Node) -> list[Node]:
     """The scorers whose scores chose or trained this row's samples: the `scorer` input of every
-    `scores` node in its graph (selection, fine-tuning data, per-round reward statistics), except
-    scores that only judge (an op with `judges_scores`: a scorer judged on human pairs, a labeller)."""
+    `scores` node in its graph (selection, fine-tuning data, per-round reward statistics) and of
+    every op that optimises a scorer online (`optimises_scorer`: online RL), except scores that only
+    judge (an op with `judges_scores`: a scorer judged on human pairs, a labeller)."""
     nodes = list(samples.walk())
     judging = {c.key for n in nodes if getattr(n.op, "judges_scores", False) for c in n.inputs.values() if c.op.name == "scores"}
     out: dict[str, Node] = {}
     for n in nodes:
-        if n.op.name == "scores" and n.key not in judging:
+        if (n.op.name == "scores" and n.key not in judging) or getattr(n.op, "optimises_scorer", False):
             out.setdefault(n.inputs["scorer"].key, n.inputs["scorer"])
     return list(out.values())
 

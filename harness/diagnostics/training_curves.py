@@ -48,12 +48,13 @@ def training_point(samples: Node) -> TrainingPoint | None:
 
 
 def training_proxy(run: Node) -> Node | None:
-    """The scorer that selected a run's training data (a `select` over `scores` among its inputs)."""
+    """The scorer that selected a run's training data (a `select` over `scores` among its inputs),
+    or the one it optimised online (a `scorer` input: online RL)."""
     for data in run.inputs.values():
         scores = data.inputs.get("scores") if data.op.name == "select" else None
         if scores is not None and scores.op.name == "scores":
             return scores.inputs["scorer"]
-    return None
+    return run.inputs.get("scorer")
 
 
 @dataclass

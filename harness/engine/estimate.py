@@ -149,8 +149,11 @@ class _Estimator:
 
     def add(self, entry: Any) -> None:
         handler = getattr(self, f"_{entry.node.op.name}", None)
+        own = getattr(entry.node.op, "estimate_rows", None)  # a plugin op that sizes its own work (online RL)
         if handler is not None:
             handler(entry, entry.node)
+        elif callable(own):
+            self.est.rows.extend(own(entry.node, self.costs))
         elif entry.work:
             self.est.rows.append(EstimateRow(entry.node.op.name, entry.node.label, "", None, "", None, None,
                                              note="no estimate for this op"))

@@ -47,27 +47,13 @@ from ganrm_bench.harness.runtime.numerics import fixed_threads
 from ganrm_bench.harness.runtime.seeds import derive_seed
 from ganrm_bench.harness.store.keys import hash_key
 from ganrm_bench.methods.finetune import weights as W
-from ganrm_bench.methods.finetune.dpo import diffusion_dpo_loss, shared_noise_and_timesteps
 from ganrm_bench.methods.finetune.encodings import PrecomputedEncodings, Prefetcher, decode_example, offload_encoders
-from ganrm_bench.methods.finetune.protocol import Denoiser, map_cond, training_target
-from ganrm_bench.methods.finetune.sft import denoising_loss, noise_and_timesteps
+from ganrm_bench.methods.finetune.objectives import objective_for
+from ganrm_bench.methods.finetune.objectives.dpo import PreferencePair
+from ganrm_bench.methods.finetune.objectives.sft import Sample
+from ganrm_bench.methods.finetune.protocol import Denoiser, training_target
 
-
-@dataclass(frozen=True)
-class PreferencePair:
-    """One DPO example: the preferred and the rejected sample for a prompt (images, arrays, paths or Items)."""
-
-    prompt: str
-    winner: Any
-    loser: Any
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One SFT example: a selected sample and its prompt."""
-
-    prompt: str
-    image: Any
+__all__ = ["PreferencePair", "Sample", "TrainConfig", "TrainResult", "evaluate", "finetune", "train"]
 
 
 class TrainConfig(PluginParams):
@@ -200,31 +186,24 @@ def _forward_loss(model: Denoiser, unet, unwrapped, ref_unet, examples: Sequence
         drop = [torch.rand(1, generator=g).item() < cfg.empty_prompt_fraction for g in gen]
         prompts = ["" if d else p for p, d in zip(prompts, drop)]
     cond = encoder.encode_prompts(prompts)
-    if cfg.objective == "dpo":
-        images = [ex.winner for ex in examples] + [ex.loser for ex in examples]
-        clean = encoder.images_to_model_space(images, gen + gen).to(device)  # winner, then loser, from the pair's generator
-        noise, t = shared_noise_and_timesteps(len(examples), tuple(clean.shape[1:]), steps, gen, device)
-        cond = map_cond(lambda x: x.repeat(2, *([1] * (x.dim() - 1))), cond)
-    else:
-        clean = encoder.images_to_model_space([ex.image for ex in examples], gen).to(device)
-        noise, t = noise_and_timesteps(len(examples), tuple(clean.shape[1:]), steps, gen, device)
+    objective = objective_for(cfg.objective)
+    clean, noise, t, cond = objective.batch(encoder, examples, gen, cond, steps, device)
     noise = noise.to(clean.dtype)
     noisy = sched.add_noise(clean, noise, t)
     target = training_target(sched, clean, noise, t)
     with accelerator.autocast():
         pred = model.unet_forward(unet, noisy, t, cond)
-    if cfg.objective == "sft":
-        loss = denoising_loss(pred, target)
-        return loss, {"loss": loss.item(), "model_loss": loss.item()}
-    with torch.no_grad(), accelerator.autocast():
-        if ref_unet is not None:
-            ref_pred = model.unet_forward(ref_unet, noisy, t, cond)
-        else:
+
+    def reference() -> torch.Tensor:
+        with torch.no_grad(), accelerator.autocast():
+            if ref_unet is not None:
+                return model.unet_forward(ref_unet, noisy, t, cond)
             with W.adapters_disabled(unwrapped):
-                ref_pred = model.unet_forward(unwrapped, noisy, t, cond)
-    out = diffusion_dpo_loss(pred, ref_pred, target, cfg.beta)
-    return out.loss, {"loss": out.loss.item(), "implicit_acc": out.implicit_acc.item(),
-                      "model_loss": out.model_loss.item(), "ref_loss": out.ref_loss.item()}
+                return model.unet_forward(unwrapped, noisy, t, cond)
+
+    loss, stats = objective.loss(pred, reference, target, cfg.beta)
+    stats.pop("inside", None)
+    return loss, stats
 
 
 def train(model: Denoiser, data: Sequence[PreferencePair | Sample], cfg: TrainConfig, work_dir: str | Path,
@@ -280,16 +259,19 @@ def train(model: Denoiser, data: Sequence[PreferencePair | Sample], cfg: TrainCo
     return result
 
 
-def _trainable_unet(unet, cfg: TrainConfig):
+def _trainable_unet(unet, cfg: TrainConfig, frozen_reference: bool | None = None):
     """The UNet made trainable as the config says (full, or LoRA adapters with a seeded init), the
-    frozen reference copy DPO needs (full fine-tunes), and the trainable parameters in fp32."""
+    frozen reference copy DPO needs (full fine-tunes; `frozen_reference`, default the objective's
+    say), and the trainable parameters in fp32."""
     ref_unet = None
+    if frozen_reference is None:
+        frozen_reference = objective_for(cfg.objective).frozen_reference
     if cfg.finetune == "lora":
         with torch.random.fork_rng(devices=[]):  # a seeded LoRA init, without touching the global RNG
             torch.manual_seed(derive_seed(cfg.seed, "lora-init"))
             W.add_lora(unet, cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets)
     else:
-        if cfg.objective == "dpo":
+        if frozen_reference:
             ref_unet = copy.deepcopy(unet).requires_grad_(False).eval()
             if cfg.reference_dtype != "same":
                 if cfg.mixed_precision == "no":
@@ -497,37 +479,26 @@ def evaluate(model: Denoiser, data: Sequence[PreferencePair | Sample], *, object
     was_training = unet.training
     unet.eval()
     sched = model.noise_scheduler
-    accs, insides, losses = [], [], []
+    obj = objective_for(objective)
+    stats: list[dict[str, float]] = []
     for d in range(draws):
         gen = torch.Generator().manual_seed(derive_seed(seed, "eval", d))
         prompts = [ex.prompt for ex in data]
         cond = model.encode_prompts(prompts)
         device = next(unet.parameters()).device
-        if objective == "dpo":
-            clean = model.images_to_model_space([ex.winner for ex in data] + [ex.loser for ex in data], gen).to(device)
-            noise, t = shared_noise_and_timesteps(len(data), tuple(clean.shape[1:]), sched.config.num_train_timesteps, gen, device)
-            cond = map_cond(lambda x: x.repeat(2, *([1] * (x.dim() - 1))), cond)
-        else:
-            clean = model.images_to_model_space([ex.image for ex in data], gen).to(device)
-            noise, t = noise_and_timesteps(len(data), tuple(clean.shape[1:]), sched.config.num_train_timesteps, gen, device)
+        clean, noise, t, cond = obj.batch(model, data, gen, cond, sched.config.num_train_timesteps, device)
         noise = noise.to(clean.dtype)
         noisy = sched.add_noise(clean, noise, t)
         target = training_target(sched, clean, noise, t)
         pred = model.unet_forward(unet, noisy, t, cond)
-        if objective == "dpo":
+
+        def reference() -> torch.Tensor:
             with W.adapters_disabled(unet):
-                ref = model.unet_forward(unet, noisy, t, cond)
-            out = diffusion_dpo_loss(pred, ref, target, beta)
-            accs.append(out.implicit_acc.item())
-            insides.append(out.inside.mean().item())
-            losses.append(out.loss.item())
-        else:
-            losses.append(denoising_loss(pred, target).item())
+                return model.unet_forward(unet, noisy, t, cond)
+
+        stats.append(obj.loss(pred, reference, target, beta)[1])
     unet.train(was_training)
-    res = {"loss": float(np.mean(losses))}
-    if objective == "dpo":
-        res.update(implicit_acc=float(np.mean(accs)), inside=float(np.mean(insides)))
-    return res
+    return {k: float(np.mean([s[k] for s in stats])) for k in obj.eval_keys}
 
 
 # -- checkpoints -------------------------------------------------------------------------------------
@@ -631,16 +602,16 @@ def _finite_mean(values: list[float]) -> float | None:
     return float(np.mean(vals)) if vals else None
 
 
-def _append_log(path: Path, row: dict[str, Any], fresh: bool) -> None:
+def _append_log(path: Path, row: dict[str, Any], fresh: bool, fields: Sequence[str] = LOG_FIELDS) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w" if fresh else "a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=LOG_FIELDS)
+        w = csv.DictWriter(f, fieldnames=list(fields))
         if fresh or f.tell() == 0:
             w.writeheader()
-        w.writerow({k: row.get(k, "") for k in LOG_FIELDS})
+        w.writerow({k: row.get(k, "") for k in fields})
 
 
-def _read_log(path: Path, upto: int, *, rewrite: bool = True) -> list[dict[str, Any]]:
+def _read_log(path: Path, upto: int, *, rewrite: bool = True, fields: Sequence[str] = LOG_FIELDS) -> list[dict[str, Any]]:
     """Rows of steps ≤ upto (rows past the resumed checkpoint are rewritten by the rerun; only by the
     main process, which alone appends to the log)."""
     if not path.exists():
@@ -653,7 +624,7 @@ def _read_log(path: Path, upto: int, *, rewrite: bool = True) -> list[dict[str, 
     if not rewrite:
         return rows
     with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=LOG_FIELDS)
+        w = csv.DictWriter(f, fieldnames=list(fields))
         w.writeheader()
         w.writerows(rows)
     return rows
@@ -664,7 +635,7 @@ def _unique(data: Sequence, indices: set[int]) -> list:
 
 
 def _check_data(data: Sequence, cfg: TrainConfig) -> None:
-    want = PreferencePair if cfg.objective == "dpo" else Sample
+    want = objective_for(cfg.objective).example
     if not data:
         raise UserError(f"no {cfg.objective} training examples (empty {want.__name__} list)")
     bad = [i for i, ex in enumerate(data) if not isinstance(ex, want)]

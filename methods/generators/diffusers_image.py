@@ -23,6 +23,36 @@ class DiffusersImageGenerator(DiffusersGeneratorBase):
         out = pipe(**self.call_arguments(chunk, generators), output_type="pil", **extra)
         return [im.convert("RGB") for im in out.images]
 
+    # -- rollout hooks (methods.finetune.online: online RL's trajectories) -----------------------
+    def rollout_sampler(self) -> str | None:
+        """The sampling scheduler's class name from the params (None: the pipeline's own, unknown
+        until it loads): planning checks it without loading weights."""
+        return self.params.scheduler
+
+    def rollout_scheduler(self):
+        """A fresh copy of the pipeline's scheduler, set to this generator's steps."""
+        pipe = self.pipeline(None)
+        sched = type(pipe.scheduler).from_config(pipe.scheduler.config)
+        sched.set_timesteps(self.params.steps)
+        return sched
+
+    def rollout_shape(self) -> tuple[int, int, int]:
+        return self.latent_shape(self.pipeline(None))
+
+    def rollout_decode(self, latents) -> list:
+        """Final latents to RGB images through the pipeline's VAE (as the pipeline decodes them)."""
+        import torch
+
+        pipe = self.pipeline(None)
+        with torch.no_grad():
+            pixels = pipe.vae.decode(latents.to(device=pipe.vae.device, dtype=pipe.vae.dtype) / pipe.vae.config.scaling_factor,
+                                     return_dict=False)[0]
+        return [im.convert("RGB") for im in pipe.image_processor.postprocess(pixels.float(), output_type="pil")]
+
+    def rollout_guidance(self) -> float:
+        """Classifier-free guidance of the rollouts: the generator's scale (1: none, as diffusers below 1)."""
+        return float(self.params.guidance) if self.params.guidance > 1 else 1.0
+
     # -- search hooks (methods.search): the initial latents as an explicit input ----------------
     def latent_shape(self, pipe) -> tuple[int, int, int]:
         """(channels, height, width) of one sample's initial latents, as the pipeline sizes them."""

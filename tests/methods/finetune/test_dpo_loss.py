@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from ganrm_bench.methods.finetune.dpo import diffusion_dpo_loss, shared_noise_and_timesteps
-from ganrm_bench.methods.finetune.sft import denoising_loss
+from ganrm_bench.methods.finetune.objectives.dpo import diffusion_dpo_loss, shared_noise_and_timesteps
+from ganrm_bench.methods.finetune.objectives.sft import denoising_loss
 
 
 def _fixed():

@@ -13,7 +13,7 @@ from ganrm_bench.harness.errors import UserError
 from ganrm_bench.harness.plugins.base import Prompt, SampleRequest
 from ganrm_bench.methods.finetune import weights as W
 from ganrm_bench.methods.finetune.adapters import cannot_finetune, denoiser_for, finetuned_generator
-from ganrm_bench.methods.finetune.dpo import diffusion_dpo_loss, shared_noise_and_timesteps
+from ganrm_bench.methods.finetune.objectives.dpo import diffusion_dpo_loss, shared_noise_and_timesteps
 from ganrm_bench.methods.finetune.train import PreferencePair, TrainConfig, evaluate, finetune
 
 FRAMES, SIZE = 2, 32

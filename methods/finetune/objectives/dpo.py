@@ -14,12 +14,23 @@ loser, relative to a frozen reference model:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 
-from ganrm_bench.methods.finetune.sft import noise_and_timesteps, per_sample_mse
+from ganrm_bench.harness.plugins.base import ItemSet
+from ganrm_bench.methods.finetune.objectives.base import Batch, Objective, noise_and_timesteps, per_sample_mse
+from ganrm_bench.methods.finetune.protocol import map_cond
+
+
+@dataclass(frozen=True)
+class PreferencePair:
+    """One DPO example: the preferred and the rejected sample for a prompt (images, arrays, paths or Items)."""
+
+    prompt: str
+    winner: Any
+    loser: Any
 
 
 @dataclass
@@ -56,3 +67,43 @@ def shared_noise_and_timesteps(pairs: int, shape: tuple[int, ...], num_train_tim
     (DiffusionDPO#1)."""
     noise, timesteps = noise_and_timesteps(pairs, shape, num_train_timesteps, generator, device)
     return noise.repeat(2, *([1] * len(shape))), timesteps.repeat(2)
+
+
+def preference_pairs(winners: ItemSet, losers: ItemSet) -> tuple[list[PreferencePair], int]:
+    """(best, worst) per prompt, joined on prompt id; prompts whose best is their worst (K = 1 or
+    tied scores) carry no preference and are dropped. Returns the pairs and the dropped count."""
+    best = {it.prompt_id or it.key: it for it in winners}
+    pairs, dropped = [], 0
+    for lo in losers:
+        hi = best.get(lo.prompt_id or lo.key)
+        if hi is None or hi.key == lo.key:
+            dropped += 1
+            continue
+        pairs.append(PreferencePair(hi.prompt or "", hi.path, lo.path))
+    return pairs, dropped
+
+
+class DPOObjective(Objective):
+    name = "dpo"
+    example = PreferencePair
+    selection = {"winners": "argmax", "losers": "argmin"}
+    frozen_reference = True
+    eval_keys = ("loss", "implicit_acc", "inside")
+
+    def examples(self, inputs: Mapping[str, Any]) -> tuple[list, int]:
+        return preference_pairs(inputs["winners"], inputs["losers"])
+
+    def batch(self, encoder: Any, examples: Sequence, generator: Any, cond: Any, num_train_timesteps: int,
+              device: Any) -> Batch:
+        """Winners then losers, from the pair's generator (the same noise and timestep for both)."""
+        images = [ex.winner for ex in examples] + [ex.loser for ex in examples]
+        gens = generator + generator if isinstance(generator, list) else generator
+        clean = encoder.images_to_model_space(images, gens).to(device)
+        noise, t = shared_noise_and_timesteps(len(examples), tuple(clean.shape[1:]), num_train_timesteps, generator, device)
+        return clean, noise, t, map_cond(lambda x: x.repeat(2, *([1] * (x.dim() - 1))), cond)
+
+    def loss(self, pred: torch.Tensor, reference: Callable[[], torch.Tensor], target: torch.Tensor,
+             beta: float) -> tuple[torch.Tensor, dict[str, float]]:
+        out = diffusion_dpo_loss(pred, reference(), target, beta)
+        return out.loss, {"loss": out.loss.item(), "implicit_acc": out.implicit_acc.item(), "model_loss": out.model_loss.item(),
+                          "ref_loss": out.ref_loss.item(), "inside": out.inside.mean().item()}
