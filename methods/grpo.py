@@ -30,9 +30,10 @@ from ganrm_bench.methods.ops import (
     prompts_entry,
     require_finetunable,
 )
+from ganrm_bench.methods.trajectory_kl import EstimatesTrajectoryKL
 
 
-class GRPOOp(Op):
+class GRPOOp(EstimatesTrajectoryKL, Op):
     """Online RL of the input generator on the input prompts against the input scorer. Trains in
     `<store>/work/<key>/` (resumable from its last checkpoint); the artifact holds the weights,
     finetune.json, log.csv and the eval_at checkpoints. One process (not data-parallel)."""

@@ -37,6 +37,7 @@ from ganrm_bench.methods.finetune.train import (
     make_accelerator,
 )
 from ganrm_bench.methods.finetune.weights import WEIGHTS, read_meta
+from ganrm_bench.methods.trajectory_kl import EstimatesTrajectoryKL
 
 
 def _rank_and_world() -> tuple[int, int]:
@@ -57,7 +58,7 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
-class FinetuneOp(Op):
+class FinetuneOp(EstimatesTrajectoryKL, Op):
     """Fine-tunes the input generator (SFT on `selected`, or DPO on `winners` vs `losers`).
 
     Trains in `<store>/work/<key>/` (checkpoints, log), so a killed run resumes from its last
@@ -139,7 +140,7 @@ class FinetunedGeneratorOp(Op):
         return {}
 
 
-class FinetuneCheckpointOp(Op):
+class FinetuneCheckpointOp(EstimatesTrajectoryKL, Op):
     """The weights a stored fine-tune kept after optimizer step `step` (its config's eval_at):
     nothing stored or trained, so every checkpoint of one fine-tune is a row at the cost of
     sampling. Keyed by the fine-tune's key and the step."""

@@ -9,7 +9,7 @@ and prompts is n = 1 (KL 0). Rows sharing generator, prompts and proxy form one 
 MIN_POINTS distinct n. Per curve, metric and seed, Gao's form R(d) = d(α − βd) is fitted by least
 squares (harness.stats.gao_forms) and the observed best n (the "gold peak") is reported. Rows along
 one fine-tune's training (harness.diagnostics.training_curves) are curves over the step, with their
-observed peak and no fit (no KL estimate yet).
+observed peak, no fit, and the fine-tune's trajectory KL where its op estimates one.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ class Curve:
     def method(self) -> str:
         return f"best-of-n by {self.scorer.label}"
 
-    def point(self, n: int) -> dict[str, Any]:
+    def point(self, n: int, ev: Any = None, row: str | None = None) -> dict[str, Any]:
         kl = best_of_n_kl(n)
         return {"n": n, "kl": kl, "sqrt_kl": math.sqrt(kl), "kl_estimator": "best-of-n: log n − (n−1)/n"}
 
@@ -105,7 +105,7 @@ def curve_lines(ev: Any, seed: int, curve: Curve | TrainingCurve, rows: dict[str
         scores, items = scorer_scores(ev, curve.scorer, rows[row])
         units = prompt_units(scores, items)
         ci = mean_interval(units, seed=derive_seed(0, "proxy", row, curve.scorer.key))
-        line: dict[str, Any] = {"method": curve.method, "proxy": curve.scorer.label, "seed": seed, "row": row, **curve.point(x),
+        line: dict[str, Any] = {"method": curve.method, "proxy": curve.scorer.label, "seed": seed, "row": row, **curve.point(x, ev, row),
                                 "proxy_mean": units.value, "proxy_ci_low": ci.ci_low, "proxy_ci_high": ci.ci_high}
         for col in columns:
             r = cells.loc[(row, col)] if cells is not None and (row, col) in cells.index else None
@@ -183,6 +183,8 @@ def _fit_line(method: str, seed: int, metric: str, direction: str, g: pd.DataFra
         best = int(np.nanargmax(v) if direction == "higher" else np.nanargmin(v))
         line.update({f"peak_{axis}": int(g[axis].iloc[best]), "peak_sqrt_kl": float(d[best]), "peak_value": float(v[best]),
                      "peak_row": str(g["row"].iloc[best]), f"final_{axis}": int(g[axis].iloc[-1]), "final_value": float(v[-1])})
+    if axis != "n":  # best-of-n's form only: RL's d(α − β log d) is not fitted here
+        return line
     try:
         fit = fit_best_of_n(d[ok], v[ok])
     except ValueError:

@@ -1,7 +1,9 @@
 """Over-optimisation along training: rows that sample from checkpoints of one training run (a
 fine-tune's `eval_at` steps and its final step), with the untuned generator as step 0, read as one
-curve whose x is the optimizer step (Gao et al. 2022 plot RL against √KL; no KL estimate is wired
-for fine-tunes yet, so these lines carry kl_estimator "none" and the step is the axis).
+curve whose x is the optimizer step. Gao et al. 2022 plot RL against √KL: where the op holding the
+weights has an estimator (`Op.divergence`: the fine-tunes' trajectory KL, methods.trajectory_kl),
+each point also carries KL(tuned ‖ untuned) [CI], computed in the monitor pass and cached in the
+store like any artifact, and step 0 is KL 0; otherwise kl_estimator says "none".
 
 Found on the artifact graph through the ops' `training_step` / `training_run` (harness.engine.nodes.Op),
 whatever method built the rows: a row whose samples are a `pool` of a generator holding weights
@@ -23,12 +25,14 @@ KL_NONE = "none (x = optimizer step)"
 
 @dataclass(frozen=True)
 class TrainingPoint:
-    """A row read along training: its step, the training run (None: an untuned generator, step 0)
-    and the source it samples (parent generator key, prompts key, samples per prompt)."""
+    """A row read along training: its step, the training run (None: an untuned generator, step 0),
+    the source it samples (parent generator key, prompts key, samples per prompt) and the node
+    estimating the KL of its generator against the parent (None: no estimator)."""
 
     step: int
     run: Node | None
     source: tuple[str, str, int]
+    divergence: Node | None = None
 
 
 def training_point(samples: Node) -> TrainingPoint | None:
@@ -44,7 +48,8 @@ def training_point(samples: Node) -> TrainingPoint | None:
     parent = run.inputs.get("generator")
     if parent is None:
         return None
-    return TrainingPoint(int(weights.op.training_step(weights)), run, (parent.key, prompts, k))
+    kl = weights.op.divergence(weights, gen, parent, samples.inputs["prompts"])
+    return TrainingPoint(int(weights.op.training_step(weights)), run, (parent.key, prompts, k), kl)
 
 
 def training_proxy(run: Node) -> Node | None:
@@ -64,14 +69,28 @@ class TrainingCurve:
     scorer: Node
     run: Node
     rows: dict[str, int] = field(default_factory=dict)
+    divergences: dict[str, Node] = field(default_factory=dict)  # row -> its KL node (rows past step 0)
     axis = "step"
 
     @property
     def method(self) -> str:
         return f"{self.run.label} along training (proxy {self.scorer.label})"
 
-    def point(self, step: int) -> dict[str, Any]:
-        return {"step": step, "kl": math.nan, "sqrt_kl": math.nan, "kl_estimator": KL_NONE}
+    def point(self, step: int, ev: Any = None, row: str | None = None) -> dict[str, Any]:
+        """The row's x: its step, and its KL [CI] when every tuned row of the curve has an estimator."""
+        none = {"step": step, "kl": math.nan, "sqrt_kl": math.nan, "kl_ci_low": math.nan, "kl_ci_high": math.nan,
+                "kl_estimator": KL_NONE}
+        tuned = [r for r, s in self.rows.items() if s > 0]
+        if ev is None or not tuned or any(r not in self.divergences for r in tuned):
+            return none
+        try:
+            v = ev.value(self.divergences[row if step > 0 else tuned[0]])
+        except Exception as exc:  # the curve stays, on the step axis, and says why it has no KL
+            return {**none, "kl_estimator": f"{KL_NONE}; the estimate failed: {type(exc).__name__}: {exc}"}
+        if step == 0:  # the untuned generator against itself
+            return {**none, "kl": 0.0, "sqrt_kl": 0.0, "kl_ci_low": 0.0, "kl_ci_high": 0.0, "kl_estimator": v["estimator"]}
+        return {**none, "kl": v["kl"], "sqrt_kl": math.sqrt(max(v["kl"], 0.0)), "kl_ci_low": v["ci_low"],
+                "kl_ci_high": v["ci_high"], "kl_estimator": v["estimator"]}
 
 
 def training_curves(rows: dict[str, Node], min_points: int) -> list[TrainingCurve]:
@@ -82,7 +101,10 @@ def training_curves(rows: dict[str, Node], min_points: int) -> list[TrainingCurv
         scorer = training_proxy(p.run) if p.run is not None else None
         if scorer is None:
             continue
-        add_point(curves.setdefault((p.run.key, p.source), TrainingCurve(scorer, p.run)), row, p.step)
+        curve = curves.setdefault((p.run.key, p.source), TrainingCurve(scorer, p.run))
+        add_point(curve, row, p.step)
+        if p.divergence is not None and curve.rows.get(row) == p.step:
+            curve.divergences[row] = p.divergence
     for (_, source), curve in curves.items():
         for row, p in read.items():
             if p.run is None and p.source == source:

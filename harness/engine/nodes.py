@@ -63,6 +63,13 @@ class Op:
         """The training node whose weights this node holds (itself, or the run a checkpoint reads)."""
         return node
 
+    def divergence(self, node: "Node", tuned: "Node", reference: "Node", prompts: "Node") -> "Node | None":
+        """A node whose value estimates KL(tuned ‖ reference) on `prompts` — `tuned` the generator
+        holding this node's weights, `reference` the one they were trained from — as a dict with
+        `kl`, `ci_low`, `ci_high` and `estimator`; None when no estimator applies. The
+        over-optimisation curves along training put √KL on their x axis."""
+        return None
+
     def cost(self, node: "Node", value: Any) -> dict[str, float]:
         """The nominal work this value takes (harness.engine.cost): `nfe` (generator network evaluations),
         `scorer_calls`, `train_steps`; the evaluator adds wall `seconds` and keeps it in the manifest."""

@@ -19,8 +19,9 @@ from ganrm_bench.harness.report.rundir import load_overoptimisation
 GOLD, PROXY_COLOUR = "tab:red", "tab:blue"
 CAPTION = ("Over-optimisation (best-of-n): each metric column (red, left axis) and the proxy reward that chose the "
            "samples (blue, right axis) against √KL(π‖π₀), KL = log n − (n−1)/n; dashed: Gao et al.'s fit d(α − βd); "
-           "★: where the column is best; curves along a fine-tune's training (if any) in a row of panels against the "
-           "optimizer step (figures/overoptimisation.png)")
+           "★: where the column is best; curves along a fine-tune's training (if any) in a row of panels against "
+           "√KL of the fine-tune's trajectories (the step under each tick), or the optimizer step where no KL is "
+           "estimated (figures/overoptimisation.png)")
 
 
 def write_overoptimisation_figure(run_dir: Path, spec: Any, table: pd.DataFrame, fits: pd.DataFrame) -> Path | None:
@@ -94,7 +95,8 @@ def render_overoptimisation_markdown(fits: pd.DataFrame, spec: Any = None) -> st
             lines.append(f"| {name} | {r['direction']} | {peak} | {value} | {final} | {fit} | {best} |")
         lines.append("")
     lines.append("KL = log n − (n−1)/n (exact for best-of-n); the fit is Gao et al. 2022's best-of-n form through the n = 1 "
-                 "value. Curves along training have the optimizer step as x (no KL estimate, no fit). "
+                 "value. Curves along training have the optimizer step as x and, where estimated, the fine-tune's trajectory "
+                 "KL to the untuned generator (columns kl, kl_ci_low, kl_ci_high; no fit). "
                  "Curves: `overoptimisation.csv`, `figures/overoptimisation.png`.")
     return "\n".join(lines) + "\n"
 
@@ -112,16 +114,18 @@ def _label(spec: Any, col: str) -> str:
 
 
 def _panel(ax: Any, g: pd.DataFrame, fit: pd.DataFrame, col: str, label: str, curve: str, axis: str = "n") -> None:
-    d = g["sqrt_kl" if axis == "n" else "step"].to_numpy(float)
+    with_kl = axis == "n" or bool(np.isfinite(g["sqrt_kl"].to_numpy(float)).all())  # a fine-tune's KL, when estimated
+    d = g["sqrt_kl" if with_kl else "step"].to_numpy(float)
     grid = np.linspace(0, d.max() * 1.05, 100)
     gold = bool(fit.loc[col, "gold"]) if col in fit.index else True
     _series(ax, d, g[col], g[f"{col}_ci_low"], g[f"{col}_ci_high"], fit, col, grid, GOLD, "s",
             f"{'gold' if gold else 'own selector'}: {label}")
-    peak_x = "peak_sqrt_kl" if axis == "n" else "peak_step"
-    if col in fit.index and math.isfinite(float(fit.loc[col].get(peak_x, math.nan))):
+    peak = f"peak_{axis}"
+    if col in fit.index and math.isfinite(float(fit.loc[col].get(peak, math.nan))):
         r = fit.loc[col]
-        ax.plot([r[peak_x]], [r["peak_value"]], marker="*", markersize=16, color=GOLD, linestyle="none",
-                label=f"gold peak: {axis} = {int(r[f'peak_{axis}'])}")
+        at = d[(g[axis].to_numpy(float) == float(r[peak])).argmax()]
+        ax.plot([at], [r["peak_value"]], marker="*", markersize=16, color=GOLD, linestyle="none",
+                label=f"gold peak: {axis} = {int(r[peak])}")
     ax.set_ylabel(label, color=GOLD)
     twin = ax.twinx()
     _series(twin, d, g["proxy_mean"], g["proxy_ci_low"], g["proxy_ci_high"], fit, PROXY, grid, PROXY_COLOUR, "o",
@@ -130,6 +134,9 @@ def _panel(ax: Any, g: pd.DataFrame, fit: pd.DataFrame, col: str, label: str, cu
     if axis == "n":
         ax.set_xticks(d, [f"{x:.2f}\nn={n}" for x, n in zip(d, g["n"])], fontsize=7)
         ax.set_xlabel("√KL(π‖π₀)  (best-of-n)")
+    elif with_kl:
+        ax.set_xticks(d, [f"{x:.2f}\nstep {int(s)}" for x, s in zip(d, g["step"])], fontsize=7)
+        ax.set_xlabel("√KL(π‖π₀)  (trajectory KL of the fine-tune)")
     else:
         ax.set_xticks(d, [str(int(x)) for x in d], fontsize=7)
         ax.set_xlabel("optimizer step (no KL estimate)")

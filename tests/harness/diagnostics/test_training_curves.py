@@ -22,8 +22,9 @@ from tests.helpers import HELPERS
 STEPS = (2, 4, 6, 8, 10)
 
 
-def spec_text(shape="inverted_u", steps=STEPS, columns="contrast"):
-    rows = "\n".join(f"  tune{s}: {{method: toy_tune, generator: gen, prompts: eval, scorer: rm, checkpoint: {s}, shape: {shape}}}"
+def spec_text(shape="inverted_u", steps=STEPS, columns="contrast", kl=None):
+    extra = f", kl: {kl}" if kl else ""
+    rows = "\n".join(f"  tune{s}: {{method: toy_tune, generator: gen, prompts: eval, scorer: rm, checkpoint: {s}, shape: {shape}{extra}}}"
                      for s in steps)
     names = ", ".join(f"tune{s}" for s in steps)
     return f"""
@@ -143,3 +144,28 @@ def test_the_diversity_column_of_a_table_with_a_diversity_metric(tmp_path):
         assert table[f"diversity{s}"].tolist() == pytest.approx(table[f"texture{s}"].tolist())
     res = outcome.results[(outcome.results["scope"] == "seed") & (outcome.results["column"] == "texture")].set_index("row")
     assert table.set_index("row").loc["tune6", "diversity"] == pytest.approx(res.loc["tune6", "value"])
+
+
+def test_a_fine_tune_with_a_kl_estimator_puts_its_kl_on_the_curve(tmp_path):
+    """The op's `divergence` node is evaluated per tuned row: kl and its CI are the toy's Gaussian
+    shift (3·s brighter: (0.3·s)²/2), step 0 is KL 0, no best-of-n fit is drawn through a fine-tune,
+    and the figure's x is √KL."""
+    spec, outcome, rundir = run(tmp_path, kl="shift")
+    assert not outcome.failures and not outcome.monitor.errors
+    table = pd.read_csv(rundir / "overoptimisation.csv")
+    along = table[table["step"].notna()].set_index("row")
+    by_hand = {row: (0.3 * s) ** 2 / 2 for row, s in zip(along.index, along["step"].astype(int))}
+    assert along["kl"].to_dict() == pytest.approx(by_hand)
+    assert along["sqrt_kl"].tolist() == pytest.approx([math.sqrt(v) for v in by_hand.values()])
+    assert along["kl_ci_high"].tolist() == pytest.approx([1.1 * v for v in by_hand.values()])
+    assert (along["kl_estimator"] == "toy: Gaussian shift").all() and along.loc["base", "kl"] == 0
+    fits = pd.read_csv(rundir / "overoptimisation_fits.csv")
+    assert fits[fits["method"].str.contains("along training")]["alpha"].isna().all()  # Gao's best-of-n form is not RL's
+    assert (rundir / "figures" / "overoptimisation.png").is_file()
+
+
+def test_a_failing_kl_estimate_keeps_the_curve_on_the_step_axis_and_says_why(tmp_path):
+    spec, outcome, rundir = run(tmp_path, kl="fail")
+    along = pd.read_csv(rundir / "overoptimisation.csv").query("step == step").set_index("row")
+    assert along["step"].tolist() == [0, *STEPS] and along["kl"].isna().all()
+    assert along.loc["tune4", "kl_estimator"].startswith(KL_NONE) and "toy KL refuses" in along.loc["tune4", "kl_estimator"]

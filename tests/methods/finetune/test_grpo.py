@@ -217,3 +217,24 @@ def test_a_diffusers_pipeline_trains_through_the_same_hooks(tiny_sd, tmp_path):
     summary = grpo_finetune(model, gen, ["a red square", "a cat"], brightness, cfg, tmp_path / "out", tmp_path / "work")
     assert (tmp_path / "out" / WEIGHTS).is_file() and summary["rollout_nfe"] == 4 * 3 * 2  # CFG: two forwards a step
     assert any("lora_B" in k and v.abs().sum() > 0 for k, v in model.unet.state_dict().items())  # the adapters moved
+
+
+def test_checkpoints_carry_a_trajectory_kl_to_the_untuned_generator(tmp_path, mini_weights, ctx):
+    """`Op.divergence` of the run and of its checkpoint: a TrajectoryKL node per point, keyed apart,
+    positive once the weights moved; the untuned generator against itself is exactly 0."""
+    from ganrm_bench.harness.diagnostics.training_curves import training_point
+    from ganrm_bench.methods.trajectory_kl import TRAJECTORY_KL, trajectory_kl_node
+
+    gens = {"gen": {"generator": "mini_diffusion", "weights": str(mini_weights), "steps": 3, "device": "cpu"}}
+    row = {"method": "grpo", "generator": "gen", "prompts": "eval", "scorer": "rm", "train_prompts": "train",
+           **SMALL, "eval_at": [1]}
+    spec = write_spec(tmp_path, gens, {"rl": row, "rl1": {**row, "checkpoint": 1}})
+    b, ev = builder(spec, ctx), Evaluator(ctx)
+    last, first = training_point(b.method("rl")), training_point(b.method("rl1"))
+    assert last.divergence.op is TRAJECTORY_KL and first.divergence.key != last.divergence.key
+    kl_last, kl_first = ev.value(last.divergence), ev.value(first.divergence)
+    assert kl_last["kl"] > 0 and kl_first["kl"] > 0 and kl_last["ci_low"] <= kl_last["kl"] <= kl_last["ci_high"]
+    assert kl_last["steps"] == 2 and kl_last["prompts"] == len(ev.value(b.method("rl")))  # DDIM's last step has no noise
+    base = last.divergence.inputs["reference"]
+    same = trajectory_kl_node(last.run, base, base, last.divergence.inputs["prompts"])
+    assert ev.value(same)["kl"] == 0.0
