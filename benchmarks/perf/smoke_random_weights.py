@@ -30,6 +30,7 @@ import json
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -231,6 +232,31 @@ def real_plan_cached(exe: Path, common: list[str], limit: int, work: Path, env: 
     return cached
 
 
+def available_gib() -> float:
+    """MemAvailable of /proc/meminfo in GiB (inf where there is none)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return float("inf")
+
+
+def run_guarded(cmd: list[str], cwd: Path, env: dict, min_free_gib: float) -> int:
+    """Run cmd in its own process group; stop it (exit 137) when the machine's available memory
+    falls below `min_free_gib`, so a run too big for a shared machine ends itself, not its neighbours."""
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, start_new_session=True)
+    while proc.poll() is None:
+        if min_free_gib > 0 and available_gib() < min_free_gib:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            print(f"stopped: available memory fell below {min_free_gib} GiB", flush=True)
+            return 137
+        time.sleep(1)
+    return proc.returncode
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--spec", default="table1", help="a paper table: table1 … table9 (benchmarks/<spec>.yaml)")
@@ -241,6 +267,8 @@ def main() -> int:
     ap.add_argument("--limit-prompts", type=int, default=2)
     ap.add_argument("--px", type=int, default=None, help="lower the image size (default: the spec's, 512 / 1024 px)")
     ap.add_argument("--frames", type=int, default=None, help="lower a video table's frames per clip (default: the spec's)")
+    ap.add_argument("--min-free-gib", type=float, default=0.0,
+                    help="stop the run when the machine's available memory falls below this (a shared machine; 0: never)")
     ap.add_argument("--dry-run", action="store_true", help="only print the plan")
     ap.add_argument("--keep", action="store_true", help="keep an earlier cache (default: a cold run)")
     args = ap.parse_args()
@@ -256,7 +284,7 @@ def main() -> int:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     print("$", " ".join(cmd), flush=True)
     t0 = time.time()
-    rc = subprocess.call(cmd, cwd=work, env=env)
+    rc = run_guarded(cmd, work, env, args.min_free_gib)
     seconds = time.time() - t0
     peak_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20  # KiB on Linux
     print(f"smoke run: exit {rc}, {seconds / 60:.1f} min wall, peak RSS {peak_gib:.1f} GiB", flush=True)
