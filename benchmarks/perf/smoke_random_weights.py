@@ -247,14 +247,18 @@ def run_guarded(cmd: list[str], cwd: Path, env: dict, min_free_gib: float) -> in
     """Run cmd in its own process group; stop it (exit 137) when the machine's available memory
     falls below `min_free_gib`, so a run too big for a shared machine ends itself, not its neighbours."""
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, start_new_session=True)
-    while proc.poll() is None:
-        if min_free_gib > 0 and available_gib() < min_free_gib:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `timeout` stops the run too, not only this script
+    try:
+        while proc.poll() is None:
+            if min_free_gib > 0 and available_gib() < min_free_gib:
+                print(f"stopped: available memory fell below {min_free_gib} GiB", flush=True)
+                return 137
+            time.sleep(1)
+        return proc.returncode
+    finally:
+        if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-            print(f"stopped: available memory fell below {min_free_gib} GiB", flush=True)
-            return 137
-        time.sleep(1)
-    return proc.returncode
 
 
 def main() -> int:
