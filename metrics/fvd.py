@@ -24,6 +24,7 @@ from pydantic import Field
 
 from ganrm_bench.harness.errors import UserError, require
 from ganrm_bench.harness.plugins.base import FeatureExtractor, Item, PluginParams
+from ganrm_bench.harness.runtime import random_weights as rw
 from ganrm_bench.harness.runtime.seeds import derive_seed
 from ganrm_bench.harness.store.assets import local_asset, url_asset
 from ganrm_bench.harness.store.offline import is_offline
@@ -76,9 +77,24 @@ class _CdFvdFeatures(FeatureExtractor):
         fp = super().fingerprint()
         for k in ("batch_size", "cache_dir", "weights"):
             fp["params"].pop(k, None)
-        fp["weights"] = W.identity(self.weights_file(ctx), ctx)
+        fp["weights"] = (rw.identity(f"cd-fvd {self.name} architecture, He init") if rw.active()
+                         else W.identity(self.weights_file(ctx), ctx))
         fp["implementation"] = f"cd-fvd {_pkg('cd-fvd')}"
         return fp
+
+    def _random(self, device: str):
+        with rw.seeded(f"fvd-{self.name}"):
+            net, preprocess, forward = self._network()
+            W.he_init(net)
+        return net.eval().to(device), preprocess, forward
+
+    def _build(self, path: Path, device: str):
+        net, preprocess, forward = self._network()
+        net.load_state_dict(self._state(W.load_torch_state(path)))
+        return net.eval().to(device), preprocess, forward
+
+    def _state(self, state: dict) -> dict:
+        return state
 
     def clip(self, x: Any) -> np.ndarray:
         video = as_video(x, metric="fvd")
@@ -90,8 +106,12 @@ class _CdFvdFeatures(FeatureExtractor):
     def features(self, videos: Sequence[Any], ctx: Any) -> np.ndarray:
         import torch
 
-        path, device = self.weights_file(ctx), getattr(ctx, "device", "cpu")
-        net, preprocess, forward = cached_model((self.name, str(path), device), lambda: self._build(path, device))
+        device = getattr(ctx, "device", "cpu")
+        if rw.active():  # run --random-weights: cd-fvd's network at full size, He init, no weights file
+            net, preprocess, forward = cached_model((self.name, "random-init", device), lambda: self._random(device))
+        else:
+            path = self.weights_file(ctx)
+            net, preprocess, forward = cached_model((self.name, str(path), device), lambda: self._build(path, device))
         device = getattr(ctx, "device", "cpu")
         out = []
         bs = batch_size_for(ctx, self.params.batch_size)
@@ -110,14 +130,12 @@ class I3DFeatures(_CdFvdFeatures):
     filename, url, subdir = I3D_FILE, I3D_URL, "i3d"
     dim = 400
 
-    def _build(self, path: Path, device: str):
+    def _network(self):
         require("cdfvd", plugin="fvd", extra="video")
         from cdfvd.third_party.i3d import pytorch_i3d
         from cdfvd.third_party.i3d.utils import preprocess_i3d
 
-        net = pytorch_i3d.InceptionI3d(400, in_channels=3)
-        net.load_state_dict(W.load_torch_state(path))
-        return net.eval().to(device), preprocess_i3d, lambda m, x: m(x)
+        return pytorch_i3d.InceptionI3d(400, in_channels=3), preprocess_i3d, lambda m, x: m(x)
 
 
 class VideoMAEFeatures(_CdFvdFeatures):
@@ -127,20 +145,20 @@ class VideoMAEFeatures(_CdFvdFeatures):
     filename, url, subdir = VMAE_FILE, VMAE_URL, "VideoMAEv2"
     dim = 1408
 
-    def _build(self, path: Path, device: str):
+    def _network(self):
         require("cdfvd", plugin="fvd", extra="video")
         from cdfvd.third_party.VideoMAEv2.utils import preprocess_videomae
         from cdfvd.third_party.VideoMAEv2.videomaev2_finetune import vit_giant_patch14_224
 
         net = vit_giant_patch14_224(img_size=224, pretrained=False, num_classes=174, all_frames=16, tubelet_size=2,
                                     drop_path_rate=0.3, use_mean_pooling=True)
-        state = W.load_torch_state(path)
+        return net, preprocess_videomae, lambda m, x: m.forward_features(x)
+
+    def _state(self, state: dict) -> dict:
         for key in ("model", "module"):
             if key in state:
-                state = state[key]
-                break
-        net.load_state_dict(state)
-        return net.eval().to(device), preprocess_videomae, lambda m, x: m.forward_features(x)
+                return state[key]
+        return state
 
 
 class FVDParams(SetParams):

@@ -25,6 +25,7 @@ from pydantic import Field
 
 from ganrm_bench.harness.errors import UserError
 from ganrm_bench.harness.plugins.base import Item, ItemSet, MetricResult
+from ganrm_bench.harness.runtime import random_weights as rw
 from ganrm_bench.harness.store.assets import local_asset, url_asset
 from ganrm_bench.harness.store.keys import hash_key
 from ganrm_bench.harness.store.offline import is_offline
@@ -86,11 +87,15 @@ class LPIPS(PerSampleMetric):
         return [url_asset(url, W.torch_hub_checkpoints() / Path(url).name, what=f"LPIPS {self.params.net} trunk")]
 
     def weights_identity(self, ctx: Any = None) -> dict[str, str]:
+        if rw.active():  # run --random-weights: a random trunk, lpips's shipped linear heads
+            return {"trunk": rw.identity(f"torchvision {TRUNKS[self.params.net][0]}, random init")}
         return {"trunk": W.identity(self.trunk_file(ctx), ctx)}
 
     def _model(self, ctx: Any):
-        path = self.trunk_file(ctx)
         device = getattr(ctx, "device", "cpu")
+        if rw.active():
+            return cached_model(("lpips", self.params.net, "random-init", device), lambda: build_lpips(self.params.net, None, device))
+        path = self.trunk_file(ctx)
         return cached_model(("lpips", self.params.net, str(path), device), lambda: build_lpips(self.params.net, path, device))
 
     # -- distances -----------------------------------------------------------------------------
@@ -193,8 +198,9 @@ class LPIPS(PerSampleMetric):
                             extras={"prompts": int(groups.max()) + 1, "ci": cimod.describe(self.params.ci, "prompts")})
 
 
-def build_lpips(net: str, trunk_file: Path, device: str):
-    """lpips.LPIPS with its shipped linear heads and the trunk loaded from `trunk_file` (no download).
+def build_lpips(net: str, trunk_file: Path | None, device: str):
+    """lpips.LPIPS with its shipped linear heads and the trunk loaded from `trunk_file` (no download;
+    None: the random trunk, for run --random-weights).
 
     The trunk's slices hold torchvision's `features[i]` modules under the name str(i), so a
     torchvision state dict ("features.{i}.weight" or "{i}.weight") maps onto them directly."""
@@ -202,7 +208,10 @@ def build_lpips(net: str, trunk_file: Path, device: str):
 
     with warnings.catch_warnings():  # lpips passes torchvision's deprecated `pretrained=`
         warnings.simplefilter("ignore", UserWarning)
-        model = lpips.LPIPS(net=net, pretrained=True, pnet_rand=True, verbose=False)
+        with rw.seeded("lpips", net):
+            model = lpips.LPIPS(net=net, pretrained=True, pnet_rand=True, verbose=False)
+    if trunk_file is None:  # run --random-weights: the random trunk lpips built
+        return model.eval().to(device)
     state = W.load_torch_state(trunk_file)
     target = {(name[len("features."):] if name.startswith("features.") else name): t for name, t in state.items()}
     loaded = 0

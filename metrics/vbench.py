@@ -33,6 +33,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ganrm_bench.harness.errors import UserError
 from ganrm_bench.harness.plugins.base import ItemSet, Metric, MetricResult, PluginParams
+from ganrm_bench.harness.runtime import random_weights as rw
 from ganrm_bench.harness.store.artifacts import default_root
 from ganrm_bench.harness.store.assets import local_asset
 from ganrm_bench.metrics import ci as cimod
@@ -152,6 +153,14 @@ class VBench(Metric):
     def convention(self) -> str:
         return (f"vbench: vbench {VBENCH_VERSION} {self.params.mode}, min-max normalized, "
                 f"total=(4·quality+1·semantic)/5 ×100 over {len(self.params.dimensions)} dimension(s)")
+
+    def random_weights_unavailable(self) -> str | None:
+        """run --random-weights leaves this column out: VBench runs a dozen networks of its own in
+        its own venv (`ganrm-bench env vbench`), with weights it downloads itself."""
+        if not rw.active():
+            return None
+        return ("VBench runs its own networks (DINO, RAFT, CLIP, MUSIQ, ...) in its own venv with weights it downloads "
+                "itself; they have no random build, so this column is left out of a --random-weights run")
 
     def env_dir(self, ctx: Any) -> Path:
         if self.params.env:

@@ -47,9 +47,20 @@ def networks() -> dict[str, dict[str, int]]:
         clip_l = count(CLIPTextModel(CLIPTextConfig(**CLIP_L_TEXT)))
         return {
             "SD1.5": {"unet": count(UNet2DConditionModel(**SD15_UNET)), "frozen": clip_l + vae},
+            "ZeroScope": zeroscope(),
             "SDXL": {"unet": count(UNet2DConditionModel(**SDXL_UNET)),
                      "frozen": clip_l + count(CLIPTextModelWithProjection(CLIPTextConfig(**BIGG_TEXT))) + vae},
         }
+
+
+def zeroscope() -> dict[str, int]:
+    """Table 3's ZeroScope v2 576w (3-D UNet, OpenCLIP ViT-H text encoder, SD VAE), from the shipped
+    architecture configs `run --random-weights` builds it from (call under init_empty_weights)."""
+    from ganrm_bench.methods.generators import random_init
+
+    cfg = random_init.require_config("cerspense/zeroscope_v2_576w")
+    return {"unet": count(random_init.diffusers_model(cfg["unet"])),
+            "frozen": count(random_init.text_encoder(cfg["text_encoder"])) + count(random_init.diffusers_model(cfg["vae"]))}
 
 
 def budget(unet: int, frozen: int, *, dpo: bool, optimizer_bytes: int, ref_bytes: int = 4, frozen_bytes: int = 4) -> dict[str, float]:
@@ -70,6 +81,8 @@ def main() -> None:
         ("SDXL full DPO, AdamW", "SDXL", dict(dpo=True, optimizer_bytes=8)),
         ("SDXL full DPO, AdamW, bf16 reference", "SDXL", dict(dpo=True, optimizer_bytes=8, ref_bytes=2)),
         ("SDXL full DPO, Adafactor, bf16 reference", "SDXL", dict(dpo=True, optimizer_bytes=0, ref_bytes=2)),
+        ("ZeroScope (Table 3) full DPO, AdamW", "ZeroScope", dict(dpo=True, optimizer_bytes=8)),
+        ("ZeroScope (Table 3) full DPO, Adafactor, bf16 reference", "ZeroScope", dict(dpo=True, optimizer_bytes=0, ref_bytes=2)),
     ]
     header = list(budget(1, 1, dpo=True, optimizer_bytes=8))
     print("| fine-tune | " + " | ".join(header) + " |")

@@ -50,10 +50,16 @@ def require_config(model: str, what: str = "model") -> dict[str, Any]:
     return cfg
 
 
+def component_configs(cfg: dict[str, Any]) -> list[str]:
+    """The config files a pipeline entry names (its UNet, VAE, text encoders): string values other
+    than its id, pipeline class and `_`-keys (comments)."""
+    return [v for k, v in sorted(cfg.items()) if isinstance(v, str) and k not in ("id", "pipeline") and not k.startswith("_")]
+
+
 def identity(model: str) -> dict[str, Any]:
     """The fingerprint entry standing for `model`'s weights: its config set and their digest."""
     cfg = require_config(model)
-    names = [v for k, v in sorted(cfg.items()) if isinstance(v, str) and k not in ("id", "pipeline")]
+    names = component_configs(cfg)
     digest = hashlib.sha256("".join((CONFIGS / f"{n}.json").read_text() for n in sorted(names)).encode()).hexdigest()[:16]
     return rw.identity(cfg["id"], f"configs:{digest}")
 
