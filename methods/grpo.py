@@ -7,8 +7,7 @@ its `eval_at` weights like SFT's and DPO's."""
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import Field, ValidationInfo, field_validator
 
@@ -20,20 +19,19 @@ from ganrm_bench.harness.runtime import memory
 from ganrm_bench.harness.runtime.seeds import derive_seed
 from ganrm_bench.methods.finetune.adapters import denoiser_for
 from ganrm_bench.methods.finetune.online import GRPOConfig, cannot_rollout, check_sampler, grpo_finetune
-from ganrm_bench.methods.finetune.weights import read_meta
 from ganrm_bench.methods.ops import (
-    CHECKPOINTS,
     FinetuneResult,
-    _link_or_copy,
+    StoresFinetuneResult,
     checkpoint_node,
     finetuned_generator_node,
+    kept_step,
     prompts_entry,
     require_finetunable,
 )
 from ganrm_bench.methods.trajectory_kl import EstimatesTrajectoryKL
 
 
-class GRPOOp(EstimatesTrajectoryKL, Op):
+class GRPOOp(StoresFinetuneResult, EstimatesTrajectoryKL, Op):
     """Online RL of the input generator on the input prompts against the input scorer. Trains in
     `<store>/work/<key>/` (resumable from its last checkpoint); the artifact holds the weights,
     finetune.json, log.csv and the eval_at checkpoints. One process (not data-parallel)."""
@@ -63,21 +61,6 @@ class GRPOOp(EstimatesTrajectoryKL, Op):
         shutil.rmtree(work / "checkpoints", ignore_errors=True)
         ctx.count("models fine-tuned")
         return FinetuneResult(work / "result", summary)
-
-    def save(self, value: FinetuneResult, directory: Path, node: Node) -> dict[str, Any]:
-        for f in value.directory.iterdir():
-            if f.is_file():
-                _link_or_copy(f, directory / f.name)
-            elif f.name == CHECKPOINTS:
-                shutil.copytree(f, directory / f.name, copy_function=_link_or_copy)
-        shutil.rmtree(value.directory.parent, ignore_errors=True)
-        return {"training": value.summary}
-
-    def load(self, directory: Path, node: Node, ctx) -> FinetuneResult:
-        return FinetuneResult(directory, read_meta(directory).get("summary", {}))
-
-    def pending(self, node, store, peek):
-        return {"models to fine-tune": 1}
 
     def cost(self, node, value: FinetuneResult):
         s = value.summary
@@ -119,10 +102,7 @@ class GRPOParams(GRPOConfig):
     @field_validator("checkpoint")
     @classmethod
     def _a_kept_step(cls, value: int | None, info: ValidationInfo) -> int | None:
-        steps, kept = info.data.get("steps"), info.data.get("eval_at") or ()
-        if value is not None and value != steps and value not in kept:
-            raise ValueError(f"checkpoint must be one of eval_at {list(kept)} or steps = {steps}")
-        return value
+        return kept_step(value, info)
 
 
 def grpo_config(b, params: GRPOParams) -> GRPOConfig:

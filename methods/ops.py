@@ -58,7 +58,35 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
-class FinetuneOp(EstimatesTrajectoryKL, Op):
+class StoresFinetuneResult:
+    """For training ops whose result is a fine-tune's directory (weights, finetune.json, log.csv and
+    the eval_at checkpoints): how it is stored and loaded."""
+
+    def save(self, value: FinetuneResult, directory: Path, node: Node) -> dict[str, Any]:
+        for f in value.directory.iterdir():
+            if f.is_file():
+                _link_or_copy(f, directory / f.name)
+            elif f.name == CHECKPOINTS:  # the eval_at weights, checkpoints/step-<s>/
+                shutil.copytree(f, directory / f.name, copy_function=_link_or_copy)
+        shutil.rmtree(value.directory.parent, ignore_errors=True)  # only one process saves; the others load the artifact
+        return {"training": value.summary}
+
+    def load(self, directory: Path, node: Node, ctx) -> FinetuneResult:
+        return FinetuneResult(directory, read_meta(directory).get("summary", {}))
+
+    def pending(self, node, store, peek):
+        return {"models to fine-tune": 1}
+
+
+def kept_step(value: int | None, info: Any) -> int | None:
+    """A row's `checkpoint`: one of its run's eval_at steps, or its last step (a one-line error otherwise)."""
+    steps, kept = info.data.get("steps"), info.data.get("eval_at") or ()
+    if value is not None and value != steps and value not in kept:
+        raise ValueError(f"checkpoint must be one of eval_at {list(kept)} or steps = {steps}")
+    return value
+
+
+class FinetuneOp(StoresFinetuneResult, EstimatesTrajectoryKL, Op):
     """Fine-tunes the input generator (SFT on `selected`, or DPO on `winners` vs `losers`).
 
     Trains in `<store>/work/<key>/` (checkpoints, log), so a killed run resumes from its last
@@ -102,21 +130,6 @@ class FinetuneOp(EstimatesTrajectoryKL, Op):
             shutil.rmtree(work / "checkpoints", ignore_errors=True)
         ctx.count("models fine-tuned")
         return FinetuneResult(out, {**summary, "dropped_prompts": dropped})
-
-    def save(self, value: FinetuneResult, directory: Path, node: Node) -> dict[str, Any]:
-        for f in value.directory.iterdir():
-            if f.is_file():
-                _link_or_copy(f, directory / f.name)
-            elif f.name == CHECKPOINTS:  # the eval_at weights, checkpoints/step-<s>/
-                shutil.copytree(f, directory / f.name, copy_function=_link_or_copy)
-        shutil.rmtree(value.directory.parent, ignore_errors=True)  # only one process saves; the others load the artifact
-        return {"training": value.summary}
-
-    def load(self, directory: Path, node: Node, ctx) -> FinetuneResult:
-        return FinetuneResult(directory, read_meta(directory).get("summary", {}))
-
-    def pending(self, node, store, peek):
-        return {"models to fine-tune": 1}
 
     def cost(self, node, value: FinetuneResult):
         return {"train_steps": training_steps(value.summary)}

@@ -13,6 +13,7 @@ from ganrm_bench.methods.ops import (
     checkpoint_node,
     finetune_round,
     finetuned_generator_node,
+    kept_step,
     prompts_entry,
     require_finetunable,
     run_config,
@@ -29,10 +30,7 @@ class PostTrainParams(TrainConfig):
     @field_validator("checkpoint")
     @classmethod
     def _a_kept_step(cls, value: int | None, info: ValidationInfo) -> int | None:
-        steps, kept = info.data.get("steps"), info.data.get("eval_at") or ()
-        if value is not None and value != steps and value not in kept:
-            raise ValueError(f"checkpoint must be one of eval_at {list(kept)} or steps = {steps}")
-        return value
+        return kept_step(value, info)
 
 
 class SFTParams(PostTrainParams):
