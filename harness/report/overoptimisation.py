@@ -132,17 +132,35 @@ def _panel(ax: Any, g: pd.DataFrame, fit: pd.DataFrame, col: str, label: str, cu
             f"proxy: {g['proxy'].iloc[0]}")
     twin.set_ylabel("proxy reward", color=PROXY_COLOUR)
     if axis == "n":
-        ax.set_xticks(d, [f"{x:.2f}\nn={n}" for x, n in zip(d, g["n"])], fontsize=7)
+        ax.set_xticks(d, spaced_tick_labels(d, [f"{x:.2f}\nn={n}" for x, n in zip(d, g["n"])]), fontsize=7)
         ax.set_xlabel("√KL(π‖π₀)  (best-of-n)")
     elif with_kl:
-        ax.set_xticks(d, [f"{x:.2f}\nstep {int(s)}" for x, s in zip(d, g["step"])], fontsize=7)
+        ax.set_xticks(d, spaced_tick_labels(d, [f"{x:.2f}\nstep {int(s)}" for x, s in zip(d, g["step"])]), fontsize=7)
         ax.set_xlabel("√KL(π‖π₀)  (trajectory KL of the fine-tune)")
     else:
-        ax.set_xticks(d, [str(int(x)) for x in d], fontsize=7)
+        ax.set_xticks(d, spaced_tick_labels(d, [str(int(x)) for x in d]), fontsize=7)
         ax.set_xlabel("optimizer step (no KL estimate)")
     ax.set_title(f"{label} vs proxy — {curve}", fontsize=9)
     handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
     ax.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2, frameon=False)
+
+
+def spaced_tick_labels(d: np.ndarray, labels: list[str], min_gap: float = 0.08) -> list[str]:
+    """The labels with those too close to the last kept one blanked (the tick stays): points along √KL
+    bunch up where training slows, and overlapping labels read as one. `min_gap` is a fraction of the axis;
+    the last point keeps its label (the curve's end), dropping its crowded neighbour instead."""
+    span = float(np.nanmax(d) - np.nanmin(d)) if len(d) else 0.0
+    if span <= 0:
+        return list(labels)
+    gap, order = min_gap * span, np.argsort(d, kind="stable")
+    last_x, keep = float(d[order[-1]]), set()
+    prev = -math.inf
+    for i in order[:-1]:
+        if d[i] - prev >= gap and last_x - d[i] >= gap:
+            keep.add(int(i))
+            prev = float(d[i])
+    keep.add(int(order[-1]))
+    return [lab if i in keep else "" for i, lab in enumerate(labels)]
 
 
 def _series(ax: Any, d: np.ndarray, value: pd.Series, lo: pd.Series, hi: pd.Series, fit: pd.DataFrame, metric: str,
