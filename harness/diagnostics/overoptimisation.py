@@ -9,7 +9,8 @@ and prompts is n = 1 (KL 0). Rows sharing generator, prompts and proxy form one 
 MIN_POINTS distinct n. Per curve, metric and seed, Gao's form R(d) = d(α − βd) is fitted by least
 squares (harness.stats.gao_forms) and the observed best n (the "gold peak") is reported. Rows along
 one fine-tune's training (harness.diagnostics.training_curves) are curves over the step, with their
-observed peak, no fit, and the fine-tune's trajectory KL where its op estimates one.
+observed peak and the fine-tune's trajectory KL where its op estimates one; with the KL, Gao's RL
+form R(d) = d(α − β log d) is fitted against it (without, there is no d to fit against).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from ganrm_bench.harness.diagnostics.proxy_values import prompt_units, scorer_sc
 from ganrm_bench.harness.diagnostics.training_curves import TrainingCurve, training_curves
 from ganrm_bench.harness.engine.nodes import Node
 from ganrm_bench.harness.runtime.seeds import derive_seed
-from ganrm_bench.harness.stats.gao_forms import fit_best_of_n, n_for_kl
+from ganrm_bench.harness.stats.gao_forms import fit_best_of_n, fit_rl, n_for_kl
 from ganrm_bench.harness.stats.kl import best_of_n_kl
 from ganrm_bench.harness.stats.paired import mean_interval
 
@@ -154,7 +155,8 @@ def column_directions(results: pd.DataFrame) -> dict[str, str]:
 
 def curve_fits(table: pd.DataFrame, directions: dict[str, str], heldout: dict[tuple[str, str], bool] | None = None) -> pd.DataFrame:
     """`overoptimisation_fits.csv`: per curve, seed and metric (the proxy, then each column), Gao's
-    best-of-n form fitted (α, β, r0 = the n = 1 value), the fitted best d and its n, and the observed
+    form fitted (`form`: best-of-n's, or RL's along training with a KL; α, β, r0 = the value at d = 0),
+    the fitted best d (and its n for best-of-n), and the observed
     peak: the n whose value is best for the metric's direction. `heldout`: (row, column) -> False for
     cells judged by the row's own selector (those columns are no gold; marked, still fitted)."""
     if table.empty:
@@ -176,20 +178,21 @@ def _fit_line(method: str, seed: int, metric: str, direction: str, g: pd.DataFra
     d, v = g["sqrt_kl"].to_numpy(float), g[col].to_numpy(float)
     line: dict[str, Any] = {"method": method, "seed": seed, "metric": metric, "direction": direction,
                             "gold": metric != PROXY and all(heldout.get((r, metric), True) for r in g["row"]),
-                            "alpha": math.nan, "beta": math.nan, "r0": math.nan, "rss": math.nan,
+                            "form": "", "alpha": math.nan, "beta": math.nan, "r0": math.nan, "rss": math.nan,
                             "fit_best_sqrt_kl": math.nan, "fit_best_n": math.nan}
     ok = np.isfinite(v)
     if ok.any():
         best = int(np.nanargmax(v) if direction == "higher" else np.nanargmin(v))
         line.update({f"peak_{axis}": int(g[axis].iloc[best]), "peak_sqrt_kl": float(d[best]), "peak_value": float(v[best]),
                      "peak_row": str(g["row"].iloc[best]), f"final_{axis}": int(g[axis].iloc[-1]), "final_value": float(v[-1])})
-    if axis != "n":  # best-of-n's form only: RL's d(α − β log d) is not fitted here
+    form = "best-of-n" if axis == "n" else "rl"
+    if form == "rl" and not np.isfinite(d).all():  # along training without a KL estimate: the step is no d
         return line
     try:
-        fit = fit_best_of_n(d[ok], v[ok])
+        fit = (fit_best_of_n if form == "best-of-n" else fit_rl)(d[ok], v[ok])
     except ValueError:
         return line
     best_d = fit.best_d(direction)
-    line.update(alpha=fit.alpha, beta=fit.beta, r0=fit.r0, rss=fit.rss, fit_best_sqrt_kl=best_d,
-                fit_best_n=n_for_kl(best_d ** 2) if math.isfinite(best_d) else math.nan)
+    line.update(form=form, alpha=fit.alpha, beta=fit.beta, r0=fit.r0, rss=fit.rss, fit_best_sqrt_kl=best_d,
+                fit_best_n=n_for_kl(best_d ** 2) if form == "best-of-n" and math.isfinite(best_d) else math.nan)
     return line

@@ -15,10 +15,12 @@ import pandas as pd
 from ganrm_bench.harness.diagnostics.overoptimisation import AXES, PROXY, curve_axis
 from ganrm_bench.harness.diagnostics.pngs import save_figure
 from ganrm_bench.harness.report.rundir import load_overoptimisation
+from ganrm_bench.harness.stats.gao_forms import FORMS, BestOfNFit, RLFit
 
 GOLD, PROXY_COLOUR = "tab:red", "tab:blue"
 CAPTION = ("Over-optimisation (best-of-n): each metric column (red, left axis) and the proxy reward that chose the "
-           "samples (blue, right axis) against √KL(π‖π₀), KL = log n − (n−1)/n; dashed: Gao et al.'s fit d(α − βd); "
+           "samples (blue, right axis) against √KL(π‖π₀), KL = log n − (n−1)/n; dashed: Gao et al.'s fit d(α − βd) "
+           "(d(α − β log d), their RL form, along a fine-tune's training); "
            "★: where the column is best; curves along a fine-tune's training (if any) in a row of panels against "
            "√KL of the fine-tune's trajectories (the step under each tick), or the optimizer step where no KL is "
            "estimated (figures/overoptimisation.png)")
@@ -81,7 +83,7 @@ def render_overoptimisation_markdown(fits: pd.DataFrame, spec: Any = None) -> st
     lines = ["### Over-optimisation curves (proxy and gold vs √KL for best-of-n, vs the step along training)", ""]
     for (method, seed), g in fits.groupby(["method", "seed"], sort=False):
         lines += [f"**{method}**, seed {seed}:", "",
-                  "| metric | better | observed peak: n (√KL) | value at peak | value at largest n | fit d(α − βd): α, β | fitted best n |",
+                  "| metric | better | observed peak: n (√KL) | value at peak | value at largest n | Gao fit: α, β | fitted best n (√KL) |",
                   "|---|---|---|---|---|---|---|"]
         for r in g.to_dict("records"):
             name = "proxy" if r["metric"] == PROXY else f"{_label(spec, r['metric'])}{'' if r['gold'] else ' (own selector)'}"
@@ -89,14 +91,17 @@ def render_overoptimisation_markdown(fits: pd.DataFrame, spec: Any = None) -> st
                     f"step {int(r['peak_step'])}" if _finite(r.get("peak_step")) else "–")
             final = (f"{r['final_value']:.4g} (n = {int(r['final_n'])})" if _finite(r.get("final_n")) else
                      f"{r['final_value']:.4g} (step {int(r['final_step'])})" if _finite(r.get("final_step")) else "–")
-            fit = f"{r['alpha']:.3g}, {r['beta']:.3g}" if _finite(r.get("alpha")) else "–"
-            best = f"{r['fit_best_n']:.1f}" if _finite(r.get("fit_best_n")) else "none (still improving)" if _finite(r.get("alpha")) else "–"
+            fit = f"{FORMS[_form(r)]}: {r['alpha']:.3g}, {r['beta']:.3g}" if _finite(r.get("alpha")) else "–"
+            best = (f"{r['fit_best_n']:.1f} ({r['fit_best_sqrt_kl']:.2f})" if _finite(r.get("fit_best_n")) else
+                    f"√KL {r['fit_best_sqrt_kl']:.2f}" if _finite(r.get("fit_best_sqrt_kl")) else
+                    "none (still improving)" if _finite(r.get("alpha")) else "–")
             value = f"{r['peak_value']:.4g}" if _finite(r.get("peak_value")) else "–"
             lines.append(f"| {name} | {r['direction']} | {peak} | {value} | {final} | {fit} | {best} |")
         lines.append("")
-    lines.append("KL = log n − (n−1)/n (exact for best-of-n); the fit is Gao et al. 2022's best-of-n form through the n = 1 "
-                 "value. Curves along training have the optimizer step as x and, where estimated, the fine-tune's trajectory "
-                 "KL to the untuned generator (columns kl, kl_ci_low, kl_ci_high; no fit). "
+    lines.append("KL = log n − (n−1)/n (exact for best-of-n); the fit is Gao et al. 2022's best-of-n form d(α − βd) through the "
+                 "n = 1 value. Curves along training have the optimizer step as x and, where estimated, the fine-tune's trajectory "
+                 "KL to the untuned generator (columns kl, kl_ci_low, kl_ci_high), against which Gao's RL form d(α − β log d) "
+                 "is fitted through the step-0 value (no fit without a KL). "
                  "Curves: `overoptimisation.csv`, `figures/overoptimisation.png`.")
     return "\n".join(lines) + "\n"
 
@@ -106,6 +111,11 @@ def _finite(x: Any) -> bool:
         return math.isfinite(float(x))
     except (TypeError, ValueError):
         return False
+
+
+def _form(r: Any) -> str:
+    """A fits line's Gao form ("rl" or "best-of-n"; run directories from before the column are best-of-n)."""
+    return "rl" if r.get("form") == "rl" else "best-of-n"
 
 
 def _label(spec: Any, col: str) -> str:
@@ -170,5 +180,6 @@ def _series(ax: Any, d: np.ndarray, value: pd.Series, lo: pd.Series, hi: pd.Seri
     ax.errorbar(d, v, yerr=err, marker=marker, color=colour, capsize=3, linestyle="none", label=label)
     if metric in fit.index and math.isfinite(float(fit.loc[metric, "alpha"])):
         r = fit.loc[metric]
-        ax.plot(grid, r["r0"] + grid * (r["alpha"] - r["beta"] * grid), linestyle="--", color=colour, alpha=0.7,
-                label=f"d(α − βd): α={r['alpha']:.3g}, β={r['beta']:.3g}")
+        form = (RLFit if _form(r) == "rl" else BestOfNFit)(r["alpha"], r["beta"], r["r0"], r["rss"], 0)
+        ax.plot(grid, form.value(grid), linestyle="--", color=colour, alpha=0.7,
+                label=f"{FORMS[_form(r)]}: α={r['alpha']:.3g}, β={r['beta']:.3g}")

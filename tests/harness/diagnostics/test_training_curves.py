@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.optimize import curve_fit
 
 from ganrm_bench.harness.app.services.run import evaluate as run_spec
 from ganrm_bench.harness.diagnostics.training_curves import KL_NONE, training_curves, training_point
@@ -148,8 +149,8 @@ def test_the_diversity_column_of_a_table_with_a_diversity_metric(tmp_path):
 
 def test_a_fine_tune_with_a_kl_estimator_puts_its_kl_on_the_curve(tmp_path):
     """The op's `divergence` node is evaluated per tuned row: kl and its CI are the toy's Gaussian
-    shift (3·s brighter: (0.3·s)²/2), step 0 is KL 0, no best-of-n fit is drawn through a fine-tune,
-    and the figure's x is √KL."""
+    shift (3·s brighter: (0.3·s)²/2), step 0 is KL 0, Gao's RL form (not best-of-n's) is fitted
+    against √KL, and the figure's x is √KL."""
     spec, outcome, rundir = run(tmp_path, kl="shift")
     assert not outcome.failures and not outcome.monitor.errors
     table = pd.read_csv(rundir / "overoptimisation.csv")
@@ -160,8 +161,25 @@ def test_a_fine_tune_with_a_kl_estimator_puts_its_kl_on_the_curve(tmp_path):
     assert along["kl_ci_high"].tolist() == pytest.approx([1.1 * v for v in by_hand.values()])
     assert (along["kl_estimator"] == "toy: Gaussian shift").all() and along.loc["base", "kl"] == 0
     fits = pd.read_csv(rundir / "overoptimisation_fits.csv")
-    assert fits[fits["method"].str.contains("along training")]["alpha"].isna().all()  # Gao's best-of-n form is not RL's
+    rl = fits[fits["method"].str.contains("along training")].set_index("metric")
+    assert (rl["form"] == "rl").all() and rl["fit_best_n"].isna().all()  # RL's form against the KL; no n along training
+    # Gao's RL form through the step-0 value, against scipy's nonlinear least squares on the same points
+    gold = along.sort_values("step")
+    d, v = gold["sqrt_kl"].to_numpy(float), gold["contrast"].to_numpy(float)
+    (a, b), _ = curve_fit(lambda x, a, b: v[0] + x * (a - b * np.log(np.where(x > 0, x, 1.0))), d, v, p0=(0.0, 0.0))
+    assert (rl.loc["contrast", "alpha"], rl.loc["contrast", "beta"]) == pytest.approx((a, b), rel=1e-5, abs=1e-8)
+    assert rl.loc["contrast", "r0"] == pytest.approx(v[0])
     assert (rundir / "figures" / "overoptimisation.png").is_file()
+    md = (rundir / "table.md").read_text()
+    assert "d(α − β log d)" in md
+
+
+def test_without_a_kl_no_form_is_fitted_along_training(tmp_path):
+    """The step is no √KL: a curve along training whose KL failed has its observed peak and no fit."""
+    _, _, rundir = run(tmp_path, kl="fail")
+    fits = pd.read_csv(rundir / "overoptimisation_fits.csv")
+    along = fits[fits["method"].str.contains("along training")]
+    assert along["alpha"].isna().all() and along["peak_step"].notna().all()
 
 
 def test_a_failing_kl_estimate_keeps_the_curve_on_the_step_axis_and_says_why(tmp_path):

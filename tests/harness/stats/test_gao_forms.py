@@ -1,13 +1,15 @@
 """Gao et al.'s best-of-n form R(d) = d(α − βd): the least-squares fit recovers known α, β on
 synthetic points (exactly without noise; like numpy.polyfit with the intercept pinned, with noise),
-its peak is α/(2β), and n_for_kl inverts log n − (n−1)/n."""
+its peak is α/(2β), and n_for_kl inverts log n − (n−1)/n. Their RL form R(d) = d(α − β log d): the
+fit recovers known α, β, matches scipy's nonlinear least squares with noise, and peaks at exp(α/β − 1)."""
 
 import math
 
 import numpy as np
 import pytest
+from scipy.optimize import curve_fit, minimize_scalar
 
-from ganrm_bench.harness.stats.gao_forms import fit_best_of_n, n_for_kl
+from ganrm_bench.harness.stats.gao_forms import fit_best_of_n, fit_rl, n_for_kl
 from ganrm_bench.harness.stats.kl import best_of_n_kl
 
 D = np.sqrt([best_of_n_kl(n) for n in (1, 2, 4, 8, 16, 32)])
@@ -57,3 +59,28 @@ def test_n_for_kl_inverts_the_best_of_n_kl(n):
     assert n_for_kl(kl) == pytest.approx(n, rel=1e-9)
     if float(n).is_integer():
         assert best_of_n_kl(int(n)) == pytest.approx(kl)
+
+
+def test_rl_fit_recovers_known_alpha_beta_and_its_peak():
+    d = np.array([0.0, 0.4, 0.8, 1.2, 1.6, 2.0, 2.4])
+    alpha, beta, r0 = 0.5, 0.8, 0.2
+    r = r0 + np.where(d > 0, d * (alpha - beta * np.log(np.where(d > 0, d, 1))), 0)
+    fit = fit_rl(d, r)
+    assert (fit.alpha, fit.beta, fit.r0) == pytest.approx((alpha, beta, r0)) and fit.rss == pytest.approx(0, abs=1e-20)
+    # the peak, found numerically on the form itself
+    opt = minimize_scalar(lambda x: -float(fit.value(x)), bounds=(1e-6, 5), method="bounded", options={"xatol": 1e-10})
+    assert fit.best_d("higher") == pytest.approx(opt.x, rel=1e-5) == pytest.approx(math.exp(alpha / beta - 1))
+    assert math.isnan(fit.best_d("lower")) and float(fit.value(0.0)) == pytest.approx(r0)
+
+
+def test_rl_fit_with_noise_matches_scipy_curve_fit():
+    rng = np.random.default_rng(1)
+    d = np.linspace(0, 3, 30)
+    r = 1.0 + d * (0.3 - 0.4 * np.log(np.where(d > 0, d, 1))) + 0.01 * rng.standard_normal(d.size)
+    fit = fit_rl(d, r, r0=1.0)
+    (a, b), _ = curve_fit(lambda x, a, b: 1.0 + x * (a - b * np.log(np.where(x > 0, x, 1))), d, r, p0=(0, 0))
+    assert (fit.alpha, fit.beta) == pytest.approx((a, b), rel=1e-6)
+    rising = fit_rl(d, 1 + d * (0.3 + 0.2 * np.log(np.where(d > 0, d, 1))))  # β < 0: convex, no maximum
+    assert math.isnan(rising.best_d("higher"))
+    with pytest.raises(ValueError, match="fit_rl needs r0 or a point at d = 0"):
+        fit_rl(d[1:], r[1:])
