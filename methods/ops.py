@@ -29,13 +29,8 @@ from ganrm_bench.harness.runtime.oom import out_of_memory_hint
 from ganrm_bench.harness.runtime.seeds import derive_seed
 from ganrm_bench.methods.finetune.adapters import cannot_finetune, denoiser_for, finetuned_generator
 from ganrm_bench.methods.finetune.objectives import objective_for
-from ganrm_bench.methods.finetune.train import (
-    CHECKPOINTS,
-    TrainConfig,
-    checkpoint_dir,
-    finetune,
-    make_accelerator,
-)
+from ganrm_bench.methods.finetune.run_files import CHECKPOINTS, checkpoint_dir
+from ganrm_bench.methods.finetune.train import TrainConfig, finetune, make_accelerator
 from ganrm_bench.methods.finetune.weights import WEIGHTS, read_meta
 from ganrm_bench.methods.trajectory_kl import EstimatesTrajectoryKL
 

@@ -38,22 +38,18 @@ from ganrm_bench.methods.finetune import weights as W
 from ganrm_bench.methods.finetune.objectives.grpo import advantages, clipped_policy_loss, mean_step_kl
 from ganrm_bench.methods.finetune.policy_step import step_gaussian
 from ganrm_bench.methods.finetune.protocol import randn_per_example
-from ganrm_bench.methods.finetune.train import (
-    CPU_THREADS,
+from ganrm_bench.methods.finetune.run_files import (
     EVALS,
     Checkpoints,
-    TrainConfig,
-    _append_log,
-    _collect_eval_checkpoints,
-    _example_index,
-    _finite_mean,
-    _lora_meta,
-    _read_log,
-    _trainable_unet,
-    make_accelerator,
-    make_optimizer,
+    append_log,
+    collect_eval_checkpoints,
+    finite_mean,
+    lora_meta,
+    read_log,
     save_eval_checkpoint,
 )
+from ganrm_bench.methods.finetune.stream import example_index
+from ganrm_bench.methods.finetune.train import CPU_THREADS, TrainConfig, make_accelerator, make_optimizer, trainable_unet
 
 ROLLOUT_HOOKS = ("rollout_sampler", "rollout_scheduler", "rollout_shape", "rollout_decode")
 LOG_FIELDS = ("step", "reward_mean", "reward_std", "policy_loss", "kl", "approx_kl", "clip_fraction", "lr", "grad_norm",
@@ -279,7 +275,7 @@ def iteration_batch(prompts: Sequence[str], cfg: GRPOConfig, iteration: int) -> 
     out_p, out_s, out_g = [], [], []
     for j in range(cfg.prompts_per_step):
         pos = iteration * cfg.prompts_per_step + j
-        text = prompts[_example_index(len(prompts), pos, cfg.seed)]
+        text = prompts[example_index(len(prompts), pos, cfg.seed)]
         for g in range(cfg.group_size):
             out_p.append(text)
             out_s.append(derive_seed(cfg.seed, "rollout", pos, g))
@@ -297,7 +293,7 @@ def train_grpo(model, hooks: Any, prompts: Sequence[str], score: Score, cfg: GRP
     work_dir = Path(work_dir)
     if hasattr(model, "to"):
         model.to(device)
-    unet, ref_unet, trainable = _trainable_unet(model.unet, cfg, frozen_reference=cfg.kl_beta > 0)
+    unet, ref_unet, trainable = trainable_unet(model.unet, cfg, frozen_reference=cfg.kl_beta > 0)
     optimizer = make_optimizer(trainable, cfg, cfg.lr)
     lr_schedule = get_scheduler(cfg.lr_scheduler, optimizer=optimizer, num_warmup_steps=cfg.warmup_steps,
                                 num_training_steps=max(cfg.steps, 1))
@@ -305,7 +301,7 @@ def train_grpo(model, hooks: Any, prompts: Sequence[str], score: Score, cfg: GRP
     ckpt = Checkpoints(work_dir / "checkpoints", hash_key(cfg.identity()), cfg.keep_checkpoints)
     start = ckpt.resume(unet, names, optimizer, lr_schedule)
     log_path = work_dir / "log.csv"
-    log = _read_log(log_path, start, fields=LOG_FIELDS) if start else []
+    log = read_log(log_path, start, fields=LOG_FIELDS) if start else []
     guidance = float(getattr(hooks, "rollout_guidance", lambda: 1.0)())
     policy = _Policy(model, hooks, unet, ref_unet, trainable, optimizer, lr_schedule, cfg, guidance)
     result = GRPOResult(unet, log, resumed_from=start)
@@ -324,7 +320,7 @@ def train_grpo(model, hooks: Any, prompts: Sequence[str], score: Score, cfg: GRP
         row = {"step": it + 1, "reward_mean": float(rewards.mean()), "reward_std": float(rewards.std()), **stats,
                "lr": lr_schedule.get_last_lr()[0], "seconds": round(time.time() - t0, 3)}
         log.append(row)
-        _append_log(log_path, row, fresh=(it == start and not start), fields=LOG_FIELDS)
+        append_log(log_path, row, fresh=(it == start and not start), fields=LOG_FIELDS)
         if it + 1 in cfg.eval_at:
             save_eval_checkpoint(unet, cfg, it + 1, work_dir / EVALS)
         if (it + 1) % cfg.checkpoint_every == 0 and it + 1 < cfg.steps:
@@ -347,12 +343,12 @@ def grpo_finetune(model, hooks: Any, prompts: Sequence[str], score: Score, cfg: 
                "seconds": round(result.seconds, 3), **compute(cfg, hooks), "prompts": len(prompts),
                **({"torch_threads": CPU_THREADS} if on_cpu else {}),
                "first_reward_mean": result.log[0]["reward_mean"] if result.log else None,
-               **{f"final_{k}": _finite_mean([r.get(k, math.nan) for r in tail]) for k in ("reward_mean", "policy_loss", "approx_kl")}}
-    W.save_weights(result.unet, out_dir, kind=cfg.finetune, lora=_lora_meta(cfg),
+               **{f"final_{k}": finite_mean([r.get(k, math.nan) for r in tail]) for k in ("reward_mean", "policy_loss", "approx_kl")}}
+    W.save_weights(result.unet, out_dir, kind=cfg.finetune, lora=lora_meta(cfg),
                    meta={"train": cfg.identity(), "summary": summary, **(meta or {})})
     if (Path(work_dir) / "log.csv").exists():
         (Path(out_dir) / "log.csv").write_bytes((Path(work_dir) / "log.csv").read_bytes())
-    _collect_eval_checkpoints(cfg, Path(work_dir) / EVALS, Path(out_dir))
+    collect_eval_checkpoints(cfg, Path(work_dir) / EVALS, Path(out_dir))
     return summary
 
 

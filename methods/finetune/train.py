@@ -25,9 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import csv
-import functools
-import json
 import math
 import os
 import shutil
@@ -53,6 +50,17 @@ from ganrm_bench.methods.finetune.objectives import objective_for
 from ganrm_bench.methods.finetune.objectives.dpo import PreferencePair
 from ganrm_bench.methods.finetune.objectives.sft import Sample
 from ganrm_bench.methods.finetune.protocol import Denoiser, training_target
+from ganrm_bench.methods.finetune.run_files import (
+    EVALS,
+    Checkpoints,
+    append_log,
+    collect_eval_checkpoints,
+    finite_mean,
+    lora_meta,
+    read_log,
+    save_eval_checkpoint,
+)
+from ganrm_bench.methods.finetune.stream import example_index, example_positions
 
 __all__ = ["PreferencePair", "Sample", "TrainConfig", "TrainResult", "evaluate", "finetune", "train"]
 
@@ -153,24 +161,6 @@ class TrainResult:
 LOG_FIELDS = ("step", "loss", "implicit_acc", "model_loss", "ref_loss", "lr", "grad_norm", "seconds")
 
 
-def _example_positions(micro: int, batch: int, rank: int, processes: int) -> list[int]:
-    """Global stream positions of micro-batch `micro` on process `rank`: process r takes the r-th
-    slice of the global micro-batch, so P processes × batch B see what 1 process × batch P·B sees."""
-    start = (micro * processes + rank) * batch
-    return list(range(start, start + batch))
-
-
-def _example_index(n: int, pos: int, seed: int) -> int:
-    """The example at a stream position: consecutive per-epoch permutations of the data."""
-    epoch, i = divmod(pos, n)
-    return int(_epoch_order(n, seed, epoch)[i])
-
-
-@functools.lru_cache(maxsize=8)
-def _epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
-    return np.random.default_rng(derive_seed(seed, "order", epoch)).permutation(n)
-
-
 def _forward_loss(model: Denoiser, unet, unwrapped, ref_unet, examples: Sequence, positions: list[int], cfg: TrainConfig,
                   accelerator, encoder: Any = None) -> tuple[torch.Tensor, dict[str, float]]:
     """The loss of one micro-batch (`examples`, at stream `positions`). Every random draw of an
@@ -221,7 +211,7 @@ def train(model: Denoiser, data: Sequence[PreferencePair | Sample], cfg: TrainCo
                          f"this config needs {accumulation} (build it with make_accelerator(cfg))")
     if hasattr(model, "to"):
         model.to(accelerator.device)
-    unet, ref_unet, trainable = _trainable_unet(model.unet, cfg)
+    unet, ref_unet, trainable = trainable_unet(model.unet, cfg)
     lr = cfg.lr * (cfg.batch_size * cfg.grad_accum * accelerator.num_processes if cfg.scale_lr else 1)
     optimizer = make_optimizer(trainable, cfg, lr)
     lr_schedule = get_scheduler(cfg.lr_scheduler, optimizer=optimizer, num_warmup_steps=cfg.warmup_steps,
@@ -233,9 +223,9 @@ def train(model: Denoiser, data: Sequence[PreferencePair | Sample], cfg: TrainCo
     ckpt = Checkpoints(work_dir / "checkpoints", hash_key(cfg.identity()), cfg.keep_checkpoints)
     start = ckpt.resume(unwrapped, names, optimizer, lr_schedule)
     log_path = work_dir / "log.csv"
-    log = _read_log(log_path, start, rewrite=accelerator.is_main_process) if start else []
+    log = read_log(log_path, start, fields=LOG_FIELDS, rewrite=accelerator.is_main_process) if start else []
     result = TrainResult(unwrapped, log, resumed_from=start)
-    micro_positions = [_example_positions(step * accumulation + a, micro_batch, accelerator.process_index, accelerator.num_processes)
+    micro_positions = [example_positions(step * accumulation + a, micro_batch, accelerator.process_index, accelerator.num_processes)
                        for step in range(start, cfg.steps) for a in range(accumulation)]
     batches, encoder = _micro_batches(model, data, cfg, micro_positions, accelerator, result)
     loop = _Loop(model, unet, unwrapped, ref_unet, trainable, optimizer, lr_schedule, cfg, accelerator, encoder, accumulation)
@@ -246,7 +236,7 @@ def train(model: Denoiser, data: Sequence[PreferencePair | Sample], cfg: TrainCo
             row = {**loop.step(step, batches, positions), "seconds": round(time.time() - t0, 3)}
             log.append(row)
             if accelerator.is_main_process:
-                _append_log(log_path, row, fresh=(step == start and not start))
+                append_log(log_path, row, fresh=(step == start and not start), fields=LOG_FIELDS)
             if step + 1 in cfg.eval_at and accelerator.is_main_process:
                 save_eval_checkpoint(unwrapped, cfg, step + 1, work_dir / EVALS)
             if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:  # the result itself follows the last step
@@ -284,7 +274,7 @@ def _checkpointed_forward(block, *args, **kwargs):
     return forward(block, *args, **kwargs)
 
 
-def _trainable_unet(unet, cfg: TrainConfig, frozen_reference: bool | None = None):
+def trainable_unet(unet, cfg: TrainConfig, frozen_reference: bool | None = None):
     """The UNet made trainable as the config says (full, or LoRA adapters with a seeded init), the
     frozen reference copy DPO needs (full fine-tunes; `frozen_reference`, default the objective's
     say), and the trainable parameters in fp32."""
@@ -319,10 +309,10 @@ def _micro_batches(model: Denoiser, data: Sequence[PreferencePair | Sample], cfg
     """The coming micro-batches, decoded in background threads; with precomputed encodings, the
     VAE posteriors and prompt embeddings of every example first (the encoders then leave the device)."""
     def examples_at(positions):
-        return [data[_example_index(len(data), pos, cfg.seed)] for pos in positions]
+        return [data[example_index(len(data), pos, cfg.seed)] for pos in positions]
 
     if cfg.precompute_encodings and micro_positions:
-        encoder = PrecomputedEncodings(model, _unique(data, {_example_index(len(data), p, cfg.seed) for ps in micro_positions for p in ps}),
+        encoder = PrecomputedEncodings(model, _unique(data, {example_index(len(data), p, cfg.seed) for ps in micro_positions for p in ps}),
                                        device=accelerator.device, threads=cfg.decode_threads)
         result.offloaded = offload_encoders(model, accelerator.device)
         return Prefetcher(examples_at, micro_positions, threads=0), encoder  # nothing left to decode
@@ -407,57 +397,16 @@ def finetune(model: Denoiser, data: Sequence[PreferencePair | Sample], cfg: Trai
     summary = {
         "objective": cfg.objective, "steps": result.steps, "resumed_from": result.resumed_from, "examples": len(data),
         "seconds": round(result.seconds, 3), **({"torch_threads": CPU_THREADS, "deterministic_algorithms": True} if on_cpu else {}),
-        **{f"final_{k}": _finite_mean([r.get(k, math.nan) for r in tail]) for k in ("loss", "implicit_acc", "model_loss")},
+        **{f"final_{k}": finite_mean([r.get(k, math.nan) for r in tail]) for k in ("loss", "implicit_acc", "model_loss")},
     }
     if accelerator.is_main_process:
-        W.save_weights(result.unet, out_dir, kind=cfg.finetune, lora=_lora_meta(cfg),
+        W.save_weights(result.unet, out_dir, kind=cfg.finetune, lora=lora_meta(cfg),
                        meta={"train": cfg.identity(), "summary": summary, **(meta or {})})
         if (Path(work_dir) / "log.csv").exists():
             shutil.copyfile(Path(work_dir) / "log.csv", Path(out_dir) / "log.csv")
-        _collect_eval_checkpoints(cfg, Path(work_dir) / EVALS, Path(out_dir))
+        collect_eval_checkpoints(cfg, Path(work_dir) / EVALS, Path(out_dir))
     accelerator.wait_for_everyone()  # every process returns once the result is complete on disk
     return summary
-
-
-# -- checkpoints along training (eval_at) ------------------------------------------------------------
-
-EVALS = "evals"  # in the work folder: the eval_at weights written during training (they survive a resume)
-CHECKPOINTS = "checkpoints"  # in the result: checkpoints/step-<s>/{weights.safetensors, finetune.json}
-
-
-def checkpoint_dir(result_dir: str | Path, step: int) -> Path:
-    """Where the result of a fine-tune keeps its weights after optimizer step `step` (eval_at)."""
-    return Path(result_dir) / CHECKPOINTS / f"step-{step:08d}"
-
-
-def _lora_meta(cfg: TrainConfig) -> dict[str, Any] | None:
-    return {"rank": cfg.lora_rank, "alpha": cfg.lora_alpha, "targets": list(cfg.lora_targets)} if cfg.finetune == "lora" else None
-
-
-def save_eval_checkpoint(unet: torch.nn.Module, cfg: TrainConfig, step: int, root: Path) -> Path:
-    """The trainable weights after `step`, in the format of the final result (so a row loads them
-    the same way), written to a temp dir and renamed: complete or absent. A resume that replays
-    this step writes the same bytes again."""
-    final = root / f"step-{step:08d}"
-    tmp = root / f".tmp-{step:08d}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    W.save_weights(unet, tmp, kind=cfg.finetune, lora=_lora_meta(cfg), meta={"train": cfg.identity(), "step": step})
-    shutil.rmtree(final, ignore_errors=True)
-    os.rename(tmp, final)
-    return final
-
-
-def _collect_eval_checkpoints(cfg: TrainConfig, evals: Path, out_dir: Path) -> None:
-    """Move the eval_at weights from the work folder into the result; every step must be there."""
-    missing = [s for s in cfg.eval_at if not (evals / f"step-{s:08d}" / W.WEIGHTS).is_file()]
-    if missing:
-        raise UserError(f"fine-tune finished without the eval_at checkpoints of steps {missing} in {evals}",
-                        hint=f"remove {evals.parent} and rerun (its resume checkpoints predate them)")
-    for s in cfg.eval_at:
-        dst = checkpoint_dir(out_dir, s)
-        shutil.rmtree(dst, ignore_errors=True)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(evals / f"step-{s:08d}", dst)
 
 
 def make_optimizer(params: list, cfg: TrainConfig, lr: float):
@@ -529,88 +478,6 @@ def evaluate(model: Denoiser, data: Sequence[PreferencePair | Sample], *, object
 # -- checkpoints -------------------------------------------------------------------------------------
 
 
-class Checkpoints:
-    """`<root>/step-00000500/{trainable,optimizer}.safetensors + state.json`, written to a temp dir
-    and renamed, so a checkpoint is complete or absent; only the newest `keep` are kept."""
-
-    def __init__(self, root: Path, config_key: str, keep: int):
-        self.root, self.config_key, self.keep = root, config_key, keep
-
-    def _dirs(self) -> list[Path]:
-        return sorted(p for p in self.root.glob("step-*") if (p / "state.json").is_file())
-
-    def save(self, step: int, unet, names: list[str], optimizer, lr_schedule) -> Path:
-        from safetensors.torch import save_file
-
-        params = dict(unet.named_parameters())
-        final = self.root / f"step-{step:08d}"
-        tmp = self.root / f".tmp-{step:08d}-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        save_file({n: params[n].detach().cpu().contiguous() for n in names}, str(tmp / "trainable.safetensors"))
-        opt_tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
-        save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
-        state = {"step": step, "config_key": self.config_key, "optimizer": opt_meta, "lr_schedule": lr_schedule.state_dict()}
-        (tmp / "state.json").write_text(json.dumps(state, default=_json_safe))
-        shutil.rmtree(final, ignore_errors=True)
-        os.rename(tmp, final)
-        for old in self._dirs()[: -self.keep]:
-            shutil.rmtree(old, ignore_errors=True)
-        return final
-
-    def resume(self, unet, names: list[str], optimizer, lr_schedule) -> int:
-        """Load the newest checkpoint; return its step (0 if none)."""
-        from safetensors.torch import load_file
-
-        dirs = self._dirs()
-        if not dirs:
-            return 0
-        last = dirs[-1]
-        state = json.loads((last / "state.json").read_text())
-        if state.get("config_key") != self.config_key:
-            raise UserError(f"checkpoint {last} was written by a different training configuration",
-                            hint=f"remove {self.root} to start over, or restore the configuration it was made with")
-        tensors = load_file(str(last / "trainable.safetensors"))
-        params = dict(unet.named_parameters())
-        if set(tensors) != set(names):
-            raise UserError(f"checkpoint {last} does not match the trainable parameters of this model",
-                            hint=f"remove {self.root} to start over")
-        with torch.no_grad():
-            for n in names:
-                params[n].copy_(tensors[n])
-        optimizer.load_state_dict(_unflatten_optimizer(load_file(str(last / "optimizer.safetensors")), state["optimizer"]))
-        lr_schedule.load_state_dict(state["lr_schedule"])
-        return int(state["step"])
-
-
-def _flatten_optimizer(sd: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    tensors, meta = {}, {"param_groups": sd["param_groups"], "state": {}}
-    for pid, st in sd["state"].items():
-        entry = {}
-        for k, v in st.items():
-            if torch.is_tensor(v):
-                tensors[f"{pid}.{k}"] = v.detach().cpu().contiguous()
-                entry[k] = {"tensor": f"{pid}.{k}"}
-            else:
-                entry[k] = {"value": v}
-        meta["state"][str(pid)] = entry
-    return tensors, meta
-
-
-def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
-    state = {int(pid): {k: tensors[v["tensor"]] if "tensor" in v else v["value"] for k, v in entry.items()}
-             for pid, entry in meta["state"].items()}
-    return {"state": state, "param_groups": meta["param_groups"]}
-
-
-def _json_safe(obj: Any) -> Any:
-    if torch.is_tensor(obj):
-        return obj.tolist()
-    if isinstance(obj, (np.floating, np.integer)):
-        return obj.item()
-    raise TypeError(f"cannot write {type(obj).__name__} into a checkpoint")
-
-
 # -- logs and data checks ------------------------------------------------------------------------------
 
 
@@ -620,39 +487,6 @@ def _mean_stats(stats: list[dict[str, float]], accelerator) -> dict[str, float]:
     if accelerator.num_processes > 1:
         vals = accelerator.reduce(vals.to(accelerator.device), reduction="mean").cpu()
     return {k: float(v) for k, v in zip(keys, vals)}
-
-
-def _finite_mean(values: list[float]) -> float | None:
-    vals = [float(v) for v in values if v is not None and math.isfinite(float(v))]
-    return float(np.mean(vals)) if vals else None
-
-
-def _append_log(path: Path, row: dict[str, Any], fresh: bool, fields: Sequence[str] = LOG_FIELDS) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w" if fresh else "a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(fields))
-        if fresh or f.tell() == 0:
-            w.writeheader()
-        w.writerow({k: row.get(k, "") for k in fields})
-
-
-def _read_log(path: Path, upto: int, *, rewrite: bool = True, fields: Sequence[str] = LOG_FIELDS) -> list[dict[str, Any]]:
-    """Rows of steps ≤ upto (rows past the resumed checkpoint are rewritten by the rerun; only by the
-    main process, which alone appends to the log)."""
-    if not path.exists():
-        return []
-    with open(path, newline="") as f:
-        rows = [{k: (float(v) if v not in ("", None) else math.nan) for k, v in r.items()} for r in csv.DictReader(f)]
-    rows = [r for r in rows if r["step"] <= upto]
-    for r in rows:
-        r["step"] = int(r["step"])
-    if not rewrite:
-        return rows
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(fields))
-        w.writeheader()
-        w.writerows(rows)
-    return rows
 
 
 def _unique(data: Sequence, indices: set[int]) -> list:

@@ -9,7 +9,8 @@ from ganrm_bench.harness.diagnostics.training_curves import training_curves
 from ganrm_bench.harness.engine.evaluator import Evaluator
 from ganrm_bench.harness.errors import UserError
 from ganrm_bench.methods.finetune.adapters import denoiser_for
-from ganrm_bench.methods.finetune.train import TrainConfig, checkpoint_dir, finetune
+from ganrm_bench.methods.finetune.run_files import checkpoint_dir
+from ganrm_bench.methods.finetune.train import TrainConfig, finetune
 from ganrm_bench.methods.finetune.weights import WEIGHTS
 from ganrm_bench.methods.ops import FINETUNE, FINETUNE_CHECKPOINT
 from tests.helpers.method_rows import TRAIN, builder, write_spec
