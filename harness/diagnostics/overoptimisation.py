@@ -95,6 +95,18 @@ def best_of_n_curves(rows: dict[str, Node]) -> list[Curve]:
     return finished(curves.values(), MIN_POINTS)
 
 
+def monitor_nodes(rows: dict[str, Node]) -> list[Node]:
+    """The artifacts the monitor pass computes for one seed's rows (row -> samples node) beyond the
+    table's: each tuned point's KL estimate on a curve along training that has one for every tuned
+    point (the rule of TrainingCurve.point), so that `plan` lists and counts them."""
+    out: dict[str, Node] = {}
+    for curve in training_curves(rows, MIN_POINTS):
+        tuned = [r for r, s in curve.rows.items() if s > 0]
+        if tuned and all(r in curve.divergences for r in tuned):
+            out.update({curve.divergences[r].key: curve.divergences[r] for r in tuned})
+    return list(out.values())
+
+
 def curve_lines(ev: Any, seed: int, curve: Curve | TrainingCurve, rows: dict[str, Node], results: pd.DataFrame,
                 columns: list[str], diversity: str | None = None) -> list[dict[str, Any]]:
     """One line per row of a curve: n or step, KL, √KL, the proxy's mean [CI] on the row's samples

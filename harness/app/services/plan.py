@@ -8,15 +8,19 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from ganrm_bench.harness.diagnostics.monitor import heldout_warnings
+from ganrm_bench.harness.diagnostics.overoptimisation import monitor_nodes
 from ganrm_bench.harness.engine.builder import Builder
 from ganrm_bench.harness.engine.cells import build_cells
 from ganrm_bench.harness.engine.estimate import Estimate, estimate
+from ganrm_bench.harness.engine.nodes import Node
 from ganrm_bench.harness.engine.plan import Assumed, PlanEntry, PlanPeek, plan_totals
 from ganrm_bench.harness.engine.plan import plan as plan_nodes
 from ganrm_bench.harness.engine.preflight import InputCheck, require_inputs
 from ganrm_bench.harness.errors import UserError
 from ganrm_bench.harness.runtime.context import Context
 from ganrm_bench.harness.spec.schema import Spec
+
+MONITOR = "(monitor)"  # the user of what the monitor pass computes: no row of the table
 
 
 @dataclass
@@ -51,11 +55,18 @@ def plan(spec: Spec, ctx: Context, *, seeds: list[int] | None = None, with_estim
     peek = PlanPeek(ctx, assume_prompts)
     for seed in seeds or spec.seeds:
         cells = build_cells(spec, Builder(spec, ctx, seed, planning=True))
-        entries = plan_nodes([c.node for c in cells], ctx, peek)
+        rows: dict[str, Node] = {}
+        for c in cells:
+            rows.setdefault(c.row, c.node.inputs["samples"])
+        monitor = monitor_nodes(rows)  # what the monitor pass computes itself (KL along training)
+        entries = plan_nodes([c.node for c in cells] + monitor, ctx, peek)
         users: dict[str, set[str]] = defaultdict(set)
         for c in cells:
             for n in c.node.walk():
                 users[n.key].add(c.row)
+        for m in monitor:
+            for n in m.walk():
+                users[n.key].add(MONITOR)
         p = SeedPlan(seed, entries, dict(users), plan_totals(entries))
         if with_estimate:
             t0 = time.time()

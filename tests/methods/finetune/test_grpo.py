@@ -238,3 +238,29 @@ def test_checkpoints_carry_a_trajectory_kl_to_the_untuned_generator(tmp_path, mi
     base = last.divergence.inputs["reference"]
     same = trajectory_kl_node(last.run, base, base, last.divergence.inputs["prompts"])
     assert ev.value(same)["kl"] == 0.0
+
+
+def test_plan_lists_the_monitors_kl_estimates_and_finds_them_cached_once_computed(tmp_path, mini_weights, ctx):
+    """A curve along GRPO's training (base, checkpoint 1, the last step): `plan` lists one trajectory-KL
+    estimate per tuned point, for the monitor, under the keys the monitor evaluates; once those are
+    computed, the same plan finds them cached."""
+    from ganrm_bench.harness.app.services.plan import MONITOR, plan
+    from ganrm_bench.harness.diagnostics.training_curves import training_point
+    from ganrm_bench.methods.trajectory_kl import TRAJECTORY_KL
+
+    gens = {"gen": {"generator": "mini_diffusion", "weights": str(mini_weights), "steps": 3, "device": "cpu"}}
+    row = {"method": "grpo", "generator": "gen", "prompts": "eval", "scorer": "rm", "train_prompts": "train",
+           **SMALL, "eval_at": [1]}
+    spec = write_spec(tmp_path, gens, {"base": {"method": "base", "generator": "gen", "prompts": "eval"},
+                                       "rl": row, "rl1": {**row, "checkpoint": 1}})
+    b = builder(spec, ctx)
+    want = {training_point(b.method(r)).divergence.key for r in ("rl", "rl1")}
+    kl = lambda p: {e.node.key: e for e in p.entries if e.node.op is TRAJECTORY_KL}  # noqa: E731
+    before = plan(spec, ctx, seeds=[0])[0]
+    assert set(kl(before)) == want and all(e.status == "compute" for e in kl(before).values())
+    assert before.totals["trajectory KL estimates"] == 2 and all(before.users[k] == {MONITOR} for k in want)
+    ev = Evaluator(ctx)
+    for r in ("rl", "rl1"):
+        ev.value(training_point(b.method(r)).divergence)
+    after = plan(spec, ctx, seeds=[0])[0]
+    assert set(kl(after)) == want and all(e.status == "cached" for e in kl(after).values())
