@@ -69,8 +69,9 @@ class GRPOConfig(TrainConfig):
     group_size: int = Field(8, description="G: trajectories per prompt and iteration (≥ 2 for group advantages)")
     prompts_per_step: int = Field(8, ge=1, description="prompts per iteration")
     eta: float = Field(1.0, ge=0, description="DDIM step noise of the rollouts (DDPO, Flow-GRPO: 1); DDPM ignores it")
-    advantage: Literal["group", "batch"] = Field("group", description="normalise rewards per prompt group (GRPO) or "
-                                                 "over the whole batch (DDPO)")
+    advantage: Literal["group", "batch", "global_std"] = Field(
+        "group", description="normalise rewards per prompt group (GRPO), over the whole batch (DDPO), or by the group's "
+        "mean and the batch's std (Flow-GRPO's global_std)")
     adv_clip: float = Field(5.0, gt=0)
     clip_range: float = Field(1e-4, gt=0, description="PPO ratio clip ε (DDPO, Flow-GRPO: 1e-4)")
     kl_beta: float = Field(0.0, ge=0, description="weight of the per-step KL to the frozen reference (Flow-GRPO's β)")

@@ -21,21 +21,22 @@ from typing import Literal, Sequence
 import numpy as np
 import torch
 
-Scope = Literal["group", "batch"]
+Scope = Literal["group", "batch", "global_std"]
 
 
 def advantages(rewards: Sequence[float], groups: Sequence[str], *, scope: Scope = "group", eps: float = 1e-4,
                clip: float = 5.0) -> np.ndarray:
-    """(r − mean) / (std + eps) within each group (`group`) or over all rewards (`batch`), clipped
-    to ±clip; the population std (ddof 0) as in DDPO's and Flow-GRPO's stat trackers. Equal
-    rewards in a group give zero advantage."""
+    """(r − mean) / (std + eps) within each group (`group`), over all rewards (`batch`), or the
+    group's mean over the whole batch's std (`global_std`: Flow-GRPO's `global_std` option, which keeps
+    a group of nearly equal rewards from being blown up to ±1), clipped to ±clip; the population std
+    (ddof 0) as in DDPO's and Flow-GRPO's stat trackers. Equal rewards in a group give zero advantage."""
     r = np.asarray(rewards, dtype=np.float64)
     out = np.zeros_like(r)
     g = np.zeros(len(r), dtype=int) if scope == "batch" else np.asarray(list(groups))
     for name in dict.fromkeys(g.tolist()):
         m = g == name
-        std = r[m].std()
-        if std > 0:  # a group of equal rewards stays at zero (whatever eps)
+        std = r.std() if scope == "global_std" else r[m].std()
+        if std > 0 and r[m].std() > 0:  # a group of equal rewards stays at zero (whatever eps)
             out[m] = (r[m] - r[m].mean()) / (std + eps)
     return np.clip(out, -clip, clip)
 

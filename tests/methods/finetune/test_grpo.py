@@ -66,6 +66,12 @@ def test_advantages_normalise_per_group_or_over_the_batch():
     np.testing.assert_allclose(b, (np.array(r) - np.mean(r)) / np.std(r))
     assert np.all(advantages([7.0] * 6, g) == 0)
     assert np.max(advantages([0.0] * 9 + [1.0], ["x"] * 10, clip=2.0)) == 2.0
+    # Flow-GRPO's global_std: each group's own mean, the batch's std; a near-tie group stays small
+    r2 = [1.0, 2.0, 3.0, 5.0, 5.0, 5.01]
+    c = advantages(r2, g, scope="global_std", eps=0.0)
+    np.testing.assert_allclose(c, np.r_[np.array([1, 2, 3]) - 2, np.array([5, 5, 5.01]) - 5.01 / 3 - 10 / 3] / np.std(r2))
+    assert np.abs(c[3:]).max() < 0.01 < np.abs(advantages(r2, g, scope="group")[3:]).max()
+    assert np.all(advantages(r, g, scope="global_std")[3:] == 0)
 
 
 def test_rollout_log_probs_are_the_gaussian_steps_of_its_states(mini_generator):
