@@ -23,23 +23,28 @@ demo: install
 	$(VENV)/bin/ganrm-bench run benchmarks/mini/fig2.yaml
 
 ## The tests, offline, one torch thread each (what CI runs), after ruff (pyflakes, import order, a complexity cap), with the optional metric packages
-## installed so their tests run too (without them those tests skip). The slow part (tests/claims: mini
-## Table 1 and Fig. 2 over 3 seeds, cold, in one store; the wheel; the study's load test; the CPU-pin
-## emulation) runs in a second process beside the fast suite, one core each; when the fast suite is
-## done, its core computes mini Table 1's last seed into the same store (`prefill`: the store's locks
-## make each artifact computed once, by whichever process reaches it first). Their output follows the
-## fast suite's. The longest claims (marked `nightly`: mini Tables 4, 7, 8 and 9, the scaling curve)
-## run with `make test-nightly`, not here, to keep CI under 30 min (benchmarks/README.md has the times).
+## installed so their tests run too (without them those tests skip). Two lanes, one core each:
+## - the claims lane (tests/claims: mini Table 1 and Fig. 2 over 3 seeds, cold, in one store; and the wheel,
+##   tests/api) starts at once;
+## - the other lane runs the fast suite, then computes mini Table 1's last seed into the claims' store
+##   (`prefill`: the store's locks make each artifact computed once, by whichever process reaches it
+##   first), then the other slow tests (the study's load test, the CPU-pin emulation).
+## Their output follows the fast suite's. The longest claims (marked `nightly`: mini Tables 4, 7, 8 and 9,
+## the scaling curve) run with `make test-nightly`, not here, to keep CI under 30 min (benchmarks/README.md has the times).
 CLAIMS_STORE ?= $(CURDIR)/.claims-store
+CLAIMS_LANE := tests/claims tests/api
+OTHER_SLOW := tests/harness/app/study/test_load.py tests/harness/runtime/test_cpu_pin.py
 test: install extras
 	$(VENV)/bin/ruff check .
 	@rm -rf .pytest-slow.log .prefill.log $(CLAIMS_STORE)
-	@GANRM_CLAIMS_STORE=$(CLAIMS_STORE) OMP_NUM_THREADS=1 $(VENV)/bin/pytest -q -m 'slow and not nightly' > .pytest-slow.log 2>&1 & slow=$$!; \
+	@GANRM_CLAIMS_STORE=$(CLAIMS_STORE) OMP_NUM_THREADS=1 $(VENV)/bin/pytest -q -m 'slow and not nightly' $(CLAIMS_LANE) > .pytest-slow.log 2>&1 & slow=$$!; \
 	OMP_NUM_THREADS=1 $(VENV)/bin/pytest -q -m "not slow"; fast=$$?; \
 	OMP_NUM_THREADS=1 GANRM_BENCH_PROGRESS=0 $(VENV)/bin/ganrm-bench run benchmarks/mini/table1.yaml --seed 2 --cache $(CLAIMS_STORE) \
 	  --out $(CLAIMS_STORE)/prefill-run > .prefill.log 2>&1 || echo "prefill stopped (the slow tests compute what it did not): see .prefill.log"; \
-	wait $$slow; slow=$$?; echo "== slow tests (-m slow) =="; cat .pytest-slow.log; \
-	test $$fast -eq 0 && test $$slow -eq 0
+	echo "== the other slow tests (-m slow, $(OTHER_SLOW)) =="; \
+	OMP_NUM_THREADS=1 $(VENV)/bin/pytest -q -m 'slow and not nightly' $(OTHER_SLOW); rest=$$?; \
+	wait $$slow; slow=$$?; echo "== slow tests (-m slow: $(CLAIMS_LANE)) =="; cat .pytest-slow.log; \
+	test $$fast -eq 0 && test $$slow -eq 0 && test $$rest -eq 0
 
 ## The nightly claims: mini Tables 4, 7, 8 and 9 (seeds 0-2), the scaling curve (seeds 0-1); times in benchmarks/README.md.
 test-nightly: install extras
