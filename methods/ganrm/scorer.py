@@ -5,6 +5,7 @@ PickScore, HPS or CLIPScore."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated, Any, Sequence
 
@@ -108,12 +109,18 @@ class GanRMScorer(TrainableScorer):
         if self.model is None:
             return None
         m = self.model.metrics
+        fraction = self.train_config().heldout_fraction
         if heldout and heldout.get("labels"):
             quality = classifier_card(heldout["scores"], heldout["labels"])
-        elif m.get("heldout_auc") is not None:  # an artifact trained before held-out scores were stored
+        elif heldout is None and _finite(m.get("heldout_auc")):  # an artifact trained before held-out scores were stored
             quality = {"heldout_auc": m["heldout_auc"], "heldout_accuracy": m.get("heldout_accuracy"), "n_heldout": m.get("n_heldout"),
                        "note": f"this artifact predates {self.HELDOUT_FILE}: no AUC interval, ECE or histogram; "
                                "retrain it (remove the train_scorer artifact) for a full card"}
+        elif fraction > 0 and not m.get("n_heldout"):  # a split asked for, too few samples to make one
+            quality = {"heldout_auc": None, "heldout_accuracy": None, "n_heldout": 0,
+                       "note": f"no held-out samples: heldout_fraction {fraction:g} of {m.get('n_per_class')} samples per class "
+                               "rounds to none (at least one per class stays in training); no AUC, ECE or histogram — "
+                               "train on more PPD images for a card"}
         else:
             return None  # no held-out split (heldout_fraction 0)
         card = {"scorer": self.name, "variant": m.get("variant"), "training_seed": (self.model.config.get("training") or {}).get("effective_seed"),
@@ -141,3 +148,7 @@ class GanRMScorer(TrainableScorer):
         """Rewards in [0, 1]; prompts are ignored (GAN-RM judges the image alone)."""
         model = self._require_model()
         return model.score_tensor(list(images), ctx, batch_size=self.params.feature_batch_size).numpy().astype(np.float64)
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)

@@ -92,6 +92,23 @@ def test_metrics_are_strict_json_without_a_heldout_set(ctx, sets):
     json.dumps(metrics, allow_nan=False)
 
 
+def test_report_card_without_a_heldout_split_says_why(ctx, sets, tmp_path):
+    """heldout_fraction 0: no card. A split asked for on too few samples (4 PPD images: 10 % of 4
+    rounds to none) is a card saying so, not one claiming the artifact predates held-out scores
+    (what a 2-prompt smoke run's GAN-RMs showed)."""
+    pos, neg, _ = sets
+    none = make_scorer(variant="naive", epochs=1, heldout_fraction=0.0)
+    none.fit(pos, neg, ctx)
+    assert none.report_card() is None
+    write_images(tmp_path / "ppd4", 4, 190, seed=7)
+    write_images(tmp_path / "gen4", 4, 70, seed=8)
+    few = make_scorer(variant="naive", epochs=1, heldout_fraction=0.1)
+    few.fit(FolderImages(path=str(tmp_path / "ppd4")).load(ctx), FolderImages(path=str(tmp_path / "gen4")).load(ctx), ctx)
+    card = few.report_card()
+    assert card["n_heldout"] == 0 and card["heldout_auc"] is None and card["n_ppd"] == 4
+    assert "rounds to none" in card["note"] and "predates" not in card["note"]
+
+
 def test_report_card_survives_save_and_load(tmp_path, ctx, sets):
     pos, neg, more = sets
     scorer = make_scorer(variant="bootstrap", epochs=5)
