@@ -39,3 +39,14 @@ def ganrm_uncaptured(*args) -> tuple[int, str, str]:
     finally:
         sys.argv = argv
     return code, out.getvalue(), err.getvalue()
+
+
+def run_in_process(spec, out, *, cache=None, seeds=None, sets=()):
+    """What `ganrm-bench run SPEC --out OUT [--cache CACHE] [--seed S ...] [--set PATH=VALUE ...]` computes and
+    writes, through the service the command calls (harness.app.services.run), in this process: for runs
+    that are a test's input rather than what it asserts about the command. No failed cell."""
+    from ganrm_bench.harness.app.services.run import run
+
+    done = run(spec, out=out, cache=cache, seeds=seeds, overrides=list(sets))
+    assert not done.outcome.failures, done.outcome.failures
+    return done

@@ -16,33 +16,17 @@ import pytest
 
 from tests.helpers.cli import cli, slow_spec
 from tests.helpers.clirun import ganrm
+from tests.helpers.clirun import run_in_process as run_service
 from tests.helpers.toy_plugins import count
-
-
-@pytest.fixture
-def inproc(env, monkeypatch):
-    """The subprocess environment `env` (private cache, toy counters) made this process's own, for in-process runs."""
-    for name in ("GANRM_BENCH_CACHE", "TOY_COUNTER_DIR"):
-        monkeypatch.setenv(name, env[name])
-    return env
-
-
-def run_service(spec, out, cache=None):
-    """What `ganrm-bench run SPEC --out OUT [--cache CACHE]` computes and writes, in-process (services.run.run)."""
-    from ganrm_bench.harness.app.services.run import run
-
-    done = run(spec, out=out, cache=cache)
-    assert not done.outcome.failures, done.outcome.failures
-    return done
 
 
 def pngs(cache: Path) -> int:
     return sum(1 for p in (cache / "items").glob("*/*.png") if not p.name.startswith("toyimg"))
 
 
-def test_kill_9_mid_run_then_resume_finishes_without_redoing(tmp_path, inproc, capsys):
+def test_kill_9_mid_run_then_resume_finishes_without_redoing(tmp_path, inproc_env, capsys):
     """The killed run is a real process; the resume, the uninterrupted reference and `cache verify` run in-process."""
-    env = inproc
+    env = inproc_env
     spec = slow_spec(tmp_path, delay=0.03)
     total = 8 * 6 + 4 * 2
     proc = subprocess.Popen([sys.executable, "-m", "ganrm_bench.harness.app.cli.main", "run", str(spec), "--out", str(tmp_path / "run1")], env=env,
@@ -69,9 +53,9 @@ def test_kill_9_mid_run_then_resume_finishes_without_redoing(tmp_path, inproc, c
     assert ganrm(capsys, "cache", "verify")[0] == 0
 
 
-def test_warm_run_computes_nothing_and_writes_provenance(tmp_path, inproc, capsys):
+def test_warm_run_computes_nothing_and_writes_provenance(tmp_path, inproc_env, capsys):
     """The cold run is in-process through the service; the warm one through the entry point, in-process."""
-    env = inproc
+    env = inproc_env
     spec = slow_spec(tmp_path)
     run_service(spec, tmp_path / "r1")
     n = count(Path(env["TOY_COUNTER_DIR"]), "generated")
@@ -97,7 +81,7 @@ def test_warm_run_computes_nothing_and_writes_provenance(tmp_path, inproc, capsy
         ("name: x\nseeds: five\n", "seeds: expected a list, got 'five'"),
     ],
 )
-def test_malformed_specs_exit_2_with_yaml_path_and_no_traceback(tmp_path, inproc, capsys, text, expected):
+def test_malformed_specs_exit_2_with_yaml_path_and_no_traceback(tmp_path, inproc_env, capsys, text, expected):
     """Through `main` in-process: a traceback would escape it as an exception and fail the test (the real
     subprocess's exit 2 without one is test_missing_spec_file_exits_2's)."""
     p = tmp_path / "bad.yaml"
@@ -113,7 +97,7 @@ def test_missing_spec_file_exits_2(tmp_path, env):
     assert out.returncode == 2 and "spec file not found" in out.stderr and "Traceback" not in out.stderr
 
 
-def test_check_fails_on_planted_regression(tmp_path, inproc, capsys):
+def test_check_fails_on_planted_regression(tmp_path, inproc_env, capsys):
     """In-process: the run through the service, `check` through `main` (a real `check` subprocess exiting 1 is
     tests/harness/stats/test_paired_runs.py's)."""
     spec = slow_spec(tmp_path)
@@ -131,9 +115,9 @@ def test_check_fails_on_planted_regression(tmp_path, inproc, capsys):
     assert ganrm(capsys, "check", tmp_path / "run", "--baseline", tmp_path / "planted.csv", "--tolerance", "brightness=11")[0] == 0
 
 
-def test_report_rerenders_without_recomputing(tmp_path, inproc, capsys):
+def test_report_rerenders_without_recomputing(tmp_path, inproc_env, capsys):
     """In-process: the run through the service, `report` through `main`."""
-    env = inproc
+    env = inproc_env
     spec = slow_spec(tmp_path)
     run_service(spec, tmp_path / "run")
     n = count(Path(env["TOY_COUNTER_DIR"]), "generated")
@@ -144,17 +128,17 @@ def test_report_rerenders_without_recomputing(tmp_path, inproc, capsys):
     assert count(Path(env["TOY_COUNTER_DIR"]), "generated") == n
 
 
-def test_plan_shows_counts_and_sharing(tmp_path, inproc, capsys):
+def test_plan_shows_counts_and_sharing(tmp_path, inproc_env, capsys):
     spec = slow_spec(tmp_path)
     code, stdout, stderr = ganrm(capsys, "plan", spec)
     assert code == 0, stderr
     assert "56 images to generate" in stdout.replace("\n", " ") and "1 model to train" in stdout.replace("\n", " ")
 
 
-def test_two_processes_shard_a_pool_like_one(tmp_path, inproc, capsys):
+def test_two_processes_shard_a_pool_like_one(tmp_path, inproc_env, capsys):
     """RANK/WORLD_SIZE (as set by accelerate launch) split the items; the result equals 1 process (that one,
     and the `check`s, in-process)."""
-    env = inproc
+    env = inproc_env
     spec = slow_spec(tmp_path)
     run_service(spec, tmp_path / "r1", cache=tmp_path / "one")
     two = {**env, "GANRM_BENCH_CACHE": str(tmp_path / "two"), "WORLD_SIZE": "2"}
