@@ -50,30 +50,36 @@ def test_paper_spec_validates_with_reference_for_every_cell(specs, name):
     assert spec.reference.source and spec.reference.notes
 
 
-def test_paper_cli_validate_and_plan_name_the_missing_inputs(tmp_path):
+def test_paper_cli_validate_and_plan_name_the_missing_inputs(tmp_path, capsys, monkeypatch):
     """Without any weights or data (a fresh clone): `validate` passes; `plan` gives absent weights a
     provisional identity and counts absent data at the sizes the spec declares, listing each, and
-    creates no store; `run --offline` names the missing assets. (fetch-assets lists all of them.)"""
-    import os
-    import subprocess
-    import sys
+    creates no store; `run --offline` names the missing assets. (fetch-assets lists all of them.)
+    The commands go through `main` in-process (tests.helpers.clirun) on an empty hub cache and torch
+    hub, as the `fetched_world` fixture patches them; the real entry point's offline exit 2 on a fresh
+    clone is tests/benchmarks/test_paper_assets.py::test_paper_cli_fetch_assets_offline_exit_code's."""
+    import huggingface_hub.constants as hc
 
+    from tests.helpers.clirun import ganrm
     from tests.helpers.paper_fixtures import REPO
 
-    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "TORCH_HOME": str(tmp_path / "torch"), "HF_HUB_OFFLINE": "1",
-           "GANRM_BENCH_CACHE": str(tmp_path / "store")}
-    run = lambda *a: subprocess.run([sys.executable, "-m", "ganrm_bench.harness.app.cli.main", *a, str(BENCHMARKS / "table8.yaml")],  # noqa: E731
-                                    cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
-    out = run("validate")
-    assert out.returncode == 0, out.stderr
-    out = run("plan")
-    assert out.returncode == 0, out.stderr
-    assumed = " ".join(out.stdout.split("assumed sizes")[1].split())
+    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("GANRM_BENCH_CACHE", str(tmp_path / "store"))
+    for name in ("HF_HUB_OFFLINE", "GANRM_BENCH_OFFLINE"):  # `run --offline` sets them for the rest of the process: restored after
+        monkeypatch.setenv(name, "1" if name == "HF_HUB_OFFLINE" else "0")
+    monkeypatch.chdir(REPO)
+    run = lambda *a: ganrm(capsys, *a, BENCHMARKS / "table8.yaml")  # noqa: E731
+    code, _, err = run("validate")
+    assert code == 0, err
+    code, out, err = run("plan")
+    assert code == 0, err
+    assumed = " ".join(out.split("assumed sizes")[1].split())
     assert "jdb_eval: 5,000 prompts (expected_count; data/journeydb/eval_prompts.tsv is not here)" in assumed
     assert "jdb_train: 20,000 prompts" in assumed and "jdb_rm_neg: 500 prompts" in assumed
     assert not (tmp_path / "store").exists()
-    out = run("run", "--offline")
-    assert out.returncode == 2 and "Traceback" not in out.stderr and "missing" in out.stderr.lower()
+    code, _, err = run("run", "--offline")
+    assert code == 2 and "Traceback" not in err and "missing" in err.lower()
 
 
 @pytest.mark.parametrize("name", TABLES)

@@ -82,3 +82,11 @@ def env(tmp_path):
     counters.mkdir()
     e = {**os.environ, "TOY_COUNTER_DIR": str(counters), "GANRM_BENCH_CACHE": str(tmp_path / "cache"), "GANRM_BENCH_PROGRESS": "0"}
     return e
+
+
+@pytest.fixture
+def inproc_env(env, monkeypatch):
+    """`env` (private cache, toy counters) made this process's own too, for runs in-process beside subprocesses."""
+    for name in ("GANRM_BENCH_CACHE", "TOY_COUNTER_DIR"):
+        monkeypatch.setenv(name, env[name])
+    return env

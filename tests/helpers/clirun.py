@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import sys
 
 
@@ -20,3 +22,31 @@ def ganrm(capsys, *args) -> tuple[int, str, str]:
         sys.argv = argv
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def ganrm_uncaptured(*args) -> tuple[int, str, str]:
+    """`ganrm` for fixtures wider than one test (no capsys there): the streams go to strings meanwhile."""
+    from ganrm_bench.harness.app.cli.main import main
+
+    argv, out, err = sys.argv, io.StringIO(), io.StringIO()
+    sys.argv = ["ganrm-bench", *map(str, args)]
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.argv = argv
+    return code, out.getvalue(), err.getvalue()
+
+
+def run_in_process(spec, out, *, cache=None, seeds=None, sets=()):
+    """What `ganrm-bench run SPEC --out OUT [--cache CACHE] [--seed S ...] [--set PATH=VALUE ...]` computes and
+    writes, through the service the command calls (harness.app.services.run), in this process: for runs
+    that are a test's input rather than what it asserts about the command. No failed cell."""
+    from ganrm_bench.harness.app.services.run import run
+
+    done = run(spec, out=out, cache=cache, seeds=seeds, overrides=list(sets))
+    assert not done.outcome.failures, done.outcome.failures
+    return done

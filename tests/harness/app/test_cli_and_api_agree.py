@@ -9,19 +9,23 @@ import pytest
 
 import ganrm_bench as gb
 from tests.helpers import HELPERS
-from tests.helpers.clirun import ganrm
+from tests.helpers.clirun import ganrm, ganrm_uncaptured
 
 TOY = HELPERS / "toy_spec.yaml"
 
 
-@pytest.fixture
-def two_runs(tmp_path, capsys, counters):
-    """The toy spec (seeds 0 and 1) run by the CLI and by the API on one store."""
-    cache = tmp_path / "cache"
-    code, _, err = ganrm(capsys, "run", TOY, "--out", tmp_path / "cli", "--cache", cache, "--seed", "0", "--seed", "1")
-    assert code == 0, err
-    api = gb.run(TOY, out=tmp_path / "api", cache=cache, seeds=[0, 1])
-    return tmp_path / "cli", api
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    """The toy spec (seeds 0 and 1) run by the CLI and by the API on one store; made once for the module,
+    since the tests only read the two run directories (what they write goes to their own tmp_path)."""
+    root = tmp_path_factory.mktemp("two_runs")
+    (root / "counters").mkdir()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TOY_COUNTER_DIR", str(root / "counters"))
+        code, _, err = ganrm_uncaptured("run", TOY, "--out", root / "cli", "--cache", root / "cache", "--seed", "0", "--seed", "1")
+        assert code == 0, err
+        api = gb.run(TOY, out=root / "api", cache=root / "cache", seeds=[0, 1])
+        yield root / "cli", api
 
 
 def test_run_gives_the_same_table(two_runs):
@@ -71,7 +75,7 @@ def test_check_gives_the_same_verdicts_cell_for_cell(two_runs, capsys, tmp_path)
     report = gb.check(cli_dir, api.dir)
     assert code == 0 and report.passed and "no regression" in out
     assert out.splitlines()[:len(report.lines())] == report.lines()  # the header (matching, margins, correction), then the cells
-    brighter = gb.run(TOY, out=tmp_path / "brighter", cache=tmp_path / "cache", seeds=[0, 1],
+    brighter = gb.run(TOY, out=tmp_path / "brighter", cache=api.dir.parent / "cache", seeds=[0, 1],
                       overrides={"generators.gen.brightness": 30}).dir
     code, out, err = ganrm(capsys, "check", cli_dir, "--baseline", brighter)
     report = gb.check(gb.load_run(cli_dir), brighter)
@@ -80,7 +84,7 @@ def test_check_gives_the_same_verdicts_cell_for_cell(two_runs, capsys, tmp_path)
     assert fails and fails == [c.line() for c in report.failures] and all("paired" in line for line in fails)
 
 
-def test_plan_counts_the_same_work(two_runs, capsys, tmp_path):
+def test_plan_counts_the_same_work(capsys, tmp_path, counters):
     """A fresh store: the CLI's summary line per seed is what the API's plans count."""
     fresh = tmp_path / "fresh"
     code, out, _ = ganrm(capsys, "plan", TOY, "--cache", fresh, "--seed", "0", "--seed", "3")

@@ -6,9 +6,6 @@ per failing artifact, with its cells."""
 from __future__ import annotations
 
 import io
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +20,7 @@ from ganrm_bench.harness.runtime.context import Context
 from ganrm_bench.harness.spec.load import load_spec
 from ganrm_bench.harness.store.artifacts import Store
 from tests.helpers import HELPERS
+from tests.helpers.clirun import ganrm
 
 REPO = HELPERS.parents[1]
 
@@ -51,29 +49,27 @@ def ppd_folder(tmp_path: Path, bad: bool = True) -> Path:
     return folder
 
 
-def cli(*args, tmp_path: Path):
-    env = {**os.environ, "GANRM_BENCH_CACHE": str(tmp_path / "cache"), "GANRM_BENCH_PROGRESS": "0", "COLUMNS": "250"}
-    return subprocess.run([sys.executable, "-m", "ganrm_bench.harness.app.cli.main", *map(str, args)], env=env, capture_output=True, text=True)
-
-
-def test_mini_world_run_names_every_bad_ppd_file_before_computing(tmp_path):
+def test_mini_world_run_names_every_bad_ppd_file_before_computing(tmp_path, capsys, monkeypatch):
+    """The commands through `main` in-process (tests.helpers.clirun; an escaping traceback would fail the
+    test), on the private store $GANRM_BENCH_CACHE = tmp_path/cache, 250 columns wide (rich reads $COLUMNS)."""
+    monkeypatch.setenv("COLUMNS", "250")
     folder = ppd_folder(tmp_path)
     spec = tmp_path / "mine.yaml"
     spec.write_text(f"include: [{REPO / 'benchmarks/mini/table1.yaml'}]\nimages:\n  ppd: {{source: folder, path: {folder}}}\n")
-    r = cli("run", spec, "--out", tmp_path / "run", tmp_path=tmp_path)
-    assert r.returncode == 2, r.stdout + r.stderr
+    code, stdout, stderr = ganrm(capsys, "run", spec, "--out", tmp_path / "run")
+    assert code == 2, stdout + stderr
     for name in ("random.png", "text.png", "truncated.png"):
-        assert r.stderr.count(str(folder / name)) == 1, r.stderr  # each named, once
-    assert "add `skip_bad: true` to the spec's `images.ppd`" in r.stderr and "--skip-bad" not in r.stderr
+        assert stderr.count(str(folder / name)) == 1, stderr  # each named, once
+    assert "add `skip_bad: true` to the spec's `images.ppd`" in stderr and "--skip-bad" not in stderr
     assert ("needed by 9 cell(s): rm10 × fid, rm10 × align, rm10 × kid, sft × fid, sft × align, sft × kid, "
-            "dpo × fid, dpo × align, dpo × kid") in r.stderr
-    assert "Traceback" not in r.stderr
+            "dpo × fid, dpo × align, dpo × kid") in stderr
+    assert "Traceback" not in stderr
     assert not any((tmp_path / "cache" / "objects").iterdir())  # nothing computed, not even the base rows
-    v = cli("validate", spec, "--inputs", tmp_path=tmp_path)
-    assert v.returncode == 2 and str(folder / "truncated.png") in v.stderr
+    code, _, stderr = ganrm(capsys, "validate", spec, "--inputs")
+    assert code == 2 and str(folder / "truncated.png") in stderr
     spec.write_text(spec.read_text().replace(f"path: {folder}}}", f"path: {folder}, skip_bad: true}}"))
-    ok = cli("validate", spec, "--inputs", tmp_path=tmp_path)
-    assert ok.returncode == 0 and "inputs ok" in ok.stdout, ok.stdout + ok.stderr
+    code, stdout, stderr = ganrm(capsys, "validate", spec, "--inputs")
+    assert code == 0 and "inputs ok" in stdout, stdout + stderr
 
 
 def test_more_than_twenty_bad_files_list_twenty_then_a_count(tmp_path):

@@ -10,7 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.helpers.cli import cli, slow_spec
+from tests.helpers.cli import slow_spec
+from tests.helpers.clirun import run_in_process
 from tests.helpers.toy_plugins import count  # noqa: E402
 
 
@@ -55,12 +56,13 @@ def test_a_failure_marker_of_an_earlier_launch_does_not_stop_a_rerun(tmp_path, e
 
 
 @pytest.mark.parametrize("workers", [0, 2])
-def test_two_processes_split_scoring_and_metrics_byte_identically(tmp_path, env, workers):
-    """… also with items decoded in 2 DataLoader workers per process (one process decodes in its own)."""
+def test_two_processes_split_scoring_and_metrics_byte_identically(tmp_path, inproc_env, workers):
+    """… also with items decoded in 2 DataLoader workers per process (one process decodes in its own).
+    The one-process reference runs in this process (harness.app.services.run, as `run` does)."""
+    env = inproc_env
     spec = slow_spec(tmp_path)
-    one = {**env, "GANRM_BENCH_CACHE": str(tmp_path / "one")}
     batches = ("--set", "runtime.batch_size=4")  # 12 scoring batches: several per process, for the loader workers
-    assert cli("run", spec, "--out", tmp_path / "r1", *batches, env=one).returncode == 0
+    run_in_process(spec, tmp_path / "r1", cache=tmp_path / "one", sets=[batches[1]])
     scored_by_one = count(Path(env["TOY_COUNTER_DIR"]), "scored")
     for r in (0, 1):
         (tmp_path / f"counters{r}").mkdir()

@@ -5,9 +5,6 @@ And `include:` replaces an entry whose plugin the including file switches (issue
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +12,7 @@ import pytest
 from ganrm_bench.harness.errors import SpecError
 from ganrm_bench.harness.spec.load import deep_merge, load_spec
 from tests.helpers import REPO  # noqa: E402
+from tests.helpers.clirun import ganrm
 
 MINI = REPO / "benchmarks" / "mini" / "table1.yaml"
 
@@ -113,13 +111,14 @@ def test_third_party_params_declare_references_the_same_way(tmp_path):
     assert problems(spec_over_mini(tmp_path, body)) == ["scorers.annotator.inner_params.devise: unknown key; did you mean 'device'?"]
 
 
-def test_cli_validate_reports_nested_problem_and_exits_2(tmp_path):
+def test_cli_validate_reports_nested_problem_and_exits_2(tmp_path, capsys, monkeypatch):
+    """Through `main` in-process (tests.helpers.clirun; an escaping traceback would fail the test), 200 columns wide."""
+    monkeypatch.setenv("COLUMNS", "200")
     p = spec_over_mini(tmp_path, "scorers:\n  ganrm: {backbone: mini_convv}\n")
-    r = subprocess.run([sys.executable, "-m", "ganrm_bench.harness.app.cli.main", "validate", str(p)], capture_output=True, text=True,
-                       env={**os.environ, "COLUMNS": "200"})
-    assert r.returncode == 2, r.stdout + r.stderr
-    assert "scorers.ganrm.backbone: unknown backbone 'mini_convv'; did you mean 'mini_conv'?" in r.stderr
-    assert "Traceback" not in r.stderr
+    code, stdout, stderr = ganrm(capsys, "validate", p)
+    assert code == 2, stdout + stderr
+    assert "scorers.ganrm.backbone: unknown backbone 'mini_convv'; did you mean 'mini_conv'?" in stderr
+    assert "Traceback" not in stderr
 
 
 # -- include: switching an entry's plugin replaces the entry ---------------------------------------

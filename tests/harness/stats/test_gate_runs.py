@@ -9,12 +9,11 @@ FID over 8-d features, a trained reward model's best-of-K rows): what issue 25 a
 
 import json
 import shutil
-import subprocess
-import sys
 
 import pytest
 
 from tests.helpers import HELPERS
+from tests.helpers.clirun import ganrm
 
 SPEC = HELPERS / "toy_gate_spec.yaml"
 PLANTED = 8.3  # generator brightness: features (row means / 10) move by 0.83 in 8 dims, FID by ≈ 8·0.83² ≈ 5.5
@@ -104,23 +103,19 @@ def test_the_baseline_records_the_seeds_it_ran(runs):
     assert json.loads((runs.baseline / "run.json").read_text())["seeds"] == [0, 1, 2]
 
 
-def test_cli_and_api_print_matching_margins_and_correction(runs):
-    import os
-
+def test_cli_and_api_print_matching_margins_and_correction(runs, capsys):
+    """The command through its entry point in-process (tests.helpers.clirun: the same `main` and streams)."""
     import ganrm_bench as gb
 
     seed0 = runs("seed0", [0])
-    env = {**os.environ, "GANRM_BENCH_PROGRESS": "0"}
-    cli = subprocess.run([sys.executable, "-m", "ganrm_bench.harness.app.cli.main", "check", str(seed0), "--baseline", str(runs.baseline),
-                          "--margin", "fid=2"], env=env, capture_output=True, text=True)
-    assert cli.returncode == 0, cli.stdout + cli.stderr
-    head = cli.stdout.splitlines()[:3]
+    code, stdout, stderr = ganrm(capsys, "check", seed0, "--baseline", runs.baseline, "--margin", "fid=2")
+    assert code == 0, stdout + stderr
+    head = stdout.splitlines()[:3]
     assert head[0].startswith("matched seeds 0 (run 0; baseline 0,1,2): ")
     assert head[1] == "margins brightness=1 (spec gate), fid=2 (--margin)"
     assert head[2].startswith("Holm over 6 cells: family-wise error ≤ 5%")
-    assert "‡ conditional on this trained model" in cli.stdout and "tolerance" not in cli.stdout
+    assert "‡ conditional on this trained model" in stdout and "tolerance" not in stdout
     api = gb.check(seed0, runs.baseline, margin={"fid": 2})
-    assert cli.stdout.splitlines()[:len(api.lines())] == api.lines()  # one service: the same lines
-    old = subprocess.run([sys.executable, "-m", "ganrm_bench.harness.app.cli.main", "check", str(seed0), "--baseline", str(runs.baseline),
-                          "--tolerance", "fid=2", "--no-correction"], env=env, capture_output=True, text=True)
-    assert old.returncode == 0 and "no correction: each of 6 cells at 5%" in old.stdout and "fid=2 (--margin)" in old.stdout
+    assert stdout.splitlines()[:len(api.lines())] == api.lines()  # one service: the same lines
+    code, old, _ = ganrm(capsys, "check", seed0, "--baseline", runs.baseline, "--tolerance", "fid=2", "--no-correction")
+    assert code == 0 and "no correction: each of 6 cells at 5%" in old and "fid=2 (--margin)" in old

@@ -10,6 +10,7 @@ import pytest
 from scipy import stats
 
 from tests.helpers import HELPERS
+from tests.helpers.clirun import ganrm
 
 SPEC = HELPERS / "toy_spec.yaml"
 
@@ -87,41 +88,43 @@ def test_overrides_are_validated_and_reach_the_keys(tmp_path):
     assert b.computed["pool"] > 0
 
 
-def cli(*args, env):
-    return subprocess.run([sys.executable, "-m", "ganrm_bench.harness.app.cli.main", *map(str, args)], env=env, capture_output=True, text=True)
+def run_like_cli(tmp_path, name, *sets):
+    """`ganrm-bench run SPEC --seed 0 --seed 1 --set prompts.eval.n=30 [--set ...] --out tmp_path/name`, in-process
+    through the service the command calls (with the same string overrides): the runs are the check's input, not
+    what this test is about, and each subprocess would cost seconds of start-up."""
+    from ganrm_bench.harness.app.services.run import run
+
+    done = run(SPEC, seeds=[0, 1], overrides=["prompts.eval.n=30", *sets], cache=tmp_path / "cache", out=tmp_path / name)
+    assert not done.outcome.failures, done.outcome.failures
+    return done.run_dir
 
 
-@pytest.fixture
-def env(tmp_path):
+def test_check_catches_a_planted_regression_and_passes_noise_within_tolerance(tmp_path, counters, capsys):
+    """`check` through the entry point: in-process (tests.helpers.clirun, the same `main`, its exit codes and
+    messages) except the failing check, which runs as a real `ganrm-bench` subprocess."""
     import os
 
-    return {**os.environ, "GANRM_BENCH_CACHE": str(tmp_path / "cache"), "GANRM_BENCH_PROGRESS": "0",
-            "TOY_COUNTER_DIR": str(tmp_path)}
+    base = run_like_cli(tmp_path, "base")
+    code, out, err = ganrm(capsys, "baseline", base, "--out", tmp_path / "baseline")
+    assert code == 0 and (tmp_path / "baseline" / "units.csv").exists(), err
+    same = run_like_cli(tmp_path, "same")
+    code, out, err = ganrm(capsys, "check", same, "--baseline", tmp_path / "baseline")
+    assert code == 0 and "no regression" in out and "UNPAIRED" not in out, out + err
 
-
-def test_check_catches_a_planted_regression_and_passes_noise_within_tolerance(tmp_path, env):
-    common = ["--seed", "0", "--seed", "1", "--set", "prompts.eval.n=30"]
-    assert cli("run", SPEC, *common, "--out", tmp_path / "base", env=env).returncode == 0
-    out = cli("baseline", tmp_path / "base", "--out", tmp_path / "baseline", env=env)
-    assert out.returncode == 0 and (tmp_path / "baseline" / "units.csv").exists(), out.stderr
-    assert cli("run", SPEC, *common, "--out", tmp_path / "same", env=env).returncode == 0
-    same = cli("check", tmp_path / "same", "--baseline", tmp_path / "baseline", env=env)
-    assert same.returncode == 0 and "no regression" in same.stdout and "UNPAIRED" not in same.stdout, same.stdout + same.stderr
-
-    worse = cli("run", SPEC, *common, "--set", "generators.gen.brightness=-30", "--out", tmp_path / "worse", env=env)
-    assert worse.returncode == 0
-    assert json.loads((tmp_path / "worse" / "run.json").read_text())["overrides"][-1] == "generators.gen.brightness=-30"
-    bad = cli("check", tmp_path / "worse", "--baseline", tmp_path / "baseline", "--tolerance", "brightness=3", env=env)
+    worse = run_like_cli(tmp_path, "worse", "generators.gen.brightness=-30")
+    assert json.loads((worse / "run.json").read_text())["overrides"][-1] == "generators.gen.brightness=-30"
+    env = {**os.environ, "GANRM_BENCH_CACHE": str(tmp_path / "cache"), "GANRM_BENCH_PROGRESS": "0"}
+    bad = subprocess.run([sys.executable, "-m", "ganrm_bench.harness.app.cli.main", "check", str(worse), "--baseline",
+                          str(tmp_path / "baseline"), "--tolerance", "brightness=3"], env=env, capture_output=True, text=True)
     assert bad.returncode == 1 and "FAIL base × brightness" in bad.stderr, bad.stdout + bad.stderr
 
-    slight = cli("run", SPEC, *common, "--set", "generators.gen.brightness=-1", "--out", tmp_path / "slight", env=env)
-    assert slight.returncode == 0
-    ok = cli("check", tmp_path / "slight", "--baseline", tmp_path / "baseline", "--tolerance", "brightness=3", env=env)
-    assert ok.returncode == 0, ok.stdout + ok.stderr
-    line = next(x for x in ok.stdout.splitlines() if x.startswith("ok") and "base × brightness" in x)
+    slight = run_like_cli(tmp_path, "slight", "generators.gen.brightness=-1")
+    code, out, err = ganrm(capsys, "check", slight, "--baseline", tmp_path / "baseline", "--tolerance", "brightness=3")
+    assert code == 0, out + err
+    line = next(x for x in out.splitlines() if x.startswith("ok") and "base × brightness" in x)
     assert "paired" in line and "detects ≥" in line
 
-    neg = cli("check", tmp_path / "slight", "--baseline", tmp_path / "baseline", "--tolerance", "brightness=-1", env=env)
-    bogus = cli("check", tmp_path / "slight", "--baseline", tmp_path / "baseline", "--tolerance", "bogus=1", env=env)
-    assert neg.returncode == 2 and "must be ≥ 0" in neg.stderr and "Traceback" not in neg.stderr
-    assert bogus.returncode == 2 and "no column 'bogus'" in bogus.stderr
+    neg = ganrm(capsys, "check", slight, "--baseline", tmp_path / "baseline", "--tolerance", "brightness=-1")
+    bogus = ganrm(capsys, "check", slight, "--baseline", tmp_path / "baseline", "--tolerance", "bogus=1")
+    assert neg[0] == 2 and "must be ≥ 0" in neg[2] and "Traceback" not in neg[2]
+    assert bogus[0] == 2 and "no column 'bogus'" in bogus[2]

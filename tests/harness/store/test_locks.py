@@ -20,7 +20,8 @@ from filelock import FileLock, Timeout
 from ganrm_bench.harness.errors import UserError
 from ganrm_bench.harness.store import locks
 from ganrm_bench.harness.store.artifacts import Store
-from tests.helpers.cli import cli, slow_spec
+from tests.helpers.cli import slow_spec
+from tests.helpers.clirun import run_in_process
 from tests.helpers.toy_plugins import count  # noqa: E402
 
 
@@ -149,10 +150,11 @@ def _launch_node(spec: Path, env: dict, out: Path, node: int, ranks_per_node: in
     return procs
 
 
-def test_two_simulated_nodes_on_one_cache_match_one_process(tmp_path, env):
+def test_two_simulated_nodes_on_one_cache_match_one_process(tmp_path, inproc_env):
+    """The one-process reference runs in this process (harness.app.services.run, as `run` does)."""
+    env = inproc_env
     spec = slow_spec(tmp_path)
-    one = {**env, "GANRM_BENCH_CACHE": str(tmp_path / "one")}
-    assert cli("run", spec, "--out", tmp_path / "r1", env=one).returncode == 0
+    run_in_process(spec, tmp_path / "r1", cache=tmp_path / "one")
     shared = {**env, "GANRM_BENCH_CACHE": str(tmp_path / "shared"), locks.ENV: "shared", locks.STALE_ENV: "30"}
     procs = _launch_node(spec, shared, tmp_path, 0, 2, 4) + _launch_node(spec, shared, tmp_path, 1, 2, 4)
     try:

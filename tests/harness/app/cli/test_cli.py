@@ -1,4 +1,8 @@
-"""The CLI end to end, in real subprocesses: kill -9 and resume, exit codes, check, report, sharding."""
+"""The CLI end to end: kill -9 and resume, exit codes, check, report, sharding. What a test is about runs
+through the entry point — in a real subprocess where a process is the point (a kill, two ranks, the
+missing-spec exit), else in-process (tests.helpers.clirun: the same `main`, exit codes and streams,
+without seconds of interpreter and import start-up per call); runs that are only a test's input are
+made in-process through the service the `run` command calls."""
 
 import json
 import signal
@@ -11,6 +15,8 @@ import pandas as pd
 import pytest
 
 from tests.helpers.cli import cli, slow_spec
+from tests.helpers.clirun import ganrm
+from tests.helpers.clirun import run_in_process as run_service
 from tests.helpers.toy_plugins import count
 
 
@@ -18,7 +24,9 @@ def pngs(cache: Path) -> int:
     return sum(1 for p in (cache / "items").glob("*/*.png") if not p.name.startswith("toyimg"))
 
 
-def test_kill_9_mid_run_then_resume_finishes_without_redoing(tmp_path, env):
+def test_kill_9_mid_run_then_resume_finishes_without_redoing(tmp_path, inproc_env, capsys):
+    """The killed run is a real process; the resume, the uninterrupted reference and `cache verify` run in-process."""
+    env = inproc_env
     spec = slow_spec(tmp_path, delay=0.03)
     total = 8 * 6 + 4 * 2
     proc = subprocess.Popen([sys.executable, "-m", "ganrm_bench.harness.app.cli.main", "run", str(spec), "--out", str(tmp_path / "run1")], env=env,
@@ -32,28 +40,27 @@ def test_kill_9_mid_run_then_resume_finishes_without_redoing(tmp_path, env):
     assert 0 < done_before < total, "the kill should land mid-generation"
     generated_before = count(Path(env["TOY_COUNTER_DIR"]), "generated")
 
-    out = cli("run", spec, "--out", tmp_path / "run2", env=env)
-    assert out.returncode == 0, out.stderr
+    run_service(spec, tmp_path / "run2")
     generated_after = count(Path(env["TOY_COUNTER_DIR"]), "generated") - generated_before
     assert generated_after == total - done_before  # only the missing items were made
     assert pngs(Path(env["GANRM_BENCH_CACHE"])) == total
 
-    clean_env = {**env, "GANRM_BENCH_CACHE": str(tmp_path / "clean_cache")}
-    clean = cli("run", spec, "--out", tmp_path / "clean", env=clean_env)
-    assert clean.returncode == 0, clean.stderr
+    run_service(spec, tmp_path / "clean", cache=tmp_path / "clean_cache")
     resumed = pd.read_csv(tmp_path / "run2" / "results.csv")
     uninterrupted = pd.read_csv(tmp_path / "clean" / "results.csv")
     assert resumed["value"].tolist() == uninterrupted["value"].tolist()
     assert resumed["key"].tolist() == uninterrupted["key"].tolist()
-    assert cli("cache", "verify", env=env).returncode == 0
+    assert ganrm(capsys, "cache", "verify")[0] == 0
 
 
-def test_warm_run_computes_nothing_and_writes_provenance(tmp_path, env):
+def test_warm_run_computes_nothing_and_writes_provenance(tmp_path, inproc_env, capsys):
+    """The cold run is in-process through the service; the warm one through the entry point, in-process."""
+    env = inproc_env
     spec = slow_spec(tmp_path)
-    assert cli("run", spec, "--out", tmp_path / "r1", env=env).returncode == 0
+    run_service(spec, tmp_path / "r1")
     n = count(Path(env["TOY_COUNTER_DIR"]), "generated")
-    warm = cli("run", spec, "--out", tmp_path / "r2", env=env)
-    assert warm.returncode == 0 and "nothing (all cached)" in warm.stdout
+    code, stdout, stderr = ganrm(capsys, "run", spec, "--out", tmp_path / "r2")
+    assert code == 0 and "nothing (all cached)" in stdout, stderr
     assert count(Path(env["TOY_COUNTER_DIR"]), "generated") == n
     info = json.loads((tmp_path / "r2" / "run.json").read_text())
     assert info["computed"] == {} and info["spec_hash"] and "numpy" in info["packages"]
@@ -74,13 +81,15 @@ def test_warm_run_computes_nothing_and_writes_provenance(tmp_path, env):
         ("name: x\nseeds: five\n", "seeds: expected a list, got 'five'"),
     ],
 )
-def test_malformed_specs_exit_2_with_yaml_path_and_no_traceback(tmp_path, env, text, expected):
+def test_malformed_specs_exit_2_with_yaml_path_and_no_traceback(tmp_path, inproc_env, capsys, text, expected):
+    """Through `main` in-process: a traceback would escape it as an exception and fail the test (the real
+    subprocess's exit 2 without one is test_missing_spec_file_exits_2's)."""
     p = tmp_path / "bad.yaml"
     p.write_text(text)
     for cmd in ("validate", "run", "plan"):
-        out = cli(cmd, p, env=env)
-        assert out.returncode == 2, (cmd, out.stdout, out.stderr)
-        assert expected in out.stderr and "Traceback" not in out.stderr
+        code, stdout, stderr = ganrm(capsys, cmd, p)
+        assert code == 2, (cmd, stdout, stderr)
+        assert expected in stderr and "Traceback" not in stderr
 
 
 def test_missing_spec_file_exits_2(tmp_path, env):
@@ -88,45 +97,50 @@ def test_missing_spec_file_exits_2(tmp_path, env):
     assert out.returncode == 2 and "spec file not found" in out.stderr and "Traceback" not in out.stderr
 
 
-def test_check_fails_on_planted_regression(tmp_path, env):
+def test_check_fails_on_planted_regression(tmp_path, inproc_env, capsys):
+    """In-process: the run through the service, `check` through `main` (a real `check` subprocess exiting 1 is
+    tests/harness/stats/test_paired_runs.py's)."""
     spec = slow_spec(tmp_path)
-    assert cli("run", spec, "--out", tmp_path / "run", env=env).returncode == 0
+    run_service(spec, tmp_path / "run")
     results = pd.read_csv(tmp_path / "run" / "results.csv")
     results.to_csv(tmp_path / "same.csv", index=False)
-    ok = cli("check", tmp_path / "run", "--baseline", tmp_path / "same.csv", env=env)
-    assert ok.returncode == 0, ok.stderr
+    code, _, stderr = ganrm(capsys, "check", tmp_path / "run", "--baseline", tmp_path / "same.csv")
+    assert code == 0, stderr
     planted = results.copy()
     planted.loc[planted.row == "best", "value"] += 10  # the baseline was much better (higher is better)
     planted.to_csv(tmp_path / "planted.csv", index=False)
-    bad = cli("check", tmp_path / "run", "--baseline", tmp_path / "planted.csv", env=env)
-    assert bad.returncode == 1 and "best × brightness" in bad.stderr and "base × brightness" not in bad.stderr
+    code, _, stderr = ganrm(capsys, "check", tmp_path / "run", "--baseline", tmp_path / "planted.csv")
+    assert code == 1 and "best × brightness" in stderr and "base × brightness" not in stderr
     # a tolerance wider than the gap accepts it
-    assert cli("check", tmp_path / "run", "--baseline", tmp_path / "planted.csv", "--tolerance", "brightness=11", env=env).returncode == 0
+    assert ganrm(capsys, "check", tmp_path / "run", "--baseline", tmp_path / "planted.csv", "--tolerance", "brightness=11")[0] == 0
 
 
-def test_report_rerenders_without_recomputing(tmp_path, env):
+def test_report_rerenders_without_recomputing(tmp_path, inproc_env, capsys):
+    """In-process: the run through the service, `report` through `main`."""
+    env = inproc_env
     spec = slow_spec(tmp_path)
-    assert cli("run", spec, "--out", tmp_path / "run", env=env).returncode == 0
+    run_service(spec, tmp_path / "run")
     n = count(Path(env["TOY_COUNTER_DIR"]), "generated")
-    latex = cli("report", tmp_path / "run", "--format", "latex", env=env)
-    assert latex.returncode == 0 and "\\toprule" in latex.stdout and "brightness$\\uparrow$" in latex.stdout
-    md = cli("report", tmp_path / "run", "--format", "markdown", env=env)
-    assert "(paper 99.00 ✗)" in md.stdout or "(paper 99.00 ✓)" in md.stdout
+    code, latex, _ = ganrm(capsys, "report", tmp_path / "run", "--format", "latex")
+    assert code == 0 and "\\toprule" in latex and "brightness$\\uparrow$" in latex
+    _, md, _ = ganrm(capsys, "report", tmp_path / "run", "--format", "markdown")
+    assert "(paper 99.00 ✗)" in md or "(paper 99.00 ✓)" in md
     assert count(Path(env["TOY_COUNTER_DIR"]), "generated") == n
 
 
-def test_plan_shows_counts_and_sharing(tmp_path, env):
+def test_plan_shows_counts_and_sharing(tmp_path, inproc_env, capsys):
     spec = slow_spec(tmp_path)
-    out = cli("plan", spec, env=env)
-    assert out.returncode == 0, out.stderr
-    assert "56 images to generate" in out.stdout.replace("\n", " ") and "1 model to train" in out.stdout.replace("\n", " ")
+    code, stdout, stderr = ganrm(capsys, "plan", spec)
+    assert code == 0, stderr
+    assert "56 images to generate" in stdout.replace("\n", " ") and "1 model to train" in stdout.replace("\n", " ")
 
 
-def test_two_processes_shard_a_pool_like_one(tmp_path, env):
-    """RANK/WORLD_SIZE (as set by accelerate launch) split the items; the result equals 1 process."""
+def test_two_processes_shard_a_pool_like_one(tmp_path, inproc_env, capsys):
+    """RANK/WORLD_SIZE (as set by accelerate launch) split the items; the result equals 1 process (that one,
+    and the `check`s, in-process)."""
+    env = inproc_env
     spec = slow_spec(tmp_path)
-    one = {**env, "GANRM_BENCH_CACHE": str(tmp_path / "one")}
-    assert cli("run", spec, "--out", tmp_path / "r1", env=one).returncode == 0
+    run_service(spec, tmp_path / "r1", cache=tmp_path / "one")
     two = {**env, "GANRM_BENCH_CACHE": str(tmp_path / "two"), "WORLD_SIZE": "2"}
     procs = [subprocess.Popen([sys.executable, "-m", "ganrm_bench.harness.app.cli.main", "run", str(spec), "--out", str(tmp_path / f"r2_{r}")],
                               env={**two, "RANK": str(r)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in (0, 1)]
@@ -144,7 +158,7 @@ def test_two_processes_shard_a_pool_like_one(tmp_path, env):
     r1 = pd.read_csv(tmp_path / "r1" / "results.csv")
     assert pd.read_csv(tmp_path / "r2_0" / "results.csv")["value"].tolist() == r1["value"].tolist()
     assert not (tmp_path / "r2_1").exists()  # process 0 alone writes the run directory
-    same = cli("check", tmp_path / "r2_0", "--baseline", tmp_path / "r1", env=env)  # equal values, other numerics: said in one line
-    assert same.returncode == 0 and "numerics: run and baseline were computed under different numerics (run vs baseline: world_size: 2 vs 1)" \
-        in " ".join(same.stdout.split()), same.stdout
-    assert "numerics:" not in cli("check", tmp_path / "r1", "--baseline", tmp_path / "r1", env=env).stdout
+    code, same, _ = ganrm(capsys, "check", tmp_path / "r2_0", "--baseline", tmp_path / "r1")  # equal values, other numerics: said in one line
+    assert code == 0 and "numerics: run and baseline were computed under different numerics (run vs baseline: world_size: 2 vs 1)" \
+        in " ".join(same.split()), same
+    assert "numerics:" not in ganrm(capsys, "check", tmp_path / "r1", "--baseline", tmp_path / "r1")[1]

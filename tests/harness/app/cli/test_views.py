@@ -8,12 +8,23 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import HELPERS
+from tests.helpers.clirun import ganrm
 
 
 def cli(*args, cache: Path):
     env = {**os.environ, "COLUMNS": "80", "GANRM_BENCH_CACHE": str(cache), "GANRM_BENCH_PROGRESS": "0"}
     return subprocess.run([sys.executable, "-m", "ganrm_bench.harness.app.cli.main", *map(str, args)], env=env, capture_output=True, text=True)
+
+
+@pytest.fixture
+def cli80(capsys, monkeypatch):
+    """The command through `main` in-process (tests.helpers.clirun), its consoles 80 columns wide (rich reads
+    $COLUMNS when it prints): (exit code, stdout, stderr)."""
+    monkeypatch.setenv("COLUMNS", "80")
+    return lambda *args: ganrm(capsys, *args)
 
 
 def too_long(text: str, width: int = 80) -> list[str]:
@@ -66,28 +77,28 @@ def test_list_fits_80_columns_with_every_parameter_on_its_own_line(tmp_path):
     assert checked > 100  # every kind's plugins were really compared
 
 
-def test_list_kind_name_shows_one_plugin_in_full(tmp_path):
-    r = cli("list", "backbone", "mini_conv", cache=tmp_path)
-    assert r.returncode == 0, r.stderr
-    assert not too_long(r.stdout)
-    flat = " ".join(r.stdout.split())
+def test_list_kind_name_shows_one_plugin_in_full(cli80):
+    code, stdout, stderr = cli80("list", "backbone", "mini_conv")
+    assert code == 0, stderr
+    assert not too_long(stdout)
+    flat = " ".join(stdout.split())
     assert flat.startswith("mini_conv backbone plugin from")
     assert "Deliberately *not* the metric network" in flat  # the whole docstring, not its first line
     assert "seed: int = 0 draws the fixed random weights (numpy, He-normal)" in flat  # parameter descriptions
     assert "openclip" not in flat  # only that plugin
-    ref = " ".join(cli("list", "scorer", "ganrm", cache=tmp_path).stdout.split())
+    ref = " ".join(cli80("list", "scorer", "ganrm")[1].split())
     assert "backbone: str = 'openclip' (backbone plugin; its params: backbone_params)" in ref
-    bad = cli("list", "backbone", "mini_convv", cache=tmp_path)
-    assert bad.returncode == 2 and "did you mean 'mini_conv'" in bad.stderr
+    code, _, stderr = cli80("list", "backbone", "mini_convv")
+    assert code == 2 and "did you mean 'mini_conv'" in stderr
 
 
-def test_plan_reads_at_80_columns(tmp_path):
+def test_plan_reads_at_80_columns(tmp_path, cli80):
     spec = tmp_path / "toy.yaml"
     spec.write_text((HELPERS / "toy_spec.yaml").read_text().replace("plugins: [toy_plugins.py]", f"plugins: [{HELPERS / 'toy_plugins.py'}]"))
-    r = cli("plan", spec, cache=tmp_path / "cache")
-    assert r.returncode == 0, r.stderr
-    assert not too_long(r.stdout), too_long(r.stdout)
-    lines = r.stdout.splitlines()
+    code, stdout, stderr = cli80("plan", spec, "--cache", tmp_path / "cache")
+    assert code == 0, stderr
+    assert not too_long(stdout), too_long(stdout)
+    lines = stdout.splitlines()
     # each artifact on one line, whole: status, op and label; its rows right under it
     i = next(i for i, line in enumerate(lines) if line.split()[:3] == ["compute", "pool:", "gen×eval×4"])
     assert lines[i + 1].split() == ["work:", "18", "images", "to", "generate", "(+6", "shared)"]  # the K=1 pool's 6 come first
