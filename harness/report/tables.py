@@ -210,7 +210,7 @@ def render_markdown(results: pd.DataFrame, spec: Spec) -> str:
         metric_heads.append(f"{labels_c[c]} {arrow.get(direction.get(c, ''), '')}".strip())
         if c in with_delta:
             metric_heads.append(f"Δ {labels_c[c]}")
-    header = ([spec.table.group_header] if spec.table.groups else []) + ["method"] + extra + metric_heads
+    header = ([spec.table.group_header] if spec.table.groups else []) + [spec.table.row_header or "method"] + extra + metric_heads
     lines = [f"### {spec.table.title or spec.name}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     digits = {c: _digits([cells[(r, c)].value for r in rows if (r, c) in cells]) for c in cols}
     has_paper = bool(spec.reference.values)
@@ -297,7 +297,7 @@ def render_latex(results: pd.DataFrame, spec: Spec) -> str:
     arrow = {"higher": r"$\uparrow$", "lower": r"$\downarrow$"}
     extra = list(spec.table.extra_columns)
     with_delta = delta_columns(cells, spec, cols)
-    lead = ([latex_escape(spec.table.group_header)] if spec.table.groups else []) + ["Method"] + [latex_escape(e) for e in extra]
+    lead = ([latex_escape(spec.table.group_header)] if spec.table.groups else []) + [latex_escape(spec.table.row_header or "Method")] + [latex_escape(e) for e in extra]
     head = list(lead)
     for c in cols:
         head.append(f"{latex_escape(labels_c[c])}{arrow.get(direction.get(c, ''), '')}")

@@ -100,6 +100,7 @@ class TableSpec(_Strict):
     columns: list[str] | None = None  # default: every metric, in spec order
     groups: list[RowGroup] | None = None  # e.g. SD1.5 / SDXL blocks; rows then come from the groups
     group_header: str = "Base"  # the groups' column header (Table 1: the base model; Table 8: K)
+    row_header: str | None = None  # the rows' column header (default "method"; Table 8: K, its rows being K = 2, 6, 10)
     extra_columns: dict[str, dict[str, str]] = Field(default_factory=dict)  # e.g. {"FT": {"base": "no"}}
     # comparison row for paired Δ: one row for all, or {row: its comparison row} (default: each group's first row, else the first row)
     compare: str | dict[str, str] | None = None

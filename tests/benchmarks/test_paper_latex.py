@@ -93,3 +93,14 @@ def test_paper_run_directory_and_check(specs, tmp_path):
     worse.loc[worse["row"] == "sd15_sft", ["value", "ci_low", "ci_high"]] += 1.0
     problems = [c.line() for c in check_against_baseline(worse, baseline, margins=spec.reference.band).failures]
     assert len(problems) == 1 and problems[0].startswith("FAIL sd15_dpo × fid"), problems
+
+
+def test_row_header_names_the_rows_axis(specs):
+    """Table 8's rows are K = 2, 6, 10 inside Method groups: its row column is headed K (the golden
+    files had "Method | method"); a table without `row_header` keeps "method" / "Method"."""
+    from ganrm_bench.harness.report.tables import render_latex, render_markdown
+
+    t8, t1 = specs["table8"], specs["table1"]
+    assert "| Method | K | FID ↓ |" in render_markdown(synthetic_results(t8), t8)
+    assert "Method & K & FID" in render_latex(synthetic_results(t8), t8)
+    assert t1.table.row_header is None and "| method |" in render_markdown(synthetic_results(t1, CASES["table1"]), t1)
