@@ -7,37 +7,36 @@ import io
 import sys
 
 
-def ganrm(capsys, *args) -> tuple[int, str, str]:
+def _exit_code(args, streams=contextlib.nullcontext()) -> int:
+    """main() with argv = args, inside `streams`; its exit code as a process would give it."""
     from ganrm_bench.harness.app.cli.main import main
 
     argv = sys.argv
     sys.argv = ["ganrm-bench", *map(str, args)]
-    capsys.readouterr()
     try:
-        main()
-        code = 0
+        with streams:
+            main()
+        return 0
     except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     finally:
         sys.argv = argv
+
+
+def ganrm(capsys, *args) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = _exit_code(args)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
 
 def ganrm_uncaptured(*args) -> tuple[int, str, str]:
     """`ganrm` for fixtures wider than one test (no capsys there): the streams go to strings meanwhile."""
-    from ganrm_bench.harness.app.cli.main import main
-
-    argv, out, err = sys.argv, io.StringIO(), io.StringIO()
-    sys.argv = ["ganrm-bench", *map(str, args)]
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    finally:
-        sys.argv = argv
+    out, err = io.StringIO(), io.StringIO()
+    streams = contextlib.ExitStack()
+    streams.enter_context(contextlib.redirect_stdout(out))
+    streams.enter_context(contextlib.redirect_stderr(err))
+    code = _exit_code(args, streams)
     return code, out.getvalue(), err.getvalue()
 
 
