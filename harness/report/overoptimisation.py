@@ -27,8 +27,14 @@ CAPTION = ("Over-optimisation (best-of-n): each metric column (red, left axis) a
 
 
 def write_overoptimisation_figure(run_dir: Path, spec: Any, table: pd.DataFrame, fits: pd.DataFrame) -> Path | None:
-    """One panel per metric column, each curve (method, seed) of the table drawn in it; None when
-    the run has no curve."""
+    """figures/overoptimisation.png; None when the run has no curve."""
+    fig = overoptimisation_figure(spec, table, fits)
+    return save_figure(fig, run_dir, "overoptimisation") if fig is not None else None
+
+
+def overoptimisation_figure(spec: Any, table: pd.DataFrame, fits: pd.DataFrame) -> Any:
+    """One panel per metric column, each curve (method, seed) of the table drawn in it (a row of
+    panels per x axis: n, step); None when the run has no curve."""
     if table is None or table.empty or fits is None or fits.empty:
         return None
     columns = [m for m in fits["metric"].drop_duplicates() if m != PROXY]
@@ -41,7 +47,7 @@ def write_overoptimisation_figure(run_dir: Path, spec: Any, table: pd.DataFrame,
 
     curves = [(key, g.sort_values(curve_axis(g)), curve_axis(g)) for key, g in table.groupby(["method", "seed"], sort=False)]
     axes_kinds = [a for a in AXES if any(axis == a for *_, axis in curves)]  # one row of panels per x: n, step
-    fig, axes = plt.subplots(len(axes_kinds), len(columns), figsize=(4.4 * len(columns), 4.6 * len(axes_kinds)), squeeze=False)
+    fig, axes = plt.subplots(len(axes_kinds), len(columns), figsize=(4.4 * len(columns), 5.2 * len(axes_kinds)), squeeze=False)
     for axes_row, kind in zip(axes, axes_kinds):
         for ax, col in zip(axes_row, columns):
             for (method, seed), g, axis in curves:
@@ -49,7 +55,7 @@ def write_overoptimisation_figure(run_dir: Path, spec: Any, table: pd.DataFrame,
                     continue
                 fit = fits[(fits["method"] == method) & (fits["seed"] == seed)].set_index("metric")
                 _panel(ax, g, fit, col, _label(spec, col), f"{method}, seed {seed}" if table["seed"].nunique() > 1 else method, axis)
-    return save_figure(fig, run_dir, "overoptimisation")
+    return fig
 
 
 def figure_caption(run_dir: Path, spec: Any = None) -> str:
@@ -142,7 +148,7 @@ def _panel(ax: Any, g: pd.DataFrame, fit: pd.DataFrame, col: str, label: str, cu
             f"proxy: {g['proxy'].iloc[0]}")
     twin.set_ylabel("proxy reward", color=PROXY_COLOUR)
     if axis == "n":
-        ax.set_xticks(d, spaced_tick_labels(d, [f"{x:.2f}\nn={n}" for x, n in zip(d, g["n"])]), fontsize=7)
+        ax.set_xticks(d, spaced_tick_labels(d, [f"{x:.2f}\nn={int(n)}" for x, n in zip(d, g["n"])]), fontsize=7)
         ax.set_xlabel("√KL(π‖π₀)  (best-of-n)")
     elif with_kl:
         ax.set_xticks(d, spaced_tick_labels(d, [f"{x:.2f}\nstep {int(s)}" for x, s in zip(d, g["step"])]), fontsize=7)
@@ -152,7 +158,8 @@ def _panel(ax: Any, g: pd.DataFrame, fit: pd.DataFrame, col: str, label: str, cu
         ax.set_xlabel("optimizer step (no KL estimate)")
     ax.set_title(f"{label} vs proxy — {curve}", fontsize=9)
     handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
-    ax.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2, frameon=False)
+    # one column: two of the fit labels side by side are wider than a panel and ran into the next legend
+    ax.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=1, frameon=False)
 
 
 def spaced_tick_labels(d: np.ndarray, labels: list[str], min_gap: float | None = None) -> list[str]:

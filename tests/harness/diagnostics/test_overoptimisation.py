@@ -166,3 +166,25 @@ def test_crowded_tick_labels_are_thinned_keeping_the_ends():
     bon = np.sqrt([0.0, 0.193, 0.636, 1.204, 1.835, 2.497])  # best-of-n, n = 1…32
     assert all(spaced_tick_labels(bon, [f"{x:.2f}\nn={n}" for x, n in zip(bon, (1, 2, 4, 8, 16, 32))]))
     assert spaced_tick_labels(np.array([5.0]), ["x"]) == ["x"]
+
+
+def test_legends_of_neighbouring_panels_do_not_overlap_and_n_reads_as_an_integer():
+    """The figure of mini DPO's run (best-of-n and trajectory-KL rows, four gold columns, Gao's RL fit
+    labels, the longest we write): every legend inside the figure and clear of every other."""
+    from ganrm_bench.harness.diagnostics.pngs import DPI
+    from ganrm_bench.harness.report.overoptimisation import overoptimisation_figure
+
+    data = HELPERS / "overopt_mini_dpo"
+    fig = overoptimisation_figure(None, pd.read_csv(data / "overoptimisation.csv"), pd.read_csv(data / "overoptimisation_fits.csv"))
+    fig.set_dpi(DPI)  # laid out as save_figure writes it
+    fig.tight_layout()
+    fig.canvas.draw()
+    boxes = [ax.get_legend().get_window_extent() for ax in fig.axes if ax.get_legend() is not None]
+    assert len(boxes) == 8  # one per panel: 2 rows × 4 columns
+    page = fig.bbox
+    assert all(b.x0 >= page.x0 and b.x1 <= page.x1 and b.y0 >= page.y0 for b in boxes)
+    gap = 0.1 * DPI  # a tenth of an inch between legends: touching ones read as one
+    clashes = [(i, j) for i in range(len(boxes)) for j in range(i + 1, len(boxes)) if boxes[i].padded(gap / 2).overlaps(boxes[j].padded(gap / 2))]
+    assert not clashes
+    ticks = [t.get_text() for t in fig.axes[0].get_xticklabels()]  # n read back from the CSV is a float column
+    assert ticks[0] == "0.00\nn=1" and ticks[-1] == "1.58\nn=32"
