@@ -120,8 +120,8 @@ class PoolOp(ItemSetOp):
         return rank_and_world()[1] == 1  # items are atomic files: shards need no lock
 
     def item_keys(self, node: Node, requests: list[SampleRequest]) -> list[str]:
-        gen_key = node.inputs["generator"].key
-        return [hash_key({"generator": gen_key, "prompt": r.prompt.id, "text": r.prompt.text, "k": r.k, "seed": r.seed, **key_part(node.numerics)})
+        gen_key, numerics = node.inputs["generator"].key, key_part(node.numerics)
+        return [hash_key({"generator": gen_key, "prompt": r.prompt.id, "text": r.prompt.text, "k": r.k, "seed": r.seed, **numerics})
                 for r in requests]
 
     def compute(self, node, ctx, inputs):
@@ -131,7 +131,8 @@ class PoolOp(ItemSetOp):
         ext = "npz" if getattr(generator, "modality", "image") == "video" else "png"
         paths = [ctx.store.item_path(k, ext) for k in keys]
         rank, world = rank_and_world()
-        missing = [i for i, p in enumerate(paths) if not p.exists()]
+        absent = ctx.store.missing_items(keys, ext)
+        missing = [i for i, k in enumerate(keys) if k in absent]
         mine = [i for i in missing if i % world == rank]
         batch = ctx.batch_size or getattr(getattr(generator, "params", None), "batch_size", None) or 8
         base = node.inputs["generator"].label.split("+")[0]  # a fine-tuned generator's spec entry
@@ -169,7 +170,7 @@ class PoolOp(ItemSetOp):
             return {"images to generate": -1}
         requests = pool_requests(prompts, node.params["k"], node.params["seed"])
         ext = "npz" if getattr(generator, "modality", "image") == "video" else "png"
-        missing = {k for k in self.item_keys(node, requests) if not store.item_path(k, ext).exists()}
+        missing = store.missing_items(self.item_keys(node, requests), ext)
         return {"images to generate": missing} if missing else {}  # a set: pools sharing items count once
 
     def cost(self, node, value):

@@ -25,7 +25,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 from filelock import FileLock
@@ -154,7 +154,16 @@ class Store:
 
     # -- items (single files) -----------------------------------------------------------------
     def item_path(self, key: str, ext: str) -> Path:
-        return self.root / "items" / key[:2] / f"{key}.{ext}"
+        return Path(f"{self.root}/items/{key[:2]}/{key}.{ext}")  # one parse, not three joins: pools ask for 10⁵–10⁶
+
+    def missing_items(self, keys: Iterable[str], ext: str) -> set[str]:
+        """The keys with no item file yet. A paper-scale plan asks about ~1.4M items: a fresh store
+        answers without a stat, a filled one with one stat per key on plain strings."""
+        items = f"{self.root}/items"
+        if not os.path.isdir(items):
+            return set(keys)
+        exists = os.path.exists
+        return {k for k in keys if not exists(f"{items}/{k[:2]}/{k}.{ext}")}
 
     def put_item(self, key: str, ext: str, write: Callable[[Path], None]) -> Path:
         """Write one item through `write(tmp_path)` and put it into place atomically. The first

@@ -9,7 +9,7 @@ from typing import Any
 
 
 def canonical_json(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=_json_default)
+    return _CANONICAL.encode(obj)
 
 
 def _json_default(obj: Any) -> Any:
@@ -20,6 +20,9 @@ def _json_default(obj: Any) -> Any:
     if hasattr(obj, "tolist"):
         return obj.tolist()
     raise TypeError(f"cannot hash {type(obj).__name__} into a cache key")
+
+
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=_json_default)  # what json.dumps would build per call
 
 
 def hash_key(obj: Any) -> str:

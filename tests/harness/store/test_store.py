@@ -12,6 +12,32 @@ def test_key_is_order_independent_and_content_sensitive():
     assert hash_key({"a": 1}) != hash_key({"a": 2})
 
 
+def test_key_json_is_what_json_dumps_writes():
+    """canonical_json reuses one encoder (a paper-scale plan hashes ~1.4M item keys): the bytes,
+    hence every cache key, are those json.dumps writes with the same settings."""
+    import hashlib
+    import json
+    from pathlib import Path
+
+    from ganrm_bench.harness.store.keys import _json_default, canonical_json
+
+    obj = {"z": [1, 2.5, None, True], "a": {"é": "ü", "n": float("inf")}, "p": Path("/x/y"), "k": 3}
+    assert canonical_json(obj) == json.dumps(obj, sort_keys=True, separators=(",", ":"), default=_json_default)
+    by_hand = hashlib.sha256(b'{"generator":"g","k":0,"prompt":"p1","seed":7,"text":"a cat"}').hexdigest()[:40]
+    assert hash_key({"seed": 7, "text": "a cat", "prompt": "p1", "k": 0, "generator": "g"}) == by_hand
+
+
+def test_missing_items_by_key_and_extension(tmp_path):
+    store = Store(tmp_path)
+    keys = [f"{c}{i}" * 4 for c in "ab" for i in range(3)]
+    assert store.missing_items(keys, "png") == set(keys)  # a fresh store: no items directory yet
+    for k in keys[:4]:
+        store.put_item(k, "png", lambda p: p.write_bytes(b"img"))
+    assert store.missing_items(keys, "png") == set(keys[4:])
+    assert store.missing_items(keys, "npz") == set(keys)  # a video pool's items are other files
+    assert all(store.item_path(k, "png").is_file() for k in keys[:4])
+
+
 def test_writing_is_atomic_and_failed_writes_leave_nothing(tmp_path):
     store = Store(tmp_path)
     with pytest.raises(RuntimeError):
