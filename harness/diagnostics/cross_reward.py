@@ -146,7 +146,7 @@ def cross_reward_table(spec: Any, ev: Any, row_graphs: dict[int, dict[str, Node]
     lines = []
     for judge in judges(spec, row_graphs, proxies, cells, units, directions):
         for row, names in proxies.items():
-            base = {"row": row, "row_label": spec.methods[row].label or row, "optimised_for": "+".join(names), "judge": judge.name,
+            base = {"row": row, "row_label": spec.row_name(row), "optimised_for": "+".join(names), "judge": judge.name,
                     "judge_label": judge.label, "judge_kind": judge.kind, "direction": judge.direction, "compare_to": against[row]}
             try:
                 if judge.kind == "column":

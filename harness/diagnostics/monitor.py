@@ -281,12 +281,13 @@ FLAG_MEANINGS = {
 }
 
 
-def flag_reason(flag: str, record: dict[str, Any]) -> str:
-    """Why a line of diagnostics.csv raised `flag`, with its numbers (one line)."""
+def flag_reason(flag: str, record: dict[str, Any], labels: dict[str, str] | None = None) -> str:
+    """Why a line of diagnostics.csv raised `flag`, with its numbers (one line); rows by `labels`."""
     if flag == "beyond_ppd":
         return f"proxy mean {_n(record.get('proxy_mean'))} is significantly above the held-out PPD's {_n(record.get('ppd_proxy_mean'))}"
     if flag == "proxy_up_heldout_down":
-        return f"the proxy rose vs {record.get('compare_to')} while held-out {str(record.get('worse_heldout')).replace(';', ', ')} got significantly worse"
+        against = str(record.get("compare_to"))
+        return f"the proxy rose vs {(labels or {}).get(against, against)} while held-out {str(record.get('worse_heldout')).replace(';', ', ')} got significantly worse"
     if flag == "collapse":
         return "within-prompt diversity fell significantly"
     if flag == "gold_past_peak":
@@ -313,7 +314,7 @@ def render_diagnostics_markdown(diag: pd.DataFrame, labels: dict[str, str] | Non
         lines.append(f"| {row} | {r['seed']} | {r['scorer']} | {_n(r['proxy_mean'])} [{_n(r['proxy_ci_low'])}, {_n(r['proxy_ci_high'])}] | "
                      f"{_n(r['ppd_proxy_mean'])} | {_n(r['proxy_var'], 4)} | {dp} | {('⚠ ' + flags) if flags else ''} |")
         for flag in filter(None, flags.split(";")):
-            notes.append(f"- ⚠ **{flag}** — {row} / {r['scorer']} (seed {r['seed']}): {flag_reason(flag, r)}.")
+            notes.append(f"- ⚠ **{flag}** — {row} / {r['scorer']} (seed {r['seed']}): {flag_reason(flag, r, labels)}.")
     lines += ["", "Flags: `beyond_ppd` proxy mean significantly above its level on held-out PPD; `proxy_up_heldout_down` "
               "proxy up vs the comparison row while a held-out metric got significantly worse (paired Δ CIs); `collapse` "
               "a diversity metric fell significantly. Full table: `diagnostics.csv`."]
@@ -388,7 +389,7 @@ def run_extras_markdown(run_dir: Path, spec: Any = None) -> str:
     parts = [render_cards_markdown(cards)]
     if (run_dir / "diagnostics.csv").is_file():
         try:
-            labels = {r: (m.label or r) for r, m in spec.methods.items()} if spec is not None else {}
+            labels = {r: spec.row_name(r) for r in spec.methods} if spec is not None else {}
             parts.append(render_diagnostics_markdown(pd.read_csv(run_dir / "diagnostics.csv"), labels))
         except (OSError, ValueError, pd.errors.EmptyDataError):
             pass

@@ -101,8 +101,8 @@ def figure_svg(fig: Any, name: str) -> str:
 # What a figure's caption says: the rows' labels, the seeds and the samples behind each point.
 
 
-def row_label(spec: Spec, row: str) -> str:
-    return (spec.methods[row].label or row) if row in spec.methods else row
+def row_label(spec: Spec, row: str, beside: str | None = None) -> str:
+    return spec.row_name(row, beside)
 
 
 def metric_label(spec: Spec, col: str) -> str:

@@ -94,7 +94,7 @@ def delta_points(results: pd.DataFrame, spec: Spec, column: str) -> list[DeltaPo
     part = part[part["column"] == column] if not part.empty else part
     own = not_heldout_cells(results)
     return [DeltaPoint(row_label(spec, r.row) + ("*" if (r.row, column) in own else ""), _float(r.delta), _float(r.delta_ci_low), _float(r.delta_ci_high), str(r.direction),
-                       row_label(spec, _text(r.compare_to)), _text(r.delta_method), _float(r.p_value)) for r in part.itertuples()]
+                       row_label(spec, _text(r.compare_to), beside=r.row), _text(r.delta_method), _float(r.p_value)) for r in part.itertuples()]
 
 
 def forest_figure(points: list[DeltaPoint], *, metric: str, title: str, width: float = HALF_WIDTH_IN):

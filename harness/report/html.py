@@ -238,7 +238,7 @@ def render_html(run_dir: Path, plots: list[Plot] | None = None) -> str:
     packages = run_info.pop("packages", {}) or {}
     failures = run_info.pop("failures", []) or []
     human = json.loads((run_dir / "human.json").read_text()) if (run_dir / "human.json").exists() else None
-    labels = {r: m.label or r for r, m in spec.methods.items()}
+    labels = {r: spec.row_name(r) for r in spec.methods}
     metric_labels = {c: metric_label(spec, c) for c in spec.metrics}
     return jinja_env().get_template("report.html.j2").render(
         spec=spec, table=table_context(results, spec), decision=decision_context(results, spec, plots),

@@ -147,7 +147,7 @@ def diagnostics_context(run_dir: Path, labels: dict[str, str], metric_labels: di
                       "ppd": sig(r.get("ppd_proxy_mean")), "var": sig(r.get("proxy_var")),
                       "delta": _delta(r, "proxy_delta"), "against": labels.get(str(r.get("compare_to")), r.get("compare_to")) or "–",
                       "worse": ", ".join(worse) or "–"})
-        notes += [{"flag": f, "where": f"{row} / {r.get('scorer')} (seed {r.get('seed')})", "why": flag_reason(f, r)} for f in flags]
+        notes += [{"flag": f, "where": f"{row} / {r.get('scorer')} (seed {r.get('seed')})", "why": flag_reason(f, r, labels)} for f in flags]
     return {"lines": lines, "notes": notes, "meanings": list(FLAG_MEANINGS.items()), "flagged": sum(bool(x["flags"]) for x in lines)}
 
 

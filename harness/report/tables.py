@@ -168,7 +168,7 @@ def _digits(values: list[float]) -> int:
 def _layout(spec: Spec, results: pd.DataFrame):
     rows = spec.table.rows or []
     cols = [c for c in spec.table.columns or []]
-    labels_r = {r: (spec.methods[r].label or r) if r in spec.methods else r for r in rows}
+    labels_r = {r: spec.label_of(r) for r in rows}
     labels_c = {c: (spec.metrics[c].label or c) if c in spec.metrics else c for c in cols}
     direction = dict(zip(results["column"], results["direction"])) if not results.empty else {}
     group_of = {r: g.name for g in (spec.table.groups or []) for r in g.rows}

@@ -181,6 +181,26 @@ class Spec(_Strict):
             self.table.columns = list(self.metrics)
         return self
 
+    def group_of(self, row: str) -> str | None:
+        """The name of the table group that holds `row` (None: no groups, or not in one)."""
+        return next((g.name for g in self.table.groups or [] if row in g.rows), None)
+
+    def label_of(self, row: str) -> str:
+        """A row's label as the table shows it (default: its id)."""
+        return (self.methods[row].label or row) if row in self.methods else row
+
+    def row_name(self, row: str, beside: str | None = None) -> str:
+        """A row as named outside the table, whose group column tells rows apart: its label, after
+        its group's name when another row of the table has the same label (Table 2's four "RM@10"
+        are "SD1.5, COCO · RM@10", ...). `beside`: a row named next to it; when both are in one group
+        the prefix is left to that one ("RM@10 vs base")."""
+        label = self.label_of(row)
+        group = self.group_of(row)
+        if group is None or (beside is not None and self.group_of(beside) == group):
+            return label
+        same = [r for r in self.table.rows or [] if self.label_of(r) == label]
+        return f"{group} · {label}" if len(same) > 1 else label
+
     @property
     def digest(self) -> str:
         dumped = self.model_dump(mode="json")
