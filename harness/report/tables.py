@@ -171,7 +171,7 @@ def _layout(spec: Spec, results: pd.DataFrame):
     labels_r = {r: spec.label_of(r) for r in rows}
     labels_c = {c: (spec.metrics[c].label or c) if c in spec.metrics else c for c in cols}
     direction = dict(zip(results["column"], results["direction"])) if not results.empty else {}
-    group_of = {r: g.name for g in (spec.table.groups or []) for r in g.rows}
+    group_of = {r: g for r in rows if (g := spec.group_of(r)) is not None}
     conventions = dict(zip(results["column"], results["convention"])) if not results.empty else {}
     return rows, cols, labels_r, labels_c, direction, group_of, conventions
 
